@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Create the template's DynamoDB tables and SQS queues on the local stack.
+
+infra/template.yaml is the single source of these definitions: this script reads every
+AWS::DynamoDB::Table and AWS::SQS::Queue from it and creates the same thing locally, then
+writes the functions' environment (Globals.Function.Environment, with !Ref/!GetAtt
+resolved to the local names) to an env file.
+
+usage: local_resources.py TEMPLATE ENV_FILE PREFIX   (endpoints from AWS_ENDPOINT_URL_*)
+"""
+import json
+import os
+import sys
+
+import boto3
+from cfnlint.decode import cfn_yaml
+
+
+def plain(value):
+    """cfn-lint node classes -> plain Python values."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+class Resolver:
+    def __init__(self, template, prefix):
+        self.template = template
+        self.prefix = prefix
+        self.physical = {}  # logical id -> local name / URL
+        self.arns = {}
+
+    def param(self, name):
+        p = self.template.get("Parameters", {}).get(name)
+        if p is None:
+            raise KeyError(f"unknown parameter {name}")
+        default = p.get("Default")
+        return ",".join(default) if isinstance(default, list) else default
+
+    @staticmethod
+    def is_intrinsic(key):
+        return key == "Ref" or key.startswith("Fn::")
+
+    def condition(self, name):
+        return self.resolve(self.template.get("Conditions", {})[name])
+
+    def resolve(self, value):
+        if isinstance(value, dict) and len(value) == 1 and self.is_intrinsic(next(iter(value))):
+            (fn, arg), = value.items()
+            if fn == "Ref":
+                if arg in self.physical:
+                    return self.physical[arg]
+                return self.param(arg)
+            if fn == "Fn::GetAtt":
+                logical, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+                if attr == "Arn":
+                    return self.arns[logical]
+                if attr == "StreamArn":
+                    return self.arns[logical + ".StreamArn"]
+                raise KeyError(f"unsupported GetAtt {logical}.{attr}")
+            if fn == "Fn::If":
+                cond, yes, no = arg
+                return self.resolve(yes if self.condition(cond) else no)
+            if fn == "Fn::Equals":
+                a, b = (self.resolve(x) for x in arg)
+                return a == b
+            raise KeyError(f"unsupported intrinsic {fn}")
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+
+def create_table(ddb, name, props):
+    args = {
+        "TableName": name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        if key in props:
+            args[key] = [
+                {k: v for k, v in idx.items() if k in ("IndexName", "KeySchema", "Projection")}
+                for idx in props[key]
+            ]
+    if "StreamSpecification" in props:
+        args["StreamSpecification"] = {
+            "StreamEnabled": True,
+            "StreamViewType": props["StreamSpecification"]["StreamViewType"],
+        }
+    try:
+        desc = ddb.create_table(**args)["TableDescription"]
+    except ddb.exceptions.ResourceInUseException:
+        desc = ddb.describe_table(TableName=name)["Table"]
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and ttl.get("Enabled"):
+        try:
+            ddb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+            )
+        except Exception as e:  # already enabled on a re-run
+            if "already enabled" not in str(e).lower():
+                raise
+    return desc
+
+
+QUEUE_ATTRS = {
+    "VisibilityTimeout": "VisibilityTimeout",
+    "MessageRetentionPeriod": "MessageRetentionPeriod",
+    "DelaySeconds": "DelaySeconds",
+    "ReceiveMessageWaitTimeSeconds": "ReceiveMessageWaitTimeSeconds",
+    "MaximumMessageSize": "MaximumMessageSize",
+    "FifoQueue": "FifoQueue",
+    "ContentBasedDeduplication": "ContentBasedDeduplication",
+}
+
+
+def main():
+    template_path, env_path, prefix = sys.argv[1:4]
+    template = plain(cfn_yaml.load(template_path))
+    resources = template["Resources"]
+    r = Resolver(template, prefix)
+    ddb = boto3.client("dynamodb")
+    sqs = boto3.client("sqs")
+
+    tables = {k: v for k, v in resources.items() if v["Type"] == "AWS::DynamoDB::Table"}
+    queues = {k: v for k, v in resources.items() if v["Type"] == "AWS::SQS::Queue"}
+
+    for logical, res in tables.items():
+        name = f"{prefix}-{logical}"
+        desc = create_table(ddb, name, r.resolve(res["Properties"]))
+        r.physical[logical] = name
+        r.arns[logical] = desc["TableArn"]
+        if desc.get("LatestStreamArn"):
+            r.arns[logical + ".StreamArn"] = desc["LatestStreamArn"]
+
+    # Queues first without redrive (DLQs must exist), then the redrive policies.
+    for logical, res in queues.items():
+        props = res.get("Properties", {})
+        fifo = props.get("FifoQueue") is True
+        name = f"{prefix}-{logical}" + (".fifo" if fifo else "")
+        attrs = {QUEUE_ATTRS[k]: str(v).lower() if isinstance(v, bool) else str(r.resolve(v))
+                 for k, v in props.items() if k in QUEUE_ATTRS}
+        url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+        r.physical[logical] = url
+        r.arns[logical] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for logical, res in queues.items():
+        redrive = res.get("Properties", {}).get("RedrivePolicy")
+        if redrive:
+            policy = r.resolve(redrive)
+            policy["maxReceiveCount"] = int(policy["maxReceiveCount"])
+            sqs.set_queue_attributes(QueueUrl=r.physical[logical], Attributes={"RedrivePolicy": json.dumps(policy)})
+
+    env = r.resolve(template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
+    for logical, arn in r.arns.items():
+        if logical.endswith(".StreamArn"):
+            env[logical.split(".")[0].upper() + "_STREAM_ARN"] = arn
+    for logical in queues:
+        env.setdefault(f"QUEUE_URL_{logical}", r.physical[logical])
+    with open(env_path, "a") as f:
+        for k, v in env.items():
+            f.write(f"{k}={v}\n")
+    print(f"created {len(tables)} tables and {len(queues)} queues from {template_path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

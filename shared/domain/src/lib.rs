@@ -1,0 +1,20 @@
+//! Helium Market domain: the affiliate programme's rules, free of AWS types.
+//!
+//! - [`ids`], [`money`], [`code`], [`time`]: validated values.
+//! - [`policy`], [`config`]: per-user policy and global configuration, and how they combine.
+//! - [`model`]: the records the rules read and write.
+//! - [`ports`]: what the rules need from storage and configuration.
+//! - [`processors`]: one [`processors::Processor`] per business operation.
+
+pub mod code;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod money;
+pub mod policy;
+pub mod ports;
+pub mod processors;
+pub mod time;
+
+pub use error::MarketError;

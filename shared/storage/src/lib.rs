@@ -1,0 +1,37 @@
+//! DynamoDB adapter of the Helium Market store port. Key design: [`tables`].
+
+mod dynamo;
+mod error;
+mod expr;
+pub mod tables;
+
+pub use dynamo::DynamoStore;
+pub use tables::Tables;
+
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+
+/// Shared AWS configuration with timeouts suited to a 10 s Lambda: a dead dependency
+/// surfaces as `UNAVAILABLE` quickly instead of hanging the invocation. Endpoints come
+/// from the standard variables (`AWS_ENDPOINT_URL_DYNAMODB` locally).
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+impl DynamoStore {
+    /// Built once per cold start from the function's environment.
+    pub async fn from_env(config: &aws_config::SdkConfig) -> Result<Self, tables::MissingEnv> {
+        Ok(DynamoStore::new(aws_sdk_dynamodb::Client::new(config), Tables::from_env()?))
+    }
+}

@@ -1,0 +1,87 @@
+//! Table names and key design. The tables themselves are defined once, in
+//! `infra/template.yaml`; this module names their keys and indexes for the code.
+//!
+//! | table | key | other access | written by |
+//! |---|---|---|---|
+//! | policy (`affiliate_policy`) | PK `user_id` | GetItem | registration, reward (`rewards_triggered`), admin |
+//! | stats (`affiliate_stats`) | PK `user_id` | GetItem | every change it summarises, same transaction |
+//! | invite codes (`invite_code`) | PK `code` (upper-case) | sparse GSI `active-by-owner` (`active_owner`, `created_at`): the owner's not-yet-deactivated codes, newest first | create / deactivate / registration |
+//! | ledger (`affiliate_relation`) | PK `user_id`, SK `entry_key` = `reward#<order_id>` \| `withdrawal#<withdrawal_id>` | LSI `by-time` (`user_id`, `at_key` = `<ms, 13 digits>#<entry_key>`): newest first | reward, withdrawal; append-only |
+//! | outbox | PK `event_id` (= withdrawal id) | stream (NEW_IMAGE) to the relay | withdrawal |
+//!
+//! The entry keys are what make repeats harmless: one `reward#<order_id>` per order (an
+//! order has one buyer, whose inviter never changes), one `withdrawal#<id>` per
+//! (user, idempotency key).
+
+use std::env;
+
+pub const ACTIVE_BY_OWNER_INDEX: &str = "active-by-owner";
+pub const LEDGER_BY_TIME_INDEX: &str = "by-time";
+
+/// Attribute names used in key conditions and expressions.
+pub mod attr {
+    pub const USER_ID: &str = "user_id";
+    pub const CODE: &str = "code";
+    pub const ACTIVE: &str = "active";
+    pub const ACTIVE_OWNER: &str = "active_owner";
+    pub const OWNER_ID: &str = "owner_id";
+    pub const EXPIRES_AT: &str = "expires_at";
+    pub const DEACTIVATED_AT: &str = "deactivated_at";
+    pub const REGISTRATIONS: &str = "registrations";
+    pub const PURGE_AT: &str = "purge_at";
+    pub const ENTRY_KEY: &str = "entry_key";
+    pub const AT_KEY: &str = "at_key";
+    pub const EVENT_ID: &str = "event_id";
+    pub const INVITER: &str = "inviter";
+    pub const INVITE_CODE: &str = "invite_code";
+    pub const REGISTERED_AT: &str = "registered_at";
+    pub const AFFILIATE_ENABLED: &str = "affiliate_enabled";
+    pub const REWARDS_TRIGGERED: &str = "rewards_triggered";
+    pub const INVITED_COUNT: &str = "invited_count";
+    pub const REWARDED_ORDERS: &str = "rewarded_orders";
+    pub const TOTAL_EARNED: &str = "total_earned";
+    pub const AVAILABLE: &str = "available";
+    pub const WITHDRAWN_TOTAL: &str = "withdrawn_total";
+    pub const ACTIVE_CODES: &str = "active_codes";
+    pub const UPDATED_AT: &str = "updated_at";
+}
+
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub policy: String,
+    pub stats: String,
+    pub codes: String,
+    pub ledger: String,
+    pub outbox: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {0} is not set")]
+pub struct MissingEnv(pub &'static str);
+
+impl Tables {
+    /// Names from the functions' environment (the template's Globals, or the local env file).
+    pub fn from_env() -> Result<Self, MissingEnv> {
+        let var = |name: &'static str| env::var(name).map_err(|_| MissingEnv(name));
+        Ok(Tables {
+            policy: var("POLICY_TABLE")?,
+            stats: var("STATS_TABLE")?,
+            codes: var("INVITE_CODE_TABLE")?,
+            ledger: var("LEDGER_TABLE")?,
+            outbox: var("OUTBOX_TABLE")?,
+        })
+    }
+}
+
+pub fn reward_entry_key(order_id: &str) -> String {
+    format!("reward#{order_id}")
+}
+
+pub fn withdrawal_entry_key(withdrawal_id: &str) -> String {
+    format!("withdrawal#{withdrawal_id}")
+}
+
+/// Sort key of the time index; 13 digits of milliseconds sort lexically until the year 2286.
+pub fn at_key(at_millis: i64, entry_key: &str) -> String {
+    format!("{:013}#{entry_key}", at_millis.max(0))
+}
