@@ -26,7 +26,8 @@ PY
 
 start() { # name, command... ; runs detached, logs to $DIR/logs/name.log
   local svc="$1"; shift
-  setsid "$@" > "$DIR/logs/$svc.log" 2>&1 < /dev/null &
+  # From the stack's directory: DynamoDB Local writes its metadata file into the cwd.
+  ( cd "$DIR" && exec setsid "$@" ) > "$DIR/logs/$svc.log" 2>&1 < /dev/null &
   echo $! > "$DIR/pids/$svc.pid"
 }
 

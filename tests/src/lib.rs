@@ -1,1 +1,123 @@
+//! Support for the integration tests: they run against the local stack started by
+//! `make test` (scripts/test.sh), which exports its env file into the test environment.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use market_domain::code::InviteCode;
+use market_domain::config::MarketConfig;
+use market_domain::ids::{EventId, OrderId, UserId};
+use market_domain::model::{AffiliateStats, LedgerEntry, RewardEvent};
+use market_domain::money::{Bps, Money};
+use market_domain::ports::{MarketStore, RewardOutcome, StaticConfig};
+use market_domain::policy::TriggerLimit;
+use market_domain::processors::{ApplyReward, CreateInviteCode, Deps, Processor, RegisterUser, RegistrationResult, UserRegistered};
+use market_domain::time::{Clock, SystemClock, Timestamp};
+use market_storage::DynamoStore;
+
+pub type TestDeps = Deps<DynamoStore, StaticConfig>;
+
+/// Fails with a clear message when the tests are run outside `make test`.
+pub fn require_stack() {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok() && std::env::var("POLICY_TABLE").is_ok(),
+        "integration tests need the local stack: run `make test` (or source `scripts/stack.sh env NAME`)"
+    );
+}
+
+pub async fn store() -> DynamoStore {
+    require_stack();
+    let config = market_storage::aws_config().await;
+    DynamoStore::from_env(&config).await.expect("table names in the environment")
+}
+
+pub async fn deps(config: MarketConfig) -> TestDeps {
+    Deps::new(store().await, StaticConfig(config))
+}
+
+/// A user id no other test (or earlier run on the same stack) uses.
+pub fn user(prefix: &str) -> UserId {
+    UserId::parse(format!("{prefix}-{}", nanoid::nanoid!(10))).expect("valid id")
+}
+
+pub fn order() -> OrderId {
+    OrderId::parse(format!("order-{}", nanoid::nanoid!(12))).expect("valid id")
+}
+
+pub fn event_id() -> EventId {
+    EventId::parse(format!("evt-{}", nanoid::nanoid!(12))).expect("valid id")
+}
+
+/// A clock the test moves by hand.
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn starting_now() -> Arc<Self> {
+        Arc::new(ManualClock(AtomicI64::new(SystemClock.now().millis())))
+    }
+    pub fn advance_days(&self, days: i64) {
+        self.0.fetch_add(days * Timestamp::MS_PER_DAY, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// Creates a code for `inviter` and registers a fresh user with it; returns (buyer, code).
+pub async fn referred_user(d: &TestDeps, inviter: &UserId) -> (UserId, InviteCode) {
+    let code = CreateInviteCode::new(d.clone()).process(inviter.clone()).await.expect("code created").code;
+    let buyer = user("buyer");
+    let result = RegisterUser(d.clone())
+        .process(UserRegistered {
+            event_id: event_id(),
+            user: buyer.clone(),
+            invite_code: Some(code.as_str().to_owned()),
+            occurred_at: d.clock.now(),
+        })
+        .await
+        .expect("registered");
+    assert_eq!(result, RegistrationResult::Referred { inviter: inviter.clone() });
+    (buyer, code)
+}
+
+pub fn reward_event(buyer: &UserId, inviter: &UserId, reward: i64, limit: TriggerLimit) -> RewardEvent {
+    RewardEvent {
+        order_id: order(),
+        buyer: buyer.clone(),
+        inviter: inviter.clone(),
+        order_amount: Money::from_minor(reward * 10),
+        currency: MarketConfig::default().currency,
+        commission_bps: Bps::new(1000).expect("valid rate"),
+        reward: Money::from_minor(reward),
+        trigger_limit: limit,
+        occurred_at: SystemClock.now(),
+        source_event_id: event_id(),
+    }
+}
+
+/// Gives `inviter` `amount` available through the real path: a referral and a reward.
+pub async fn fund(d: &TestDeps, inviter: &UserId, amount: i64) {
+    let (buyer, _) = referred_user(d, inviter).await;
+    let outcome = ApplyReward(d.clone())
+        .process(reward_event(&buyer, inviter, amount, TriggerLimit::Unlimited))
+        .await
+        .expect("reward applied");
+    assert_eq!(outcome, RewardOutcome::Applied);
+}
+
+/// Invariants 2 and 3 of the spec for one user: stats add up and the ledger sums to them.
+pub async fn assert_money_invariants(store: &DynamoStore, user: &UserId) -> AffiliateStats {
+    let stats = store.get_stats(user).await.expect("stats");
+    let ledger = store.ledger_entries(user).await.expect("ledger");
+    let earned: i64 = ledger.iter().filter_map(|e| match e { LedgerEntry::Reward { reward, .. } => Some(reward.minor()), _ => None }).sum();
+    let withdrawn: i64 = ledger.iter().filter_map(|e| match e { LedgerEntry::Withdrawal { amount, .. } => Some(amount.minor()), _ => None }).sum();
+    assert_eq!(stats.total_earned.minor(), earned, "total_earned = sum of reward entries");
+    assert_eq!(stats.withdrawn_total.minor(), withdrawn, "withdrawn_total = sum of withdrawal entries");
+    assert_eq!(stats.total_earned.minor(), stats.available.minor() + stats.withdrawn_total.minor());
+    assert!(stats.available.minor() >= 0);
+    assert_eq!(stats.rewarded_orders as usize, ledger.iter().filter(|e| matches!(e, LedgerEntry::Reward { .. })).count());
+    stats
+}

@@ -1,0 +1,18 @@
+.PHONY: dev test setup stack-up stack-down lint build release
+# Run the whole system locally (foreground; Ctrl-C stops it).
+dev:
+	scripts/dev.sh
+# Run all tests: installs and starts everything it needs, stops it afterwards.
+test:
+	scripts/test.sh
+setup:
+	scripts/setup.sh
+stack-up:
+	scripts/stack.sh up dev
+stack-down:
+	scripts/stack.sh down dev
+lint:
+	cargo clippy --workspace --all-targets -- -D warnings
+	AWS_DEFAULT_REGION=us-east-1 .local/venv/bin/cfn-lint infra/template.yaml
+build:
+	cargo build --workspace

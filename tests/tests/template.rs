@@ -1,0 +1,34 @@
+//! The code's view of the tables agrees with the tables the template defines (the local
+//! stack creates them from infra/template.yaml).
+
+use market_storage::tables::{attr, ACTIVE_BY_OWNER_INDEX, LEDGER_BY_TIME_INDEX};
+
+fn keys(schema: &[aws_sdk_dynamodb::types::KeySchemaElement]) -> Vec<String> {
+    schema.iter().map(|k| k.attribute_name().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn tables_have_the_keys_and_indexes_the_code_uses() {
+    let store = market_tests::store().await;
+    let t = store.tables().clone();
+    let describe = |name: String| {
+        let client = store.client().clone();
+        async move { client.describe_table().table_name(name).send().await.unwrap().table.unwrap() }
+    };
+    assert_eq!(keys(describe(t.policy).await.key_schema()), [attr::USER_ID]);
+    assert_eq!(keys(describe(t.stats).await.key_schema()), [attr::USER_ID]);
+
+    let codes = describe(t.codes).await;
+    assert_eq!(keys(codes.key_schema()), [attr::CODE]);
+    let gsi = codes.global_secondary_indexes().iter().find(|i| i.index_name() == Some(ACTIVE_BY_OWNER_INDEX)).expect("GSI");
+    assert_eq!(keys(gsi.key_schema()), [attr::ACTIVE_OWNER, "created_at"]);
+
+    let ledger = describe(t.ledger).await;
+    assert_eq!(keys(ledger.key_schema()), [attr::USER_ID, attr::ENTRY_KEY]);
+    let lsi = ledger.local_secondary_indexes().iter().find(|i| i.index_name() == Some(LEDGER_BY_TIME_INDEX)).expect("LSI");
+    assert_eq!(keys(lsi.key_schema()), [attr::USER_ID, attr::AT_KEY]);
+
+    let outbox = describe(t.outbox).await;
+    assert_eq!(keys(outbox.key_schema()), [attr::EVENT_ID]);
+    assert!(outbox.stream_specification().is_some_and(|s| s.stream_enabled()), "outbox stream");
+}
