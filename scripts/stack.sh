@@ -5,6 +5,9 @@
 #   scripts/stack.sh up NAME     start (idempotent per NAME), write .local/stacks/NAME/env
 #   scripts/stack.sh down NAME   stop exactly what `up NAME` started
 #   scripts/stack.sh env NAME    print the env file (source it to talk to the stack)
+#   scripts/stack.sh functions NAME [--test]
+#                                serve every function with `cargo lambda watch` against the
+#                                stack (--test: no reloads, 4 instances per function)
 #
 # Every process runs in its own session (setsid) and is stopped by the pid recorded here.
 set -euo pipefail
@@ -110,6 +113,9 @@ REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f
 RABBITMQ_NODENAME=market-$NAME-$$@localhost
 ERL_EPMD_PORT=$EPMD_PORT
+AUTH_HS256_SECRET=local-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+AUTH_ISSUER=helium-market-local
+AUTH_AUDIENCE=helium-market
 ENV
   # Tables and queues from infra/template.yaml (appends the functions' variables).
   ( set -a; . "$ENV_FILE"; set +a
@@ -125,8 +131,27 @@ ENV
   printf '  %-10s %s\n' env "$ENV_FILE" logs "$DIR/logs" >&2
 }
 
+functions() {
+  [ -f "$ENV_FILE" ] || { log "stack is not up"; return 1; }
+  if running functions; then log "functions already served"; return 0; fi
+  local port; port=$(free_ports 1)
+  local flags=()
+  [ "${1:-}" = "--test" ] && flags=(--ignore-changes --concurrency 4)
+  # Build first so the first invocation does not pay for compilation.
+  (cd "$ROOT" && cargo build --workspace --bins --quiet)
+  sed -i '/^MARKET_RPC_URL=/d' "$ENV_FILE"
+  echo "MARKET_RPC_URL=http://127.0.0.1:$port/lambda-url" >> "$ENV_FILE"
+  ( set -a; . "$ENV_FILE"; set +a; cd "$ROOT"
+    PATH="$ROOT/.local/venv/bin:$PATH" start functions cargo lambda watch -A 127.0.0.1 -P "$port" \
+      --manifest-path "$ROOT/Cargo.toml" \
+      --disable-cors "${flags[@]}" )
+  wait_port functions "$port" 60
+  log "functions: http://127.0.0.1:$port/lambda-url/<function>/helium.market.v1.MarketService/<Method>"
+}
+
 case "$cmd" in
   up) up ;;
+  functions) functions "${3:-}" ;;
   down) down ;;
   env) cat "$ENV_FILE" ;;
   *) echo "usage: $0 up|down|env [NAME]" >&2; exit 2 ;;

@@ -16,8 +16,12 @@ echo "== template checks"
 STACK="test-$$"
 trap 'scripts/stack.sh down "$STACK"' EXIT
 scripts/stack.sh up "$STACK"
-set -a; . ".local/stacks/$STACK/env"; set +a
+# The functions' configuration for the end-to-end tests (tests/tests/rpc.rs relies on it).
+export MARKET_CONFIG_JSON='{"max_active_codes":5,"min_withdraw_amount":10,"currency":"USD"}'
 export RUST_LOG="${TEST_RUST_LOG:-warn}"
+echo "== functions (cargo lambda watch)"
+scripts/stack.sh functions "$STACK" --test
+set -a; . ".local/stacks/$STACK/env"; set +a
 
 echo "== cargo test"
 cargo test --workspace --locked

@@ -15,6 +15,8 @@ use market_domain::processors::{ApplyReward, CreateInviteCode, Deps, Processor, 
 use market_domain::time::{Clock, SystemClock, Timestamp};
 use market_storage::DynamoStore;
 
+pub mod rpc;
+
 pub type TestDeps = Deps<DynamoStore, StaticConfig>;
 
 /// Fails with a clear message when the tests are run outside `make test`.

@@ -56,6 +56,8 @@ pub struct AffiliateOverview {
     pub policy: EffectivePolicy,
     /// Usable (active, unexpired) codes, newest first.
     pub codes: Vec<InviteCodeRecord>,
+    /// The deployment's currency the amounts are in.
+    pub currency: crate::money::Currency,
 }
 
 pub struct GetAffiliateStats<S, C>(pub Deps<S, C>);
@@ -78,6 +80,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for GetAffiliateStats<S, C> {
             stats: stats?,
             policy: EffectivePolicy::resolve(policy?.as_ref(), &config),
             codes: codes?.into_iter().filter(|c| c.is_usable(now)).collect(),
+            currency: config.currency,
         })
     }
 }

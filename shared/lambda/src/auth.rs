@@ -1,0 +1,121 @@
+//! Who is calling. Behind API Gateway the HTTP API's JWT authorizer has already verified
+//! the token and put its claims in the request context: we take the user from there.
+//! Without an authorizer (local runs) we verify the `Bearer` token ourselves, with keys,
+//! issuer and audience from configuration. A user id never comes from a header or body.
+
+use std::collections::HashMap;
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use lambda_http::request::RequestContext;
+use market_domain::ids::UserId;
+use serde_json::{Map, Value};
+use tonic::Status;
+use tracing::debug;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("AUTH_JWKS is not a valid JWK set: {0}")]
+    Jwks(String),
+    #[error("AUTH_ISSUER and AUTH_AUDIENCE must be set when verification keys are configured")]
+    MissingIssuerOrAudience,
+}
+
+enum Keys {
+    Hs256(DecodingKey),
+    /// By key id; a token without `kid` may only use the single key of a one-key set.
+    Jwks(Vec<(Option<String>, Algorithm, DecodingKey)>),
+}
+
+pub struct Authenticator {
+    keys: Option<Keys>,
+    validation: Validation,
+    user_claim: String,
+}
+
+fn unauthenticated() -> Status {
+    Status::unauthenticated("missing or invalid credentials")
+}
+
+impl Authenticator {
+    /// From the environment, once per cold start:
+    /// `AUTH_JWKS` (a JWK set, JSON) or `AUTH_HS256_SECRET` (local development),
+    /// `AUTH_ISSUER`, `AUTH_AUDIENCE` (comma-separated), `AUTH_USER_CLAIM` (default `sub`).
+    pub fn from_env() -> Result<Self, AuthConfigError> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let keys = if let Some(jwks) = var("AUTH_JWKS") {
+            let set: JwkSet = serde_json::from_str(&jwks).map_err(|e| AuthConfigError::Jwks(e.to_string()))?;
+            let mut keys = Vec::new();
+            for jwk in &set.keys {
+                let alg = jwk
+                    .common
+                    .key_algorithm
+                    .and_then(|a| a.to_string().parse::<Algorithm>().ok())
+                    .unwrap_or(Algorithm::RS256);
+                let key = DecodingKey::from_jwk(jwk).map_err(|e| AuthConfigError::Jwks(e.to_string()))?;
+                keys.push((jwk.common.key_id.clone(), alg, key));
+            }
+            Some(Keys::Jwks(keys))
+        } else {
+            var("AUTH_HS256_SECRET").map(|s| Keys::Hs256(DecodingKey::from_secret(s.as_bytes())))
+        };
+        let mut validation = Validation::new(Algorithm::HS256);
+        if keys.is_some() {
+            let issuer = var("AUTH_ISSUER").ok_or(AuthConfigError::MissingIssuerOrAudience)?;
+            let audience = var("AUTH_AUDIENCE").ok_or(AuthConfigError::MissingIssuerOrAudience)?;
+            validation.set_issuer(&[issuer]);
+            validation.set_audience(&audience.split(',').map(str::trim).collect::<Vec<_>>());
+            validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            validation.leeway = 30;
+        }
+        Ok(Authenticator { keys, validation, user_claim: var("AUTH_USER_CLAIM").unwrap_or_else(|| "sub".into()) })
+    }
+
+    /// The authenticated caller, or `UNAUTHENTICATED`.
+    pub fn caller<T>(&self, request: &tonic::Request<T>) -> Result<UserId, Status> {
+        if let Some(claims) = authorizer_claims(request) {
+            let user = claims.get(&self.user_claim).ok_or_else(unauthenticated)?;
+            return UserId::parse(user.as_str()).map_err(|_| unauthenticated());
+        }
+        let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).ok_or_else(unauthenticated)?;
+        let token = header.strip_prefix("Bearer ").ok_or_else(unauthenticated)?;
+        let claims = self.verify(token.trim()).map_err(|reason| {
+            debug!(reason, "token rejected");
+            unauthenticated()
+        })?;
+        let user = claims.get(&self.user_claim).and_then(Value::as_str).ok_or_else(unauthenticated)?;
+        UserId::parse(user).map_err(|_| unauthenticated())
+    }
+
+    fn verify(&self, token: &str) -> Result<Map<String, Value>, &'static str> {
+        let keys = self.keys.as_ref().ok_or("no verification keys configured")?;
+        let header = decode_header(token).map_err(|_| "malformed token")?;
+        let (key, alg) = match keys {
+            Keys::Hs256(key) => (key, Algorithm::HS256),
+            Keys::Jwks(keys) => {
+                let found = match &header.kid {
+                    Some(kid) => keys.iter().find(|(id, _, _)| id.as_deref() == Some(kid)),
+                    None if keys.len() == 1 => keys.first(),
+                    None => None,
+                };
+                let (_, alg, key) = found.ok_or("unknown key id")?;
+                (key, *alg)
+            }
+        };
+        if header.alg != alg {
+            return Err("unexpected algorithm");
+        }
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![alg];
+        decode::<Map<String, Value>>(token, key, &validation).map(|t| t.claims).map_err(|_| "invalid token")
+    }
+}
+
+/// Claims the HTTP API's JWT authorizer verified (absent without an authorizer).
+fn authorizer_claims<T>(request: &tonic::Request<T>) -> Option<&HashMap<String, String>> {
+    match request.extensions().get::<RequestContext>()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.authorizer.as_ref()?.jwt.as_ref().map(|jwt| &jwt.claims),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}

@@ -1,0 +1,57 @@
+//! What every Helium Market Lambda shares: built once per cold start ([`Market::init`]),
+//! tracing ([`init_tracing`]), authentication ([`auth`]), the error mapping ([`to_status`])
+//! and gRPC-Web serving ([`serve()`]).
+
+pub mod auth;
+pub mod serve;
+pub mod status;
+
+pub use auth::Authenticator;
+pub use lambda_http::Error;
+pub use serve::serve;
+pub use status::to_status;
+
+use market_domain::config::MarketConfig;
+use market_domain::ports::StaticConfig;
+use market_domain::processors::Deps;
+use market_storage::DynamoStore;
+
+pub type Store = DynamoStore;
+pub type Config = StaticConfig;
+pub type MarketDeps = Deps<Store, Config>;
+
+/// JSON logs in Lambda (CloudWatch), compact text locally; level from `RUST_LOG`.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
+        && std::env::var_os("MARKET_LOG_TEXT").is_none()
+    {
+        builder.json().with_current_span(true).without_time().init();
+    } else {
+        builder.compact().init();
+    }
+}
+
+/// Everything a function needs, built once per cold start.
+pub struct Market {
+    pub deps: MarketDeps,
+    pub auth: Authenticator,
+}
+
+impl Market {
+    pub async fn init() -> Result<Self, lambda_http::Error> {
+        init_tracing();
+        let sdk = market_storage::aws_config().await;
+        let store = DynamoStore::from_env(&sdk).await?;
+        // The Redis-backed source replaces this (issue: admin controls); until then the
+        // document comes from MARKET_CONFIG_JSON, validated, or the built-in defaults.
+        let config = match std::env::var("MARKET_CONFIG_JSON") {
+            Ok(doc) if !doc.trim().is_empty() => MarketConfig::from_json(&doc)?,
+            _ => MarketConfig::default(),
+        };
+        let auth = Authenticator::from_env()?;
+        Ok(Market { deps: Deps::new(store, StaticConfig(config)), auth })
+    }
+}

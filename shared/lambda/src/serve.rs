@@ -1,0 +1,109 @@
+//! Serving a tonic service as gRPC-Web from `lambda_http`: tonic routes -> axum router,
+//! a request guard, `GrpcWebLayer` (binary and text modes), CORS outside it (so preflight
+//! never reaches tonic-web) -> `lambda_http::run`. Unary only: API Gateway buffers.
+
+use axum::body::{to_bytes, Body};
+use axum::extract::Request;
+use axum::middleware::{from_fn, Next};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderName, HeaderValue, Method};
+use tonic::server::NamedService;
+use tonic::service::Routes;
+use tonic::Status;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Largest request message accepted (our requests are a few dozen bytes).
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+
+fn cors() -> CorsLayer {
+    let origins = std::env::var("CORS_ALLOW_ORIGINS").unwrap_or_else(|_| "*".into());
+    let allow_origin = if origins.trim() == "*" {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.split(',').filter_map(|o| HeaderValue::from_str(o.trim()).ok()))
+    };
+    let names = |list: &[&'static str]| list.iter().map(|h| HeaderName::from_static(h)).collect::<Vec<_>>();
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers(names(&["authorization", "content-type", "x-grpc-web", "x-user-agent", "grpc-timeout"]))
+        .expose_headers(names(&["grpc-status", "grpc-message", "grpc-status-details-bin"]))
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// Runs inside tonic-web (the body is binary gRPC here): an oversized body or a broken
+/// frame is the client's fault, `INVALID_ARGUMENT`, before tonic sees it.
+fn reject(message: &'static str) -> Response {
+    Status::invalid_argument(message).into_http::<Body>().into_response()
+}
+
+async fn guard(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_REQUEST_BYTES + 5).await else {
+        return reject("request too large");
+    };
+    if bytes.len() > MAX_REQUEST_BYTES + 5 {
+        return reject("request too large");
+    }
+    if !frame_is_valid(&bytes) {
+        return reject("malformed gRPC frame");
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// One uncompressed length-prefixed message, exactly filling the body.
+fn frame_is_valid(bytes: &[u8]) -> bool {
+    match bytes {
+        [0, a, b, c, d, rest @ ..] => u32::from_be_bytes([*a, *b, *c, *d]) as usize == rest.len(),
+        _ => false,
+    }
+}
+
+/// The router of one gRPC service with the gRPC-Web and CORS layers (also used by tests).
+pub fn router<S>(service: S) -> axum::Router
+where
+    S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+{
+    Routes::new(service)
+        .prepare()
+        .into_axum_router()
+        .layer(from_fn(guard))
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(cors())
+}
+
+/// Serves `service` as this Lambda's handler until the runtime shuts it down.
+pub async fn serve<S>(service: S) -> Result<(), lambda_http::Error>
+where
+    S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+{
+    lambda_http::run(router(service)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frame_is_valid;
+
+    #[test]
+    fn frames() {
+        assert!(frame_is_valid(&[0, 0, 0, 0, 0]));
+        assert!(frame_is_valid(&[0, 0, 0, 0, 2, 8, 1]));
+        assert!(!frame_is_valid(&[0, 0, 0, 0, 3, 8, 1]));
+        assert!(!frame_is_valid(&[1, 0, 0, 0, 0]));
+        assert!(!frame_is_valid(&[0, 0, 0]));
+    }
+}
