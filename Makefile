@@ -1,4 +1,4 @@
-.PHONY: dev test setup stack-up stack-down lint build release
+.PHONY: dev test setup stack-up stack-down lint build release cli bench
 # Run the whole system locally (foreground; Ctrl-C stops it).
 dev:
 	scripts/dev.sh
@@ -16,3 +16,9 @@ lint:
 	AWS_DEFAULT_REGION=us-east-1 .local/venv/bin/cfn-lint infra/template.yaml
 build:
 	cargo build --workspace
+# Developer CLI against the running `make dev` stack, e.g. make cli ARGS="stats alice".
+cli:
+	@cargo run -q -p market-tests --bin market-cli -- $(ARGS)
+# Benchmark: per-RPC latency vs direct DynamoDB calls, capacity units, size, RSS.
+bench:
+	scripts/bench.sh

@@ -7,10 +7,14 @@ scripts/setup.sh
 STACK=dev
 trap 'scripts/stack.sh down "$STACK"' EXIT INT TERM
 scripts/stack.sh up "$STACK"
+scripts/stack.sh functions "$STACK"
 cat >&2 <<MSG
 
-Helium Market local stack is up. Use it from another shell with:
-  set -a; . .local/stacks/$STACK/env; set +a
-Press Ctrl-C to stop it.
+Helium Market runs locally. From another shell:
+  make cli ARGS="create-code alice"      # CreateInviteCode as user alice
+  make cli ARGS="stats alice"            # GetAffiliateStats
+  make cli ARGS="token alice"            # a bearer token for curl / your own client
+  set -a; . .local/stacks/$STACK/env; set +a   # the functions' environment
+Press Ctrl-C to stop everything.
 MSG
 while sleep 3600; do :; done

@@ -37,7 +37,9 @@ class Resolver:
         if p is None:
             raise KeyError(f"unknown parameter {name}")
         default = p.get("Default")
-        return ",".join(default) if isinstance(default, list) else default
+        if p.get("Type") == "CommaDelimitedList":
+            return default if isinstance(default, list) else str(default).split(",")
+        return default
 
     @staticmethod
     def is_intrinsic(key):
@@ -63,6 +65,10 @@ class Resolver:
             if fn == "Fn::If":
                 cond, yes, no = arg
                 return self.resolve(yes if self.condition(cond) else no)
+            if fn == "Fn::Join":
+                sep, items = arg
+                resolved = self.resolve(items)
+                return sep.join(resolved if isinstance(resolved, list) else [resolved])
             if fn == "Fn::Equals":
                 a, b = (self.resolve(x) for x in arg)
                 return a == b

@@ -5,9 +5,10 @@
 #   scripts/stack.sh up NAME     start (idempotent per NAME), write .local/stacks/NAME/env
 #   scripts/stack.sh down NAME   stop exactly what `up NAME` started
 #   scripts/stack.sh env NAME    print the env file (source it to talk to the stack)
-#   scripts/stack.sh functions NAME [--test]
+#   scripts/stack.sh functions NAME [--test|--bench]
 #                                serve every function with `cargo lambda watch` against the
-#                                stack (--test: no reloads, 4 instances per function)
+#                                stack (--test: no reloads, 4 instances per function;
+#                                --bench: release builds, no reloads)
 #
 # Every process runs in its own session (setsid) and is stopped by the pid recorded here.
 set -euo pipefail
@@ -135,13 +136,19 @@ functions() {
   [ -f "$ENV_FILE" ] || { log "stack is not up"; return 1; }
   if running functions; then log "functions already served"; return 0; fi
   local port; port=$(free_ports 1)
-  local flags=()
-  [ "${1:-}" = "--test" ] && flags=(--ignore-changes --concurrency 4)
+  local flags=() build=()
+  case "${1:-}" in
+    --test) flags=(--ignore-changes --concurrency 4) ;;
+    --bench) flags=(--ignore-changes --release); build=(--release) ;;
+  esac
   # Build first so the first invocation does not pay for compilation.
-  (cd "$ROOT" && cargo build --workspace --bins --quiet)
+  (cd "$ROOT" && cargo build --workspace --bins --quiet "${build[@]}")
   sed -i '/^MARKET_RPC_URL=/d' "$ENV_FILE"
   echo "MARKET_RPC_URL=http://127.0.0.1:$port/lambda-url" >> "$ENV_FILE"
+  # The caller's configuration document (tests, bench) wins over the template's default.
+  local config="${MARKET_CONFIG_JSON-}"
   ( set -a; . "$ENV_FILE"; set +a; cd "$ROOT"
+    [ -n "$config" ] && export MARKET_CONFIG_JSON="$config"
     PATH="$ROOT/.local/venv/bin:$PATH" start functions cargo lambda watch -A 127.0.0.1 -P "$port" \
       --manifest-path "$ROOT/Cargo.toml" \
       --disable-cors "${flags[@]}" )

@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{CancellationReason, TransactWriteItem};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::{CancellationReason, ConsumedCapacity, ReturnConsumedCapacity, TransactWriteItem};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::Client;
 use market_domain::code::InviteCode;
@@ -36,6 +39,31 @@ const CONFLICT_RETRIES: u32 = 8;
 pub struct DynamoStore {
     client: Client,
     tables: Tables,
+    usage: Arc<Usage>,
+}
+
+/// Round trips and capacity units this store consumed (per container; benchmarks and
+/// debug logs read it).
+#[derive(Debug, Default)]
+pub struct Usage {
+    round_trips: AtomicU64,
+    /// Thousandths of a capacity unit (DynamoDB reports halves for eventually consistent reads).
+    capacity_milli: AtomicU64,
+}
+
+impl Usage {
+    fn record<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let units: f64 = consumed.into_iter().filter_map(|c| c.capacity_units()).sum();
+        self.capacity_milli.fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
+        debug!(capacity_units = units, "dynamodb call");
+    }
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+    pub fn capacity_units(&self) -> f64 {
+        self.capacity_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    }
 }
 
 /// The outcome of a transaction that DynamoDB cancelled because a condition failed:
@@ -70,7 +98,11 @@ struct AvailableOnly {
 
 impl DynamoStore {
     pub fn new(client: Client, tables: Tables) -> Self {
-        DynamoStore { client, tables }
+        DynamoStore { client, tables, usage: Arc::default() }
+    }
+
+    pub fn usage(&self) -> &Usage {
+        &self.usage
     }
 
     pub fn tables(&self) -> &Tables {
@@ -86,9 +118,22 @@ impl DynamoStore {
     /// `Ok(Err(_))` means a condition failed.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<std::result::Result<(), Cancelled>> {
         for attempt in 0..CONFLICT_RETRIES {
-            let err = match self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
-                Ok(_) => return Ok(Ok(())),
-                Err(err) => err,
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            let err = match sent {
+                Ok(out) => {
+                    self.usage.record(out.consumed_capacity());
+                    return Ok(Ok(()));
+                }
+                Err(err) => {
+                    self.usage.record([]);
+                    err
+                }
             };
             let reasons = match err.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(tce)) => tce.cancellation_reasons().to_vec(),
@@ -120,9 +165,11 @@ impl DynamoStore {
             .table_name(table)
             .set_key(Some(key))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(sdk_error)?;
+        self.usage.record(out.consumed_capacity());
         Ok(out.item)
     }
 
@@ -142,9 +189,11 @@ impl DynamoStore {
                 .scan_index_forward(false)
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(sdk_error)?;
+            self.usage.record(out.consumed_capacity());
             let page: Vec<LedgerEntry> = serde_dynamo::from_items(out.items.unwrap_or_default()).map_err(mapping_error)?;
             entries.extend(page);
             start = out.last_evaluated_key;
@@ -210,9 +259,11 @@ impl MarketStore for DynamoStore {
                 .expression_attribute_values(":o", s(owner.as_str()))
                 .scan_index_forward(false)
                 .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(sdk_error)?;
+            self.usage.record(out.consumed_capacity());
             let page: Vec<InviteCodeRecord> =
                 serde_dynamo::from_items(out.items.unwrap_or_default()).map_err(mapping_error)?;
             codes.extend(page);

@@ -5,7 +5,7 @@ mod error;
 mod expr;
 pub mod tables;
 
-pub use dynamo::DynamoStore;
+pub use dynamo::{DynamoStore, Usage};
 pub use tables::Tables;
 
 use std::time::Duration;

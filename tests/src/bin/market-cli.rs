@@ -1,1 +1,98 @@
-fn main() {}
+//! Developer CLI for the local stack: mints a local token for a user and calls the RPCs.
+//!
+//!   market-cli token <user>
+//!   market-cli stats <user>
+//!   market-cli codes <user>
+//!   market-cli create-code <user>
+//!   market-cli delete-code <user> <code>
+//!   market-cli withdraw <user> <amount> [idempotency-key]
+//!
+//! It reads the stack's env file (`.local/stacks/dev/env`, or `MARKET_STACK_ENV`) unless the
+//! variables are already set.
+
+use market_proto::v1::*;
+use market_tests::rpc::Rpc;
+
+const USAGE: &str = "usage: market-cli token|stats|codes|create-code|delete-code|withdraw <user> [args]
+  token <user>                       print a bearer token for the local stack
+  stats <user>                       GetAffiliateStats
+  codes <user>                       ListInviteCodes
+  create-code <user>                 CreateInviteCode
+  delete-code <user> <code>          DeleteInviteCode
+  withdraw <user> <amount> [key]     WithdrawAffiliateReward (amount in minor units)";
+
+fn load_env() {
+    if std::env::var_os("MARKET_RPC_URL").is_some() {
+        return;
+    }
+    let path = std::env::var("MARKET_STACK_ENV").unwrap_or_else(|_| ".local/stacks/dev/env".into());
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!("no stack env at {path}: start the stack with `make dev`");
+        std::process::exit(2);
+    };
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            // SAFETY of intent: single-threaded start-up, before the runtime starts.
+            unsafe { std::env::set_var(k, v) };
+        }
+    }
+}
+
+fn show<T: std::fmt::Debug>(result: Result<tonic::Response<T>, tonic::Status>) -> i32 {
+    match result {
+        Ok(response) => {
+            println!("{:#?}", response.into_inner());
+            0
+        }
+        Err(status) => {
+            eprintln!("{:?}: {}", status.code(), status.message());
+            1
+        }
+    }
+}
+
+fn main() {
+    load_env();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(cmd), Some(user)) = (args.first(), args.get(1)) else {
+        eprintln!("{USAGE}");
+        std::process::exit(2);
+    };
+    let rpc = match Rpc::from_env() {
+        Ok(rpc) => rpc,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let token = rpc.token(user);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let code = runtime.block_on(async {
+        let mut client = rpc.client();
+        match (cmd.as_str(), args.get(2), args.get(3)) {
+            ("token", _, _) => {
+                println!("{token}");
+                0
+            }
+            ("stats", _, _) => show(client.get_affiliate_stats(Rpc::authed(GetAffiliateStatsRequest {}, &token)).await),
+            ("codes", _, _) => show(client.list_invite_codes(Rpc::authed(ListInviteCodesRequest {}, &token)).await),
+            ("create-code", _, _) => show(client.create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, &token)).await),
+            ("delete-code", Some(code), _) => {
+                show(client.delete_invite_code(Rpc::authed(DeleteInviteCodeRequest { code: code.clone() }, &token)).await)
+            }
+            ("withdraw", Some(amount), key) => {
+                let Ok(amount) = amount.parse() else {
+                    eprintln!("amount must be an integer (minor units)");
+                    return 2;
+                };
+                let key = key.cloned().unwrap_or_else(|| format!("cli-{}", market_tests::rpc::now_secs()));
+                show(client.withdraw_affiliate_reward(Rpc::authed(WithdrawAffiliateRewardRequest { amount, idempotency_key: key }, &token)).await)
+            }
+            _ => {
+                eprintln!("{USAGE}");
+                2
+            }
+        }
+    });
+    std::process::exit(code);
+}

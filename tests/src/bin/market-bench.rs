@@ -1,0 +1,205 @@
+//! `make bench`: per RPC, latency through the local stack (gRPC-Web -> cargo lambda watch ->
+//! release function -> DynamoDB Local) next to the same operation run directly in-process
+//! (the processor's DynamoDB calls through the SDK, no HTTP, gRPC or Lambda), with the
+//! DynamoDB round trips and capacity units per call, binary size and peak RSS.
+//! Not a test: it prints figures to compare. BENCH_N sets the calls per RPC (default 200).
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use market_domain::config::MarketConfig;
+use market_domain::ids::{IdempotencyKey, UserId};
+use market_domain::money::Money;
+use market_domain::processors::{self as p, CreateInviteCode, DeleteInviteCode, GetAffiliateStats, ListInviteCodes, Processor, WithdrawAffiliateReward, WithdrawRequest};
+use market_proto::v1::*;
+use market_tests::rpc::Rpc;
+
+struct Figures {
+    p50: Duration,
+    p99: Duration,
+}
+
+fn figures(mut samples: Vec<Duration>) -> Figures {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    Figures { p50: at(0.5), p99: at(0.99) }
+}
+
+async fn time_n<F, Fut>(n: usize, mut f: F) -> Vec<Duration>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = Instant::now();
+        f(i).await;
+        samples.push(started.elapsed());
+    }
+    samples
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+/// Peak RSS (VmHWM) of the running release function process, in MiB.
+fn peak_rss_mib(binary: &str) -> Option<f64> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let first = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+        if String::from_utf8_lossy(first).ends_with(&format!("target/release/{binary}")) {
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+            return Some(kb / 1024.0);
+        }
+    }
+    None
+}
+
+fn binary_mib(binary: &str) -> f64 {
+    std::fs::metadata(format!("target/release/{binary}")).map(|m| m.len() as f64 / 1048576.0).unwrap_or(f64::NAN)
+}
+
+fn uid(p: &str) -> UserId {
+    market_tests::user(p)
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let rpc = Rpc::from_env().expect("run through `make bench`");
+    let mut client = rpc.client();
+    // Direct path: same DynamoDB, same processors, in-process; its store counts usage.
+    let config = MarketConfig { min_withdraw_amount: Money::from_minor(1), max_active_codes: 50, ..MarketConfig::default() };
+    let d = market_tests::deps(config).await;
+
+    let reader = uid("bench-reader");
+    market_tests::fund(&d, &reader, 1_000_000).await;
+    for _ in 0..3 {
+        CreateInviteCode::new(d.clone()).process(reader.clone()).await.expect("code");
+    }
+    let reader_token = rpc.token(reader.as_str());
+    let spender = uid("bench-spender");
+    market_tests::fund(&d, &spender, 10_000_000).await;
+    let spender_token = rpc.token(spender.as_str());
+
+    println!("Helium Market RPC benchmark: {n} sequential calls per RPC after 10 warm-up calls");
+    println!("RPC = gRPC-Web -> cargo lambda watch -> release function -> DynamoDB Local");
+    println!("direct = the same processor and DynamoDB calls in-process (no HTTP, gRPC, Lambda)\n");
+    println!(
+        "{:<24} {:>9} {:>9} {:>10} {:>10} {:>7} {:>11} {:>8} {:>10} {:>9}",
+        "rpc", "rpc p50", "rpc p99", "direct p50", "direct p99", "ratio", "round trips", "CU/call", "binary", "peak RSS"
+    );
+
+    let row = |name: &str, binary: &str, rpc_s: Vec<Duration>, direct_s: Vec<Duration>, trips: f64, cu: f64| {
+        let (r, dd) = (figures(rpc_s), figures(direct_s));
+        println!(
+            "{:<24} {:>7}ms {:>7}ms {:>8}ms {:>8}ms {:>6.1}x {:>11.1} {:>8.1} {:>7.1}MiB {:>6}MiB",
+            name,
+            ms(r.p50),
+            ms(r.p99),
+            ms(dd.p50),
+            ms(dd.p99),
+            r.p50.as_secs_f64() / dd.p50.as_secs_f64(),
+            trips,
+            cu,
+            binary_mib(binary),
+            peak_rss_mib(binary).map(|m| format!("{m:.1}")).unwrap_or_else(|| "?".into()),
+        );
+    };
+    let usage = |d: &market_tests::TestDeps| (d.store.usage().round_trips(), d.store.usage().capacity_units());
+    macro_rules! direct {
+        ($body:expr) => {{
+            let before = usage(&d);
+            let samples = time_n(n, $body).await;
+            let after = usage(&d);
+            let trips = (after.0 - before.0) as f64 / n as f64;
+            let cu = (after.1 - before.1) / n as f64;
+            (samples, trips, cu)
+        }};
+    }
+
+    // GetAffiliateStats
+    time_n(10, |_| async { client.clone().get_affiliate_stats(Rpc::authed(GetAffiliateStatsRequest {}, &reader_token)).await.expect("rpc"); }).await;
+    let rpc_s = time_n(n, |_| async { client.clone().get_affiliate_stats(Rpc::authed(GetAffiliateStatsRequest {}, &reader_token)).await.expect("rpc"); }).await;
+    let (direct_s, trips, cu) = direct!(|_| async { GetAffiliateStats(d.clone()).process(reader.clone()).await.expect("direct"); });
+    row("GetAffiliateStats", "get-affiliate-stats", rpc_s, direct_s, trips, cu);
+
+    // ListInviteCodes
+    time_n(10, |_| async { client.clone().list_invite_codes(Rpc::authed(ListInviteCodesRequest {}, &reader_token)).await.expect("rpc"); }).await;
+    let rpc_s = time_n(n, |_| async { client.clone().list_invite_codes(Rpc::authed(ListInviteCodesRequest {}, &reader_token)).await.expect("rpc"); }).await;
+    let (direct_s, trips, cu) = direct!(|_| async { ListInviteCodes(d.clone()).process(reader.clone()).await.expect("direct"); });
+    row("ListInviteCodes", "list-invite-codes", rpc_s, direct_s, trips, cu);
+
+    // CreateInviteCode: a fresh user per call, so every call creates.
+    let users: Vec<UserId> = (0..n + 10).map(|_| uid("bench-creator")).collect();
+    let tokens: Vec<String> = users.iter().map(|u| rpc.token(u.as_str())).collect();
+    let mut codes = Vec::new();
+    for i in 0..10 {
+        client.create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, &tokens[n + i])).await.expect("rpc");
+    }
+    let mut rpc_s = Vec::new();
+    for t in tokens.iter().take(n) {
+        let started = Instant::now();
+        let code = client.create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, t)).await.expect("rpc").into_inner().code.expect("code");
+        rpc_s.push(started.elapsed());
+        codes.push(code.code);
+    }
+    let direct_users: Vec<UserId> = (0..n).map(|_| uid("bench-direct")).collect();
+    let mut direct_codes = Vec::new();
+    let before = usage(&d);
+    let mut direct_s = Vec::new();
+    for u in &direct_users {
+        let started = Instant::now();
+        direct_codes.push(CreateInviteCode::new(d.clone()).process(u.clone()).await.expect("direct").code);
+        direct_s.push(started.elapsed());
+    }
+    let after = usage(&d);
+    row("CreateInviteCode", "create-invite-code", rpc_s, direct_s, (after.0 - before.0) as f64 / n as f64, (after.1 - before.1) / n as f64);
+
+    // DeleteInviteCode: each of those codes once.
+    let mut rpc_s = Vec::new();
+    for (t, code) in tokens.iter().zip(&codes) {
+        let started = Instant::now();
+        client.delete_invite_code(Rpc::authed(DeleteInviteCodeRequest { code: code.clone() }, t)).await.expect("rpc");
+        rpc_s.push(started.elapsed());
+    }
+    let before = usage(&d);
+    let mut direct_s = Vec::new();
+    for (u, code) in direct_users.iter().zip(&direct_codes) {
+        let started = Instant::now();
+        DeleteInviteCode(d.clone()).process(p::DeleteInviteCodeRequest { caller: u.clone(), code: code.to_string() }).await.expect("direct");
+        direct_s.push(started.elapsed());
+    }
+    let after = usage(&d);
+    row("DeleteInviteCode", "delete-invite-code", rpc_s, direct_s, (after.0 - before.0) as f64 / n as f64, (after.1 - before.1) / n as f64);
+
+    // WithdrawAffiliateReward: a new idempotency key per call.
+    time_n(10, |i| {
+        let mut c = client.clone();
+        let t = spender_token.clone();
+        async move {
+            c.withdraw_affiliate_reward(Rpc::authed(WithdrawAffiliateRewardRequest { amount: 1, idempotency_key: format!("warm-{i}") }, &t)).await.expect("rpc");
+        }
+    })
+    .await;
+    let rpc_s = time_n(n, |i| {
+        let mut c = client.clone();
+        let t = spender_token.clone();
+        async move {
+            c.withdraw_affiliate_reward(Rpc::authed(WithdrawAffiliateRewardRequest { amount: 1, idempotency_key: format!("rpc-{i}") }, &t)).await.expect("rpc");
+        }
+    })
+    .await;
+    let (direct_s, trips, cu) = direct!(|i| {
+        let d = d.clone();
+        let spender = spender.clone();
+        async move {
+            let req = WithdrawRequest { caller: spender, amount: Money::from_minor(1), idempotency_key: IdempotencyKey::parse(format!("direct-{i}")).expect("key") };
+            WithdrawAffiliateReward(d).process(req).await.expect("direct");
+        }
+    });
+    row("WithdrawAffiliateReward", "withdraw-affiliate-reward", rpc_s, direct_s, trips, cu);
+    println!("\nround trips and CU/call are measured on the direct path (the same calls the function makes).");
+}
