@@ -31,11 +31,16 @@ class Resolver:
         self.prefix = prefix
         self.physical = {}  # logical id -> local name / URL
         self.arns = {}
+        # LOCAL_PARAMETERS="K=V,K=V": parameter values for this local stack (tests shorten
+        # redrive), like `sam deploy --parameter-overrides`.
+        self.overrides = dict(kv.split("=", 1) for kv in os.environ.get("LOCAL_PARAMETERS", "").split(",") if "=" in kv)
 
     def param(self, name):
         p = self.template.get("Parameters", {}).get(name)
         if p is None:
             raise KeyError(f"unknown parameter {name}")
+        if name in self.overrides:
+            return self.overrides[name]
         default = p.get("Default")
         if p.get("Type") == "CommaDelimitedList":
             return default if isinstance(default, list) else str(default).split(",")
@@ -152,6 +157,8 @@ def main():
         name = f"{prefix}-{logical}" + (".fifo" if fifo else "")
         attrs = {QUEUE_ATTRS[k]: str(v).lower() if isinstance(v, bool) else str(r.resolve(v))
                  for k, v in props.items() if k in QUEUE_ATTRS}
+        if os.environ.get("LOCAL_QUEUE_VISIBILITY_TIMEOUT") and "VisibilityTimeout" in attrs:
+            attrs["VisibilityTimeout"] = os.environ["LOCAL_QUEUE_VISIBILITY_TIMEOUT"]
         url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
         r.physical[logical] = url
         r.arns[logical] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -171,6 +178,26 @@ def main():
     with open(env_path, "a") as f:
         for k, v in env.items():
             f.write(f"{k}={v}\n")
+    # What Lambda's event source mappings do in AWS, the local runner does from this file.
+    sources = []
+    for logical, res in resources.items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        binary = res.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
+        for event in res.get("Properties", {}).get("Events", {}).values():
+            if event.get("Type") != "SQS":
+                continue
+            props = event["Properties"]
+            queue = props["Queue"]["Fn::GetAtt"][0]
+            sources.append({
+                "function": binary,
+                "queue_url": r.physical[queue],
+                "queue_arn": r.arns[queue],
+                "batch_size": int(props.get("BatchSize", 10)),
+                "report_batch_item_failures": "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+            })
+    with open(os.path.join(os.path.dirname(env_path), "event-sources.json"), "w") as f:
+        json.dump(sources, f, indent=2)
     print(f"created {len(tables)} tables and {len(queues)} queues from {template_path}", file=sys.stderr)
 
 

@@ -8,7 +8,9 @@
 #   scripts/stack.sh functions NAME [--test|--bench]
 #                                serve every function with `cargo lambda watch` against the
 #                                stack (--test: no reloads, 4 instances per function;
-#                                --bench: release builds, no reloads)
+#                                --bench: release builds, no reloads), the local SQS
+#                                event sources and the RabbitMQ bridge
+#   scripts/stack.sh bridge NAME (re)start the bridge if it is not running
 #
 # Every process runs in its own session (setsid) and is stopped by the pid recorded here.
 set -euo pipefail
@@ -38,7 +40,7 @@ start() { # name, command... ; runs detached, logs to $DIR/logs/name.log
 wait_port() { # svc port seconds
   local svc="$1" port="$2" deadline=$((SECONDS + $3))
   while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-    if ! kill -0 "$(cat "$DIR/pids/$svc.pid")" 2>/dev/null; then
+    if ! alive "$(cat "$DIR/pids/$svc.pid")"; then
       log "$svc exited; last log lines:"; tail -n 20 "$DIR/logs/$svc.log" >&2; return 1
     fi
     if [ $SECONDS -ge $deadline ]; then
@@ -48,7 +50,11 @@ wait_port() { # svc port seconds
   done
 }
 
-running() { [ -f "$DIR/pids/$1.pid" ] && kill -0 "$(cat "$DIR/pids/$1.pid")" 2>/dev/null; }
+alive() { # a pid that exists and is not a zombie (a killed orphan may not be reaped yet)
+  local state; state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "${state#Z}" = "$state" ]
+}
+running() { [ -f "$DIR/pids/$1.pid" ] && alive "$(cat "$DIR/pids/$1.pid")"; }
 
 down() {
   [ -d "$DIR/pids" ] || return 0
@@ -62,7 +68,7 @@ down() {
   for f in "$DIR"/pids/*.pid; do
     [ -e "$f" ] || continue
     local pid; pid=$(cat "$f")
-    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    while alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || true
     rm -f "$f"
   done
@@ -104,6 +110,7 @@ up() {
 
   cat > "$ENV_FILE" <<ENV
 MARKET_STACK=$NAME
+MARKET_STACK_DIR=$DIR
 AWS_REGION=us-east-1
 AWS_DEFAULT_REGION=us-east-1
 AWS_ACCESS_KEY_ID=local
@@ -153,12 +160,29 @@ functions() {
       --manifest-path "$ROOT/Cargo.toml" \
       --disable-cors "${flags[@]}" )
   wait_port functions "$port" 60
+  local profile=debug; [ "${1:-}" = "--bench" ] && profile=release
+  echo "$profile" > "$DIR/profile"
+  # Lambda's SQS event source mappings, locally (from the template's SQS events).
+  ( set -a; . "$ENV_FILE"; set +a
+    start event-sources "$ROOT/target/$profile/local-event-sources" "$DIR/event-sources.json" "http://127.0.0.1:$port" )
+  bridge
   log "functions: http://127.0.0.1:$port/lambda-url/<function>/helium.market.v1.MarketService/<Method>"
+  log "event sources: $(grep -c '"function"' "$DIR/event-sources.json") SQS mappings; bridge: RabbitMQ auth/shop -> SQS"
+}
+
+# The standalone RabbitMQ -> SQS bridge (restartable on its own: tests kill it).
+bridge() {
+  [ -f "$ENV_FILE" ] || { log "stack is not up"; return 1; }
+  if running bridge; then return 0; fi
+  local profile; profile=$(cat "$DIR/profile" 2>/dev/null || echo debug)
+  ( set -a; . "$ENV_FILE"; set +a
+    start bridge "$ROOT/target/$profile/rabbitmq-bridge" )
 }
 
 case "$cmd" in
   up) up ;;
   functions) functions "${3:-}" ;;
+  bridge) bridge ;;
   down) down ;;
   env) cat "$ENV_FILE" ;;
   *) echo "usage: $0 up|down|env [NAME]" >&2; exit 2 ;;

@@ -14,6 +14,9 @@ echo "== template checks"
 .local/venv/bin/sam validate --lint -t infra/template.yaml >/dev/null
 
 STACK="test-$$"
+# Shorter redrive than the template's defaults, so a poison message reaches its DLQ in
+# seconds (visibility 10 s, 3 receives); the definitions are otherwise the template's.
+export LOCAL_PARAMETERS="MaxReceiveCount=3" LOCAL_QUEUE_VISIBILITY_TIMEOUT=10
 trap 'scripts/stack.sh down "$STACK"' EXIT
 scripts/stack.sh up "$STACK"
 # The functions' configuration for the end-to-end tests (tests/tests/rpc.rs relies on it).

@@ -15,6 +15,7 @@ use market_domain::processors::{ApplyReward, CreateInviteCode, Deps, Processor, 
 use market_domain::time::{Clock, SystemClock, Timestamp};
 use market_storage::DynamoStore;
 
+pub mod amqp;
 pub mod rpc;
 
 pub type TestDeps = Deps<DynamoStore, StaticConfig>;

@@ -9,6 +9,7 @@
 pub mod code;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod model;
 pub mod money;

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod serve;
+pub mod sqs;
 pub mod status;
 
 pub use auth::Authenticator;
@@ -24,7 +25,8 @@ pub type MarketDeps = Deps<Store, Config>;
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
     if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
         && std::env::var_os("MARKET_LOG_TEXT").is_none()
     {
@@ -38,6 +40,8 @@ pub fn init_tracing() {
 pub struct Market {
     pub deps: MarketDeps,
     pub auth: Authenticator,
+    /// Shared AWS configuration, for functions that need more clients (SQS).
+    pub aws: aws_config::SdkConfig,
 }
 
 impl Market {
@@ -52,6 +56,17 @@ impl Market {
             _ => MarketConfig::default(),
         };
         let auth = Authenticator::from_env()?;
-        Ok(Market { deps: Deps::new(store, StaticConfig(config)), auth })
+        Ok(Market { deps: Deps::new(store, StaticConfig(config)), auth, aws: sdk })
     }
+}
+
+impl Market {
+    pub fn sqs(&self) -> market_messaging::Sqs {
+        market_messaging::Sqs::new(aws_sdk_sqs::Client::new(&self.aws))
+    }
+}
+
+/// A required environment variable, as a start-up error.
+pub fn env(name: &str) -> Result<String, Error> {
+    std::env::var(name).map_err(|_| format!("environment variable {name} is not set").into())
 }

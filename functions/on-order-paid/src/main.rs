@@ -1,0 +1,32 @@
+//! `order.paid` hook: parse, decide the reward, emit it to the internal reward queue
+//! (the reward processor applies it exactly once).
+
+use market_domain::events::OrderPaidEvent;
+use market_domain::processors::{DecideOrderReward, OrderDecision, Processor};
+use market_lambda::{env, sqs, Market};
+use std::sync::Arc;
+
+use tracing::info;
+
+#[tokio::main]
+async fn main() -> Result<(), market_lambda::Error> {
+    let market = Market::init().await?;
+    let reward_queue = Arc::new(env("REWARD_QUEUE_URL")?);
+    let sqs_client = Arc::new(market.sqs());
+    let decide = Arc::new(DecideOrderReward(market.deps));
+    sqs::run(move |message| {
+        let (decide, sqs_client, reward_queue) = (decide.clone(), sqs_client.clone(), reward_queue.clone());
+        async move {
+            let event = OrderPaidEvent::parse(sqs::body(&message)?)?;
+            let order_id = event.order_id.clone();
+            match decide.process(event).await? {
+                OrderDecision::Reward(reward) => sqs_client.send_json(&reward_queue, &reward).await,
+                OrderDecision::NoReward(reason) => {
+                    info!(order_id = %order_id, ?reason, "no reward");
+                    Ok(())
+                }
+            }
+        }
+    })
+    .await
+}

@@ -1,0 +1,155 @@
+//! The standalone consumer: durable queues bound to the routes, manual acks only after SQS
+//! accepted the message, bounded prefetch, reconnect with backoff, and on SIGTERM/Ctrl-C:
+//! finish the batch in flight (send, ack), then close — the broker requeues whatever was
+//! prefetched but not acked. A killed bridge loses nothing: unacked messages are redelivered
+//! (duplicates are harmless downstream).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use market_domain::MarketError;
+use market_messaging::{InboundMessage, Relay};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// Messages per SQS batch, and how long to wait for more before sending a partial one.
+const BATCH: usize = 10;
+const LINGER: Duration = Duration::from_millis(5);
+
+enum End {
+    Shutdown,
+}
+
+pub async fn run(relay: Arc<Relay>, url: String, prefetch: u16) -> Result<(), market_lambda::Error> {
+    let (stop_tx, stop) = watch::channel(false);
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match session(&relay, &url, prefetch, stop.clone(), &mut backoff).await {
+            Ok(End::Shutdown) => return Ok(()),
+            Err(e) => warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "broker session ended"),
+        }
+        let mut stop = stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn session(
+    relay: &Relay,
+    url: &str,
+    prefetch: u16,
+    mut stop: watch::Receiver<bool>,
+    backoff: &mut Duration,
+) -> Result<End, market_lambda::Error> {
+    let connection = Connection::connect(url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    let mut consumers = Vec::new();
+    for route in &relay.routes.0 {
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        channel.exchange_declare(route.exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
+        let queue = route.amqp_queue();
+        let options = QueueDeclareOptions { durable: true, ..Default::default() };
+        channel.queue_declare(queue.as_str().into(), options, FieldTable::default()).await?;
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                route.exchange.as_str().into(),
+                route.routing_key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let consumer = channel
+            .basic_consume(queue.as_str().into(), format!("helium-market-bridge/{queue}").as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+            .await?;
+        consumers.push(consumer);
+    }
+    info!(routes = relay.routes.0.len(), prefetch, "bridge consuming");
+    *backoff = Duration::from_millis(200);
+    let mut deliveries = futures::stream::select_all(consumers);
+    loop {
+        let first = tokio::select! {
+            d = deliveries.next() => d,
+            _ = stop.wait_for(|s| *s) => {
+                // Nothing in flight here: closing returns every unacked message to the queue.
+                let _ = channel.close(200, "shutdown".into()).await;
+                let _ = connection.close(200, "shutdown".into()).await;
+                info!("bridge stopped");
+                return Ok(End::Shutdown);
+            }
+        };
+        let Some(first) = first else { return Err("consumer stream ended".into()) };
+        let mut batch = vec![first?];
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while batch.len() < BATCH {
+            match tokio::time::timeout_at(deadline, deliveries.next()).await {
+                Ok(Some(d)) => batch.push(d?),
+                _ => break,
+            }
+        }
+        let messages: Vec<InboundMessage> = batch.iter().map(inbound).collect();
+        let results = relay.relay(&messages).await;
+        for (delivery, result) in batch.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    delivery.ack(BasicAckOptions::default()).await?;
+                }
+                // Unroutable: it would never succeed; let the broker dead-letter or drop it.
+                Err(MarketError::InvalidArgument(reason)) => {
+                    warn!(%reason, "message dropped");
+                    delivery.nack(BasicNackOptions { requeue: false, ..Default::default() }).await?;
+                }
+                Err(e) => {
+                    warn!(error = %e, "SQS did not accept the message, requeued");
+                    delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
+                }
+            }
+        }
+    }
+}
+
+fn json(value: &AMQPValue) -> serde_json::Value {
+    match value {
+        AMQPValue::LongString(s) => serde_json::Value::String(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => serde_json::Value::String(s.as_str().to_owned()),
+        AMQPValue::Boolean(b) => serde_json::Value::Bool(*b),
+        other => serde_json::to_value(other).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+fn inbound(d: &Delivery) -> InboundMessage {
+    InboundMessage {
+        exchange: d.exchange.as_str().to_owned(),
+        routing_key: d.routing_key.as_str().to_owned(),
+        body: d.data.clone(),
+        message_id: d.properties.message_id().as_ref().map(|m| m.as_str().to_owned()),
+        headers: d
+            .properties
+            .headers()
+            .as_ref()
+            .map(|h| h.inner().iter().map(|(k, v)| (k.as_str().to_owned(), json(v))).collect())
+            .unwrap_or_default(),
+    }
+}

@@ -1,0 +1,110 @@
+//! Inbound platform events as they arrive on the wire (JSON, SPEC §4): unknown fields are
+//! ignored; missing or invalid fields reject the message (it then reaches the DLQ).
+
+use serde::{Deserialize, Deserializer};
+
+use crate::error::MarketError;
+use crate::ids::{EventId, OrderId, UserId};
+use crate::money::Money;
+use crate::processors::{OrderPaid, UserRegistered};
+use crate::time::Timestamp;
+
+/// `occurred_at`: RFC 3339 text or Unix epoch milliseconds.
+fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+    use serde::de::Error;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Millis(i64),
+        Text(String),
+    }
+    match Repr::deserialize(d)? {
+        Repr::Millis(ms) => Ok(Timestamp::from_millis(ms)),
+        Repr::Text(s) => {
+            let t = time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| D::Error::custom("occurred_at must be RFC 3339 or epoch milliseconds"))?;
+            i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+                .map(Timestamp::from_millis)
+                .map_err(|_| D::Error::custom("occurred_at out of range"))
+        }
+    }
+}
+
+/// Exchange `auth`, routing key `user.registered`.
+#[derive(Debug, Deserialize)]
+pub struct UserRegisteredEvent {
+    pub event_id: EventId,
+    pub user_id: UserId,
+    #[serde(default)]
+    pub invite_code: Option<String>,
+    #[serde(deserialize_with = "timestamp")]
+    pub occurred_at: Timestamp,
+}
+
+/// Exchange `shop`, routing key `order.paid`.
+#[derive(Debug, Deserialize)]
+pub struct OrderPaidEvent {
+    pub event_id: EventId,
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    pub amount: Money,
+    pub currency: String,
+    #[serde(deserialize_with = "timestamp")]
+    pub occurred_at: Timestamp,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &str) -> Result<T, MarketError> {
+    serde_json::from_str(body).map_err(|e| MarketError::InvalidArgument(format!("invalid event: {e}")))
+}
+
+impl UserRegisteredEvent {
+    pub fn parse(body: &str) -> Result<UserRegistered, MarketError> {
+        let e: UserRegisteredEvent = parse(body)?;
+        Ok(UserRegistered { event_id: e.event_id, user: e.user_id, invite_code: e.invite_code, occurred_at: e.occurred_at })
+    }
+}
+
+impl OrderPaidEvent {
+    pub fn parse(body: &str) -> Result<OrderPaid, MarketError> {
+        let e: OrderPaidEvent = parse(body)?;
+        Ok(OrderPaid {
+            event_id: e.event_id,
+            order_id: e.order_id,
+            buyer: e.user_id,
+            amount: e.amount,
+            currency: e.currency,
+            occurred_at: e.occurred_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_ignores_unknown_fields() {
+        let ev = UserRegisteredEvent::parse(
+            r#"{"event_id":"e1","user_id":"u1","invite_code":"abcdefgh","occurred_at":"2026-11-24T10:00:00Z","extra":1}"#,
+        )
+        .unwrap();
+        assert_eq!(ev.user.as_str(), "u1");
+        assert_eq!(ev.occurred_at.millis(), 1_795_514_400_000);
+        let o = OrderPaidEvent::parse(r#"{"event_id":"e","order_id":"o","user_id":"u","amount":1999,"currency":"USD","occurred_at":1}"#).unwrap();
+        assert_eq!(o.amount.minor(), 1999);
+    }
+
+    #[test]
+    fn rejects_missing_or_invalid_fields() {
+        for body in [
+            r#"{"user_id":"u1","occurred_at":1}"#,
+            r#"{"event_id":"e","user_id":"","occurred_at":1}"#,
+            r#"{"event_id":"e","user_id":"u","occurred_at":"yesterday"}"#,
+            r#"not json"#,
+        ] {
+            assert!(UserRegisteredEvent::parse(body).is_err(), "{body}");
+        }
+        assert!(OrderPaidEvent::parse(r#"{"event_id":"e","order_id":"o","user_id":"u","amount":"10","currency":"USD","occurred_at":1}"#).is_err());
+        assert!(OrderPaidEvent::parse(r#"{"event_id":"e","order_id":"o","user_id":"u","amount":1.5,"currency":"USD","occurred_at":1}"#).is_err());
+    }
+}

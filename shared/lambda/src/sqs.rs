@@ -1,0 +1,76 @@
+//! SQS-triggered hooks: every message of a batch is handled concurrently, each in its own
+//! span; failures are reported per message (`ReportBatchItemFailures`), so one bad message
+//! never fails its siblings. A failed message is retried by SQS after its visibility
+//! timeout and moves to the DLQ after `maxReceiveCount` — for a transient error that is a
+//! retry, for an unparseable message the way to the DLQ.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::future::join_all;
+use lambda_runtime::{service_fn, LambdaEvent};
+use market_domain::MarketError;
+use tracing::{error, info_span, warn, Instrument};
+
+fn attribute<'a>(m: &'a SqsMessage, name: &str) -> Option<&'a str> {
+    m.message_attributes.get(name).and_then(|a| a.string_value.as_deref())
+}
+
+/// Handles one batch; the response lists the messages to retry.
+pub async fn handle_batch<H, F>(handler: &H, event: SqsEvent) -> SqsBatchResponse
+where
+    H: Fn(SqsMessage) -> F,
+    F: Future<Output = Result<(), MarketError>>,
+{
+    let work = event.records.into_iter().map(|message| {
+        let id = message.message_id.clone().unwrap_or_default();
+        let span = info_span!(
+            "sqs_message",
+            message_id = %id,
+            amqp_message_id = attribute(&message, "amqp_message_id").unwrap_or(""),
+            receive_count = message.attributes.get("ApproximateReceiveCount").map(String::as_str).unwrap_or(""),
+        );
+        let fut = handler(message);
+        async move {
+            let result = fut.await;
+            if let Err(e) = &result {
+                if e.is_transient() {
+                    warn!(error = %e, cause = ?std::error::Error::source(e), "message failed, will be retried");
+                } else {
+                    error!(error = %e, "message rejected, it will reach the DLQ after maxReceiveCount");
+                }
+            }
+            (id, result.is_ok())
+        }
+        .instrument(span)
+    });
+    let mut response = SqsBatchResponse::default();
+    for (id, ok) in join_all(work).await {
+        if !ok {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+/// Runs an SQS hook as this Lambda's handler.
+pub async fn run<H, F>(handler: H) -> Result<(), lambda_runtime::Error>
+where
+    H: Fn(SqsMessage) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<(), MarketError>> + Send,
+{
+    let handler = Arc::new(handler);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let handler = handler.clone();
+        async move { Ok::<_, lambda_runtime::Error>(handle_batch(handler.as_ref(), event.payload).await) }
+    }))
+    .await
+}
+
+/// The message body, or a permanent error (an SQS message always has one).
+pub fn body(message: &SqsMessage) -> Result<&str, MarketError> {
+    message.body.as_deref().ok_or_else(|| MarketError::InvalidArgument("message without body".into()))
+}

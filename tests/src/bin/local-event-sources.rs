@@ -1,0 +1,144 @@
+//! Local stand-in for Lambda's SQS event source mappings: for each mapping in the stack's
+//! `event-sources.json` (made from the template's SQS events), poll the queue, invoke the
+//! function under `cargo lambda watch` with an SQS event of up to `BatchSize` records, and
+//! delete only the messages that did not fail (`batchItemFailures`). Failed messages and
+//! failed invocations stay: they come back after the visibility timeout and SQS moves them
+//! to the DLQ after `maxReceiveCount`, as in AWS.
+//!
+//!   local-event-sources <event-sources.json> <http://127.0.0.1:PORT>   (SQS endpoint from env)
+
+use std::sync::Arc;
+
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+#[derive(Deserialize, Clone)]
+struct Source {
+    function: String,
+    queue_url: String,
+    queue_arn: String,
+    batch_size: i32,
+    report_batch_item_failures: bool,
+}
+
+type Http = Client<HttpConnector, Full<Bytes>>;
+
+async fn invoke(http: &Http, base: &str, function: &str, event: &Value) -> Result<Value, String> {
+    let request = http::Request::post(format!("{base}/2015-03-31/functions/{function}/invocations"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(event.to_string())))
+        .map_err(|e| e.to_string())?;
+    let response = http.request(request).await.map_err(|e| e.to_string())?;
+    let failed = !response.status().is_success() || response.headers().contains_key("x-amz-function-error");
+    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    if failed {
+        return Err(String::from_utf8_lossy(&body).into_owned());
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("bad function response: {e}"))
+}
+
+async fn poll(sqs: aws_sdk_sqs::Client, http: Http, base: Arc<String>, source: Source) {
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&source.queue_url)
+            .max_number_of_messages(source.batch_size.min(10))
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await;
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(e) => {
+                eprintln!("[event-sources] receive from {} failed: {e}", source.queue_url);
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                let attributes: Map<String, Value> = m
+                    .attributes()
+                    .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone()))).collect())
+                    .unwrap_or_default();
+                let message_attributes: Map<String, Value> = m
+                    .message_attributes()
+                    .map(|a| {
+                        a.iter()
+                            .map(|(k, v)| {
+                                (k.clone(), json!({"stringValue": v.string_value(), "dataType": v.data_type(),
+                                                   "stringListValues": [], "binaryListValues": []}))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!({
+                    "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                    "md5OfBody": m.md5_of_body(), "attributes": attributes, "messageAttributes": message_attributes,
+                    "eventSource": "aws:sqs", "eventSourceARN": source.queue_arn, "awsRegion": "us-east-1",
+                })
+            })
+            .collect();
+        let event = json!({ "Records": records });
+        let failed_ids: Vec<String> = match invoke(&http, &base, &source.function, &event).await {
+            Ok(response) if source.report_batch_item_failures => response["batchItemFailures"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            Ok(_) => vec![],
+            Err(e) => {
+                eprintln!("[event-sources] {} invocation failed: {e}", source.function);
+                continue; // nothing deleted: the whole batch comes back after the visibility timeout
+            }
+        };
+        let entries: Vec<DeleteMessageBatchRequestEntry> = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !failed_ids.iter().any(|f| Some(f.as_str()) == m.message_id()))
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(m.receipt_handle()?).build().ok()
+            })
+            .collect();
+        if !entries.is_empty() {
+            if let Err(e) = sqs.delete_message_batch().queue_url(&source.queue_url).set_entries(Some(entries)).send().await {
+                eprintln!("[event-sources] delete failed: {e}");
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(path), Some(base)) = (args.get(1), args.get(2)) else {
+        return Err("usage: local-event-sources <event-sources.json> <lambda base url>".into());
+    };
+    let sources: Vec<Source> = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    // Long polls against a busy local SQS need more room than the functions' 2 s attempts.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder().operation_timeout(std::time::Duration::from_secs(30)).build();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let http: Http = Client::builder(TokioExecutor::new()).build_http();
+    let pollers: usize = std::env::var("EVENT_SOURCE_POLLERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let base = Arc::new(base.trim_end_matches('/').to_owned());
+    let mut tasks = Vec::new();
+    for source in sources {
+        eprintln!("[event-sources] {} <- {}", source.function, source.queue_url);
+        for _ in 0..pollers {
+            tasks.push(tokio::spawn(poll(sqs.clone(), http.clone(), base.clone(), source.clone())));
+        }
+    }
+    // Runs until stopped (SIGTERM from scripts/stack.sh).
+    futures::future::join_all(tasks).await;
+    Ok(())
+}
