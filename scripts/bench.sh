@@ -11,3 +11,4 @@ export MARKET_CONFIG_JSON='{"max_active_codes":50,"min_withdraw_amount":1,"curre
 scripts/stack.sh functions "$STACK" --bench
 set -a; . ".local/stacks/$STACK/env"; set +a
 cargo run --release -q -p market-tests --bin market-bench
+cargo run --release -q -p market-tests --bin market-bench-events

@@ -6,6 +6,8 @@
 //!   market-cli create-code <user>
 //!   market-cli delete-code <user> <code>
 //!   market-cli withdraw <user> <amount> [idempotency-key]
+//!   market-cli publish-registered <user> [invite-code]     (to RabbitMQ auth/user.registered)
+//!   market-cli publish-order <user> <amount> [order-id]    (to RabbitMQ shop/order.paid)
 //!
 //! It reads the stack's env file (`.local/stacks/dev/env`, or `MARKET_STACK_ENV`) unless the
 //! variables are already set.
@@ -19,7 +21,9 @@ const USAGE: &str = "usage: market-cli token|stats|codes|create-code|delete-code
   codes <user>                       ListInviteCodes
   create-code <user>                 CreateInviteCode
   delete-code <user> <code>          DeleteInviteCode
-  withdraw <user> <amount> [key]     WithdrawAffiliateReward (amount in minor units)";
+  withdraw <user> <amount> [key]     WithdrawAffiliateReward (amount in minor units)
+  publish-registered <user> [code]   publish auth/user.registered to RabbitMQ
+  publish-order <user> <amount> [id] publish shop/order.paid to RabbitMQ (USD minor units)";
 
 fn load_env() {
     if std::env::var_os("MARKET_RPC_URL").is_some() {
@@ -79,6 +83,25 @@ fn main() {
             ("create-code", _, _) => show(client.create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, &token)).await),
             ("delete-code", Some(code), _) => {
                 show(client.delete_invite_code(Rpc::authed(DeleteInviteCodeRequest { code: code.clone() }, &token)).await)
+            }
+            ("publish-registered", code, _) => {
+                let publisher = market_tests::amqp::Publisher::connect().await;
+                let event_id = format!("cli-{}", nanoid::nanoid!(10));
+                publisher.user_registered(&event_id, user, code.map(String::as_str)).await;
+                println!("published user.registered {event_id} for {user}");
+                0
+            }
+            ("publish-order", Some(amount), order) => {
+                let Ok(amount) = amount.parse() else {
+                    eprintln!("amount must be an integer (minor units)");
+                    return 2;
+                };
+                let publisher = market_tests::amqp::Publisher::connect().await;
+                let event_id = format!("cli-{}", nanoid::nanoid!(10));
+                let order = order.cloned().unwrap_or_else(|| format!("order-{}", nanoid::nanoid!(8)));
+                publisher.order_paid(&event_id, &order, user, amount).await;
+                println!("published order.paid {order} ({amount}) for {user}");
+                0
             }
             ("withdraw", Some(amount), key) => {
                 let Ok(amount) = amount.parse() else {

@@ -1,0 +1,88 @@
+//! `make bench` (events part): end-to-end events per second (RabbitMQ publish -> reward
+//! visible in DynamoDB) and the bridge's relay rate, next to the raw rate of SQS
+//! `SendMessageBatch` and of the reward transaction alone, on the same local stack.
+//! BENCH_EVENTS sets the number of orders (default 1000).
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use market_domain::config::MarketConfig;
+use market_domain::policy::TriggerLimit;
+use market_domain::ports::MarketStore;
+use market_domain::processors::{ApplyReward, CreateInviteCode, Processor};
+use market_tests::amqp::{eventually, Publisher};
+
+fn rate(n: usize, d: Duration) -> String {
+    format!("{:>8.0}/s  ({n} in {:.2} s)", n as f64 / d.as_secs_f64(), d.as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let d = market_tests::deps(MarketConfig::default()).await;
+    let sqs = aws_sdk_sqs::Client::new(&market_storage::aws_config().await);
+    println!("\nHelium Market event benchmark: {n} order.paid events");
+
+    // Raw SQS SendMessageBatch (10 per call, sequential) to a scratch queue.
+    let scratch = sqs.create_queue().queue_name(format!("bench-raw-{}", nanoid::nanoid!(6))).send().await.unwrap();
+    let scratch = scratch.queue_url().unwrap().to_owned();
+    let started = Instant::now();
+    for chunk in 0..n.div_ceil(10) {
+        let entries: Vec<_> = (0..10)
+            .map(|i| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(format!("{{\"n\":{}}}", chunk * 10 + i)).build().unwrap())
+            .collect();
+        sqs.send_message_batch().queue_url(&scratch).set_entries(Some(entries)).send().await.unwrap();
+    }
+    let raw_sqs = started.elapsed();
+
+    // The reward transaction alone (sequential), for a referred buyer.
+    let inviter = market_tests::user("bench-inviter");
+    let (buyer, _) = market_tests::referred_user(&d, &inviter).await;
+    let apply = ApplyReward(d.clone());
+    let started = Instant::now();
+    for _ in 0..n {
+        apply.process(market_tests::reward_event(&buyer, &inviter, 10, TriggerLimit::Unlimited)).await.unwrap();
+    }
+    let raw_tx = started.elapsed();
+
+    // End to end: publish to RabbitMQ, wait for every reward.
+    let publisher = Publisher::connect().await;
+    let a = market_tests::user("bench-e2e-inviter");
+    let code = CreateInviteCode::new(d.clone()).process(a.clone()).await.unwrap().code;
+    let b = market_tests::user("bench-e2e-buyer");
+    publisher.user_registered(&format!("ev-{b}"), b.as_str(), Some(code.as_str())).await;
+    let store = market_tests::store().await;
+    eventually("referral", 60, || async { store.get_policy(&b).await.unwrap().and_then(|p| p.inviter).is_some() }).await;
+
+    let url = std::env::var("AMQP_URL").unwrap();
+    let conn = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await.unwrap();
+    let probe = conn.create_channel().await.unwrap();
+    let started = Instant::now();
+    for i in 0..n {
+        publisher.order_paid(&format!("ev-{b}-{i}"), &format!("{b}-{i}"), b.as_str(), 100).await;
+    }
+    let published = started.elapsed();
+    // Relay: until the bridge's RabbitMQ queue is drained (it acks only after SQS accepted).
+    let options = QueueDeclareOptions { passive: true, durable: true, ..Default::default() };
+    let mut drained = None;
+    while drained.is_none() || store.get_stats(&a).await.unwrap().rewarded_orders < n as u64 {
+        if drained.is_none() {
+            let q = probe.queue_declare("helium-market.shop.order.paid".into(), options, FieldTable::default()).await.unwrap();
+            if q.message_count() == 0 {
+                drained = Some(started.elapsed());
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "end to end did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let e2e = started.elapsed();
+
+    println!("{:<44} {}", "raw SQS SendMessageBatch (10/call)", rate(n, raw_sqs));
+    println!("{:<44} {}", "raw reward transaction (ApplyReward)", rate(n, raw_tx));
+    println!("{:<44} {}", "RabbitMQ publish with confirms (test client)", rate(n, published));
+    println!("{:<44} {}", "bridge relay (RabbitMQ queue drained)", rate(n, drained.unwrap_or(e2e)));
+    println!("{:<44} {}", "end to end (publish -> reward in DynamoDB)", rate(n, e2e));
+    println!("(functions are release builds under cargo lambda watch; local SQS is moto, single-threaded)");
+}
