@@ -12,3 +12,4 @@ scripts/stack.sh functions "$STACK" --bench
 set -a; . ".local/stacks/$STACK/env"; set +a
 cargo run --release -q -p market-tests --bin market-bench
 cargo run --release -q -p market-tests --bin market-bench-events
+python3 scripts/coldstart.py 10

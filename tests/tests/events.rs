@@ -166,8 +166,21 @@ async fn a_poison_message_goes_to_the_dlq_and_its_siblings_are_applied() {
     eventually("the poison message in the DLQ", 90, || {
         let (sqs, dlq, marker) = (sqs.clone(), dlq.clone(), marker.clone());
         async move {
-            let out = sqs.receive_message().queue_url(&dlq).max_number_of_messages(10).visibility_timeout(0).send().await.unwrap();
-            out.messages().iter().any(|m| m.body().is_some_and(|b| b.contains(&marker)))
+            let out = sqs
+                .receive_message()
+                .queue_url(&dlq)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .unwrap();
+            // The AMQP message id travelled with it as an SQS message attribute.
+            out.messages().iter().any(|m| {
+                m.body().is_some_and(|b| b.contains(&marker))
+                    && m.message_attributes().and_then(|a| a.get("amqp_message_id")).and_then(|v| v.string_value())
+                        == Some(marker.as_str())
+            })
         }
     })
     .await;
@@ -202,4 +215,20 @@ async fn a_killed_bridge_loses_nothing() {
     assert_eq!(stats.rewarded_orders as usize, ORDERS, "exactly once");
     assert_eq!(stats.total_earned.minor(), (ORDERS * 10) as i64);
     assert_eq!(store.get_policy(&b).await.unwrap().unwrap().rewards_triggered as usize, ORDERS);
+
+    // SIGTERM: the bridge finishes what is in flight and exits on its own; then back up.
+    let pid = std::fs::read_to_string(format!("{stack_dir}/pids/bridge.pid")).unwrap().trim().to_owned();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    eventually("the bridge exits after SIGTERM", 15, || {
+        let pid = pid.clone();
+        async move {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            state.is_empty() || state.split(' ').nth(2) == Some("Z")
+        }
+    })
+    .await;
+    let log = std::fs::read_to_string(format!("{stack_dir}/logs/bridge.log")).unwrap_or_default();
+    assert!(log.contains("bridge stopped"), "graceful shutdown logged: {log}");
+    let status = std::process::Command::new(format!("{root}/scripts/stack.sh")).args(["bridge", &stack]).status().unwrap();
+    assert!(status.success(), "bridge restarted");
 }

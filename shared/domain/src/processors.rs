@@ -129,7 +129,9 @@ impl<S: MarketStore, C: ConfigSource> Processor for CreateInviteCode<S, C> {
 
     async fn process(&self, caller: UserId) -> Result<InviteCodeRecord, MarketError> {
         let d = &self.deps;
-        let (policy, config) = futures::join!(d.store.get_policy(&caller), d.config.current());
+        // One parallel round trip of reads (SPEC §7); only a retry re-reads the codes.
+        let (policy, config, active) =
+            futures::join!(d.store.get_policy(&caller), d.config.current(), d.store.list_active_codes(&caller));
         let policy = EffectivePolicy::resolve(policy?.as_ref(), &config);
         if !config.enabled {
             return Err(MarketError::MarketDisabled);
@@ -137,10 +139,14 @@ impl<S: MarketStore, C: ConfigSource> Processor for CreateInviteCode<S, C> {
         if !policy.affiliate_enabled {
             return Err(MarketError::AffiliateDisabled);
         }
+        let mut active = Some(active?);
         let mut last_error = MarketError::Contention;
         for _ in 0..CREATE_ATTEMPTS {
             let now = d.clock.now();
-            let active = d.store.list_active_codes(&caller).await?;
+            let active = match active.take() {
+                Some(codes) => codes,
+                None => d.store.list_active_codes(&caller).await?,
+            };
             let release_expired: Vec<InviteCode> =
                 active.iter().filter(|c| c.is_expired(now)).map(|c| c.code.clone()).collect();
             // Fast path only; the store's condition on the slot counter is what holds the limit.

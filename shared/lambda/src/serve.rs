@@ -59,18 +59,37 @@ fn frame_is_valid(bytes: &[u8]) -> bool {
     }
 }
 
-/// The router of one gRPC service with the gRPC-Web and CORS layers (also used by tests).
-pub fn router<S>(service: S) -> axum::Router
-where
-    S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
-        + NamedService
+/// A generated tonic server (`MarketServiceServer<…>`), as the router needs it.
+pub trait GrpcServer:
+    tower::Service<
+        http::Request<tonic::body::Body>,
+        Error = std::convert::Infallible,
+        Response = http::Response<tonic::body::Body>,
+        Future: Send + 'static,
+    > + NamedService
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> GrpcServer for S where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Error = std::convert::Infallible,
+            Response = http::Response<tonic::body::Body>,
+            Future: Send + 'static,
+        > + NamedService
         + Clone
         + Send
         + Sync
-        + 'static,
-    S::Response: axum::response::IntoResponse,
-    S::Future: Send + 'static,
+        + 'static
 {
+}
+
+/// The router of one gRPC service with the gRPC-Web and CORS layers (also used by tests).
+pub fn router(service: impl GrpcServer) -> axum::Router {
     Routes::new(service)
         .prepare()
         .into_axum_router()
@@ -80,17 +99,7 @@ where
 }
 
 /// Serves `service` as this Lambda's handler until the runtime shuts it down.
-pub async fn serve<S>(service: S) -> Result<(), lambda_http::Error>
-where
-    S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
-        + NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Response: axum::response::IntoResponse,
-    S::Future: Send + 'static,
-{
+pub async fn serve(service: impl GrpcServer) -> Result<(), lambda_http::Error> {
     lambda_http::run(router(service)).await
 }
 
