@@ -89,7 +89,7 @@ async fn main() {
     println!("direct = the same processor and DynamoDB calls in-process (no HTTP, gRPC, Lambda)\n");
     println!(
         "{:<24} {:>9} {:>9} {:>10} {:>10} {:>7} {:>11} {:>8} {:>10} {:>9}",
-        "rpc", "rpc p50", "rpc p99", "direct p50", "direct p99", "ratio", "round trips", "CU/call", "binary", "peak RSS"
+        "rpc", "rpc p50", "rpc p99", "direct p50", "direct p99", "ratio", "ddb calls", "CU/call", "binary", "peak RSS"
     );
 
     let row = |name: &str, binary: &str, rpc_s: Vec<Duration>, direct_s: Vec<Duration>, trips: f64, cu: f64| {
@@ -201,5 +201,5 @@ async fn main() {
         }
     });
     row("WithdrawAffiliateReward", "withdraw-affiliate-reward", rpc_s, direct_s, trips, cu);
-    println!("\nround trips and CU/call are measured on the direct path (the same calls the function makes).");
+    println!("\nddb calls (issued in parallel where they are reads) and CU/call are measured on the direct path (the same calls the function makes).");
 }
