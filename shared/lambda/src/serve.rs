@@ -39,12 +39,10 @@ fn reject(message: &'static str) -> Response {
 
 async fn guard(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
+    // `to_bytes` fails past the limit (one message plus its 5-byte frame header).
     let Ok(bytes) = to_bytes(body, MAX_REQUEST_BYTES + 5).await else {
         return reject("request too large");
     };
-    if bytes.len() > MAX_REQUEST_BYTES + 5 {
-        return reject("request too large");
-    }
     if !frame_is_valid(&bytes) {
         return reject("malformed gRPC frame");
     }
