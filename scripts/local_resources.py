@@ -74,6 +74,8 @@ class Resolver:
                 sep, items = arg
                 resolved = self.resolve(items)
                 return sep.join(resolved if isinstance(resolved, list) else [resolved])
+            if fn == "Fn::Not":
+                return not self.resolve(arg[0])
             if fn == "Fn::Equals":
                 a, b = (self.resolve(x) for x in arg)
                 return a == b
@@ -179,23 +181,43 @@ def main():
         for k, v in env.items():
             f.write(f"{k}={v}\n")
     # What Lambda's event source mappings do in AWS, the local runner does from this file.
-    sources = []
+    sources = {"sqs": [], "streams": []}
     for logical, res in resources.items():
         if res["Type"] != "AWS::Serverless::Function":
             continue
+        if res.get("Condition") and not r.condition(res["Condition"]):
+            continue  # e.g. the Amazon MQ bridge: locally the standalone bridge runs instead
         binary = res.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
         for event in res.get("Properties", {}).get("Events", {}).values():
-            if event.get("Type") != "SQS":
-                continue
-            props = event["Properties"]
-            queue = props["Queue"]["Fn::GetAtt"][0]
-            sources.append({
-                "function": binary,
-                "queue_url": r.physical[queue],
-                "queue_arn": r.arns[queue],
-                "batch_size": int(props.get("BatchSize", 10)),
-                "report_batch_item_failures": "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
-            })
+            props = event.get("Properties", {})
+            failures = "ReportBatchItemFailures" in props.get("FunctionResponseTypes", [])
+            if event.get("Type") == "SQS":
+                queue = props["Queue"]["Fn::GetAtt"][0]
+                sources["sqs"].append({
+                    "function": binary,
+                    "queue_url": r.physical[queue],
+                    "queue_arn": r.arns[queue],
+                    "batch_size": int(props.get("BatchSize", 10)),
+                    "report_batch_item_failures": failures,
+                })
+            elif event.get("Type") == "DynamoDB":
+                # Filters of the form {"eventName": [...]} are what the runner applies.
+                names = []
+                for f in props.get("FilterCriteria", {}).get("Filters", []):
+                    names += json.loads(f["Pattern"]).get("eventName", [])
+                on_failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+                on_failure_queue = on_failure["Fn::GetAtt"][0] if isinstance(on_failure, dict) else None
+                sources["streams"].append({
+                    "function": binary,
+                    "stream_arn": r.resolve(props["Stream"]),
+                    "batch_size": int(props.get("BatchSize", 100)),
+                    "starting_position": props.get("StartingPosition", "LATEST"),
+                    "maximum_retry_attempts": int(props.get("MaximumRetryAttempts", -1)),
+                    "bisect_batch_on_function_error": bool(props.get("BisectBatchOnFunctionError", False)),
+                    "report_batch_item_failures": failures,
+                    "event_names": names,
+                    "on_failure_queue_url": r.physical.get(on_failure_queue) if on_failure_queue else None,
+                })
     with open(os.path.join(os.path.dirname(env_path), "event-sources.json"), "w") as f:
         json.dump(sources, f, indent=2)
     print(f"created {len(tables)} tables and {len(queues)} queues from {template_path}", file=sys.stderr)

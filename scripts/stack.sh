@@ -11,6 +11,10 @@
 #                                --bench: release builds, no reloads), the local SQS
 #                                event sources and the RabbitMQ bridge
 #   scripts/stack.sh bridge NAME (re)start the bridge if it is not running
+#   scripts/stack.sh sources NAME (re)start the local event sources if they are not running
+#   scripts/stack.sh rabbitmq NAME stop|start
+#                                stop / start the broker's AMQP side (the node stays up), to
+#                                play a RabbitMQ outage
 #
 # Every process runs in its own session (setsid) and is stopped by the pid recorded here.
 set -euo pipefail
@@ -116,6 +120,7 @@ AWS_DEFAULT_REGION=us-east-1
 AWS_ACCESS_KEY_ID=local
 AWS_SECRET_ACCESS_KEY=local
 AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$DDB_PORT
+AWS_ENDPOINT_URL_DYNAMODB_STREAMS=http://127.0.0.1:$DDB_PORT
 AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$SQS_PORT
 REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f
@@ -124,6 +129,7 @@ ERL_EPMD_PORT=$EPMD_PORT
 AUTH_HS256_SECRET=local-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
 AUTH_ISSUER=helium-market-local
 AUTH_AUDIENCE=helium-market
+OUTBOUND_BIND_QUEUE=local.balance.market-events
 ENV
   # Tables and queues from infra/template.yaml (appends the functions' variables).
   ( set -a; . "$ENV_FILE"; set +a
@@ -162,12 +168,29 @@ functions() {
   wait_port functions "$port" 60
   local profile=debug; [ "${1:-}" = "--bench" ] && profile=release
   echo "$profile" > "$DIR/profile"
-  # Lambda's SQS event source mappings, locally (from the template's SQS events).
-  ( set -a; . "$ENV_FILE"; set +a
-    start event-sources "$ROOT/target/$profile/local-event-sources" "$DIR/event-sources.json" "http://127.0.0.1:$port" )
+  echo "http://127.0.0.1:$port" > "$DIR/lambda-url"
+  sources
   bridge
   log "functions: http://127.0.0.1:$port/lambda-url/<function>/helium.market.v1.MarketService/<Method>"
-  log "event sources: $(grep -c '"function"' "$DIR/event-sources.json") SQS mappings; bridge: RabbitMQ auth/shop -> SQS"
+  log "event sources: $(grep -c '"function"' "$DIR/event-sources.json") mappings (SQS, outbox stream); bridge: RabbitMQ auth/shop -> SQS, outbound queue -> RabbitMQ market"
+}
+
+# Lambda's event source mappings, locally (from the template's SQS and DynamoDB events);
+# restartable on its own (tests kill it): stream progress is checkpointed in the stack dir.
+sources() {
+  [ -f "$DIR/lambda-url" ] || { log "functions are not served"; return 1; }
+  if running event-sources; then return 0; fi
+  local profile; profile=$(cat "$DIR/profile" 2>/dev/null || echo debug)
+  ( set -a; . "$ENV_FILE"; set +a
+    start event-sources "$ROOT/target/$profile/local-event-sources" "$DIR/event-sources.json" "$(cat "$DIR/lambda-url")" )
+}
+
+rabbitmq() {
+  [ -f "$ENV_FILE" ] || { log "stack is not up"; return 1; }
+  local R="$DIR/rabbitmq" action
+  case "${1:-}" in stop) action=stop_app ;; start) action=start_app ;; *) log "rabbitmq stop|start"; return 2 ;; esac
+  ( set -a; . "$ENV_FILE"; set +a
+    HOME="$R/home" /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RABBITMQ_NODENAME" "$action" >/dev/null )
 }
 
 # The standalone RabbitMQ -> SQS bridge (restartable on its own: tests kill it).
@@ -183,6 +206,8 @@ case "$cmd" in
   up) up ;;
   functions) functions "${3:-}" ;;
   bridge) bridge ;;
+  sources) sources ;;
+  rabbitmq) rabbitmq "${3:-}" ;;
   down) down ;;
   env) cat "$ENV_FILE" ;;
   *) echo "usage: $0 up|down|env [NAME]" >&2; exit 2 ;;

@@ -17,7 +17,6 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use market_domain::MarketError;
 use market_messaging::{InboundMessage, Relay};
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -29,17 +28,7 @@ enum End {
     Shutdown,
 }
 
-pub async fn run(relay: Arc<Relay>, url: String, prefetch: u16) -> Result<(), market_lambda::Error> {
-    let (stop_tx, stop) = watch::channel(false);
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        info!("shutdown requested");
-        let _ = stop_tx.send(true);
-    });
+pub async fn run(relay: Arc<Relay>, url: String, prefetch: u16, stop: watch::Receiver<bool>) -> Result<(), market_lambda::Error> {
     let mut backoff = Duration::from_millis(200);
     loop {
         match session(&relay, &url, prefetch, stop.clone(), &mut backoff).await {
@@ -96,7 +85,7 @@ async fn session(
                 // Nothing in flight here: closing returns every unacked message to the queue.
                 let _ = channel.close(200, "shutdown".into()).await;
                 let _ = connection.close(200, "shutdown".into()).await;
-                info!("bridge stopped");
+                info!("inbound consumer stopped");
                 return Ok(End::Shutdown);
             }
         };

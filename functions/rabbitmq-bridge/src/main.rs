@@ -1,16 +1,27 @@
-//! RabbitMQ -> SQS bridge. One relay core (`market_messaging::Relay`), two entry points:
-//! - on Lambda (an Amazon MQ for RabbitMQ event source): relay the event's messages; any
-//!   failure fails the invocation and the event source redelivers the batch;
-//! - elsewhere: a long-running consumer for a self-hosted broker ([`consumer`]).
+//! The RabbitMQ bridge, both directions:
+//! - inbound, RabbitMQ -> SQS: the platform's auth/shop events through one relay core
+//!   (`market_messaging::Relay`);
+//! - outbound, SQS -> RabbitMQ: the market's own events (the outbox relay's queue),
+//!   published with confirms ([`outbound`]).
+//!
+//! Two entry points: on Lambda, one function takes both the Amazon MQ event source (inbound)
+//! and the outbound queue's SQS event source; elsewhere a long-running process runs the
+//! inbound consumer ([`consumer`]) and the outbound loop side by side.
 
 mod consumer;
+mod outbound;
+mod publisher;
 
 use std::sync::Arc;
 
 use aws_lambda_events::rabbitmq::RabbitMqEvent;
+use aws_lambda_events::sqs::SqsEvent;
 use base64::Engine;
 use lambda_runtime::{service_fn, LambdaEvent};
 use market_messaging::{InboundMessage, Relay, Routes, Sqs};
+use serde_json::Value;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
 use tracing::info;
 
 #[tokio::main]
@@ -19,16 +30,85 @@ async fn main() -> Result<(), market_lambda::Error> {
     let aws = market_storage::aws_config().await;
     let relay = Arc::new(Relay::new(Routes::from_env()?, Sqs::new(aws_sdk_sqs::Client::new(&aws))));
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        lambda_runtime::run(service_fn(move |event: LambdaEvent<RabbitMqEvent>| {
-            let relay = relay.clone();
-            async move { amazon_mq(&relay, event.payload).await }
+        let outbound = Arc::new(outbound::LambdaOutbound::new(broker_url(&aws).await?));
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+            let (relay, outbound) = (relay.clone(), outbound.clone());
+            async move {
+                if event.payload.get("eventSource").and_then(Value::as_str) == Some("aws:rmq") {
+                    amazon_mq(&relay, serde_json::from_value(event.payload)?).await?;
+                    Ok::<Value, market_lambda::Error>(Value::Null)
+                } else {
+                    let batch: SqsEvent = serde_json::from_value(event.payload)?;
+                    Ok(serde_json::to_value(outbound.handle(batch).await)?)
+                }
+            }
         }))
         .await
     } else {
         let url = market_lambda::env("AMQP_URL")?;
         let prefetch = std::env::var("BRIDGE_PREFETCH").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
-        consumer::run(relay, url, prefetch).await
+        let stop = shutdown_signal()?;
+        let outbound = match std::env::var("MARKET_EVENTS_QUEUE_URL") {
+            Ok(queue) if !queue.is_empty() => {
+                // Long polls need more room than the request paths' 5 s operation timeout.
+                let timeouts = aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(1))
+                    .operation_timeout(std::time::Duration::from_secs(30))
+                    .build();
+                let sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&aws).timeout_config(timeouts).build());
+                Some(tokio::spawn(outbound::run(url.clone(), sqs, queue, stop.clone())))
+            }
+            _ => None,
+        };
+        let inbound = consumer::run(relay, url, prefetch, stop).await;
+        if let Some(task) = outbound {
+            let _ = task.await;
+        }
+        info!("bridge stopped");
+        inbound
     }
+}
+
+/// SIGTERM or Ctrl-C flips the returned flag; both directions finish what is in flight.
+fn shutdown_signal() -> Result<watch::Receiver<bool>, market_lambda::Error> {
+    let (stop_tx, stop) = watch::channel(false);
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    Ok(stop)
+}
+
+/// The broker URL on Lambda: `AMQP_URL`, or `AMQP_ENDPOINT` (`amqps://host:5671`) with the
+/// username and password from the Secrets Manager secret `AMQP_SECRET_ARN` (the same
+/// secret the Amazon MQ event source uses) — read once per cold start, never logged.
+async fn broker_url(aws: &aws_config::SdkConfig) -> Result<String, market_lambda::Error> {
+    if let Ok(url) = std::env::var("AMQP_URL") {
+        return Ok(url);
+    }
+    let endpoint = market_lambda::env("AMQP_ENDPOINT")?;
+    let secret_arn = market_lambda::env("AMQP_SECRET_ARN")?;
+    let secret = aws_sdk_secretsmanager::Client::new(aws).get_secret_value().secret_id(secret_arn).send().await?;
+    let doc: Value = serde_json::from_str(secret.secret_string().unwrap_or("{}"))?;
+    let field = |k: &str| doc.get(k).and_then(Value::as_str).map(encode).ok_or_else(|| format!("broker secret has no {k}"));
+    let (user, password) = (field("username")?, field("password")?);
+    let (scheme, rest) = endpoint.split_once("://").ok_or("AMQP_ENDPOINT is not a URL")?;
+    Ok(format!("{scheme}://{user}:{password}@{rest}"))
+}
+
+/// Percent-encoding for URL userinfo.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Amazon MQ delivers messages grouped by source queue (`name::vhost`), base64-encoded.
@@ -53,4 +133,12 @@ async fn amazon_mq(relay: &Relay, event: RabbitMqEvent) -> Result<(), market_lam
         return Err(format!("{failed} of {} messages not accepted by SQS", messages.len()).into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn userinfo_is_percent_encoded() {
+        assert_eq!(super::encode("a b@c:d/é"), "a%20b%40c%3Ad%2F%C3%A9");
+    }
 }

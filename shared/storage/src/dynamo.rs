@@ -25,12 +25,13 @@ use market_domain::ports::{
 use market_domain::time::Timestamp;
 use market_domain::MarketError;
 use rand::Rng;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tracing::debug;
 
 use crate::error::{mapping_error, sdk_error};
+use crate::outbox::OutboxRecord;
 use crate::expr::{b, check, key, key2, n, put, s, update, Item};
-use crate::tables::{at_key, attr, reward_entry_key, withdrawal_entry_key, Tables, ACTIVE_BY_OWNER_INDEX, LEDGER_BY_TIME_INDEX};
+use crate::tables::{at_key, attr, MARKET_EXCHANGE, reward_entry_key, withdrawal_entry_key, Tables, ACTIVE_BY_OWNER_INDEX, LEDGER_BY_TIME_INDEX};
 
 /// Retries of a transaction cancelled only by conflicts with concurrent transactions.
 const CONFLICT_RETRIES: u32 = 8;
@@ -52,7 +53,7 @@ pub struct Usage {
 }
 
 impl Usage {
-    fn record<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
+    pub(crate) fn record<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let units: f64 = consumed.into_iter().filter_map(|c| c.capacity_units()).sum();
         self.capacity_milli.fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
@@ -77,17 +78,6 @@ impl Cancelled {
     fn old_item(&self, index: usize) -> Option<&Item> {
         self.0.get(index).and_then(|r| r.item())
     }
-}
-
-/// The outbox record of an outbound event (relayed by the stream consumer).
-#[derive(Serialize)]
-struct OutboxItem<'a> {
-    event_id: &'a str,
-    exchange: &'static str,
-    routing_key: &'static str,
-    /// The event as JSON, exactly as published.
-    payload: String,
-    created_at: Timestamp,
 }
 
 #[derive(Deserialize)]
@@ -158,7 +148,7 @@ impl DynamoStore {
         Err(MarketError::Contention)
     }
 
-    async fn get_item(&self, table: &str, key: Item) -> Result<Option<Item>> {
+    pub(crate) async fn get_item(&self, table: &str, key: Item) -> Result<Option<Item>> {
         let out = self
             .client
             .get_item()
@@ -483,12 +473,13 @@ impl MarketStore for DynamoStore {
     async fn withdraw(&self, req: &WithdrawalRequest) -> Result<WithdrawOutcome> {
         let rec = &req.record;
         let event = OutboundEvent::from(rec);
-        let outbox = OutboxItem {
-            event_id: event.event_id(),
-            exchange: "market",
-            routing_key: event.routing_key(),
+        let outbox = OutboxRecord {
+            event_id: event.event_id().to_owned(),
+            exchange: MARKET_EXCHANGE.to_owned(),
+            routing_key: event.routing_key().to_owned(),
             payload: serde_json::to_string(&event).map_err(|e| MarketError::Internal(Box::new(e)))?,
             created_at: rec.at,
+            relayed_at: None,
         };
         let items = vec![
             // 0: debit; conditional on the balance read, so `available_after` is exact and never < 0.

@@ -3,9 +3,11 @@
 mod dynamo;
 mod error;
 mod expr;
+pub mod outbox;
 pub mod tables;
 
 pub use dynamo::{DynamoStore, Usage};
+pub use outbox::{Marked, OutboxRecord};
 pub use tables::Tables;
 
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! | stats (`affiliate_stats`) | PK `user_id` | GetItem | every change it summarises, same transaction |
 //! | invite codes (`invite_code`) | PK `code` (upper-case) | sparse GSI `active-by-owner` (`active_owner`, `created_at`): the owner's not-yet-deactivated codes, newest first | create / deactivate / registration |
 //! | ledger (`affiliate_relation`) | PK `user_id`, SK `entry_key` = `reward#<order_id>` \| `withdrawal#<withdrawal_id>` | LSI `by-time` (`user_id`, `at_key` = `<ms, 13 digits>#<entry_key>`): newest first | reward, withdrawal; append-only |
-//! | outbox | PK `event_id` (= withdrawal id) | stream (NEW_IMAGE) to the relay | withdrawal |
+//! | outbox | PK `event_id` (= withdrawal id) | stream (NEW_IMAGE, INSERTs) to the relay, which sets `relayed_at` and TTL `purge_at` | withdrawal |
 //!
 //! The entry keys are what make repeats harmless: one `reward#<order_id>` per order (an
 //! order has one buyer, whose inviter never changes), one `withdrawal#<id>` per
@@ -17,6 +17,8 @@ use std::env;
 
 pub const ACTIVE_BY_OWNER_INDEX: &str = "active-by-owner";
 pub const LEDGER_BY_TIME_INDEX: &str = "by-time";
+/// The RabbitMQ exchange of the market's outbound events.
+pub const MARKET_EXCHANGE: &str = "market";
 
 /// Attribute names used in key conditions and expressions.
 pub mod attr {
@@ -32,6 +34,7 @@ pub mod attr {
     pub const ENTRY_KEY: &str = "entry_key";
     pub const AT_KEY: &str = "at_key";
     pub const EVENT_ID: &str = "event_id";
+    pub const RELAYED_AT: &str = "relayed_at";
     pub const INVITER: &str = "inviter";
     pub const INVITE_CODE: &str = "invite_code";
     pub const REGISTERED_AT: &str = "registered_at";

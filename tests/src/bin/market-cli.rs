@@ -23,7 +23,9 @@ const USAGE: &str = "usage: market-cli token|stats|codes|create-code|delete-code
   delete-code <user> <code>          DeleteInviteCode
   withdraw <user> <amount> [key]     WithdrawAffiliateReward (amount in minor units)
   publish-registered <user> [code]   publish auth/user.registered to RabbitMQ
-  publish-order <user> <amount> [id] publish shop/order.paid to RabbitMQ (USD minor units)";
+  publish-order <user> <amount> [id] publish shop/order.paid to RabbitMQ (USD minor units)
+  events                             take and print the outbound events (affiliate.withdrawn)
+                                     waiting in the local balance stand-in queue";
 
 fn load_env() {
     if std::env::var_os("MARKET_RPC_URL").is_some() {
@@ -58,6 +60,9 @@ fn show<T: std::fmt::Debug>(result: Result<tonic::Response<T>, tonic::Status>) -
 fn main() {
     load_env();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("events") {
+        std::process::exit(events());
+    }
     let (Some(cmd), Some(user)) = (args.first(), args.get(1)) else {
         eprintln!("{USAGE}");
         std::process::exit(2);
@@ -118,4 +123,19 @@ fn main() {
         }
     });
     std::process::exit(code);
+}
+
+/// Outbound events the local stack routed to its stand-in for the balance owner's queue.
+fn events() -> i32 {
+    let Ok(name) = std::env::var("OUTBOUND_BIND_QUEUE") else {
+        eprintln!("OUTBOUND_BIND_QUEUE is not set: is the local stack up?");
+        return 2;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let received = runtime.block_on(market_tests::amqp::WithdrawnQueue { name }.drain());
+    for r in &received {
+        println!("{} {} message_id={} {}", r.exchange, r.routing_key, r.message_id.as_deref().unwrap_or("-"), r.body);
+    }
+    eprintln!("{} event(s)", received.len());
+    0
 }

@@ -1,11 +1,14 @@
-//! Local stand-in for Lambda's SQS event source mappings: for each mapping in the stack's
-//! `event-sources.json` (made from the template's SQS events), poll the queue, invoke the
+//! Local stand-in for Lambda's event source mappings, from the stack's `event-sources.json`
+//! (made from the template's SQS and DynamoDB events). DynamoDB streams: [`streams`]. SQS:
+//! for each mapping poll the queue, invoke the
 //! function under `cargo lambda watch` with an SQS event of up to `BatchSize` records, and
 //! delete only the messages that did not fail (`batchItemFailures`). Failed messages and
 //! failed invocations stay: they come back after the visibility timeout and SQS moves them
 //! to the DLQ after `maxReceiveCount`, as in AWS.
 //!
 //!   local-event-sources <event-sources.json> <http://127.0.0.1:PORT>   (SQS endpoint from env)
+
+mod streams;
 
 use std::sync::Arc;
 
@@ -24,6 +27,12 @@ struct Source {
     queue_arn: String,
     batch_size: i32,
     report_batch_item_failures: bool,
+}
+
+#[derive(Deserialize)]
+struct Sources {
+    sqs: Vec<Source>,
+    streams: Vec<streams::StreamSource>,
 }
 
 type Http = Client<HttpConnector, Full<Bytes>>;
@@ -123,7 +132,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (Some(path), Some(base)) = (args.get(1), args.get(2)) else {
         return Err("usage: local-event-sources <event-sources.json> <lambda base url>".into());
     };
-    let sources: Vec<Source> = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let sources: Sources = serde_json::from_str(&std::fs::read_to_string(path)?)?;
     // Long polls against a busy local SQS need more room than the functions' 2 s attempts.
     let timeouts = aws_config::timeout::TimeoutConfig::builder().operation_timeout(std::time::Duration::from_secs(30)).build();
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await;
@@ -132,7 +141,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pollers: usize = std::env::var("EVENT_SOURCE_POLLERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
     let base = Arc::new(base.trim_end_matches('/').to_owned());
     let mut tasks = Vec::new();
-    for source in sources {
+    let checkpoints = Arc::new(streams::Checkpoints::load(std::path::Path::new(path).with_file_name("stream-checkpoints.json")));
+    let ddb_streams = aws_sdk_dynamodbstreams::Client::new(&config);
+    for source in sources.streams {
+        eprintln!("[event-sources] {} <- {}", source.function, source.stream_arn);
+        let (ddb, sqs, http, base, checkpoints) = (ddb_streams.clone(), sqs.clone(), http.clone(), base.clone(), checkpoints.clone());
+        tasks.push(tokio::spawn(streams::run(ddb, sqs, http, base, source, checkpoints)));
+    }
+    for source in sources.sqs {
         eprintln!("[event-sources] {} <- {}", source.function, source.queue_url);
         for _ in 0..pollers {
             tasks.push(tokio::spawn(poll(sqs.clone(), http.clone(), base.clone(), source.clone())));
