@@ -48,7 +48,7 @@ class Resolver:
 
     @staticmethod
     def is_intrinsic(key):
-        return key == "Ref" or key.startswith("Fn::")
+        return key in ("Ref", "Condition") or key.startswith("Fn::")
 
     def condition(self, name):
         return self.resolve(self.template.get("Conditions", {})[name])
@@ -74,6 +74,12 @@ class Resolver:
                 sep, items = arg
                 resolved = self.resolve(items)
                 return sep.join(resolved if isinstance(resolved, list) else [resolved])
+            if fn == "Condition":
+                return self.condition(arg)
+            if fn == "Fn::And":
+                return all(self.resolve(x) for x in arg)
+            if fn == "Fn::Or":
+                return any(self.resolve(x) for x in arg)
             if fn == "Fn::Not":
                 return not self.resolve(arg[0])
             if fn == "Fn::Equals":
@@ -177,8 +183,14 @@ def main():
             env[logical.split(".")[0].upper() + "_STREAM_ARN"] = arn
     for logical in queues:
         env.setdefault(f"QUEUE_URL_{logical}", r.physical[logical])
+    # Variables the stack already set (REDIS_URL: the local Redis) win over empty template
+    # defaults (RedisUrl "" = "create a cache", which does not exist locally).
+    with open(env_path) as f:
+        present = {line.split("=", 1)[0] for line in f if "=" in line}
     with open(env_path, "a") as f:
         for k, v in env.items():
+            if v == "" and k in present:
+                continue
             f.write(f"{k}={v}\n")
     # What Lambda's event source mappings do in AWS, the local runner does from this file.
     sources = {"sqs": [], "streams": []}

@@ -10,6 +10,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # Debian packages: Redis and RabbitMQ. Services are started by scripts/stack.sh, never by apt.
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"

@@ -12,6 +12,8 @@
 #                                event sources and the RabbitMQ bridge
 #   scripts/stack.sh bridge NAME (re)start the bridge if it is not running
 #   scripts/stack.sh sources NAME (re)start the local event sources if they are not running
+#   scripts/stack.sh redis NAME stop|start
+#                                stop Redis / start it again on the same port (empty)
 #   scripts/stack.sh rabbitmq NAME stop|start
 #                                stop / start the broker's AMQP side (the node stays up), to
 #                                play a RabbitMQ outage
@@ -54,6 +56,10 @@ wait_port() { # svc port seconds
   done
 }
 
+start_redis() { # port
+  start redis redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR"
+}
+
 alive() { # a pid that exists and is not a zombie (a killed orphan may not be reaped yet)
   local state; state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
   [ -n "$state" ] && [ "${state#Z}" = "$state" ]
@@ -92,8 +98,7 @@ up() {
   start dynamodb java -Djava.library.path="$jar/DynamoDBLocal_lib" -jar "$jar/DynamoDBLocal.jar" \
     -inMemory -sharedDb -port "$DDB_PORT"
   start sqs "$ROOT/.local/venv/bin/moto_server" -H 127.0.0.1 -p "$SQS_PORT"
-  start redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-    --dir "$DIR"
+  start_redis "$REDIS_PORT"
 
   # RabbitMQ with its own epmd on a private port, so we start and stop exactly our own.
   local R="$DIR/rabbitmq"; mkdir -p "$R/home" "$R/mnesia" "$R/log"
@@ -158,8 +163,13 @@ functions() {
   (cd "$ROOT" && cargo build --workspace --bins --quiet "${build[@]}")
   sed -i '/^MARKET_RPC_URL=/d' "$ENV_FILE"
   echo "MARKET_RPC_URL=http://127.0.0.1:$port/lambda-url" >> "$ENV_FILE"
-  # The caller's configuration document (tests, bench) wins over the template's default.
+  # The caller's configuration document (tests, bench) wins over the template's default:
+  # it is the functions' fallback and, written to Redis, the live configuration.
   local config="${MARKET_CONFIG_JSON-}"
+  if [ -n "$config" ]; then
+    ( set -a; . "$ENV_FILE"; set +a
+      redis-cli -u "$REDIS_URL" SET "$MARKET_CONFIG_KEY" "$config" >/dev/null )
+  fi
   ( set -a; . "$ENV_FILE"; set +a; cd "$ROOT"
     [ -n "$config" ] && export MARKET_CONFIG_JSON="$config"
     PATH="$ROOT/.local/venv/bin:$PATH" start functions cargo lambda watch -A 127.0.0.1 -P "$port" \
@@ -185,6 +195,22 @@ sources() {
     start event-sources "$ROOT/target/$profile/local-event-sources" "$DIR/event-sources.json" "$(cat "$DIR/lambda-url")" )
 }
 
+redis() {
+  [ -f "$ENV_FILE" ] || { log "stack is not up"; return 1; }
+  case "${1:-}" in
+    stop)
+      local pid; pid=$(cat "$DIR/pids/redis.pid")
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
+      while alive "$pid"; do sleep 0.05; done ;;
+    start)
+      running redis && return 0
+      local port; port=$(sed -n 's|^REDIS_URL=redis://127.0.0.1:\([0-9]*\)$|\1|p' "$ENV_FILE")
+      start_redis "$port"
+      wait_port redis "$port" 30 ;;
+    *) log "redis stop|start"; return 2 ;;
+  esac
+}
+
 rabbitmq() {
   [ -f "$ENV_FILE" ] || { log "stack is not up"; return 1; }
   local R="$DIR/rabbitmq" action
@@ -208,6 +234,7 @@ case "$cmd" in
   bridge) bridge ;;
   sources) sources ;;
   rabbitmq) rabbitmq "${3:-}" ;;
+  redis) redis "${3:-}" ;;
   down) down ;;
   env) cat "$ENV_FILE" ;;
   *) echo "usage: $0 up|down|env [NAME]" >&2; exit 2 ;;

@@ -15,8 +15,9 @@ echo "== template checks"
 
 STACK="test-$$"
 # Shorter redrive than the template's defaults, so a poison message reaches its DLQ in
-# seconds (visibility 10 s, 3 receives); the definitions are otherwise the template's.
-export LOCAL_PARAMETERS="MaxReceiveCount=3" LOCAL_QUEUE_VISIBILITY_TIMEOUT=10
+# seconds (visibility 10 s, 3 receives), and a 2 s configuration cache (the tests wait for
+# config changes); the definitions are otherwise the template's.
+export LOCAL_PARAMETERS="MaxReceiveCount=3,ConfigCacheTtlMs=2000" LOCAL_QUEUE_VISIBILITY_TIMEOUT=10
 trap 'scripts/stack.sh down "$STACK"' EXIT
 scripts/stack.sh up "$STACK"
 # The functions' configuration for the end-to-end tests (tests/tests/rpc.rs relies on it).

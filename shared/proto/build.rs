@@ -10,6 +10,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .generate_default_stubs(true)
         // Malformed request messages are the client's fault: INVALID_ARGUMENT, not INTERNAL.
         .codec_path("crate::codec::StrictCodec")
-        .compile_protos(&["proto/helium/market/v1/market.proto"], &["proto"])?;
+        .compile_protos(&["proto/helium/market/v1/market.proto", "proto/helium/market/v1/admin.proto"], &["proto"])?;
     Ok(())
 }

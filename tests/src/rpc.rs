@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::{encode, EncodingKey, Header};
+use market_proto::v1::market_admin_service_client::MarketAdminServiceClient;
 use market_proto::v1::market_service_client::MarketServiceClient;
 use tonic_web::{GrpcWebCall, GrpcWebClientService};
 
@@ -73,6 +74,8 @@ struct Claims<'a> {
     aud: &'a str,
     exp: u64,
     iat: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
 }
 
 pub fn now_secs() -> u64 {
@@ -102,9 +105,23 @@ impl Rpc {
         self.token_with(user, &self.secret, now_secs() + 600)
     }
 
+    /// An administrator's token: the `market:admin` scope.
+    pub fn admin_token(&self, user: &str) -> String {
+        self.token_scoped(user, &self.secret, now_secs() + 600, Some("openid market:admin"))
+    }
+
     pub fn token_with(&self, user: &str, secret: &str, exp: u64) -> String {
-        let claims = Claims { sub: user, iss: &self.issuer, aud: &self.audience, exp, iat: now_secs() };
+        self.token_scoped(user, secret, exp, None)
+    }
+
+    pub fn token_scoped(&self, user: &str, secret: &str, exp: u64, scope: Option<&str>) -> String {
+        let claims = Claims { sub: user, iss: &self.issuer, aud: &self.audience, exp, iat: now_secs(), scope };
         encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap_or_default()
+    }
+
+    pub fn admin(&self) -> MarketAdminServiceClient<LambdaChannel> {
+        let http = Client::builder(TokioExecutor::new()).build_http();
+        MarketAdminServiceClient::new(LambdaChannel { inner: GrpcWebClientService::new(http), base: self.base.clone() })
     }
 
     /// A request carrying `Authorization: Bearer <token>`.

@@ -111,7 +111,9 @@ async fn redelivered_and_invalid_referrals_change_nothing_twice() {
     // Inactive code.
     let (g, h) = (market_tests::user("g"), market_tests::user("h"));
     let g_code = code_for(&g).await;
-    market_tests::store().await.deactivate_code(&g, &g_code.parse_code(), market_domain::time::Timestamp::from_millis(0), market_domain::time::Timestamp::from_millis(0)).await.unwrap();
+    let d = market_tests::deps(MarketConfig::default()).await;
+    let request = market_domain::processors::DeleteInviteCodeRequest { caller: g.clone(), code: g_code.clone() };
+    market_domain::processors::DeleteInviteCode(d).process(request).await.unwrap();
     publisher.user_registered(&id("ev"), h.as_str(), Some(&g_code)).await;
 
     let store = market_tests::store().await;
@@ -134,15 +136,6 @@ async fn redelivered_and_invalid_referrals_change_nothing_twice() {
     assert_eq!(store.get_stats(&other).await.unwrap().invited_count, 0);
     assert_eq!(store.get_stats(&g).await.unwrap().invited_count, 0);
     market_tests::assert_money_invariants(&store, &a).await;
-}
-
-trait ParseCode {
-    fn parse_code(&self) -> market_domain::code::InviteCode;
-}
-impl ParseCode for String {
-    fn parse_code(&self) -> market_domain::code::InviteCode {
-        market_domain::code::InviteCode::parse(self).unwrap()
-    }
 }
 
 #[tokio::test]

@@ -7,7 +7,6 @@ use http_body_util::BodyExt;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use lambda_http::request::RequestContext;
 use market_domain::config::MarketConfig;
-use market_domain::ports::StaticConfig;
 use market_domain::processors::Deps;
 use market_lambda::Authenticator;
 use market_proto::v1::GetAffiliateStatsResponse;
@@ -48,7 +47,7 @@ fn stats_request(context: Option<RequestContext>) -> http::Request<Body> {
 }
 
 async fn call(store: DynamoStore, request: http::Request<Body>) -> (http::HeaderMap, Vec<u8>) {
-    let deps = Deps::new(store, StaticConfig(MarketConfig::default()));
+    let deps = Deps::new(store, market_config::RedisConfig::new(None, String::new(), std::time::Duration::ZERO, MarketConfig::default()));
     let auth = Authenticator::from_env().expect("auth config");
     let router = market_lambda::serve::router(get_affiliate_stats::service(deps, auth));
     let response = router.oneshot(request).await.expect("infallible");

@@ -28,7 +28,26 @@ async fn tables_have_the_keys_and_indexes_the_code_uses() {
     let lsi = ledger.local_secondary_indexes().iter().find(|i| i.index_name() == Some(LEDGER_BY_TIME_INDEX)).expect("LSI");
     assert_eq!(keys(lsi.key_schema()), [attr::USER_ID, attr::AT_KEY]);
 
+    let audit = describe(t.audit).await;
+    assert_eq!(keys(audit.key_schema()), [attr::SUBJECT, attr::AT_KEY]);
+
     let outbox = describe(t.outbox).await;
     assert_eq!(keys(outbox.key_schema()), [attr::EVENT_ID]);
     assert!(outbox.stream_specification().is_some_and(|s| s.stream_enabled()), "outbox stream");
+}
+
+/// The local event sources are the template's: three SQS hooks and the outbox stream.
+#[test]
+fn local_event_sources_come_from_the_template() {
+    let dir = std::env::var("MARKET_STACK_DIR").expect("MARKET_STACK_DIR: run inside `make test`");
+    let sources: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!("{dir}/event-sources.json")).unwrap()).unwrap();
+    let functions = |kind: &str| -> Vec<String> {
+        sources[kind].as_array().unwrap().iter().map(|s| s["function"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(functions("sqs"), ["on-user-registered", "on-order-paid", "process-affiliate-reward"]);
+    assert_eq!(functions("streams"), ["publish-market-events"]);
+    let stream = &sources["streams"][0];
+    assert_eq!(stream["event_names"], serde_json::json!(["INSERT"]));
+    assert_eq!(stream["maximum_retry_attempts"], -1);
+    assert_eq!(stream["report_batch_item_failures"], true);
 }

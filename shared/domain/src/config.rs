@@ -47,6 +47,11 @@ impl MarketConfig {
         Ok(config)
     }
 
+    /// The document as stored.
+    pub fn to_json(&self) -> Result<String, MarketError> {
+        serde_json::to_string(self).map_err(|e| MarketError::Internal(Box::new(e)))
+    }
+
     /// Rules serde cannot express (rates and trigger limits validate while parsing).
     pub fn validate(&self) -> Result<(), MarketError> {
         if !(1..=MAX_ACTIVE_CODES_CAP).contains(&self.max_active_codes) {

@@ -6,6 +6,8 @@
 //! - [`ports`]: what the rules need from storage and configuration.
 //! - [`processors`]: one [`processors::Processor`] per business operation.
 
+pub mod admin;
+pub mod audit;
 pub mod code;
 pub mod config;
 pub mod error;

@@ -4,13 +4,14 @@
 
 use std::future::Future;
 
+use crate::audit::AuditRecord;
 use crate::code::InviteCode;
 use crate::config::MarketConfig;
 use crate::error::MarketError;
 use crate::ids::{UserId, WithdrawalId};
-use crate::model::{AffiliateStats, InviteCodeRecord, RewardEvent, WithdrawalRecord};
-use crate::money::Money;
-use crate::policy::AffiliatePolicy;
+use crate::model::{AffiliateStats, InviteCodeRecord, LedgerEntry, RewardEvent, WithdrawalRecord};
+use crate::money::{Bps, Money};
+use crate::policy::{AffiliatePolicy, TriggerLimit};
 use crate::time::Timestamp;
 
 pub type Result<T> = std::result::Result<T, MarketError>;
@@ -24,6 +25,8 @@ pub struct NewCode {
     pub release_expired: Vec<InviteCode>,
     /// When deactivated codes are purged (TTL).
     pub purge_at: Timestamp,
+    /// Written with the change: the creation and each released expired code.
+    pub audit: Vec<AuditRecord>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,8 @@ pub struct Registration {
     pub user: UserId,
     pub at: Timestamp,
     pub referral: Option<Referral>,
+    /// Written with the registration (referral recorded/gained, or registered/rejected).
+    pub audit: Vec<AuditRecord>,
 }
 
 /// Why a registration did not record a referral.
@@ -97,6 +102,43 @@ pub struct WithdrawalRequest {
     /// `available` as read before; the write is conditional on it (optimistic concurrency),
     /// which is what lets the ledger record the exact balance after the withdrawal.
     pub expected_available: Money,
+    pub audit: AuditRecord,
+}
+
+/// A user's policy overrides; `None` = the global default applies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyOverrides {
+    pub commission_bps: Option<Bps>,
+    pub trigger_limit: Option<TriggerLimit>,
+    pub max_active_codes: Option<u32>,
+    pub affiliate_enabled: Option<bool>,
+}
+
+impl PolicyOverrides {
+    pub fn of(policy: Option<&AffiliatePolicy>) -> Self {
+        policy.map_or_else(PolicyOverrides::default, |p| PolicyOverrides {
+            commission_bps: p.commission_bps,
+            trigger_limit: p.trigger_limit,
+            max_active_codes: p.max_active_codes,
+            affiliate_enabled: p.affiliate_enabled,
+        })
+    }
+}
+
+/// An admin's change of a user's overrides, conditional on the overrides as read.
+#[derive(Debug, Clone)]
+pub struct PolicyUpdate {
+    pub user: UserId,
+    pub before: PolicyOverrides,
+    pub after: PolicyOverrides,
+    pub audit: AuditRecord,
+}
+
+/// One page of a listing, newest first; `next` is the opaque token of the next page.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -125,12 +167,30 @@ pub trait MarketStore: Send + Sync + 'static {
         code: &InviteCode,
         now: Timestamp,
         purge_at: Timestamp,
+        audit: &AuditRecord,
     ) -> impl Future<Output = Result<Deactivation>> + Send;
     fn register_user(&self, registration: &Registration) -> impl Future<Output = Result<RegistrationOutcome>> + Send;
-    fn apply_reward(&self, event: &RewardEvent) -> impl Future<Output = Result<RewardOutcome>> + Send;
+    fn apply_reward(&self, event: &RewardEvent, audit: &AuditRecord) -> impl Future<Output = Result<RewardOutcome>> + Send;
     fn get_withdrawal(&self, user: &UserId, id: &WithdrawalId)
         -> impl Future<Output = Result<Option<WithdrawalRecord>>> + Send;
     fn withdraw(&self, request: &WithdrawalRequest) -> impl Future<Output = Result<WithdrawOutcome>> + Send;
+    /// `Ok(false)`: the overrides changed since they were read (nothing written).
+    fn update_policy(&self, update: &PolicyUpdate) -> impl Future<Output = Result<bool>> + Send;
+    /// A user's ledger, newest first. Errors: `InvalidArgument` for a bad page token.
+    fn list_ledger(&self, user: &UserId, page_token: Option<&str>, limit: u32)
+        -> impl Future<Output = Result<Page<LedgerEntry>>> + Send;
+    /// A subject's audit trail, newest first.
+    fn list_audit(&self, subject: &str, page_token: Option<&str>, limit: u32)
+        -> impl Future<Output = Result<Page<AuditRecord>>> + Send;
+    /// For changes that are not DynamoDB transactions (the configuration in Redis).
+    fn put_audit(&self, record: &AuditRecord) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// The configuration document as stored, for the admin API (no cache: the truth).
+pub trait ConfigStore: Send + Sync + 'static {
+    /// `None` when no document is stored.
+    fn read(&self) -> impl Future<Output = Result<Option<MarketConfig>>> + Send;
+    fn write(&self, config: &MarketConfig) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Configuration port. Never fails: an adapter falls back to its last good value or the

@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
+use serde_json::json;
+
+use crate::audit::{Actor, AuditAction, AuditRecord};
 use crate::code::InviteCode;
 use crate::error::MarketError;
 use crate::ids::{EventId, IdempotencyKey, OrderId, UserId, WithdrawalId};
@@ -162,11 +165,23 @@ impl<S: MarketStore, C: ConfigSource> Processor for CreateInviteCode<S, C> {
                 registrations: 0,
                 deactivated_at: None,
             };
+            let actor = Actor::User(caller.clone());
+            let mut audit = Vec::new();
+            if !release_expired.is_empty() {
+                // One record for all: a transaction holds at most 100 items.
+                audit.push(AuditRecord::new(&caller, now, AuditAction::CodeExpired, Actor::System("market".into()), record.code.as_str(), json!({
+                    "codes": release_expired, "released_for": record.code,
+                })));
+            }
+            audit.push(AuditRecord::new(&caller, now, AuditAction::CodeCreated, actor, record.code.as_str(), json!({
+                "code": record.code, "expires_at": record.expires_at, "max_active_codes": policy.max_active_codes,
+            })));
             let new = NewCode {
                 record,
                 max_active: policy.max_active_codes,
                 release_expired,
                 purge_at: now.plus_days(config.code_retention_days),
+                audit,
             };
             match d.store.create_code(&new).await {
                 Ok(()) => {
@@ -205,8 +220,9 @@ impl<S: MarketStore, C: ConfigSource> Processor for DeleteInviteCode<S, C> {
         let code = InviteCode::parse(&req.code)?;
         let config = d.config.current().await;
         let now = d.clock.now();
+        let audit = AuditRecord::new(&req.caller, now, AuditAction::CodeDeactivated, Actor::User(req.caller.clone()), code.as_str(), json!({"code": code}));
         let outcome =
-            d.store.deactivate_code(&req.caller, &code, now, now.plus_days(config.code_retention_days)).await?;
+            d.store.deactivate_code(&req.caller, &code, now, now.plus_days(config.code_retention_days), &audit).await?;
         info!(user_id = %req.caller, code = %code, ?outcome, "invite code deactivated");
         Ok(outcome)
     }
@@ -270,7 +286,12 @@ impl<S: MarketStore, C: ConfigSource> Processor for WithdrawAffiliateReward<S, C
                 available_after: available.checked_sub(req.amount)?,
                 at: d.clock.now(),
             };
-            match d.store.withdraw(&WithdrawalRequest { record, expected_available: available }).await? {
+            let audit = AuditRecord::new(&req.caller, record.at, AuditAction::Withdrawal, Actor::User(req.caller.clone()), id.as_str(), json!({
+                "withdrawal_id": id, "amount": record.amount, "currency": record.currency,
+                "available_before": available, "available_after": record.available_after,
+                "idempotency_key": req.idempotency_key,
+            }));
+            match d.store.withdraw(&WithdrawalRequest { record, expected_available: available, audit }).await? {
                 WithdrawOutcome::Done(record) => {
                     info!(user_id = %req.caller, withdrawal_id = %record.withdrawal_id, amount = %record.amount, "withdrawn");
                     return Ok(WithdrawResult { record, replayed: false });
@@ -299,6 +320,10 @@ pub enum RegistrationResult {
     Registered { rejected: Option<ReferralRejection> },
     AlreadyRegistered,
 }
+
+/// The actor of changes made on behalf of platform events.
+pub const REGISTRATION_SOURCE: &str = "auth/user.registered";
+pub const ORDER_SOURCE: &str = "shop/order.paid";
 
 pub struct RegisterUser<S, C>(pub Deps<S, C>);
 
@@ -334,7 +359,16 @@ impl<S: MarketStore, C: ConfigSource> Processor for RegisterUser<S, C> {
             match self.referral_for(&ev.user, code, now).await? {
                 Ok(referral) => {
                     let inviter = referral.inviter.clone();
-                    let reg = Registration { user: ev.user.clone(), at: now, referral: Some(referral) };
+                    let actor = Actor::System(REGISTRATION_SOURCE.into());
+                    let audit = vec![
+                        AuditRecord::new(&ev.user, now, AuditAction::ReferralRecorded, actor.clone(), ev.event_id.as_str(), json!({
+                            "inviter": inviter, "code": referral.code,
+                        })),
+                        AuditRecord::new(&inviter, now, AuditAction::ReferralGained, actor, ev.event_id.as_str(), json!({
+                            "user": ev.user, "code": referral.code,
+                        })),
+                    ];
+                    let reg = Registration { user: ev.user.clone(), at: now, referral: Some(referral), audit };
                     match store.register_user(&reg).await? {
                         RegistrationOutcome::Registered { .. } => {
                             info!(event_id = %ev.event_id, user_id = %ev.user, inviter = %inviter, "referral recorded");
@@ -350,7 +384,12 @@ impl<S: MarketStore, C: ConfigSource> Processor for RegisterUser<S, C> {
         if let Some(reason) = rejected {
             warn!(event_id = %ev.event_id, user_id = %ev.user, reason = reason.as_str(), "referral rejected");
         }
-        let reg = Registration { user: ev.user.clone(), at: now, referral: None };
+        let (action, details) = match rejected {
+            Some(reason) => (AuditAction::ReferralRejected, json!({"code": ev.invite_code, "reason": reason.as_str()})),
+            None => (AuditAction::Registered, json!({})),
+        };
+        let audit = vec![AuditRecord::new(&ev.user, now, action, Actor::System(REGISTRATION_SOURCE.into()), ev.event_id.as_str(), details)];
+        let reg = Registration { user: ev.user.clone(), at: now, referral: None, audit };
         Ok(match store.register_user(&reg).await? {
             RegistrationOutcome::AlreadyRegistered => RegistrationResult::AlreadyRegistered,
             _ => RegistrationResult::Registered { rejected },
@@ -443,7 +482,11 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
     type Response = RewardOutcome;
 
     async fn process(&self, ev: RewardEvent) -> Result<RewardOutcome, MarketError> {
-        let outcome = self.0.store.apply_reward(&ev).await?;
+        let audit = AuditRecord::new(&ev.inviter, self.0.clock.now(), AuditAction::RewardEarned, Actor::System(ORDER_SOURCE.into()), ev.source_event_id.as_str(), json!({
+            "order_id": ev.order_id, "buyer": ev.buyer, "order_amount": ev.order_amount, "currency": ev.currency,
+            "commission_bps": ev.commission_bps, "reward": ev.reward,
+        }));
+        let outcome = self.0.store.apply_reward(&ev, &audit).await?;
         info!(order_id = %ev.order_id, inviter = %ev.inviter, reward = %ev.reward, ?outcome, "reward processed");
         Ok(outcome)
     }

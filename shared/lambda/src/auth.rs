@@ -31,6 +31,25 @@ pub struct Authenticator {
     keys: Option<Keys>,
     validation: Validation,
     user_claim: String,
+    /// Admin = this claim's value (space-separated or a list) contains `admin_value`.
+    admin_claim: String,
+    admin_value: String,
+}
+
+/// The values of a claim: a space-separated string (`scope`), a JSON array, or the
+/// authorizer's rendering of an array (`[a b]`).
+fn claim_values(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        Value::String(s) => s
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .map(|t| t.trim_matches(|c| c == '[' || c == ']' || c == '"'))
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Value::Bool(true) => vec!["true".into()],
+        _ => vec![],
+    }
 }
 
 fn unauthenticated() -> Status {
@@ -68,14 +87,41 @@ impl Authenticator {
             validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
             validation.leeway = 30;
         }
-        Ok(Authenticator { keys, validation, user_claim: var("AUTH_USER_CLAIM").unwrap_or_else(|| "sub".into()) })
+        Ok(Authenticator {
+            keys,
+            validation,
+            user_claim: var("AUTH_USER_CLAIM").unwrap_or_else(|| "sub".into()),
+            admin_claim: var("AUTH_ADMIN_CLAIM").unwrap_or_else(|| "scope".into()),
+            admin_value: var("AUTH_ADMIN_VALUE").unwrap_or_else(|| "market:admin".into()),
+        })
     }
 
     /// The authenticated caller, or `UNAUTHENTICATED`.
     pub fn caller<T>(&self, request: &tonic::Request<T>) -> Result<UserId, Status> {
+        self.identify(request).map(|(user, _)| user)
+    }
+
+    /// The authenticated administrator; `PERMISSION_DENIED` for anyone else.
+    pub fn admin<T>(&self, request: &tonic::Request<T>) -> Result<UserId, Status> {
+        match self.identify(request)? {
+            (user, true) => Ok(user),
+            (user, false) => {
+                debug!(user_id = %user, "admin call without the admin claim");
+                Err(Status::permission_denied("administrator role required"))
+            }
+        }
+    }
+
+    fn is_admin(&self, claim: Option<Value>) -> bool {
+        claim.is_some_and(|v| claim_values(&v).iter().any(|t| t == &self.admin_value))
+    }
+
+    fn identify<T>(&self, request: &tonic::Request<T>) -> Result<(UserId, bool), Status> {
         if let Some(claims) = authorizer_claims(request) {
             let user = claims.get(&self.user_claim).ok_or_else(unauthenticated)?;
-            return UserId::parse(user.as_str()).map_err(|_| unauthenticated());
+            let user = UserId::parse(user.as_str()).map_err(|_| unauthenticated())?;
+            let admin = self.is_admin(claims.get(&self.admin_claim).map(|v| Value::String(v.clone())));
+            return Ok((user, admin));
         }
         let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).ok_or_else(unauthenticated)?;
         let token = header.strip_prefix("Bearer ").ok_or_else(unauthenticated)?;
@@ -84,7 +130,8 @@ impl Authenticator {
             unauthenticated()
         })?;
         let user = claims.get(&self.user_claim).and_then(Value::as_str).ok_or_else(unauthenticated)?;
-        UserId::parse(user).map_err(|_| unauthenticated())
+        let user = UserId::parse(user).map_err(|_| unauthenticated())?;
+        Ok((user, self.is_admin(claims.get(&self.admin_claim).cloned())))
     }
 
     fn verify(&self, token: &str) -> Result<Map<String, Value>, &'static str> {
@@ -117,5 +164,29 @@ fn authorizer_claims<T>(request: &tonic::Request<T>) -> Option<&HashMap<String, 
         RequestContext::ApiGatewayV2(ctx) => ctx.authorizer.as_ref()?.jwt.as_ref().map(|jwt| &jwt.claims),
         #[allow(unreachable_patterns)]
         _ => None,
+    }
+}
+
+/// The id of the invocation serving this request (Lambda's request id), for audit records.
+pub fn request_id<T>(request: &tonic::Request<T>) -> String {
+    request
+        .extensions()
+        .get::<lambda_http::Context>()
+        .map(|c| c.request_id.clone())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| format!("local-{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod admin_claim_tests {
+    use super::claim_values;
+    use serde_json::json;
+
+    #[test]
+    fn claim_values_read_every_shape() {
+        assert_eq!(claim_values(&json!("openid market:admin")), ["openid", "market:admin"]);
+        assert_eq!(claim_values(&json!(["a", "market:admin"])), ["a", "market:admin"]);
+        assert_eq!(claim_values(&json!("[a market:admin]")), ["a", "market:admin"]);
+        assert!(claim_values(&json!(3)).is_empty());
     }
 }

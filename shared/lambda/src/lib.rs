@@ -7,18 +7,18 @@ pub mod serve;
 pub mod sqs;
 pub mod status;
 
-pub use auth::Authenticator;
+pub use auth::{request_id, Authenticator};
 pub use lambda_http::Error;
 pub use serve::serve;
 pub use status::to_status;
 
 use market_domain::config::MarketConfig;
-use market_domain::ports::StaticConfig;
 use market_domain::processors::Deps;
 use market_storage::DynamoStore;
 
 pub type Store = DynamoStore;
-pub type Config = StaticConfig;
+/// Redis-backed with a per-container cache; without `REDIS_URL`, the fallback document.
+pub type Config = market_config::RedisConfig;
 pub type MarketDeps = Deps<Store, Config>;
 
 /// JSON logs in Lambda (CloudWatch), compact text locally; level from `RUST_LOG`.
@@ -49,14 +49,16 @@ impl Market {
         init_tracing();
         let sdk = market_storage::aws_config().await;
         let store = DynamoStore::from_env(&sdk).await?;
-        // The Redis-backed source replaces this (issue: admin controls); until then the
-        // document comes from MARKET_CONFIG_JSON, validated, or the built-in defaults.
-        let config = match std::env::var("MARKET_CONFIG_JSON") {
+        // The configuration comes from Redis (cached per container); until the first read
+        // succeeds, and whenever Redis has no valid document, the fallback applies:
+        // MARKET_CONFIG_JSON (validated) or the built-in defaults.
+        let fallback = match std::env::var("MARKET_CONFIG_JSON") {
             Ok(doc) if !doc.trim().is_empty() => MarketConfig::from_json(&doc)?,
             _ => MarketConfig::default(),
         };
+        let config = market_config::RedisConfig::from_env(fallback)?;
         let auth = Authenticator::from_env()?;
-        Ok(Market { deps: Deps::new(store, StaticConfig(config)), auth, aws: sdk })
+        Ok(Market { deps: Deps::new(store, config), auth, aws: sdk })
     }
 }
 

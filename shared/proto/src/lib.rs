@@ -1,6 +1,7 @@
 //! The `helium.market.v1` protocol: generated messages, server and client, plus the
 //! conversions from domain records (the domain never sees protobuf types).
 
+pub mod admin;
 pub mod codec;
 
 #[allow(clippy::all, clippy::pedantic)]

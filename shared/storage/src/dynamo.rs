@@ -8,9 +8,10 @@ use std::time::Duration;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{CancellationReason, ConsumedCapacity, ReturnConsumedCapacity, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, ConsumedCapacity, ReturnConsumedCapacity, TransactWriteItem};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::Client;
+use market_domain::audit::AuditRecord;
 use market_domain::code::InviteCode;
 use market_domain::ids::{UserId, WithdrawalId};
 use market_domain::model::{
@@ -19,7 +20,7 @@ use market_domain::model::{
 use market_domain::money::Money;
 use market_domain::policy::{AffiliatePolicy, TriggerLimit};
 use market_domain::ports::{
-    Deactivation, MarketStore, NewCode, ReferralRejection, Registration, RegistrationOutcome, Result,
+    Deactivation, MarketStore, NewCode, Page, PolicyOverrides, PolicyUpdate, ReferralRejection, Registration, RegistrationOutcome, Result,
     RewardOutcome, WithdrawOutcome, WithdrawalRequest,
 };
 use market_domain::time::Timestamp;
@@ -29,6 +30,7 @@ use serde::Deserialize;
 use tracing::debug;
 
 use crate::error::{mapping_error, sdk_error};
+use crate::admin::{audit_put, audit_puts};
 use crate::outbox::OutboxRecord;
 use crate::expr::{b, check, key, key2, n, put, s, update, Item};
 use crate::tables::{at_key, attr, MARKET_EXCHANGE, reward_entry_key, withdrawal_entry_key, Tables, ACTIVE_BY_OWNER_INDEX, LEDGER_BY_TIME_INDEX};
@@ -304,6 +306,7 @@ impl MarketStore for DynamoStore {
                 ],
             )?);
         }
+        items.extend(audit_puts(&self.tables.audit, &new.audit)?);
         match self.transact(items).await? {
             Ok(()) => Ok(()),
             Err(c) if c.failed(0) => Err(MarketError::CodeCollision),
@@ -319,8 +322,9 @@ impl MarketStore for DynamoStore {
         code: &InviteCode,
         now: Timestamp,
         purge_at: Timestamp,
+        audit: &AuditRecord,
     ) -> Result<Deactivation> {
-        let items = vec![
+        let mut items = vec![
             update(
                 &self.tables.codes,
                 key(attr::CODE, code.as_str()),
@@ -341,6 +345,7 @@ impl MarketStore for DynamoStore {
                 vec![(":minus_one", n(-1)), (":now", now_set(now))],
             )?,
         ];
+        items.extend(audit_puts(&self.tables.audit, std::slice::from_ref(audit))?);
         match self.transact(items).await? {
             Ok(()) => Ok(Deactivation::Deactivated),
             Err(c) => {
@@ -360,13 +365,14 @@ impl MarketStore for DynamoStore {
         let at = now_set(reg.at);
         let first_time = "attribute_not_exists(#registered_at) AND attribute_not_exists(#inviter)";
         let Some(referral) = &reg.referral else {
-            let items = vec![update(
+            let mut items = vec![update(
                 &self.tables.policy,
                 key(attr::USER_ID, user),
                 "SET #registered_at = :at",
                 Some(first_time),
                 vec![(":at", at)],
             )?];
+            items.extend(audit_puts(&self.tables.audit, &reg.audit)?);
             return Ok(match self.transact(items).await? {
                 Ok(()) => RegistrationOutcome::Registered { referred: false },
                 Err(_) => RegistrationOutcome::AlreadyRegistered,
@@ -376,7 +382,7 @@ impl MarketStore for DynamoStore {
             return Ok(RegistrationOutcome::ReferralRejected(ReferralRejection::SelfReferral));
         }
         let inviter = referral.inviter.as_str();
-        let items = vec![
+        let mut items = vec![
             // 0: first registration of this user; the inviter is written once, here.
             update(
                 &self.tables.policy,
@@ -404,6 +410,7 @@ impl MarketStore for DynamoStore {
             // 3: the inviter's affiliate ability is on.
             check(&self.tables.policy, key(attr::USER_ID, inviter), POLICY_ENABLED, vec![(":true", b(true))])?,
         ];
+        items.extend(audit_puts(&self.tables.audit, &reg.audit)?);
         match self.transact(items).await? {
             Ok(()) => Ok(RegistrationOutcome::Registered { referred: true }),
             Err(c) if c.failed(0) => Ok(RegistrationOutcome::AlreadyRegistered),
@@ -422,7 +429,7 @@ impl MarketStore for DynamoStore {
         }
     }
 
-    async fn apply_reward(&self, ev: &RewardEvent) -> Result<RewardOutcome> {
+    async fn apply_reward(&self, ev: &RewardEvent, audit: &AuditRecord) -> Result<RewardOutcome> {
         let entry = LedgerEntry::from(ev);
         let at = now_set(ev.occurred_at);
         let (limit_cond, mut buyer_values) = match ev.trigger_limit {
@@ -457,6 +464,8 @@ impl MarketStore for DynamoStore {
                 None,
                 vec![(":reward", n(ev.reward.minor())), (":one", n(1)), (":at", at)],
             )?,
+            // 3: the audit record.
+            audit_put(&self.tables.audit, audit)?,
         ];
         Ok(match self.transact(items).await? {
             Ok(()) => RewardOutcome::Applied,
@@ -510,6 +519,8 @@ impl MarketStore for DynamoStore {
                 "attribute_not_exists(#event_id)",
                 vec![],
             )?,
+            // 3: the audit record.
+            audit_put(&self.tables.audit, &req.audit)?,
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(WithdrawOutcome::Done(rec.clone())),
@@ -527,4 +538,66 @@ impl MarketStore for DynamoStore {
             Err(_) => Err(MarketError::internal("outbox record exists without its ledger entry")),
         }
     }
+
+    async fn update_policy(&self, u: &PolicyUpdate) -> Result<bool> {
+        let fields: [(&str, Option<AttributeValue>, Option<AttributeValue>); 4] = [
+            (attr::COMMISSION_BPS, u.before.commission_bps.map(|b| n(i64::from(b.get()))), u.after.commission_bps.map(|b| n(i64::from(b.get())))),
+            (attr::TRIGGER_LIMIT, limit_value(&u.before)?, limit_value(&u.after)?),
+            (attr::MAX_ACTIVE_CODES, u.before.max_active_codes.map(|m| n(i64::from(m))), u.after.max_active_codes.map(|m| n(i64::from(m)))),
+            (attr::AFFILIATE_ENABLED, u.before.affiliate_enabled.map(b), u.after.affiliate_enabled.map(b)),
+        ];
+        let (mut sets, mut removes, mut conds, mut values) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (i, (name, before, after)) in fields.into_iter().enumerate() {
+            // Placeholders are static strings: four fields, indexed.
+            let (b_ph, a_ph) = ([":b0", ":b1", ":b2", ":b3"][i], [":a0", ":a1", ":a2", ":a3"][i]);
+            match before {
+                Some(v) => {
+                    conds.push(format!("#{name} = {b_ph}"));
+                    values.push((b_ph, v));
+                }
+                None => conds.push(format!("attribute_not_exists(#{name})")),
+            }
+            match after {
+                Some(v) => {
+                    sets.push(format!("#{name} = {a_ph}"));
+                    values.push((a_ph, v));
+                }
+                None => removes.push(format!("#{name}")),
+            }
+        }
+        let mut expression = String::new();
+        if !sets.is_empty() {
+            expression.push_str(&format!("SET {}", sets.join(", ")));
+        }
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let condition = conds.join(" AND ");
+        let items = vec![
+            // 0: the overrides are still what the admin's change was based on.
+            update(&self.tables.policy, key(attr::USER_ID, u.user.as_str()), expression.trim(), Some(&condition), values)?,
+            // 1: the audit record (before/after).
+            audit_put(&self.tables.audit, &u.audit)?,
+        ];
+        Ok(self.transact(items).await?.is_ok())
+    }
+
+    async fn list_ledger(&self, user: &UserId, page_token: Option<&str>, limit: u32) -> Result<Page<LedgerEntry>> {
+        let (items, next) = self
+            .query_page(&self.tables.ledger, Some(LEDGER_BY_TIME_INDEX), (attr::USER_ID, user.as_str()), page_token, limit)
+            .await?;
+        Ok(Page { items: serde_dynamo::from_items(items).map_err(mapping_error)?, next })
+    }
+
+    async fn list_audit(&self, subject: &str, page_token: Option<&str>, limit: u32) -> Result<Page<AuditRecord>> {
+        self.audit_page(subject, page_token, limit).await
+    }
+
+    async fn put_audit(&self, record: &AuditRecord) -> Result<()> {
+        self.put_audit_item(record).await
+    }
+}
+
+fn limit_value(o: &PolicyOverrides) -> Result<Option<AttributeValue>> {
+    o.trigger_limit.map(|l| serde_dynamo::to_attribute_value(l).map_err(mapping_error)).transpose()
 }

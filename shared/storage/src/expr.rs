@@ -52,11 +52,12 @@ fn values(values: Values) -> Option<HashMap<String, AttributeValue>> {
 
 const ALL_OLD: ReturnValuesOnConditionCheckFailure = ReturnValuesOnConditionCheckFailure::AllOld;
 
+/// An empty `cond` puts unconditionally.
 pub fn put(table: &str, item: Item, cond: &str, vals: Values) -> Result<TransactWriteItem, MarketError> {
     let put = Put::builder()
         .table_name(table)
         .set_item(Some(item))
-        .condition_expression(cond)
+        .set_condition_expression((!cond.is_empty()).then(|| cond.to_owned()))
         .set_expression_attribute_names(names_in(&[cond]))
         .set_expression_attribute_values(values(vals))
         .return_values_on_condition_check_failure(ALL_OLD)

@@ -1,5 +1,6 @@
 //! DynamoDB adapter of the Helium Market store port. Key design: [`tables`].
 
+mod admin;
 mod dynamo;
 mod error;
 mod expr;

@@ -7,6 +7,7 @@
 //! | stats (`affiliate_stats`) | PK `user_id` | GetItem | every change it summarises, same transaction |
 //! | invite codes (`invite_code`) | PK `code` (upper-case) | sparse GSI `active-by-owner` (`active_owner`, `created_at`): the owner's not-yet-deactivated codes, newest first | create / deactivate / registration |
 //! | ledger (`affiliate_relation`) | PK `user_id`, SK `entry_key` = `reward#<order_id>` \| `withdrawal#<withdrawal_id>` | LSI `by-time` (`user_id`, `at_key` = `<ms, 13 digits>#<entry_key>`): newest first | reward, withdrawal; append-only |
+//! | audit | PK `subject` (user id, or `#market` for the configuration), SK `at_key` = `<ms, 13 digits>#<action>#<request id>`: newest first | every state change, in its transaction |
 //! | outbox | PK `event_id` (= withdrawal id) | stream (NEW_IMAGE, INSERTs) to the relay, which sets `relayed_at` and TTL `purge_at` | withdrawal |
 //!
 //! The entry keys are what make repeats harmless: one `reward#<order_id>` per order (an
@@ -47,6 +48,10 @@ pub mod attr {
     pub const WITHDRAWN_TOTAL: &str = "withdrawn_total";
     pub const ACTIVE_CODES: &str = "active_codes";
     pub const UPDATED_AT: &str = "updated_at";
+    pub const SUBJECT: &str = "subject";
+    pub const COMMISSION_BPS: &str = "commission_bps";
+    pub const TRIGGER_LIMIT: &str = "trigger_limit";
+    pub const MAX_ACTIVE_CODES: &str = "max_active_codes";
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +61,7 @@ pub struct Tables {
     pub codes: String,
     pub ledger: String,
     pub outbox: String,
+    pub audit: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +78,7 @@ impl Tables {
             codes: var("INVITE_CODE_TABLE")?,
             ledger: var("LEDGER_TABLE")?,
             outbox: var("OUTBOX_TABLE")?,
+            audit: var("AUDIT_TABLE")?,
         })
     }
 }

@@ -85,4 +85,36 @@ async fn main() {
     println!("{:<44} {}", "bridge relay (RabbitMQ queue drained)", rate(n, drained.unwrap_or(e2e)));
     println!("{:<44} {}", "end to end (publish -> reward in DynamoDB)", rate(n, e2e));
     println!("(functions are release builds under cargo lambda watch; local SQS is moto, single-threaded)");
+
+    outbound(&d, n.min(500)).await;
+}
+
+/// Outbound: withdrawals (the processor, in-process, sequential) -> outbox stream -> relay
+/// function -> SQS -> bridge -> RabbitMQ `market`, until every event is in a bound queue;
+/// next to the withdrawal transaction alone.
+async fn outbound(d: &market_tests::TestDeps, n: usize) {
+    use market_domain::ids::IdempotencyKey;
+    use market_domain::money::Money;
+    use market_domain::processors::{WithdrawAffiliateReward, WithdrawRequest};
+    println!("\nHelium Market outbound benchmark: {n} withdrawals -> affiliate.withdrawn on RabbitMQ");
+    let queue = market_tests::amqp::WithdrawnQueue::bind().await;
+    let user = market_tests::user("bench-withdrawer");
+    market_tests::fund(d, &user, (n as i64) * 100).await;
+    let withdraw = WithdrawAffiliateReward(d.clone());
+    let started = Instant::now();
+    for i in 0..n {
+        let key = IdempotencyKey::parse(format!("bench-{i}")).unwrap();
+        withdraw.process(WithdrawRequest { caller: user.clone(), amount: Money::from_minor(100), idempotency_key: key }).await.unwrap();
+    }
+    let raw_tx = started.elapsed();
+    let mut received = 0;
+    while received < n {
+        received += queue.drain().await.iter().filter(|r| r.body["user_id"] == user.as_str()).count();
+        assert!(started.elapsed() < Duration::from_secs(600), "outbound did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let e2e = started.elapsed();
+    queue.delete().await;
+    println!("{:<44} {}", "withdrawal transaction (debit+ledger+outbox+audit)", rate(n, raw_tx));
+    println!("{:<44} {}", "end to end (withdrawn -> event on RabbitMQ)", rate(n, e2e));
 }

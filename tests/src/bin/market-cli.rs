@@ -25,7 +25,17 @@ const USAGE: &str = "usage: market-cli token|stats|codes|create-code|delete-code
   publish-registered <user> [code]   publish auth/user.registered to RabbitMQ
   publish-order <user> <amount> [id] publish shop/order.paid to RabbitMQ (USD minor units)
   events                             take and print the outbound events (affiliate.withdrawn)
-                                     waiting in the local balance stand-in queue";
+                                     waiting in the local balance stand-in queue
+admin commands (as administrator `cli-admin`, token with the market:admin scope):
+  admin-token <admin>                print an administrator's bearer token
+  policy <user>                      GetUserPolicy
+  set-policy <user> <k=v>...         UpdateUserPolicy; k: rate (bps), limit (n|unlimited),
+                                     max-codes, enabled (true|false); v=default clears
+  config                             GetMarketConfig
+  set-config <k=v>...                UpdateMarketConfig; k: any MarketConfig field
+                                     (default_trigger_limit: n|unlimited)
+  ledger <user>                      ListLedger, every page
+  audit <user>|market                ListAuditTrail, every page";
 
 fn load_env() {
     if std::env::var_os("MARKET_RPC_URL").is_some() {
@@ -60,8 +70,11 @@ fn show<T: std::fmt::Debug>(result: Result<tonic::Response<T>, tonic::Status>) -
 fn main() {
     load_env();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("events") {
-        std::process::exit(events());
+    match args.first().map(String::as_str) {
+        Some("events") => std::process::exit(events()),
+        Some("config" | "set-config") => std::process::exit(admin(&args)),
+        Some("admin-token" | "policy" | "set-policy" | "ledger" | "audit") if args.len() > 1 => std::process::exit(admin(&args)),
+        _ => {}
     }
     let (Some(cmd), Some(user)) = (args.first(), args.get(1)) else {
         eprintln!("{USAGE}");
@@ -138,4 +151,148 @@ fn events() -> i32 {
     }
     eprintln!("{} event(s)", received.len());
     0
+}
+
+fn rpc_or_exit() -> Rpc {
+    Rpc::from_env().unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    })
+}
+
+fn parse_limit(v: &str) -> Option<market_proto::v1::TriggerLimit> {
+    use market_proto::v1::trigger_limit::Limit;
+    let limit = match v {
+        "unlimited" => Limit::Unlimited(true),
+        n => Limit::Count(n.parse().ok()?),
+    };
+    Some(market_proto::v1::TriggerLimit { limit: Some(limit) })
+}
+
+/// `k=v` pairs; an unparsable pair exits with usage.
+fn pairs(args: &[String]) -> Vec<(String, String)> {
+    args.iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => {
+                eprintln!("expected key=value, got {a:?}\n{USAGE}");
+                std::process::exit(2)
+            }
+        })
+        .collect()
+}
+
+fn admin(args: &[String]) -> i32 {
+    let rpc = rpc_or_exit();
+    let token = rpc.admin_token("cli-admin");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut admin = rpc.admin();
+        let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+        match args[0].as_str() {
+            "admin-token" => {
+                println!("{}", rpc.admin_token(&arg(1)));
+                0
+            }
+            "policy" => show(admin.get_user_policy(Rpc::authed(GetUserPolicyRequest { user_id: arg(1) }, &token)).await),
+            "set-policy" => {
+                let mut overrides = PolicyOverrides::default();
+                let mut update = Vec::new();
+                for (k, v) in pairs(&args[2..]) {
+                    let clear = v == "default";
+                    let field = match k.as_str() {
+                        "rate" | "commission_bps" => {
+                            overrides.commission_bps = if clear { None } else { v.parse().ok() };
+                            "commission_bps"
+                        }
+                        "limit" | "trigger_limit" => {
+                            overrides.trigger_limit = if clear { None } else { parse_limit(&v) };
+                            "trigger_limit"
+                        }
+                        "max-codes" | "max_active_codes" => {
+                            overrides.max_active_codes = if clear { None } else { v.parse().ok() };
+                            "max_active_codes"
+                        }
+                        "enabled" | "affiliate_enabled" => {
+                            overrides.affiliate_enabled = if clear { None } else { v.parse().ok() };
+                            "affiliate_enabled"
+                        }
+                        other => {
+                            eprintln!("unknown policy key {other:?}\n{USAGE}");
+                            return 2;
+                        }
+                    };
+                    update.push(field.to_owned());
+                }
+                let request = UpdateUserPolicyRequest { user_id: arg(1), overrides: Some(overrides), update };
+                show(admin.update_user_policy(Rpc::authed(request, &token)).await)
+            }
+            "config" => show(admin.get_market_config(Rpc::authed(GetMarketConfigRequest {}, &token)).await),
+            "set-config" => {
+                let mut config = market_proto::v1::MarketConfig::default();
+                let mut update = Vec::new();
+                for (k, v) in pairs(&args[1..]) {
+                    let ok = match k.as_str() {
+                        "enabled" => v.parse().map(|b| config.enabled = b).is_ok(),
+                        "default_commission_bps" => v.parse().map(|n| config.default_commission_bps = n).is_ok(),
+                        "default_trigger_limit" => parse_limit(&v).map(|l| config.default_trigger_limit = Some(l)).is_some(),
+                        "max_active_codes" => v.parse().map(|n| config.max_active_codes = n).is_ok(),
+                        "min_withdraw_amount" => v.parse().map(|n| config.min_withdraw_amount = n).is_ok(),
+                        "currency" => {
+                            config.currency = v.clone();
+                            true
+                        }
+                        "code_expiry_days" => v.parse().map(|n| config.code_expiry_days = n).is_ok(),
+                        "code_retention_days" => v.parse().map(|n| config.code_retention_days = n).is_ok(),
+                        _ => false,
+                    };
+                    if !ok {
+                        eprintln!("bad config pair {k}={v}\n{USAGE}");
+                        return 2;
+                    }
+                    update.push(k);
+                }
+                show(admin.update_market_config(Rpc::authed(UpdateMarketConfigRequest { config: Some(config), update }, &token)).await)
+            }
+            "ledger" | "audit" => {
+                let mut page_token = String::new();
+                loop {
+                    let next = if args[0] == "ledger" {
+                        let request = ListLedgerRequest { user_id: arg(1), page_size: 100, page_token };
+                        match admin.list_ledger(Rpc::authed(request, &token)).await {
+                            Ok(r) => {
+                                let r = r.into_inner();
+                                r.entries.iter().for_each(|e| println!("{e:?}"));
+                                r.next_page_token
+                            }
+                            Err(s) => return show::<()>(Err(s)),
+                        }
+                    } else {
+                        let market = arg(1) == "market";
+                        let user_id = if market { String::new() } else { arg(1) };
+                        let request = ListAuditTrailRequest { user_id, page_size: 100, page_token, market_config: market };
+                        match admin.list_audit_trail(Rpc::authed(request, &token)).await {
+                            Ok(r) => {
+                                let r = r.into_inner();
+                                for a in &r.records {
+                                    let at = a.at.map(|t| t.seconds).unwrap_or_default();
+                                    println!("{at} {} {} {} {}", a.action, a.actor, a.request_id, a.details_json);
+                                }
+                                r.next_page_token
+                            }
+                            Err(s) => return show::<()>(Err(s)),
+                        }
+                    };
+                    if next.is_empty() {
+                        return 0;
+                    }
+                    page_token = next;
+                }
+            }
+            _ => {
+                eprintln!("{USAGE}");
+                2
+            }
+        }
+    })
 }

@@ -1,0 +1,278 @@
+//! The market configuration, as the Manage module writes it: one JSON document under a
+//! configurable Redis key. Functions read it through [`RedisConfig`], a per-container cache
+//! with a short TTL; when Redis is unreachable (or the document is missing or invalid) they
+//! keep the last good value — or, before any, the fallback document / built-in defaults —
+//! log a warning, and keep working. The admin API reads and writes the document through
+//! the same type ([`ConfigStore`]).
+//!
+//! Environment: `REDIS_URL` (`redis://` or `rediss://` for TLS, e.g. ElastiCache with
+//! in-transit encryption; empty = no Redis, the fallback is the configuration),
+//! `REDIS_AUTH_TOKEN` (ElastiCache AUTH token, if not in the URL), `MARKET_CONFIG_KEY`
+//! (default `helium:market:config`), `CONFIG_CACHE_TTL_MS` (default 5000).
+
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use market_domain::config::MarketConfig;
+use market_domain::ports::{ConfigSource, ConfigStore, Result};
+use market_domain::MarketError;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncCommands, AsyncConnectionConfig, IntoConnectionInfo};
+use tracing::{info, warn};
+
+pub const DEFAULT_KEY: &str = "helium:market:config";
+pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
+/// Upper bound of one Redis call on a request path.
+const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigSetupError {
+    #[error("REDIS_URL is not a valid Redis URL: {0}")]
+    Url(String),
+    #[error("CONFIG_CACHE_TTL_MS is not a number of milliseconds")]
+    Ttl,
+}
+
+struct Cached {
+    value: MarketConfig,
+    /// When Redis was last asked (successfully or not); `None` = never.
+    checked: Option<Instant>,
+}
+
+/// One multiplexed connection per container, made on first use and replaced after an
+/// error (a connection broken while idle — Redis restarted, failover — is dropped and the
+/// next call connects afresh), every connect and call bounded by [`CALL_TIMEOUT`].
+pub struct Redis {
+    client: redis::Client,
+    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+}
+
+impl Redis {
+    async fn connection(&self) -> Result<MultiplexedConnection> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CALL_TIMEOUT))
+            .set_response_timeout(Some(CALL_TIMEOUT));
+        let c = match tokio::time::timeout(
+            CALL_TIMEOUT * 2,
+            self.client
+                .get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(MarketError::Unavailable(Box::new(e))),
+            Err(_) => return Err(MarketError::Unavailable("redis connect timed out".into())),
+        };
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn forget(&self) {
+        *self.conn.lock().await = None;
+    }
+
+    /// Runs `call` on the connection; after a failure on an existing connection, once more
+    /// on a new one.
+    async fn run<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            let conn = self.connection().await?;
+            let error: MarketError = match tokio::time::timeout(CALL_TIMEOUT, call(conn)).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(e)) => MarketError::Unavailable(Box::new(e)),
+                Err(_) => MarketError::Unavailable("redis call timed out".into()),
+            };
+            self.forget().await;
+            attempt += 1;
+            if attempt > 1 {
+                return Err(error);
+            }
+        }
+    }
+}
+
+pub struct RedisConfig {
+    redis: Option<Redis>,
+    key: String,
+    ttl: Duration,
+    cache: RwLock<Cached>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl RedisConfig {
+    /// Built once per cold start. The connection is made lazily, on the first read, so a
+    /// cold start never fails or waits because Redis is down.
+    pub fn from_env(fallback: MarketConfig) -> std::result::Result<Self, ConfigSetupError> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let ttl = match var("CONFIG_CACHE_TTL_MS") {
+            Some(ms) => {
+                Duration::from_millis(ms.trim().parse().map_err(|_| ConfigSetupError::Ttl)?)
+            }
+            None => DEFAULT_TTL,
+        };
+        let key = var("MARKET_CONFIG_KEY").unwrap_or_else(|| DEFAULT_KEY.to_owned());
+        let redis = match var("REDIS_URL") {
+            Some(url) => Some(connect_lazily(&url, var("REDIS_AUTH_TOKEN"))?),
+            None => None,
+        };
+        Ok(Self::new(redis, key, ttl, fallback))
+    }
+
+    /// A source on `url` (tests, tools); functions use [`RedisConfig::from_env`].
+    pub fn with_url(url: &str, auth_token: Option<String>, key: &str, ttl: Duration, fallback: MarketConfig) -> std::result::Result<Self, ConfigSetupError> {
+        Ok(Self::new(Some(connect_lazily(url, auth_token)?), key.to_owned(), ttl, fallback))
+    }
+
+    pub fn new(redis: Option<Redis>, key: String, ttl: Duration, fallback: MarketConfig) -> Self {
+        RedisConfig {
+            redis,
+            key,
+            ttl,
+            cache: RwLock::new(Cached {
+                value: fallback,
+                checked: None,
+            }),
+            refresh: Default::default(),
+        }
+    }
+
+    fn cached(&self) -> (MarketConfig, Option<Instant>) {
+        match self.cache.read() {
+            Ok(c) => (c.value.clone(), c.checked),
+            Err(poisoned) => {
+                let c = poisoned.into_inner();
+                (c.value.clone(), c.checked)
+            }
+        }
+    }
+
+    fn store(&self, value: Option<MarketConfig>) {
+        let mut c = match self.cache.write() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(v) = value {
+            if v != c.value {
+                info!("market config updated");
+            }
+            c.value = v;
+        }
+        c.checked = Some(Instant::now());
+    }
+
+    async fn get(&self) -> Result<Option<String>> {
+        let Some(redis) = &self.redis else {
+            return Ok(None);
+        };
+        let key = self.key.clone();
+        redis
+            .run(|mut c| {
+                let key = key.clone();
+                async move { c.get::<_, Option<String>>(key).await }
+            })
+            .await
+    }
+
+    /// Asks Redis; on any failure keeps what is cached. Only a valid document replaces it.
+    async fn refresh(&self) {
+        let value = match self.get().await {
+            Ok(Some(doc)) => match MarketConfig::from_json(&doc) {
+                Ok(config) => Some(config),
+                Err(e) => {
+                    warn!(key = %self.key, error = %e, "invalid market config document in Redis; keeping the last good one");
+                    None
+                }
+            },
+            Ok(None) if self.redis.is_some() => {
+                warn!(key = %self.key, "no market config document in Redis; keeping the last good one (or the defaults)");
+                None
+            }
+            Ok(None) => None,
+            Err(e) => {
+                warn!(error = %e, cause = ?std::error::Error::source(&e), "Redis unreachable; keeping the last good market config (or the defaults)");
+                None
+            }
+        };
+        self.store(value);
+    }
+}
+
+fn connect_lazily(
+    url: &str,
+    auth_token: Option<String>,
+) -> std::result::Result<Redis, ConfigSetupError> {
+    let mut info = url
+        .into_connection_info()
+        .map_err(|e| ConfigSetupError::Url(e.to_string()))?;
+    if let Some(token) = auth_token {
+        let settings = info.redis_settings().clone().set_password(token);
+        info = info.set_redis_settings(settings);
+    }
+    let client = redis::Client::open(info).map_err(|e| ConfigSetupError::Url(e.to_string()))?;
+    Ok(Redis {
+        client,
+        conn: tokio::sync::Mutex::new(None),
+    })
+}
+
+impl ConfigSource for RedisConfig {
+    async fn current(&self) -> MarketConfig {
+        let (value, checked) = self.cached();
+        if self.redis.is_none() || checked.is_some_and(|t| t.elapsed() < self.ttl) {
+            return value;
+        }
+        // One refresh at a time per container; concurrent callers (a hook handles its batch
+        // concurrently) wait for it rather than use a value older than the TTL.
+        let _guard = self.refresh.lock().await;
+        let (value, checked) = self.cached();
+        if checked.is_some_and(|t| t.elapsed() < self.ttl) {
+            return value;
+        }
+        self.refresh().await;
+        self.cached().0
+    }
+}
+
+impl ConfigStore for RedisConfig {
+    async fn read(&self) -> Result<Option<MarketConfig>> {
+        match self.get().await? {
+            Some(doc) => match MarketConfig::from_json(&doc) {
+                Ok(config) => Ok(Some(config)),
+                Err(e) => {
+                    // Treated as absent so an admin can replace it.
+                    warn!(key = %self.key, error = %e, "invalid market config document in Redis");
+                    Ok(None)
+                }
+            },
+            None => Ok(None),
+        }
+    }
+
+    async fn write(&self, config: &MarketConfig) -> Result<()> {
+        config.validate()?;
+        let Some(redis) = &self.redis else {
+            return Err(MarketError::Unavailable(
+                "no Redis configured (REDIS_URL)".into(),
+            ));
+        };
+        let doc = config.to_json()?;
+        let key = self.key.clone();
+        // SET of a whole document is idempotent: the retry on a new connection is safe.
+        redis
+            .run(|mut c| {
+                let (key, doc) = (key.clone(), doc.clone());
+                async move { c.set::<_, _, ()>(key, doc).await }
+            })
+            .await?;
+        self.store(Some(config.clone()));
+        Ok(())
+    }
+}

@@ -1,0 +1,315 @@
+//! Administrative operations (the admin API): read and change a user's policy overrides and
+//! the global configuration, list a user's ledger and audit trail. The transport checks the
+//! admin claim; these processors validate, apply, and audit with the admin as actor.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tracing::info;
+
+use crate::audit::{Actor, AuditAction, AuditRecord, MARKET_SUBJECT};
+use crate::config::MarketConfig;
+use crate::error::MarketError;
+use crate::ids::UserId;
+use crate::model::LedgerEntry;
+use crate::policy::{AffiliatePolicy, EffectivePolicy, MAX_ACTIVE_CODES_CAP};
+use crate::ports::{ConfigSource, ConfigStore, MarketStore, Page, PolicyOverrides, PolicyUpdate};
+use crate::processors::{Deps, Processor};
+
+/// An admin's request: who, under which request id, what.
+pub struct AdminRequest<T> {
+    pub admin: UserId,
+    pub request_id: String,
+    pub body: T,
+}
+
+pub struct UserPolicyView {
+    pub user: UserId,
+    /// The stored policy (absent for a user never registered nor configured).
+    pub policy: Option<AffiliatePolicy>,
+    pub overrides: PolicyOverrides,
+    pub effective: EffectivePolicy,
+}
+
+fn view(user: UserId, policy: Option<AffiliatePolicy>, overrides: PolicyOverrides, config: &MarketConfig) -> UserPolicyView {
+    let mut effective_source = policy.clone().unwrap_or_else(|| AffiliatePolicy::new(user.clone()));
+    effective_source.commission_bps = overrides.commission_bps;
+    effective_source.trigger_limit = overrides.trigger_limit;
+    effective_source.max_active_codes = overrides.max_active_codes;
+    effective_source.affiliate_enabled = overrides.affiliate_enabled;
+    let effective = EffectivePolicy::resolve(Some(&effective_source), config);
+    UserPolicyView { user, policy, overrides, effective }
+}
+
+// ---------------------------------------------------------------- policy
+
+pub struct GetUserPolicy<S, C>(pub Deps<S, C>);
+
+impl<S: MarketStore, C: ConfigSource> Processor for GetUserPolicy<S, C> {
+    type Request = UserId;
+    type Response = UserPolicyView;
+
+    async fn process(&self, user: UserId) -> Result<UserPolicyView, MarketError> {
+        let (policy, config) = futures::join!(self.0.store.get_policy(&user), self.0.config.current());
+        let policy = policy?;
+        let overrides = PolicyOverrides::of(policy.as_ref());
+        Ok(view(user, policy, overrides, &config))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyField {
+    CommissionBps,
+    TriggerLimit,
+    MaxActiveCodes,
+    AffiliateEnabled,
+}
+
+impl PolicyField {
+    pub fn parse(name: &str) -> Result<Self, MarketError> {
+        Ok(match name {
+            "commission_bps" => PolicyField::CommissionBps,
+            "trigger_limit" => PolicyField::TriggerLimit,
+            "max_active_codes" => PolicyField::MaxActiveCodes,
+            "affiliate_enabled" => PolicyField::AffiliateEnabled,
+            other => return Err(MarketError::InvalidArgument(format!("unknown policy field {other:?}"))),
+        })
+    }
+}
+
+pub struct PolicyChange {
+    pub user: UserId,
+    /// New values of the listed fields (`None` = clear: the global default applies).
+    pub values: PolicyOverrides,
+    pub fields: Vec<PolicyField>,
+}
+
+/// Rounds of read-compare-write before giving up on a policy another writer keeps changing.
+const POLICY_ATTEMPTS: usize = 5;
+
+pub struct UpdateUserPolicy<S, C>(pub Deps<S, C>);
+
+impl<S: MarketStore, C: ConfigSource> Processor for UpdateUserPolicy<S, C> {
+    type Request = AdminRequest<PolicyChange>;
+    type Response = UserPolicyView;
+
+    async fn process(&self, req: AdminRequest<PolicyChange>) -> Result<UserPolicyView, MarketError> {
+        let change = &req.body;
+        if change.fields.is_empty() {
+            return Err(MarketError::InvalidArgument("no fields to update".into()));
+        }
+        if let Some(n) = change.values.max_active_codes {
+            if !(1..=MAX_ACTIVE_CODES_CAP).contains(&n) {
+                return Err(MarketError::InvalidArgument(format!("max_active_codes must be 1 to {MAX_ACTIVE_CODES_CAP}")));
+            }
+        }
+        let d = &self.0;
+        for _ in 0..POLICY_ATTEMPTS {
+            let (policy, config) = futures::join!(d.store.get_policy(&change.user), d.config.current());
+            let policy = policy?;
+            let before = PolicyOverrides::of(policy.as_ref());
+            let mut after = before.clone();
+            for field in &change.fields {
+                match field {
+                    PolicyField::CommissionBps => after.commission_bps = change.values.commission_bps,
+                    PolicyField::TriggerLimit => after.trigger_limit = change.values.trigger_limit,
+                    PolicyField::MaxActiveCodes => after.max_active_codes = change.values.max_active_codes,
+                    PolicyField::AffiliateEnabled => after.affiliate_enabled = change.values.affiliate_enabled,
+                }
+            }
+            if after == before {
+                return Ok(view(change.user.clone(), policy, after, &config));
+            }
+            let audit = AuditRecord::new(
+                &change.user,
+                d.clock.now(),
+                AuditAction::PolicyChanged,
+                Actor::Admin(req.admin.clone()),
+                req.request_id.clone(),
+                json!({"before": overrides_json(&before), "after": overrides_json(&after)}),
+            );
+            let update = PolicyUpdate { user: change.user.clone(), before, after: after.clone(), audit };
+            if d.store.update_policy(&update).await? {
+                info!(admin = %req.admin, user_id = %change.user, request_id = %req.request_id, "policy changed");
+                return Ok(view(change.user.clone(), policy, after, &config));
+            }
+        }
+        Err(MarketError::Contention)
+    }
+}
+
+fn overrides_json(o: &PolicyOverrides) -> serde_json::Value {
+    json!({
+        "commission_bps": o.commission_bps, "trigger_limit": o.trigger_limit,
+        "max_active_codes": o.max_active_codes, "affiliate_enabled": o.affiliate_enabled,
+    })
+}
+
+// ---------------------------------------------------------------- configuration
+
+/// The configuration processors also need the configuration's store (Redis).
+pub struct ConfigDeps<S, C, K> {
+    pub deps: Deps<S, C>,
+    pub configs: Arc<K>,
+}
+
+impl<S, C, K> Clone for ConfigDeps<S, C, K> {
+    fn clone(&self) -> Self {
+        ConfigDeps { deps: self.deps.clone(), configs: self.configs.clone() }
+    }
+}
+
+impl<S: MarketStore, C: ConfigSource, K: ConfigStore> ConfigDeps<S, C, K> {
+    /// The stored document, or what the functions use without one.
+    async fn stored_or_current(&self) -> Result<MarketConfig, MarketError> {
+        Ok(match self.configs.read().await? {
+            Some(config) => config,
+            None => self.deps.config.current().await,
+        })
+    }
+}
+
+pub struct GetMarketConfig<S, C, K>(pub ConfigDeps<S, C, K>);
+
+impl<S: MarketStore, C: ConfigSource, K: ConfigStore> Processor for GetMarketConfig<S, C, K> {
+    type Request = ();
+    type Response = MarketConfig;
+
+    async fn process(&self, _: ()) -> Result<MarketConfig, MarketError> {
+        self.0.stored_or_current().await
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigField {
+    Enabled,
+    DefaultCommissionBps,
+    DefaultTriggerLimit,
+    MaxActiveCodes,
+    MinWithdrawAmount,
+    Currency,
+    CodeExpiryDays,
+    CodeRetentionDays,
+}
+
+impl ConfigField {
+    pub fn parse(name: &str) -> Result<Self, MarketError> {
+        Ok(match name {
+            "enabled" => ConfigField::Enabled,
+            "default_commission_bps" => ConfigField::DefaultCommissionBps,
+            "default_trigger_limit" => ConfigField::DefaultTriggerLimit,
+            "max_active_codes" => ConfigField::MaxActiveCodes,
+            "min_withdraw_amount" => ConfigField::MinWithdrawAmount,
+            "currency" => ConfigField::Currency,
+            "code_expiry_days" => ConfigField::CodeExpiryDays,
+            "code_retention_days" => ConfigField::CodeRetentionDays,
+            other => return Err(MarketError::InvalidArgument(format!("unknown config field {other:?}"))),
+        })
+    }
+}
+
+pub struct ConfigChange {
+    /// New values of the listed fields (the others are ignored).
+    pub values: MarketConfig,
+    pub fields: Vec<ConfigField>,
+}
+
+pub struct UpdateMarketConfig<S, C, K>(pub ConfigDeps<S, C, K>);
+
+impl<S: MarketStore, C: ConfigSource, K: ConfigStore> Processor for UpdateMarketConfig<S, C, K> {
+    type Request = AdminRequest<ConfigChange>;
+    type Response = MarketConfig;
+
+    async fn process(&self, req: AdminRequest<ConfigChange>) -> Result<MarketConfig, MarketError> {
+        let change = &req.body;
+        if change.fields.is_empty() {
+            return Err(MarketError::InvalidArgument("no fields to update".into()));
+        }
+        let before = self.0.stored_or_current().await?;
+        let mut after = before.clone();
+        let v = &change.values;
+        for field in &change.fields {
+            match field {
+                ConfigField::Enabled => after.enabled = v.enabled,
+                ConfigField::DefaultCommissionBps => after.default_commission_bps = v.default_commission_bps,
+                ConfigField::DefaultTriggerLimit => after.default_trigger_limit = v.default_trigger_limit,
+                ConfigField::MaxActiveCodes => after.max_active_codes = v.max_active_codes,
+                ConfigField::MinWithdrawAmount => after.min_withdraw_amount = v.min_withdraw_amount,
+                ConfigField::Currency => after.currency = v.currency.clone(),
+                ConfigField::CodeExpiryDays => after.code_expiry_days = v.code_expiry_days,
+                ConfigField::CodeRetentionDays => after.code_retention_days = v.code_retention_days,
+            }
+        }
+        // Nothing is written unless the whole document is valid.
+        after.validate()?;
+        if after == before {
+            return Ok(after);
+        }
+        self.0.configs.write(&after).await?;
+        // Redis has no transactions with DynamoDB: the record follows the write.
+        let audit = AuditRecord {
+            subject: MARKET_SUBJECT.to_owned(),
+            at: self.0.deps.clock.now(),
+            action: AuditAction::ConfigChanged,
+            actor: Actor::Admin(req.admin.clone()),
+            request_id: req.request_id.clone(),
+            details: json!({"before": before, "after": after}),
+        };
+        self.0.deps.store.put_audit(&audit).await?;
+        info!(admin = %req.admin, request_id = %req.request_id, "market config changed");
+        Ok(after)
+    }
+}
+
+// ---------------------------------------------------------------- listings
+
+pub const DEFAULT_PAGE_SIZE: u32 = 25;
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+pub struct ListRequest<T> {
+    pub of: T,
+    pub page_size: u32,
+    pub page_token: Option<String>,
+}
+
+fn page_size(requested: u32) -> Result<u32, MarketError> {
+    match requested {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n if n <= MAX_PAGE_SIZE => Ok(n),
+        _ => Err(MarketError::InvalidArgument(format!("page_size must be at most {MAX_PAGE_SIZE}"))),
+    }
+}
+
+pub struct ListLedger<S, C>(pub Deps<S, C>);
+
+impl<S: MarketStore, C: ConfigSource> Processor for ListLedger<S, C> {
+    type Request = ListRequest<UserId>;
+    type Response = Page<LedgerEntry>;
+
+    async fn process(&self, req: ListRequest<UserId>) -> Result<Page<LedgerEntry>, MarketError> {
+        let size = page_size(req.page_size)?;
+        self.0.store.list_ledger(&req.of, req.page_token.as_deref(), size).await
+    }
+}
+
+/// Whose trail to list.
+pub enum TrailOf {
+    User(UserId),
+    MarketConfig,
+}
+
+pub struct ListAuditTrail<S, C>(pub Deps<S, C>);
+
+impl<S: MarketStore, C: ConfigSource> Processor for ListAuditTrail<S, C> {
+    type Request = ListRequest<TrailOf>;
+    type Response = Page<AuditRecord>;
+
+    async fn process(&self, req: ListRequest<TrailOf>) -> Result<Page<AuditRecord>, MarketError> {
+        let size = page_size(req.page_size)?;
+        let subject = match &req.of {
+            TrailOf::User(u) => u.as_str(),
+            TrailOf::MarketConfig => MARKET_SUBJECT,
+        };
+        self.0.store.list_audit(subject, req.page_token.as_deref(), size).await
+    }
+}

@@ -1,0 +1,144 @@
+//! The audit trail: who changed what, when, and on behalf of which request or event. The
+//! processors build the records; the store writes them in the same transaction as the
+//! change they describe (configuration lives in Redis, so its record follows the write).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::UserId;
+use crate::time::Timestamp;
+
+/// The trail of the global configuration (`#` never occurs in a user id).
+pub const MARKET_SUBJECT: &str = "#market";
+
+/// Who made a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Actor {
+    /// The authenticated user, through the user API.
+    User(UserId),
+    /// An administrator, through the admin API.
+    Admin(UserId),
+    /// An event from the platform (`auth/user.registered`, `shop/order.paid`) or the
+    /// market itself (`market`).
+    System(String),
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::User(u) => write!(f, "user:{u}"),
+            Actor::Admin(u) => write!(f, "admin:{u}"),
+            Actor::System(s) => write!(f, "system:{s}"),
+        }
+    }
+}
+
+impl From<Actor> for String {
+    fn from(a: Actor) -> String {
+        a.to_string()
+    }
+}
+
+impl TryFrom<String> for Actor {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let (kind, id) = s.split_once(':').ok_or_else(|| format!("not an actor: {s}"))?;
+        let user = || UserId::parse(id).map_err(|e| e.to_string());
+        match kind {
+            "user" => Ok(Actor::User(user()?)),
+            "admin" => Ok(Actor::Admin(user()?)),
+            "system" => Ok(Actor::System(id.to_owned())),
+            _ => Err(format!("not an actor: {s}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    CodeCreated,
+    CodeDeactivated,
+    /// An expired code deactivated to free its slot.
+    CodeExpired,
+    /// A registration without a referral (no code given).
+    Registered,
+    /// On the new user: referred by `inviter` with `code`.
+    ReferralRecorded,
+    /// On the inviter: `user` registered with their `code`.
+    ReferralGained,
+    /// On the new user: registered, the code did not qualify (`reason`).
+    ReferralRejected,
+    RewardEarned,
+    Withdrawal,
+    PolicyChanged,
+    ConfigChanged,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::CodeCreated => "code_created",
+            AuditAction::CodeDeactivated => "code_deactivated",
+            AuditAction::CodeExpired => "code_expired",
+            AuditAction::Registered => "registered",
+            AuditAction::ReferralRecorded => "referral_recorded",
+            AuditAction::ReferralGained => "referral_gained",
+            AuditAction::ReferralRejected => "referral_rejected",
+            AuditAction::RewardEarned => "reward_earned",
+            AuditAction::Withdrawal => "withdrawal",
+            AuditAction::PolicyChanged => "policy_changed",
+            AuditAction::ConfigChanged => "config_changed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Whose trail: a user id, or [`MARKET_SUBJECT`].
+    pub subject: String,
+    pub at: Timestamp,
+    pub action: AuditAction,
+    pub actor: Actor,
+    /// The event id, the request's idempotency anchor (code, withdrawal id) or the admin
+    /// request's id.
+    pub request_id: String,
+    /// The facts of the action (code, amounts, reason, before/after).
+    pub details: Value,
+}
+
+impl AuditRecord {
+    pub fn new(subject: &UserId, at: Timestamp, action: AuditAction, actor: Actor, request_id: impl Into<String>, details: Value) -> Self {
+        AuditRecord { subject: subject.to_string(), at, action, actor, request_id: request_id.into(), details }
+    }
+
+    /// Sort key within the subject's trail: time first (newest-first queries), then what
+    /// makes it unique; a retried write of the same change lands on the same key.
+    pub fn sort_key(&self) -> String {
+        format!("{:013}#{}#{}", self.at.millis().max(0), self.action.as_str(), self.request_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actors_round_trip_as_text() {
+        for a in [Actor::User(UserId::parse("u1").unwrap()), Actor::Admin(UserId::parse("root").unwrap()), Actor::System("shop/order.paid".into())] {
+            let text: String = a.clone().into();
+            assert_eq!(Actor::try_from(text).unwrap(), a);
+        }
+        assert!(Actor::try_from("nobody".to_owned()).is_err());
+    }
+
+    #[test]
+    fn sort_keys_order_by_time() {
+        let u = UserId::parse("u").unwrap();
+        let r = |ms| AuditRecord::new(&u, Timestamp::from_millis(ms), AuditAction::Withdrawal, Actor::User(u.clone()), "wd_1", Value::Null);
+        assert!(r(999).sort_key() < r(1000).sort_key());
+        assert_eq!(r(5).sort_key(), "0000000000005#withdrawal#wd_1");
+    }
+}

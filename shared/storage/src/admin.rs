@@ -1,0 +1,176 @@
+//! The audit table and the admin reads: audit items, opaque page tokens, paged queries.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, TransactWriteItem};
+use base64::Engine;
+use market_domain::audit::AuditRecord;
+use market_domain::ports::{Page, Result};
+use market_domain::MarketError;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{mapping_error, sdk_error};
+use crate::expr::{put, Item};
+use crate::tables::attr;
+use crate::DynamoStore;
+
+/// An audit record as stored: `details` as JSON text (free-form, never queried).
+#[derive(Serialize, Deserialize)]
+struct AuditItem {
+    subject: String,
+    at_key: String,
+    #[serde(flatten)]
+    record: StoredRecord,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredRecord {
+    at: market_domain::time::Timestamp,
+    action: market_domain::audit::AuditAction,
+    actor: market_domain::audit::Actor,
+    request_id: String,
+    details: String,
+}
+
+pub(crate) fn audit_item(r: &AuditRecord) -> Result<Item> {
+    let item = AuditItem {
+        subject: r.subject.clone(),
+        at_key: r.sort_key(),
+        record: StoredRecord {
+            at: r.at,
+            action: r.action,
+            actor: r.actor.clone(),
+            request_id: r.request_id.clone(),
+            details: r.details.to_string(),
+        },
+    };
+    serde_dynamo::to_item(item).map_err(mapping_error)
+}
+
+fn audit_record(item: Item) -> Result<AuditRecord> {
+    let a: AuditItem = serde_dynamo::from_item(item).map_err(mapping_error)?;
+    Ok(AuditRecord {
+        subject: a.subject,
+        at: a.record.at,
+        action: a.record.action,
+        actor: a.record.actor,
+        request_id: a.record.request_id,
+        details: serde_json::from_str(&a.record.details).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// Audit records go into the transaction of the change, after its conditional items
+/// (so the items' cancellation-reason indexes stay put). No condition: the sort key is
+/// derived from the change, so a retried transaction writes the same record.
+pub(crate) fn audit_puts(table: &str, records: &[AuditRecord]) -> Result<Vec<TransactWriteItem>> {
+    records.iter().map(|r| audit_put(table, r)).collect()
+}
+
+pub(crate) fn audit_put(table: &str, record: &AuditRecord) -> Result<TransactWriteItem> {
+    put(table, audit_item(record)?, "", vec![])
+}
+
+#[derive(Serialize, Deserialize)]
+struct Token {
+    /// Whose listing the token continues.
+    s: String,
+    /// LastEvaluatedKey (all string attributes here).
+    k: HashMap<String, String>,
+}
+
+fn invalid_token() -> MarketError {
+    MarketError::InvalidArgument("invalid page token".into())
+}
+
+/// Opaque to clients (base64url of the position), bound to the listed subject: a token
+/// from another user's listing is rejected, never followed.
+pub(crate) fn encode_token(subject: &str, key: Option<HashMap<String, AttributeValue>>) -> Option<String> {
+    let key = key?;
+    let k = key.into_iter().filter_map(|(n, v)| v.as_s().ok().map(|s| (n, s.clone()))).collect();
+    let json = serde_json::to_vec(&Token { s: subject.to_owned(), k }).ok()?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
+}
+
+pub(crate) fn decode_token(subject: &str, token: Option<&str>) -> Result<Option<HashMap<String, AttributeValue>>> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else { return Ok(None) };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid_token())?;
+    let t: Token = serde_json::from_slice(&bytes).map_err(|_| invalid_token())?;
+    if t.s != subject || t.k.is_empty() {
+        return Err(invalid_token());
+    }
+    Ok(Some(t.k.into_iter().map(|(n, v)| (n, AttributeValue::S(v))).collect()))
+}
+
+impl DynamoStore {
+    pub(crate) async fn query_page(
+        &self,
+        table: &str,
+        index: Option<&str>,
+        hash: (&str, &str),
+        page_token: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<Item>, Option<String>)> {
+        let start = decode_token(hash.1, page_token)?;
+        let out = self
+            .client()
+            .query()
+            .table_name(table)
+            .set_index_name(index.map(str::to_owned))
+            .key_condition_expression("#h = :h")
+            .expression_attribute_names("#h", hash.0)
+            .expression_attribute_values(":h", AttributeValue::S(hash.1.to_owned()))
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .limit(i32::try_from(limit).unwrap_or(100))
+            .set_exclusive_start_key(start)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            // A token that decodes but does not fit the index (tampered) is the client's fault.
+            Err(e) if e.as_service_error().is_some_and(|s| s.meta().code() == Some("ValidationException")) && page_token.is_some() => {
+                return Err(invalid_token())
+            }
+            Err(e) => return Err(sdk_error(e)),
+        };
+        self.usage().record(out.consumed_capacity());
+        let next = encode_token(hash.1, out.last_evaluated_key);
+        Ok((out.items.unwrap_or_default(), next))
+    }
+
+    pub(crate) async fn audit_page(&self, subject: &str, page_token: Option<&str>, limit: u32) -> Result<Page<AuditRecord>> {
+        let (items, next) = self.query_page(&self.tables().audit, None, (attr::SUBJECT, subject), page_token, limit).await?;
+        let items = items.into_iter().map(audit_record).collect::<Result<Vec<_>>>()?;
+        Ok(Page { items, next })
+    }
+
+    pub(crate) async fn put_audit_item(&self, record: &AuditRecord) -> Result<()> {
+        let out = self
+            .client()
+            .put_item()
+            .table_name(&self.tables().audit)
+            .set_item(Some(audit_item(record)?))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        self.usage().record(out.consumed_capacity());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_bound_to_their_subject() {
+        let key = HashMap::from([("user_id".to_owned(), AttributeValue::S("a".into())), ("at_key".to_owned(), AttributeValue::S("1#x".into()))]);
+        let token = encode_token("a", Some(key.clone())).unwrap();
+        assert_eq!(decode_token("a", Some(&token)).unwrap(), Some(key));
+        assert!(decode_token("b", Some(&token)).is_err(), "another user's token");
+        assert!(decode_token("a", Some("not a token")).is_err());
+        assert_eq!(decode_token("a", Some("")).unwrap(), None);
+    }
+}

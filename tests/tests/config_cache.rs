@@ -1,0 +1,88 @@
+//! `RedisConfig` against the stack's real Redis, on a key of its own: the per-container
+//! cache, concurrent readers after the TTL, invalid and missing documents, and an
+//! unreachable Redis (fallback, no error, fast).
+
+use std::time::{Duration, Instant};
+
+use market_config::RedisConfig;
+use market_domain::config::MarketConfig;
+use market_domain::ports::{ConfigSource, ConfigStore};
+
+const TTL: Duration = Duration::from_millis(300);
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").expect("REDIS_URL: run inside `make test`")
+}
+
+fn doc(bps: u32) -> MarketConfig {
+    MarketConfig::from_json(&format!(r#"{{"default_commission_bps":{bps}}}"#)).unwrap()
+}
+
+#[tokio::test]
+async fn the_cache_follows_redis_within_the_ttl_and_keeps_the_last_good_value() {
+    let key = format!("test:config:{}", nanoid::nanoid!(8));
+    let fallback = doc(42);
+    let source = RedisConfig::with_url(&redis_url(), None, &key, TTL, fallback.clone()).unwrap();
+    let writer = RedisConfig::with_url(&redis_url(), None, &key, TTL, MarketConfig::default()).unwrap();
+
+    // No document yet: the fallback.
+    assert_eq!(source.current().await, fallback);
+    assert_eq!(writer.read().await.unwrap(), None);
+
+    writer.write(&doc(1500)).await.unwrap();
+    assert_eq!(writer.read().await.unwrap(), Some(doc(1500)));
+    tokio::time::sleep(TTL).await;
+    assert_eq!(source.current().await.default_commission_bps, doc(1500).default_commission_bps);
+
+    // After the TTL, every concurrent reader sees the new value (none is served the old one).
+    writer.write(&doc(2500)).await.unwrap();
+    tokio::time::sleep(TTL).await;
+    let seen = futures::future::join_all((0..10).map(|_| source.current())).await;
+    assert!(seen.iter().all(|c| c == &doc(2500)), "{:?}", seen.iter().map(|c| c.default_commission_bps).collect::<Vec<_>>());
+
+    // An invalid or a missing document: the last good value stays.
+    let mut raw = redis_client().await;
+    redis_cmd(&mut raw, &["SET", &key, r#"{"default_commission_bps":20000}"#]).await;
+    tokio::time::sleep(TTL).await;
+    assert_eq!(source.current().await, doc(2500));
+    redis_cmd(&mut raw, &["DEL", &key]).await;
+    tokio::time::sleep(TTL).await;
+    assert_eq!(source.current().await, doc(2500));
+
+    // Invalid values are never written.
+    let mut bad = doc(1000);
+    bad.max_active_codes = 0;
+    assert!(writer.write(&bad).await.is_err());
+    assert_eq!(writer.read().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_means_the_fallback_without_errors() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let source = RedisConfig::with_url(&format!("redis://127.0.0.1:{port}"), Some("token".into()), "k", TTL, doc(77)).unwrap();
+    let started = Instant::now();
+    assert_eq!(source.current().await, doc(77));
+    assert!(started.elapsed() < Duration::from_secs(2), "bounded by the timeouts: {:?}", started.elapsed());
+    assert!(source.read().await.is_err(), "the admin read reports it");
+    assert!(source.write(&doc(1)).await.is_err());
+}
+
+async fn redis_client() -> tokio::net::TcpStream {
+    let url = redis_url();
+    let addr = url.trim_start_matches("redis://");
+    tokio::net::TcpStream::connect(addr).await.unwrap()
+}
+
+/// A raw RESP command (the test writes what the Manage module could write, valid or not).
+async fn redis_cmd(stream: &mut tokio::net::TcpStream, args: &[&str]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut out = format!("*{}\r\n", args.len());
+    for a in args {
+        out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    stream.write_all(out.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(n > 0 && buf[0] != b'-', "redis error: {}", String::from_utf8_lossy(&buf[..n]));
+}
