@@ -5,7 +5,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 scripts/setup.sh
 STACK=dev
-trap 'scripts/stack.sh down "$STACK"' EXIT INT TERM
+trap 'scripts/stack.sh down "$STACK"' EXIT
+trap 'exit 130' INT TERM
 scripts/stack.sh up "$STACK"
 scripts/stack.sh functions "$STACK"
 cat >&2 <<MSG
@@ -14,7 +15,11 @@ Helium Market runs locally. From another shell:
   make cli ARGS="create-code alice"      # CreateInviteCode as user alice
   make cli ARGS="stats alice"            # GetAffiliateStats
   make cli ARGS="token alice"            # a bearer token for curl / your own client
+  make cli ARGS="withdraw alice 100 k1"  # then: make cli ARGS="events" (affiliate.withdrawn)
+  make cli ARGS="audit alice"            # admin: audit trail (also policy, config, ledger)
   set -a; . .local/stacks/$STACK/env; set +a   # the functions' environment
 Press Ctrl-C to stop everything.
 MSG
-while sleep 3600; do :; done
+# `wait` (unlike a foreground sleep) lets the INT/TERM trap run at once.
+sleep infinity &
+wait $!

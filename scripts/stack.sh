@@ -38,8 +38,10 @@ PY
 
 start() { # name, command... ; runs detached, logs to $DIR/logs/name.log
   local svc="$1"; shift
-  # From the stack's directory: DynamoDB Local writes its metadata file into the cwd.
-  ( cd "$DIR" && exec setsid "$@" ) > "$DIR/logs/$svc.log" 2>&1 < /dev/null &
+  # From the stack's directory (DynamoDB Local writes its metadata file into the cwd), or
+  # START_DIR: cargo lambda watch finds the repository's .ignore from its cwd, and without it
+  # would restart the functions on every write to the stack's own logs.
+  ( cd "${START_DIR:-$DIR}" && exec setsid "$@" ) > "$DIR/logs/$svc.log" 2>&1 < /dev/null &
   echo $! > "$DIR/pids/$svc.pid"
 }
 
@@ -166,13 +168,14 @@ functions() {
   # The caller's configuration document (tests, bench) wins over the template's default:
   # it is the functions' fallback and, written to Redis, the live configuration.
   local config="${MARKET_CONFIG_JSON-}"
-  if [ -n "$config" ]; then
-    ( set -a; . "$ENV_FILE"; set +a
-      redis-cli -u "$REDIS_URL" SET "$MARKET_CONFIG_KEY" "$config" >/dev/null )
-  fi
+  # Without one, an empty document (= the defaults) unless Redis already has one, so the
+  # functions find a document instead of warning about a missing one.
+  ( set -a; . "$ENV_FILE"; set +a
+    if [ -n "$config" ]; then redis-cli -u "$REDIS_URL" SET "$MARKET_CONFIG_KEY" "$config" >/dev/null
+    else redis-cli -u "$REDIS_URL" SET "$MARKET_CONFIG_KEY" '{}' NX >/dev/null; fi )
   ( set -a; . "$ENV_FILE"; set +a; cd "$ROOT"
     [ -n "$config" ] && export MARKET_CONFIG_JSON="$config"
-    PATH="$ROOT/.local/venv/bin:$PATH" start functions cargo lambda watch -A 127.0.0.1 -P "$port" \
+    PATH="$ROOT/.local/venv/bin:$PATH" START_DIR="$ROOT" start functions cargo lambda watch -A 127.0.0.1 -P "$port" \
       --manifest-path "$ROOT/Cargo.toml" \
       --disable-cors "${flags[@]}" )
   wait_port functions "$port" 60

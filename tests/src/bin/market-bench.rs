@@ -12,6 +12,7 @@ use market_domain::ids::{IdempotencyKey, UserId};
 use market_domain::money::Money;
 use market_domain::processors::{self as p, CreateInviteCode, DeleteInviteCode, GetAffiliateStats, ListInviteCodes, Processor, WithdrawAffiliateReward, WithdrawRequest};
 use market_proto::v1::*;
+use market_proto::v1::MarketConfig as MarketConfigPb;
 use market_tests::rpc::Rpc;
 
 struct Figures {
@@ -201,5 +202,90 @@ async fn main() {
         }
     });
     row("WithdrawAffiliateReward", "withdraw-affiliate-reward", rpc_s, direct_s, trips, cu);
+
+    // Admin RPCs (MarketAdminService), as administrator `bench-admin`.
+    use market_domain::admin::{self as adm, AdminRequest};
+    let admin_token = rpc.admin_token("bench-admin");
+    let admin = rpc.admin();
+    let admin_id = uid("bench-admin");
+    macro_rules! rpc_n {
+        ($method:ident, |$i:ident| $request:expr) => {{
+            let f = |$i: usize| {
+                let mut c = admin.clone();
+                let r = Rpc::authed($request, &admin_token);
+                async move {
+                    c.$method(r).await.expect("admin rpc");
+                }
+            };
+            time_n(10, f).await;
+            time_n(n, f).await
+        }};
+    }
+    // GetUserPolicy
+    let rpc_s = rpc_n!(get_user_policy, |_i| GetUserPolicyRequest { user_id: reader.to_string() });
+    let (direct_s, trips, cu) = direct!(|_| async { adm::GetUserPolicy(d.clone()).process(reader.clone()).await.expect("direct"); });
+    row("GetUserPolicy", "get-user-policy", rpc_s, direct_s, trips, cu);
+    // UpdateUserPolicy: alternate the rate, so every call writes.
+    let rpc_s = rpc_n!(update_user_policy, |i| UpdateUserPolicyRequest {
+        user_id: spender.to_string(),
+        overrides: Some(PolicyOverrides { commission_bps: Some(1500 + (i % 2) as u32), ..Default::default() }),
+        update: vec!["commission_bps".into()],
+    });
+    let (direct_s, trips, cu) = direct!(|i| {
+        let (d, reader, admin_id) = (d.clone(), reader.clone(), admin_id.clone());
+        async move {
+            let values = market_domain::ports::PolicyOverrides {
+                commission_bps: Some(market_domain::money::Bps::new(1500 + (i % 2) as u32).expect("bps")),
+                ..Default::default()
+            };
+            let change = adm::PolicyChange { user: reader, values, fields: vec![adm::PolicyField::CommissionBps] };
+            adm::UpdateUserPolicy(d).process(AdminRequest { admin: admin_id, request_id: format!("bench-{i}"), body: change }).await.expect("direct");
+        }
+    });
+    row("UpdateUserPolicy", "update-user-policy", rpc_s, direct_s, trips, cu);
+    // ListLedger / ListAuditTrail: the first page (25) of the spender's ~430 entries.
+    let rpc_s = rpc_n!(list_ledger, |_i| ListLedgerRequest { user_id: spender.to_string(), page_size: 25, page_token: String::new() });
+    let (direct_s, trips, cu) = direct!(|_| async {
+        adm::ListLedger(d.clone()).process(adm::ListRequest { of: spender.clone(), page_size: 25, page_token: None }).await.expect("direct");
+    });
+    row("ListLedger (25)", "list-ledger", rpc_s, direct_s, trips, cu);
+    let rpc_s = rpc_n!(list_audit_trail, |_i| ListAuditTrailRequest { user_id: spender.to_string(), page_size: 25, ..Default::default() });
+    let (direct_s, trips, cu) = direct!(|_| async {
+        let req = adm::ListRequest { of: adm::TrailOf::User(spender.clone()), page_size: 25, page_token: None };
+        adm::ListAuditTrail(d.clone()).process(req).await.expect("direct");
+    });
+    row("ListAuditTrail (25)", "list-audit-trail", rpc_s, direct_s, trips, cu);
+    // Configuration (Redis): direct = the same processors on the stack's Redis.
+    let redis = std::sync::Arc::new(market_config::RedisConfig::from_env(MarketConfig::default()).expect("redis config"));
+    let cd = adm::ConfigDeps {
+        deps: market_domain::processors::Deps { store: d.store.clone(), config: redis.clone(), clock: d.clock.clone() },
+        configs: redis,
+    };
+    let usage_c = |cd: &adm::ConfigDeps<market_storage::DynamoStore, market_config::RedisConfig, market_config::RedisConfig>| {
+        (cd.deps.store.usage().round_trips(), cd.deps.store.usage().capacity_units())
+    };
+    let rpc_s = rpc_n!(get_market_config, |_i| GetMarketConfigRequest {});
+    let before = usage_c(&cd);
+    let direct_s = time_n(n, |_| async { adm::GetMarketConfig(cd.clone()).process(()).await.expect("direct"); }).await;
+    let after = usage_c(&cd);
+    row("GetMarketConfig (Redis)", "get-market-config", rpc_s, direct_s, (after.0 - before.0) as f64 / n as f64, (after.1 - before.1) / n as f64);
+    // UpdateMarketConfig: alternate code_retention_days 31/30 (every call writes; ends on 30).
+    let retention = |i: usize| if i % 2 == 0 { 31 } else { 30 };
+    let rpc_s = rpc_n!(update_market_config, |i| UpdateMarketConfigRequest {
+        config: Some(MarketConfigPb { code_retention_days: retention(i), ..Default::default() }),
+        update: vec!["code_retention_days".into()],
+    });
+    let before = usage_c(&cd);
+    let direct_s = time_n(n, |i| {
+        let (cd, admin_id) = (cd.clone(), admin_id.clone());
+        async move {
+            let values = MarketConfig { code_retention_days: retention(i), ..MarketConfig::default() };
+            let change = adm::ConfigChange { values, fields: vec![adm::ConfigField::CodeRetentionDays] };
+            adm::UpdateMarketConfig(cd).process(AdminRequest { admin: admin_id, request_id: format!("bench-c{i}"), body: change }).await.expect("direct");
+        }
+    })
+    .await;
+    let after = usage_c(&cd);
+    row("UpdateMarketConfig (Redis)", "update-market-config", rpc_s, direct_s, (after.0 - before.0) as f64 / n as f64, (after.1 - before.1) / n as f64);
     println!("\nddb calls (issued in parallel where they are reads) and CU/call are measured on the direct path (the same calls the function makes).");
 }
