@@ -91,16 +91,30 @@ impl Publisher {
             };
             pending.push(published.await);
         }
-        let confirms = pending.into_iter().zip(messages).map(|(p, m)| async move {
-            match p?.await? {
-                Confirmation::Ack(None) => Ok(()),
-                Confirmation::Ack(Some(_)) => {
+        // Wait for every confirm. A returned (unroutable) message is matched by its message id,
+        // not by the confirm that happens to carry it: with `multiple` acks the client may
+        // attach a return to another message of the batch.
+        let confirms = join_all(pending.into_iter().map(|p| async move { p?.await })).await;
+        let returned: std::collections::HashSet<String> = confirms
+            .iter()
+            .filter_map(|c| match c {
+                Ok(Confirmation::Ack(Some(r)) | Confirmation::Nack(Some(r))) => {
+                    r.delivery.properties.message_id().as_ref().map(|id| id.as_str().to_owned())
+                }
+                _ => None,
+            })
+            .collect();
+        confirms
+            .into_iter()
+            .zip(messages)
+            .map(|(confirm, m)| match confirm? {
+                _ if returned.contains(&m.message_id) => {
                     Err(PublishError::Unroutable { exchange: m.exchange.clone(), routing_key: m.routing_key.clone() })
                 }
+                Confirmation::Ack(_) => Ok(()),
                 Confirmation::Nack(_) | Confirmation::NotRequested => Err(PublishError::Nacked),
-            }
-        });
-        join_all(confirms).await
+            })
+            .collect()
     }
 
     pub async fn close(&self) {
