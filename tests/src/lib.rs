@@ -124,3 +124,17 @@ pub async fn assert_money_invariants(store: &DynamoStore, user: &UserId) -> Affi
     assert_eq!(stats.rewarded_orders as usize, ledger.iter().filter(|e| matches!(e, LedgerEntry::Reward { .. })).count());
     stats
 }
+
+/// `scripts/stack.sh <command> <this stack> [args]`: restart or stop pieces of the running
+/// stack (tests that kill the bridge, the event sources, Redis or RabbitMQ).
+pub fn stack(command: &str, args: &[&str]) {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let name = std::env::var("MARKET_STACK").expect("MARKET_STACK: run inside `make test`");
+    let status = std::process::Command::new(format!("{root}/scripts/stack.sh"))
+        .arg(command)
+        .arg(&name)
+        .args(args)
+        .status()
+        .expect("stack.sh runs");
+    assert!(status.success(), "stack.sh {command} {args:?}");
+}

@@ -3,7 +3,6 @@
 //! reaches all containers within the cache TTL; with Redis down the RPCs and hooks keep
 //! working on the last good configuration; when Redis is back, changes flow again.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use market_domain::ports::MarketStore;
@@ -17,13 +16,6 @@ use tonic::Code;
 
 fn ttl() -> Duration {
     Duration::from_millis(std::env::var("CONFIG_CACHE_TTL_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000))
-}
-
-fn stack(args: &[&str]) {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let name = std::env::var("MARKET_STACK").unwrap();
-    let status = Command::new(format!("{root}/scripts/stack.sh")).args([args[0], &name, args[1]]).status().unwrap();
-    assert!(status.success(), "stack.sh {args:?}");
 }
 
 /// The default rate a user without their own sees, as one function container answers.
@@ -113,7 +105,7 @@ async fn config_changes_reach_all_functions_within_the_ttl_and_survive_a_redis_o
     assert_eq!(referral(market_tests::user("a"), market_tests::user("b")).await, 1234, "10 000 at 12.34 %");
 
     // Redis down: RPCs and hooks keep working on their last good configuration.
-    stack(&["redis", "stop"]);
+    market_tests::stack("redis", &["stop"]);
     let stopped = Instant::now();
     tokio::time::sleep(ttl() + Duration::from_millis(300)).await; // every cache has expired once
     assert_all(&rpc, &reader, 1234).await;
@@ -129,7 +121,7 @@ async fn config_changes_reach_all_functions_within_the_ttl_and_survive_a_redis_o
     eprintln!("worked {:?} without Redis", stopped.elapsed());
 
     // Redis back (empty): updates flow again.
-    stack(&["redis", "start"]);
+    market_tests::stack("redis", &["start"]);
     let written = Instant::now();
     let mut attempt = 0;
     let config = loop {

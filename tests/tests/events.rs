@@ -197,10 +197,7 @@ async fn a_killed_bridge_loses_nothing() {
         }
         publisher.order_paid(&id("ev"), &format!("{}-{i}", b.as_str()), b.as_str(), 100).await;
     }
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let stack = std::env::var("MARKET_STACK").unwrap();
-    let status = std::process::Command::new(format!("{root}/scripts/stack.sh")).args(["bridge", &stack]).status().unwrap();
-    assert!(status.success(), "bridge restarted");
+    market_tests::stack("bridge", &[]);
 
     let store = market_tests::store().await;
     eventually("every order rewarded", 240, || async { store.get_stats(&a).await.unwrap().rewarded_orders as usize >= ORDERS }).await;
@@ -222,6 +219,5 @@ async fn a_killed_bridge_loses_nothing() {
     .await;
     let log = std::fs::read_to_string(format!("{stack_dir}/logs/bridge.log")).unwrap_or_default();
     assert!(log.contains("bridge stopped"), "graceful shutdown logged: {log}");
-    let status = std::process::Command::new(format!("{root}/scripts/stack.sh")).args(["bridge", &stack]).status().unwrap();
-    assert!(status.success(), "bridge restarted");
+    market_tests::stack("bridge", &[]);
 }

@@ -11,15 +11,6 @@ use market_proto::v1::WithdrawAffiliateRewardRequest;
 use market_tests::amqp::{counts, eventually, withdrawn_events, WithdrawnQueue};
 use market_tests::rpc::Rpc;
 
-fn stack(args: &[&str]) {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let name = std::env::var("MARKET_STACK").unwrap();
-    let mut all = vec![args[0], name.as_str()];
-    all.extend(&args[1..]);
-    let status = Command::new(format!("{root}/scripts/stack.sh")).args(&all).status().unwrap();
-    assert!(status.success(), "stack.sh {args:?}");
-}
-
 fn kill(process: &str) {
     let dir = std::env::var("MARKET_STACK_DIR").unwrap();
     let pid = std::fs::read_to_string(format!("{dir}/pids/{process}.pid")).unwrap().trim().to_owned();
@@ -50,7 +41,7 @@ async fn killed_relay_killed_bridge_and_broker_outage_lose_no_event() {
         }
         ids.insert(withdraw(i).await);
     }
-    stack(&["sources"]);
+    market_tests::stack("sources", &[]);
     // The bridge SIGKILLed while events flow.
     for i in 30..60 {
         if i == 40 {
@@ -58,10 +49,10 @@ async fn killed_relay_killed_bridge_and_broker_outage_lose_no_event() {
         }
         ids.insert(withdraw(i).await);
     }
-    stack(&["bridge"]);
+    market_tests::stack("bridge", &[]);
 
     // RabbitMQ down: withdrawals still succeed, their events wait in SQS.
-    stack(&["rabbitmq", "stop"]);
+    market_tests::stack("rabbitmq", &["stop"]);
     let mut during = HashSet::new();
     for i in 60..80 {
         during.insert(withdraw(i).await);
@@ -78,7 +69,7 @@ async fn killed_relay_killed_bridge_and_broker_outage_lose_no_event() {
     .await;
     let early = queue.drain().await; // the broker is down: nothing can be read...
     assert!(early.is_empty());
-    stack(&["rabbitmq", "start"]);
+    market_tests::stack("rabbitmq", &["start"]);
     ids.extend(during);
     assert_eq!(ids.len(), 80);
 

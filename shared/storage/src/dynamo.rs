@@ -168,28 +168,12 @@ impl DynamoStore {
     /// A user's ledger, newest first (all pages). Admin reads page this (later: page tokens).
     pub async fn ledger_entries(&self, user: &UserId) -> Result<Vec<LedgerEntry>> {
         let mut entries = Vec::new();
-        let mut start = None;
+        let mut token = None;
         loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.tables.ledger)
-                .index_name(LEDGER_BY_TIME_INDEX)
-                .key_condition_expression("#user_id = :u")
-                .expression_attribute_names("#user_id", attr::USER_ID)
-                .expression_attribute_values(":u", s(user.as_str()))
-                .scan_index_forward(false)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            self.usage.record(out.consumed_capacity());
-            let page: Vec<LedgerEntry> = serde_dynamo::from_items(out.items.unwrap_or_default()).map_err(mapping_error)?;
-            entries.extend(page);
-            start = out.last_evaluated_key;
-            if start.is_none() {
+            let page = MarketStore::list_ledger(self, user, token.as_deref(), 100).await?;
+            entries.extend(page.items);
+            token = page.next;
+            if token.is_none() {
                 return Ok(entries);
             }
         }
