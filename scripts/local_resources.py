@@ -10,6 +10,7 @@ usage: local_resources.py TEMPLATE ENV_FILE PREFIX   (endpoints from AWS_ENDPOIN
 """
 import json
 import os
+import re
 import sys
 
 import boto3
@@ -193,7 +194,7 @@ def main():
                 continue
             f.write(f"{k}={v}\n")
     # What Lambda's event source mappings do in AWS, the local runner does from this file.
-    sources = {"sqs": [], "streams": []}
+    sources = {"sqs": [], "streams": [], "schedules": []}
     for logical, res in resources.items():
         if res["Type"] != "AWS::Serverless::Function":
             continue
@@ -212,6 +213,14 @@ def main():
                     "batch_size": int(props.get("BatchSize", 10)),
                     "report_batch_item_failures": failures,
                 })
+            elif event.get("Type") in ("Schedule", "ScheduleV2"):
+                expr = str(r.resolve(props.get("ScheduleExpression", props.get("Schedule", ""))))
+                m = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expr)
+                if not m:
+                    raise ValueError(f"unsupported schedule {expr} for {binary}")
+                unit = {"minute": 60, "hour": 3600, "day": 86400}[m.group(2).rstrip("s")]
+                every = int(os.environ.get("LOCAL_SCHEDULE_SECONDS") or int(m.group(1)) * unit)
+                sources["schedules"].append({"function": binary, "every_seconds": every})
             elif event.get("Type") == "DynamoDB":
                 # Filters of the form {"eventName": [...]} are what the runner applies.
                 names = []

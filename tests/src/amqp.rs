@@ -18,7 +18,7 @@ impl Publisher {
         let connection = Connection::connect(&url, ConnectionProperties::default()).await.expect("amqp connect");
         let channel = connection.create_channel().await.expect("channel");
         channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
-        for (exchange, key) in [("auth", "user.registered"), ("shop", "order.paid")] {
+        for (exchange, key) in [("auth", "user.registered"), ("shop", "order.paid"), ("shop", "order.refunded")] {
             let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
             channel.exchange_declare(exchange.into(), ExchangeKind::Topic, durable, FieldTable::default()).await.expect("exchange");
             let queue = format!("helium-market.{exchange}.{key}");
@@ -55,6 +55,15 @@ impl Publisher {
         let body = serde_json::json!({"event_id": event_id, "order_id": order, "user_id": user, "amount": amount,
                                       "currency": "USD", "occurred_at": 1795000000000i64});
         self.publish("shop", "order.paid", event_id, &body.to_string()).await;
+    }
+
+    /// `shop/order.refunded` (reason `refund` or `chargeback`).
+    pub async fn order_refunded(&self, event_id: &str, refund_id: &str, order: &str, user: &str, amount: i64, reason: &str) {
+        let body = serde_json::json!({
+            "event_id": event_id, "refund_id": refund_id, "order_id": order, "user_id": user, "amount": amount,
+            "currency": "USD", "reason": reason, "occurred_at": crate::rpc::now_secs() * 1000,
+        });
+        self.publish("shop", "order.refunded", event_id, &body.to_string()).await;
     }
 }
 

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use market_domain::code::InviteCode;
 use market_domain::config::MarketConfig;
 use market_domain::ids::{EventId, OrderId, UserId};
-use market_domain::model::{AffiliateStats, LedgerEntry, RewardEvent};
+use market_domain::model::{AffiliateStats, HistoryItem, LedgerEntry, RewardEvent};
 use market_domain::money::{Bps, Money};
-use market_domain::ports::{MarketStore, RewardOutcome, StaticConfig};
+use market_domain::ports::prelude::*;
+use market_domain::ports::{RewardOutcome, StaticConfig};
 use market_domain::policy::TriggerLimit;
 use market_domain::processors::{ApplyReward, CreateInviteCode, Deps, Processor, RegisterUser, RegistrationResult, UserRegistered};
 use market_domain::time::{Clock, SystemClock, Timestamp};
@@ -58,6 +59,12 @@ impl ManualClock {
     pub fn starting_now() -> Arc<Self> {
         Arc::new(ManualClock(AtomicI64::new(SystemClock.now().millis())))
     }
+    pub fn at(millis: i64) -> Arc<Self> {
+        Arc::new(ManualClock(AtomicI64::new(millis)))
+    }
+    pub fn set(&self, millis: i64) {
+        self.0.store(millis, Ordering::SeqCst);
+    }
     pub fn advance_days(&self, days: i64) {
         self.0.fetch_add(days * Timestamp::MS_PER_DAY, Ordering::SeqCst);
     }
@@ -98,6 +105,7 @@ pub fn reward_event(buyer: &UserId, inviter: &UserId, reward: i64, limit: Trigge
         trigger_limit: limit,
         occurred_at: SystemClock.now(),
         source_event_id: event_id(),
+        holding_period_days: 0,
     }
 }
 
@@ -111,17 +119,54 @@ pub async fn fund(d: &TestDeps, inviter: &UserId, amount: i64) {
     assert_eq!(outcome, RewardOutcome::Applied);
 }
 
-/// Invariants 2 and 3 of the spec for one user: stats add up and the ledger sums to them.
+/// Invariants 2 and 3 of the spec for one user, exactly: the stats add up
+/// (`total_earned = pending + available + withdrawn_total + reversed_total`), the ledger sums
+/// to them (rewards as earned + credits, reversals + debits, withdrawals, pending = the
+/// not-yet-matured commissions), each commission's reversals are what it lost, and no
+/// withdrawal left `available` below 0.
 pub async fn assert_money_invariants(store: &DynamoStore, user: &UserId) -> AffiliateStats {
     let stats = store.get_stats(user).await.expect("stats");
-    let ledger = store.ledger_entries(user).await.expect("ledger");
-    let earned: i64 = ledger.iter().filter_map(|e| match e { LedgerEntry::Reward { reward, .. } => Some(reward.minor()), _ => None }).sum();
-    let withdrawn: i64 = ledger.iter().filter_map(|e| match e { LedgerEntry::Withdrawal { amount, .. } => Some(amount.minor()), _ => None }).sum();
-    assert_eq!(stats.total_earned.minor(), earned, "total_earned = sum of reward entries");
+    let history = store.history(user).await.expect("ledger");
+    let (mut earned, mut reversed, mut withdrawn, mut pending, mut rewarded) = (0i64, 0i64, 0i64, 0i64, 0u64);
+    let mut reversals_by_order = std::collections::HashMap::<String, i64>::new();
+    let mut lost_by_order = std::collections::HashMap::<String, i64>::new();
+    for item in &history {
+        match item {
+            HistoryItem::Commission(c) => {
+                let Some(e) = &c.earned else { continue };
+                earned += e.reward.minor();
+                rewarded += 1;
+                if !c.matured {
+                    pending += c.amount().minor();
+                }
+                lost_by_order.insert(c.order_id.to_string(), e.reward.minor() - c.amount().minor());
+            }
+            HistoryItem::Entry(LedgerEntry::Reversal { order_id, amount, .. }) => {
+                reversed += amount.minor();
+                *reversals_by_order.entry(order_id.to_string()).or_default() += amount.minor();
+            }
+            HistoryItem::Entry(LedgerEntry::Adjustment { amount, .. }) if amount.minor() > 0 => earned += amount.minor(),
+            HistoryItem::Entry(LedgerEntry::Adjustment { amount, .. }) => reversed -= amount.minor(),
+            HistoryItem::Entry(LedgerEntry::Withdrawal { amount, available_after, .. }) => {
+                withdrawn += amount.minor();
+                assert!(available_after.minor() >= 0, "a withdrawal left available below 0");
+            }
+            HistoryItem::Entry(LedgerEntry::Reward { .. }) => panic!("reward entries are not in the history index"),
+        }
+    }
+    assert_eq!(stats.total_earned.minor(), earned, "total_earned = rewards as earned + credits");
+    assert_eq!(stats.reversed_total.minor(), reversed, "reversed_total = reversals + debits");
     assert_eq!(stats.withdrawn_total.minor(), withdrawn, "withdrawn_total = sum of withdrawal entries");
-    assert_eq!(stats.total_earned.minor(), stats.available.minor() + stats.withdrawn_total.minor());
-    assert!(stats.available.minor() >= 0);
-    assert_eq!(stats.rewarded_orders as usize, ledger.iter().filter(|e| matches!(e, LedgerEntry::Reward { .. })).count());
+    assert_eq!(stats.pending.minor(), pending, "pending = commissions not matured");
+    assert_eq!(
+        stats.total_earned.minor(),
+        stats.pending.minor() + stats.available.minor() + stats.withdrawn_total.minor() + stats.reversed_total.minor(),
+        "total_earned = pending + available + withdrawn_total + reversed_total"
+    );
+    assert_eq!(stats.rewarded_orders, rewarded, "rewarded_orders = earned commissions");
+    for (order, lost) in lost_by_order {
+        assert_eq!(reversals_by_order.get(&order).copied().unwrap_or(0), lost, "reversal entries of {order} = what it lost");
+    }
     stats
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use market_domain::ports::MarketStore;
+use market_domain::ports::prelude::*;
 use market_proto::v1::{
     CreateInviteCodeRequest, GetAffiliateStatsRequest, GetMarketConfigRequest, ListAuditTrailRequest, MarketConfig as PbConfig,
     UpdateMarketConfigRequest,

@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use market_domain::config::MarketConfig;
 use market_domain::ids::UserId;
-use market_domain::ports::MarketStore;
+use market_domain::ports::prelude::*;
 use market_domain::processors::{CreateInviteCode, Processor};
 use market_proto::v1::GetAffiliateStatsRequest;
 use market_tests::amqp::{eventually, Publisher};

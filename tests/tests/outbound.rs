@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use market_domain::config::MarketConfig;
-use market_domain::ports::MarketStore;
+use market_domain::ports::prelude::*;
 use market_proto::v1::WithdrawAffiliateRewardRequest;
 use market_tests::amqp::{counts, withdrawn_events, WithdrawnQueue};
 use market_tests::rpc::Rpc;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use market_domain::config::MarketConfig;
-use market_domain::ports::MarketStore;
+use market_domain::ports::prelude::*;
 use market_proto::v1::*;
 use market_tests::rpc::{frame, unframe, Rpc};
 use prost::Message;

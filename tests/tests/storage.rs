@@ -7,10 +7,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use market_domain::code::InviteCode;
 use market_domain::config::MarketConfig;
 use market_domain::ids::IdempotencyKey;
+use market_domain::model::HistoryItem;
 use market_domain::model::LedgerEntry;
 use market_domain::money::Money;
 use market_domain::policy::TriggerLimit;
-use market_domain::ports::{Deactivation, MarketStore, ReferralRejection, RewardOutcome};
+use market_domain::ports::prelude::*;
+use market_domain::ports::{Deactivation, ReferralRejection, RewardOutcome};
 use market_domain::processors::*;
 use market_domain::MarketError;
 use market_domain::time::Clock;
@@ -132,7 +134,7 @@ async fn the_same_reward_applied_five_times_concurrently_counts_once() {
     assert_eq!(outcomes.iter().filter(|o| **o == RewardOutcome::Duplicate).count(), 4);
     let stats = assert_money_invariants(&d.store, &inviter).await;
     assert_eq!((stats.total_earned.minor(), stats.available.minor(), stats.rewarded_orders), (250, 250, 1));
-    assert_eq!(d.store.ledger_entries(&inviter).await.unwrap().len(), 1);
+    assert_eq!(d.store.history(&inviter).await.unwrap().len(), 1, "one commission");
     assert_eq!(d.store.get_policy(&buyer).await.unwrap().unwrap().rewards_triggered, 1);
 }
 
@@ -379,7 +381,7 @@ async fn withdrawal_retries_return_the_first_result_and_move_nothing_again() {
     assert!(matches!(withdraw.process(req(0, "k4")).await, Err(MarketError::InvalidArgument(_))));
     let stats = assert_money_invariants(&d.store, &me).await;
     assert_eq!((stats.available.minor(), stats.withdrawn_total.minor()), (180, 120));
-    let withdrawals = d.store.ledger_entries(&me).await.unwrap().into_iter().filter(|e| matches!(e, LedgerEntry::Withdrawal { .. })).count();
+    let withdrawals = d.store.history(&me).await.unwrap().into_iter().filter(|e| matches!(e, HistoryItem::Entry(LedgerEntry::Withdrawal { .. }))).count();
     assert_eq!(withdrawals, 1);
 }
 

@@ -1,7 +1,7 @@
 //! The code's view of the tables agrees with the tables the template defines (the local
 //! stack creates them from infra/template.yaml).
 
-use market_storage::tables::{attr, ACTIVE_BY_OWNER_INDEX, LEDGER_BY_TIME_INDEX};
+use market_storage::tables::{attr, ACTIVE_BY_OWNER_INDEX, DUE_BY_DAY_INDEX, LEDGER_BY_TIME_INDEX, PENDING_BY_MATURITY_INDEX};
 
 fn keys(schema: &[aws_sdk_dynamodb::types::KeySchemaElement]) -> Vec<String> {
     schema.iter().map(|k| k.attribute_name().to_owned()).collect()
@@ -27,6 +27,10 @@ async fn tables_have_the_keys_and_indexes_the_code_uses() {
     assert_eq!(keys(ledger.key_schema()), [attr::USER_ID, attr::ENTRY_KEY]);
     let lsi = ledger.local_secondary_indexes().iter().find(|i| i.index_name() == Some(LEDGER_BY_TIME_INDEX)).expect("LSI");
     assert_eq!(keys(lsi.key_schema()), [attr::USER_ID, attr::AT_KEY]);
+    let pending = ledger.local_secondary_indexes().iter().find(|i| i.index_name() == Some(PENDING_BY_MATURITY_INDEX)).expect("LSI");
+    assert_eq!(keys(pending.key_schema()), [attr::USER_ID, attr::PENDING_UNTIL]);
+    let due = ledger.global_secondary_indexes().iter().find(|i| i.index_name() == Some(DUE_BY_DAY_INDEX)).expect("GSI");
+    assert_eq!(keys(due.key_schema()), [attr::DUE_DAY, attr::PENDING_UNTIL]);
 
     let audit = describe(t.audit).await;
     assert_eq!(keys(audit.key_schema()), [attr::SUBJECT, attr::AT_KEY]);
@@ -36,7 +40,8 @@ async fn tables_have_the_keys_and_indexes_the_code_uses() {
     assert!(outbox.stream_specification().is_some_and(|s| s.stream_enabled()), "outbox stream");
 }
 
-/// The local event sources are the template's: three SQS hooks and the outbox stream.
+/// The local event sources are the template's: four SQS hooks, the outbox stream and the
+/// maturity schedule.
 #[test]
 fn local_event_sources_come_from_the_template() {
     let dir = std::env::var("MARKET_STACK_DIR").expect("MARKET_STACK_DIR: run inside `make test`");
@@ -44,8 +49,10 @@ fn local_event_sources_come_from_the_template() {
     let functions = |kind: &str| -> Vec<String> {
         sources[kind].as_array().unwrap().iter().map(|s| s["function"].as_str().unwrap().to_owned()).collect()
     };
-    assert_eq!(functions("sqs"), ["on-user-registered", "on-order-paid", "process-affiliate-reward"]);
+    assert_eq!(functions("sqs"), ["on-user-registered", "on-order-paid", "process-affiliate-reward", "on-order-refunded"]);
     assert_eq!(functions("streams"), ["publish-market-events"]);
+    assert_eq!(functions("schedules"), ["mature-rewards"]);
+    assert_eq!(sources["schedules"][0]["every_seconds"], 300, "rate(5 minutes)");
     let stream = &sources["streams"][0];
     assert_eq!(stream["event_names"], serde_json::json!(["INSERT"]));
     assert_eq!(stream["maximum_retry_attempts"], -1);

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use market_domain::ports::MarketStore;
+use market_domain::ports::prelude::*;
 use market_domain::MarketError;
 use market_storage::{DynamoStore, Tables};
 

@@ -20,7 +20,10 @@ impl MarketService for Rpc {
         let caller = self.auth.caller(&request)?;
         let overview = self.processor.process(caller).await.map_err(to_status)?;
         Ok(Response::new(GetAffiliateStatsResponse {
-            stats: Some(market_proto::stats(&overview.stats, &overview.currency)),
+            stats: Some(market_proto::v1::AffiliateStats {
+                next_release_at: overview.next_release_at.map(market_proto::timestamp),
+                ..market_proto::stats(&overview.stats, &overview.currency)
+            }),
             policy: Some((&overview.policy).into()),
             codes: overview.codes.iter().map(Into::into).collect(),
         }))

@@ -1,15 +1,15 @@
 //! `ListLedger` (admin) handler: require the admin claim, run the processor, map the result.
 
-use market_domain::admin::{ListLedger, ListRequest};
+use market_domain::admin::ListRequest;
 use market_domain::ids::UserId;
-use market_domain::processors::Processor;
+use market_domain::processors::{ListRewardHistory, Processor};
 use market_lambda::{to_status, Authenticator, Config, MarketDeps, Store};
 use market_proto::v1::market_admin_service_server::{MarketAdminService, MarketAdminServiceServer};
 use market_proto::v1::{ListLedgerRequest, ListLedgerResponse};
 use tonic::{Request, Response, Status};
 
 pub struct Rpc {
-    processor: ListLedger<Store, Config>,
+    processor: ListRewardHistory<Store, Config>,
     auth: Authenticator,
 }
 
@@ -20,15 +20,15 @@ impl MarketAdminService for Rpc {
         let body = request.into_inner();
         let user = UserId::parse(body.user_id).map_err(to_status)?;
         let page_token = Some(body.page_token).filter(|t| !t.is_empty());
-        let page = self.processor.process(ListRequest { of: user, page_size: body.page_size, page_token }).await.map_err(to_status)?;
+        let result = self.processor.process(ListRequest { of: user, page_size: body.page_size, page_token }).await.map_err(to_status)?;
         Ok(Response::new(ListLedgerResponse {
-            entries: page.items.iter().map(market_proto::admin::ledger_entry).collect(),
-            next_page_token: page.next.unwrap_or_default(),
+            entries: result.page.items.iter().filter_map(|i| market_proto::admin::ledger_entry(i, result.now)).collect(),
+            next_page_token: result.page.next.unwrap_or_default(),
         }))
     }
 }
 
 /// The service this function serves (its other methods answer UNIMPLEMENTED).
 pub fn service(deps: MarketDeps, auth: Authenticator) -> MarketAdminServiceServer<Rpc> {
-    MarketAdminServiceServer::new(Rpc { processor: ListLedger(deps), auth })
+    MarketAdminServiceServer::new(Rpc { processor: ListRewardHistory(deps), auth })
 }

@@ -11,7 +11,6 @@ use crate::audit::{Actor, AuditAction, AuditRecord, MARKET_SUBJECT};
 use crate::config::MarketConfig;
 use crate::error::MarketError;
 use crate::ids::UserId;
-use crate::model::LedgerEntry;
 use crate::policy::{AffiliatePolicy, EffectivePolicy, MAX_ACTIVE_CODES_CAP};
 use crate::ports::{ConfigSource, ConfigStore, MarketStore, Page, PolicyOverrides, PolicyUpdate};
 use crate::processors::{Deps, Processor};
@@ -190,6 +189,7 @@ pub enum ConfigField {
     Currency,
     CodeExpiryDays,
     CodeRetentionDays,
+    HoldingPeriodDays,
 }
 
 impl ConfigField {
@@ -203,6 +203,7 @@ impl ConfigField {
             "currency" => ConfigField::Currency,
             "code_expiry_days" => ConfigField::CodeExpiryDays,
             "code_retention_days" => ConfigField::CodeRetentionDays,
+            "holding_period_days" => ConfigField::HoldingPeriodDays,
             other => return Err(MarketError::InvalidArgument(format!("unknown config field {other:?}"))),
         })
     }
@@ -238,6 +239,7 @@ impl<S: MarketStore, C: ConfigSource, K: ConfigStore> Processor for UpdateMarket
                 ConfigField::Currency => after.currency = v.currency.clone(),
                 ConfigField::CodeExpiryDays => after.code_expiry_days = v.code_expiry_days,
                 ConfigField::CodeRetentionDays => after.code_retention_days = v.code_retention_days,
+                ConfigField::HoldingPeriodDays => after.holding_period_days = v.holding_period_days,
             }
         }
         // Nothing is written unless the whole document is valid.
@@ -272,23 +274,11 @@ pub struct ListRequest<T> {
     pub page_token: Option<String>,
 }
 
-fn page_size(requested: u32) -> Result<u32, MarketError> {
+pub(crate) fn page_size(requested: u32) -> Result<u32, MarketError> {
     match requested {
         0 => Ok(DEFAULT_PAGE_SIZE),
         n if n <= MAX_PAGE_SIZE => Ok(n),
         _ => Err(MarketError::InvalidArgument(format!("page_size must be at most {MAX_PAGE_SIZE}"))),
-    }
-}
-
-pub struct ListLedger<S, C>(pub Deps<S, C>);
-
-impl<S: MarketStore, C: ConfigSource> Processor for ListLedger<S, C> {
-    type Request = ListRequest<UserId>;
-    type Response = Page<LedgerEntry>;
-
-    async fn process(&self, req: ListRequest<UserId>) -> Result<Page<LedgerEntry>, MarketError> {
-        let size = page_size(req.page_size)?;
-        self.0.store.list_ledger(&req.of, req.page_token.as_deref(), size).await
     }
 }
 

@@ -72,6 +72,16 @@ pub enum AuditAction {
     /// On the new user: registered, the code did not qualify (`reason`).
     ReferralRejected,
     RewardEarned,
+    /// A refund recorded before its order's reward (applied when the reward arrives).
+    RefundRecorded,
+    /// A refund, chargeback or admin void that reduced a commission.
+    RewardReversed,
+    /// A refund that was not applied (`reason`: over_refund, no_inviter, other_currency).
+    RefundRejected,
+    /// Commissions whose holding period ended moved from pending to available.
+    RewardsMatured,
+    /// An admin's credit or debit of `available`.
+    BalanceAdjusted,
     Withdrawal,
     PolicyChanged,
     ConfigChanged,
@@ -88,6 +98,11 @@ impl AuditAction {
             AuditAction::ReferralGained => "referral_gained",
             AuditAction::ReferralRejected => "referral_rejected",
             AuditAction::RewardEarned => "reward_earned",
+            AuditAction::RefundRecorded => "refund_recorded",
+            AuditAction::RewardReversed => "reward_reversed",
+            AuditAction::RefundRejected => "refund_rejected",
+            AuditAction::RewardsMatured => "rewards_matured",
+            AuditAction::BalanceAdjusted => "balance_adjusted",
             AuditAction::Withdrawal => "withdrawal",
             AuditAction::PolicyChanged => "policy_changed",
             AuditAction::ConfigChanged => "config_changed",

@@ -21,7 +21,13 @@ pub struct MarketConfig {
     pub code_expiry_days: u32,
     /// How long a deactivated code is kept before DynamoDB TTL removes it.
     pub code_retention_days: u32,
+    /// Days a reward stays `pending` before it can be withdrawn (0 = available at once).
+    /// The period in force when a reward is earned is the one that applies to it.
+    pub holding_period_days: u32,
 }
+
+/// Upper bound of `holding_period_days`.
+pub const MAX_HOLDING_PERIOD_DAYS: u32 = 365;
 
 impl Default for MarketConfig {
     fn default() -> Self {
@@ -34,6 +40,7 @@ impl Default for MarketConfig {
             currency: Currency::usd(),
             code_expiry_days: 0,
             code_retention_days: 30,
+            holding_period_days: 0,
         }
     }
 }
@@ -65,6 +72,11 @@ impl MarketConfig {
         if self.code_retention_days == 0 {
             return Err(MarketError::InvalidArgument("code_retention_days must be at least 1".into()));
         }
+        if self.holding_period_days > MAX_HOLDING_PERIOD_DAYS {
+            return Err(MarketError::InvalidArgument(format!(
+                "holding_period_days must be 0 to {MAX_HOLDING_PERIOD_DAYS}"
+            )));
+        }
         Ok(())
     }
 }
@@ -91,6 +103,7 @@ mod tests {
             r#"{"min_withdraw_amount":-1}"#,
             r#"{"currency":"euro"}"#,
             r#"{"code_retention_days":0}"#,
+            r#"{"holding_period_days":366}"#,
             r#"not json"#,
         ] {
             assert!(MarketConfig::from_json(doc).is_err(), "{doc}");

@@ -20,6 +20,8 @@ pub enum MarketError {
     AffiliateDisabled,
     #[error("market is disabled")]
     MarketDisabled,
+    #[error("nothing left of this reward to reverse")]
+    NothingToReverse,
     #[error("idempotency key was already used for a different request")]
     IdempotencyConflict,
     #[error("amount out of range")]

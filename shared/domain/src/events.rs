@@ -4,9 +4,10 @@
 use serde::{Deserialize, Deserializer};
 
 use crate::error::MarketError;
-use crate::ids::{EventId, OrderId, UserId};
+use crate::ids::{EventId, OrderId, RefundId, UserId};
+use crate::lifecycle::RefundReason;
 use crate::money::Money;
-use crate::processors::{OrderPaid, UserRegistered};
+use crate::processors::{OrderPaid, OrderRefunded, UserRegistered};
 use crate::time::Timestamp;
 
 /// `occurred_at`: RFC 3339 text or Unix epoch milliseconds.
@@ -53,6 +54,21 @@ pub struct OrderPaidEvent {
     pub occurred_at: Timestamp,
 }
 
+/// Exchange `shop`, routing key `order.refunded`: one refund (or chargeback) of part or all
+/// of a paid order; `amount` is this refund's, in minor units.
+#[derive(Debug, Deserialize)]
+pub struct OrderRefundedEvent {
+    pub event_id: EventId,
+    pub refund_id: RefundId,
+    pub order_id: OrderId,
+    pub user_id: UserId,
+    pub amount: Money,
+    pub currency: String,
+    pub reason: RefundReason,
+    #[serde(deserialize_with = "timestamp")]
+    pub occurred_at: Timestamp,
+}
+
 fn parse<T: for<'de> Deserialize<'de>>(body: &str) -> Result<T, MarketError> {
     serde_json::from_str(body).map_err(|e| MarketError::InvalidArgument(format!("invalid event: {e}")))
 }
@@ -73,6 +89,25 @@ impl OrderPaidEvent {
             buyer: e.user_id,
             amount: e.amount,
             currency: e.currency,
+            occurred_at: e.occurred_at,
+        })
+    }
+}
+
+impl OrderRefundedEvent {
+    pub fn parse(body: &str) -> Result<OrderRefunded, MarketError> {
+        let e: OrderRefundedEvent = parse(body)?;
+        if !e.amount.is_positive() {
+            return Err(MarketError::InvalidArgument("invalid event: refund amount must be positive".into()));
+        }
+        Ok(OrderRefunded {
+            event_id: e.event_id,
+            refund_id: e.refund_id,
+            order_id: e.order_id,
+            buyer: e.user_id,
+            amount: e.amount,
+            currency: e.currency,
+            reason: e.reason,
             occurred_at: e.occurred_at,
         })
     }
@@ -106,5 +141,21 @@ mod tests {
         }
         assert!(OrderPaidEvent::parse(r#"{"event_id":"e","order_id":"o","user_id":"u","amount":"10","currency":"USD","occurred_at":1}"#).is_err());
         assert!(OrderPaidEvent::parse(r#"{"event_id":"e","order_id":"o","user_id":"u","amount":1.5,"currency":"USD","occurred_at":1}"#).is_err());
+    }
+
+    #[test]
+    fn refund_events() {
+        let ok = r#"{"event_id":"e","refund_id":"r1","order_id":"o","user_id":"u","amount":250,"currency":"USD","reason":"chargeback","occurred_at":1,"x":true}"#;
+        let r = OrderRefundedEvent::parse(ok).unwrap();
+        assert_eq!((r.amount.minor(), r.reason), (250, RefundReason::Chargeback));
+        for bad in [
+            r#"{"event_id":"e","order_id":"o","user_id":"u","amount":250,"currency":"USD","reason":"refund","occurred_at":1}"#,
+            r#"{"event_id":"e","refund_id":"r","order_id":"o","user_id":"u","amount":0,"currency":"USD","reason":"refund","occurred_at":1}"#,
+            r#"{"event_id":"e","refund_id":"r","order_id":"o","user_id":"u","amount":-5,"currency":"USD","reason":"refund","occurred_at":1}"#,
+            r#"{"event_id":"e","refund_id":"r","order_id":"o","user_id":"u","amount":5,"currency":"USD","reason":"goodwill","occurred_at":1}"#,
+            r#"{"event_id":"e","refund_id":"a#b","order_id":"o","user_id":"u","amount":5,"currency":"USD","reason":"refund","occurred_at":1}"#,
+        ] {
+            assert!(OrderRefundedEvent::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -70,19 +70,55 @@ opaque_id!(
 opaque_id!(
     /// A withdrawal id; derived from (user, idempotency key), see [`WithdrawalId::derive`].
     WithdrawalId, "withdrawal id", 64);
+opaque_id!(
+    /// A refund id from the shop (`order.refunded`); unique within its order.
+    RefundId, "refund id", 64);
+opaque_id!(
+    /// An admin adjustment's id; derived from (user, idempotency key).
+    AdjustmentId, "adjustment id", 64);
+opaque_id!(
+    /// An admin reversal's id; derived from (user, order, idempotency key).
+    ReversalId, "reversal id", 64);
+
+/// `<prefix>_<32 hex>`: sha256 of the parts, NUL-separated (ids cannot contain NUL).
+fn derive(prefix: &str, parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            hasher.update([0u8]);
+        }
+        hasher.update(part.as_bytes());
+    }
+    let hex: String = hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}_{hex}")
+}
 
 impl WithdrawalId {
     /// Deterministic id for a user's withdrawal request: a retry with the same idempotency key
     /// maps to the same id, so the ledger entry's "must not exist" condition is what makes
     /// withdrawals idempotent (no separate idempotency table, and no expiry of that guarantee).
     pub fn derive(user: &UserId, key: &IdempotencyKey) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(user.as_str().as_bytes());
-        hasher.update([0u8]);
-        hasher.update(key.as_str().as_bytes());
-        let digest = hasher.finalize();
-        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        Self(format!("wd_{hex}"))
+        Self(derive("wd", &[user.as_str(), key.as_str()]))
+    }
+}
+
+impl AdjustmentId {
+    /// Same scheme as withdrawals: the key makes the ledger entry's key.
+    pub fn derive(user: &UserId, key: &IdempotencyKey) -> Self {
+        Self(derive("adj", &[user.as_str(), key.as_str()]))
+    }
+}
+
+impl ReversalId {
+    pub fn derive(user: &UserId, order: &OrderId, key: &IdempotencyKey) -> Self {
+        Self(derive("rev", &[user.as_str(), order.as_str(), key.as_str()]))
+    }
+}
+
+impl From<&RefundId> for ReversalId {
+    /// A refund's reversal is named by the refund: one reversal per refund id and order.
+    fn from(r: &RefundId) -> Self {
+        ReversalId(r.as_str().to_owned())
     }
 }
 

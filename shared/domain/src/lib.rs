@@ -3,6 +3,7 @@
 //! - [`ids`], [`money`], [`code`], [`time`]: validated values.
 //! - [`policy`], [`config`]: per-user policy and global configuration, and how they combine.
 //! - [`model`]: the records the rules read and write.
+//! - [`lifecycle`]: a commission from earned to pending, available, refunded or voided.
 //! - [`ports`]: what the rules need from storage and configuration.
 //! - [`processors`]: one [`processors::Processor`] per business operation.
 
@@ -13,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod lifecycle;
 pub mod model;
 pub mod money;
 pub mod policy;

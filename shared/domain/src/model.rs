@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::code::InviteCode;
-use crate::ids::{EventId, OrderId, UserId, WithdrawalId};
+use crate::ids::{AdjustmentId, EventId, OrderId, ReversalId, UserId, WithdrawalId};
+use crate::lifecycle::{Commission, StatsDelta};
 use crate::money::{Bps, Currency, Money};
 use crate::policy::TriggerLimit;
 use crate::time::Timestamp;
@@ -17,12 +18,20 @@ pub struct AffiliateStats {
     pub invited_count: u64,
     #[serde(default)]
     pub rewarded_orders: u64,
+    /// Everything ever credited: rewards as earned (before refunds) and credit adjustments.
     #[serde(default)]
     pub total_earned: Money,
+    /// Rewards still in their holding period (as stored: see [`AffiliateStats::live`]).
+    #[serde(default)]
+    pub pending: Money,
+    /// Withdrawable; negative while a clawback of withdrawn rewards is unpaid.
     #[serde(default)]
     pub available: Money,
     #[serde(default)]
     pub withdrawn_total: Money,
+    /// Refunded, charged back or voided commissions, and debit adjustments.
+    #[serde(default)]
+    pub reversed_total: Money,
     /// Slots in use: codes not yet deactivated (an expired code holds its slot until the
     /// next creation releases it).
     #[serde(default)]
@@ -38,11 +47,33 @@ impl AffiliateStats {
             invited_count: 0,
             rewarded_orders: 0,
             total_earned: Money::ZERO,
+            pending: Money::ZERO,
             available: Money::ZERO,
             withdrawn_total: Money::ZERO,
+            reversed_total: Money::ZERO,
             active_codes: 0,
             updated_at: None,
         }
+    }
+
+    /// The figures exact at `now`: commissions whose holding period is over but which the
+    /// stored figures still count as pending (`matured` = those, as read) are available.
+    pub fn live(mut self, matured: &[Commission]) -> Self {
+        let sum: i64 = matured.iter().map(|c| c.amount().minor()).fold(0, i64::saturating_add);
+        self.pending = Money::from_minor(self.pending.minor().saturating_sub(sum));
+        self.available = Money::from_minor(self.available.minor().saturating_add(sum));
+        self
+    }
+
+    /// Applies a delta in memory (the store applies the same with `ADD`).
+    pub fn apply(&mut self, d: &StatsDelta) {
+        let add = |m: &mut Money, v: i64| *m = Money::from_minor(m.minor().saturating_add(v));
+        add(&mut self.pending, d.pending);
+        add(&mut self.available, d.available);
+        add(&mut self.total_earned, d.total_earned);
+        add(&mut self.reversed_total, d.reversed_total);
+        add(&mut self.withdrawn_total, d.withdrawn_total);
+        self.rewarded_orders = self.rewarded_orders.saturating_add_signed(d.rewarded_orders);
     }
 }
 
@@ -83,6 +114,10 @@ pub struct RewardEvent {
     pub trigger_limit: TriggerLimit,
     pub occurred_at: Timestamp,
     pub source_event_id: EventId,
+    /// The holding period in force when the order was decided (absent in events written
+    /// before holding periods existed: 0).
+    #[serde(default)]
+    pub holding_period_days: u32,
 }
 
 /// A completed withdrawal: what a retry with the same idempotency key gets back.
@@ -97,10 +132,40 @@ pub struct WithdrawalRecord {
     pub at: Timestamp,
 }
 
-/// An append-only money movement.
+/// Where a commission's amount sits in the statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bucket {
+    Pending,
+    Available,
+}
+
+/// Why a commission was reduced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReversalCause {
+    Refund,
+    Chargeback,
+    /// An admin's `ReverseReward` (fraud, duplicate, ...: the note says).
+    Admin,
+}
+
+impl ReversalCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReversalCause::Refund => "refund",
+            ReversalCause::Chargeback => "chargeback",
+            ReversalCause::Admin => "admin",
+        }
+    }
+}
+
+/// An append-only money movement. Entries are never updated or deleted; a change to a
+/// reward is a new entry linked to it by order id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LedgerEntry {
+    /// A reward as earned (before any refund).
     Reward {
         user_id: UserId,
         referred_user: UserId,
@@ -111,6 +176,8 @@ pub enum LedgerEntry {
         reward: Money,
         at: Timestamp,
         source_event_id: EventId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        matures_at: Option<Timestamp>,
     },
     Withdrawal {
         user_id: UserId,
@@ -120,26 +187,60 @@ pub enum LedgerEntry {
         available_after: Money,
         at: Timestamp,
     },
+    /// Part or all of a reward taken back (refund, chargeback, admin void).
+    Reversal {
+        user_id: UserId,
+        order_id: OrderId,
+        reversal_id: ReversalId,
+        cause: ReversalCause,
+        /// The admin's reason (empty for refunds).
+        #[serde(default)]
+        note: String,
+        amount: Money,
+        /// Taken from pending (void) or available (clawback; may make it negative).
+        from: Bucket,
+        at: Timestamp,
+        /// The refund event's id, or `admin:<id>`.
+        source: String,
+    },
+    /// An admin's credit (positive) or debit (negative) of `available`.
+    Adjustment {
+        user_id: UserId,
+        adjustment_id: AdjustmentId,
+        amount: Money,
+        reason: String,
+        admin: UserId,
+        available_after: Money,
+        at: Timestamp,
+    },
 }
 
 impl LedgerEntry {
     pub fn user_id(&self) -> &UserId {
         match self {
-            LedgerEntry::Reward { user_id, .. } | LedgerEntry::Withdrawal { user_id, .. } => user_id,
+            LedgerEntry::Reward { user_id, .. }
+            | LedgerEntry::Withdrawal { user_id, .. }
+            | LedgerEntry::Reversal { user_id, .. }
+            | LedgerEntry::Adjustment { user_id, .. } => user_id,
         }
     }
     pub fn at(&self) -> Timestamp {
         match self {
-            LedgerEntry::Reward { at, .. } | LedgerEntry::Withdrawal { at, .. } => *at,
+            LedgerEntry::Reward { at, .. }
+            | LedgerEntry::Withdrawal { at, .. }
+            | LedgerEntry::Reversal { at, .. }
+            | LedgerEntry::Adjustment { at, .. } => *at,
         }
     }
-    /// Signed effect on `available`.
-    pub fn available_delta(&self) -> i64 {
-        match self {
-            LedgerEntry::Reward { reward, .. } => reward.minor(),
-            LedgerEntry::Withdrawal { amount, .. } => -amount.minor(),
-        }
-    }
+}
+
+/// One row of a user's history (`ListRewardHistory`, admin `ListLedger`), newest first: a
+/// reward appears as its commission (with its current status), every other movement as
+/// its ledger entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryItem {
+    Commission(Commission),
+    Entry(LedgerEntry),
 }
 
 impl From<&WithdrawalRecord> for LedgerEntry {
@@ -155,18 +256,18 @@ impl From<&WithdrawalRecord> for LedgerEntry {
     }
 }
 
-impl From<&RewardEvent> for LedgerEntry {
-    fn from(e: &RewardEvent) -> Self {
-        LedgerEntry::Reward {
-            user_id: e.inviter.clone(),
-            referred_user: e.buyer.clone(),
-            order_id: e.order_id.clone(),
-            order_amount: e.order_amount,
-            currency: e.currency.clone(),
-            commission_bps: e.commission_bps,
-            reward: e.reward,
-            at: e.occurred_at,
-            source_event_id: e.source_event_id.clone(),
+impl RewardEvent {
+    /// The reward as the lifecycle records it: earned at the order's time, maturing after
+    /// the holding period decided with it.
+    pub fn earned(&self) -> crate::lifecycle::Earned {
+        crate::lifecycle::Earned {
+            order_amount: self.order_amount,
+            currency: self.currency.clone(),
+            commission_bps: self.commission_bps,
+            reward: self.reward,
+            earned_at: self.occurred_at,
+            matures_at: self.occurred_at.plus_days(self.holding_period_days),
+            source_event_id: self.source_event_id.clone(),
         }
     }
 }

@@ -8,8 +8,9 @@ use crate::audit::AuditRecord;
 use crate::code::InviteCode;
 use crate::config::MarketConfig;
 use crate::error::MarketError;
-use crate::ids::{UserId, WithdrawalId};
-use crate::model::{AffiliateStats, InviteCodeRecord, LedgerEntry, RewardEvent, WithdrawalRecord};
+use crate::ids::{AdjustmentId, OrderId, UserId, WithdrawalId};
+use crate::lifecycle::{Change, Commission, StatsDelta};
+use crate::model::{AffiliateStats, HistoryItem, InviteCodeRecord, LedgerEntry, OutboundEvent, WithdrawalRecord};
 use crate::money::{Bps, Money};
 use crate::policy::{AffiliatePolicy, TriggerLimit};
 use crate::time::Timestamp;
@@ -96,15 +97,6 @@ pub enum RewardOutcome {
     LimitReached,
 }
 
-#[derive(Debug, Clone)]
-pub struct WithdrawalRequest {
-    pub record: WithdrawalRecord,
-    /// `available` as read before; the write is conditional on it (optimistic concurrency),
-    /// which is what lets the ledger record the exact balance after the withdrawal.
-    pub expected_available: Money,
-    pub audit: AuditRecord,
-}
-
 /// A user's policy overrides; `None` = the global default applies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PolicyOverrides {
@@ -141,20 +133,80 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+/// A lifecycle step of one commission, to write in one transaction: the commission as
+/// after the step (conditional on the version read), the ledger entries it appends, the
+/// earner's statistics, the audit records, and for a reward the buyer's trigger count.
 #[derive(Debug, Clone)]
-pub enum WithdrawOutcome {
-    Done(WithdrawalRecord),
-    /// A withdrawal with this id exists already: the first result.
-    Replayed(WithdrawalRecord),
-    /// `available` changed since it was read; here is the current value.
-    BalanceChanged(Money),
+pub struct CommissionWrite {
+    pub change: Change,
+    pub trigger: Option<TriggerCount>,
+    pub audit: Vec<AuditRecord>,
+    pub at: Timestamp,
 }
 
-/// Storage port.
-pub trait MarketStore: Send + Sync + 'static {
-    fn get_policy(&self, user: &UserId) -> impl Future<Output = Result<Option<AffiliatePolicy>>> + Send;
-    /// Zero statistics for a user who has none yet.
-    fn get_stats(&self, user: &UserId) -> impl Future<Output = Result<AffiliateStats>> + Send;
+/// `rewards_triggered += 1` on the buyer, who must still be the earner's referral and
+/// under the limit.
+#[derive(Debug, Clone)]
+pub struct TriggerCount {
+    pub buyer: UserId,
+    pub inviter: UserId,
+    pub limit: TriggerLimit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommissionOutcome {
+    Written,
+    /// The commission changed since it was read: read again and redo the step.
+    Conflict,
+    /// One of the step's ledger entries exists already (a duplicate delivery).
+    Duplicate,
+    /// The buyer reached the trigger limit (or is not this earner's referral).
+    LimitReached,
+}
+
+/// Commissions of one user whose holding period is over, moved to available together.
+#[derive(Debug, Clone)]
+pub struct Maturation {
+    pub user: UserId,
+    pub changes: Vec<Change>,
+    pub audit: AuditRecord,
+    pub at: Timestamp,
+}
+
+/// A debit or credit of `available` (a withdrawal, an admin adjustment), conditional on the
+/// `available` read, with the matured commissions it spends folded into the same
+/// transaction so the ledger records the exact balance after it.
+#[derive(Debug, Clone)]
+pub struct BalanceChange {
+    pub user: UserId,
+    pub expected_available: Money,
+    pub available_after: Money,
+    /// Only an admin debit with the explicit flag may leave `available` negative.
+    pub allow_negative: bool,
+    pub matured: Vec<Change>,
+    /// The other figures (`withdrawn_total`, `total_earned`, `reversed_total`, and `pending`
+    /// of the folded commissions); `available` is set to `available_after`.
+    pub stats: StatsDelta,
+    pub entry: LedgerEntry,
+    pub outbox: Option<OutboundEvent>,
+    pub audit: Vec<AuditRecord>,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub enum BalanceOutcome {
+    Done,
+    /// The entry exists already (same idempotency key): it, as first written.
+    Replayed(LedgerEntry),
+    /// `available` or a folded commission changed since it was read: read again.
+    Changed,
+}
+
+/// At most this many matured commissions are folded into one transaction (DynamoDB takes
+/// 100 items; the rest of the transaction needs a few).
+pub const MAX_FOLD_PER_TRANSACTION: usize = 50;
+
+pub trait CodeStore: Send + Sync + 'static {
     fn get_code(&self, code: &InviteCode) -> impl Future<Output = Result<Option<InviteCodeRecord>>> + Send;
     /// Codes not deactivated (expired ones included), newest first.
     fn list_active_codes(&self, owner: &UserId) -> impl Future<Output = Result<Vec<InviteCodeRecord>>> + Send;
@@ -169,22 +221,55 @@ pub trait MarketStore: Send + Sync + 'static {
         purge_at: Timestamp,
         audit: &AuditRecord,
     ) -> impl Future<Output = Result<Deactivation>> + Send;
-    fn register_user(&self, registration: &Registration) -> impl Future<Output = Result<RegistrationOutcome>> + Send;
-    fn apply_reward(&self, event: &RewardEvent, audit: &AuditRecord) -> impl Future<Output = Result<RewardOutcome>> + Send;
-    fn get_withdrawal(&self, user: &UserId, id: &WithdrawalId)
-        -> impl Future<Output = Result<Option<WithdrawalRecord>>> + Send;
-    fn withdraw(&self, request: &WithdrawalRequest) -> impl Future<Output = Result<WithdrawOutcome>> + Send;
+}
+
+pub trait PolicyStore: Send + Sync + 'static {
+    fn get_policy(&self, user: &UserId) -> impl Future<Output = Result<Option<AffiliatePolicy>>> + Send;
     /// `Ok(false)`: the overrides changed since they were read (nothing written).
     fn update_policy(&self, update: &PolicyUpdate) -> impl Future<Output = Result<bool>> + Send;
-    /// A user's ledger, newest first. Errors: `InvalidArgument` for a bad page token.
-    fn list_ledger(&self, user: &UserId, page_token: Option<&str>, limit: u32)
-        -> impl Future<Output = Result<Page<LedgerEntry>>> + Send;
+    fn register_user(&self, registration: &Registration) -> impl Future<Output = Result<RegistrationOutcome>> + Send;
+}
+
+pub trait CommissionStore: Send + Sync + 'static {
+    fn get_commission(&self, earner: &UserId, order: &OrderId) -> impl Future<Output = Result<Option<Commission>>> + Send;
+    fn write_commission(&self, write: &CommissionWrite) -> impl Future<Output = Result<CommissionOutcome>> + Send;
+    /// Up to `limit` of the user's pending commissions due at `now` (matures_at <= now),
+    /// oldest first: one strongly consistent `Query`.
+    fn due_commissions(&self, user: &UserId, now: Timestamp, limit: usize) -> impl Future<Output = Result<Vec<Commission>>> + Send;
+    /// When the user's next pending commission matures (after `now`).
+    fn next_release(&self, user: &UserId, now: Timestamp) -> impl Future<Output = Result<Option<Timestamp>>> + Send;
+    /// `Ok(false)`: a commission changed since it was read (nothing written).
+    fn mature(&self, maturation: &Maturation) -> impl Future<Output = Result<bool>> + Send;
+    /// Users with commissions due at `now` that mature on `day` (`YYYY-MM-DD`, UTC), from
+    /// the maturity index (the scheduled catch-up; never a Scan).
+    fn due_earners(&self, day: &str, now: Timestamp) -> impl Future<Output = Result<Vec<UserId>>> + Send;
+}
+
+pub trait BalanceStore: Send + Sync + 'static {
+    /// Zero statistics for a user who has none yet.
+    fn get_stats(&self, user: &UserId) -> impl Future<Output = Result<AffiliateStats>> + Send;
+    fn get_withdrawal(&self, user: &UserId, id: &WithdrawalId)
+        -> impl Future<Output = Result<Option<WithdrawalRecord>>> + Send;
+    fn get_adjustment(&self, user: &UserId, id: &AdjustmentId) -> impl Future<Output = Result<Option<LedgerEntry>>> + Send;
+    fn change_balance(&self, change: &BalanceChange) -> impl Future<Output = Result<BalanceOutcome>> + Send;
+}
+
+pub trait HistoryStore: Send + Sync + 'static {
+    /// A user's history, newest first. Errors: `InvalidArgument` for a bad page token.
+    fn list_history(&self, user: &UserId, page_token: Option<&str>, limit: u32)
+        -> impl Future<Output = Result<Page<HistoryItem>>> + Send;
     /// A subject's audit trail, newest first.
     fn list_audit(&self, subject: &str, page_token: Option<&str>, limit: u32)
         -> impl Future<Output = Result<Page<AuditRecord>>> + Send;
-    /// For changes that are not DynamoDB transactions (the configuration in Redis).
+    /// For changes that are not DynamoDB transactions (the configuration in Redis) and
+    /// for refusals that change nothing else.
     fn put_audit(&self, record: &AuditRecord) -> impl Future<Output = Result<()>> + Send;
 }
+
+/// Storage port: every aggregate's store.
+pub trait MarketStore: CodeStore + PolicyStore + CommissionStore + BalanceStore + HistoryStore {}
+
+impl<T: CodeStore + PolicyStore + CommissionStore + BalanceStore + HistoryStore> MarketStore for T {}
 
 /// The configuration document as stored, for the admin API (no cache: the truth).
 pub trait ConfigStore: Send + Sync + 'static {
@@ -207,4 +292,9 @@ impl ConfigSource for StaticConfig {
     async fn current(&self) -> MarketConfig {
         self.0.clone()
     }
+}
+
+/// The store traits, for callers holding a concrete store (`use ports::prelude::*`).
+pub mod prelude {
+    pub use super::{BalanceStore, CodeStore, CommissionStore, HistoryStore, MarketStore, PolicyStore};
 }

@@ -25,6 +25,36 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The UTC calendar day, `YYYY-MM-DD` (the maturity index's partition).
+    pub fn utc_day(self) -> String {
+        // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+        let z = self.0.div_euclid(Self::MS_PER_DAY) + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        format!("{year:04}-{month:02}-{day:02}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_days() {
+        assert_eq!(Timestamp::from_millis(0).utc_day(), "1970-01-01");
+        assert_eq!(Timestamp::from_millis(1_795_514_400_000).utc_day(), "2026-11-24");
+        assert_eq!(Timestamp::from_millis(951_782_400_000).utc_day(), "2000-02-29");
+        assert_eq!(Timestamp::from_millis(-1).utc_day(), "1969-12-31");
+    }
+}
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
 }

@@ -14,7 +14,8 @@ pub fn to_status(err: MarketError) -> Status {
         | MarketError::InsufficientBalance
         | MarketError::BelowMinimum
         | MarketError::AffiliateDisabled
-        | MarketError::MarketDisabled => Code::FailedPrecondition,
+        | MarketError::MarketDisabled
+        | MarketError::NothingToReverse => Code::FailedPrecondition,
         MarketError::IdempotencyConflict => Code::AlreadyExists,
         MarketError::Contention | MarketError::CodeCollision | MarketError::Unavailable(_) => Code::Unavailable,
         MarketError::Internal(_) => Code::Internal,

@@ -48,7 +48,7 @@ pub enum RoutesError {
 
 impl Routes {
     /// `BRIDGE_ROUTES` (JSON `[{"exchange","routing_key","queue_url"}]`), or by default the
-    /// two platform events to the template's queues.
+    /// three platform events to the template's queues.
     pub fn from_env() -> Result<Self, RoutesError> {
         if let Ok(json) = std::env::var("BRIDGE_ROUTES") {
             if !json.trim().is_empty() {
@@ -59,6 +59,7 @@ impl Routes {
         Ok(Routes(vec![
             Route { exchange: "auth".into(), routing_key: "user.registered".into(), queue_url: var("USER_REGISTERED_QUEUE_URL")? },
             Route { exchange: "shop".into(), routing_key: "order.paid".into(), queue_url: var("ORDER_PAID_QUEUE_URL")? },
+            Route { exchange: "shop".into(), routing_key: "order.refunded".into(), queue_url: var("ORDER_REFUNDED_QUEUE_URL")? },
         ]))
     }
 

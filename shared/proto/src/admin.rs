@@ -4,14 +4,16 @@
 use market_domain::admin::{ConfigField, PolicyField, UserPolicyView};
 use market_domain::audit::AuditRecord;
 use market_domain::config::MarketConfig;
-use market_domain::model::LedgerEntry;
+use market_domain::lifecycle::Commission;
+use market_domain::model::{HistoryItem, LedgerEntry};
+use market_domain::time::Timestamp;
 use market_domain::money::{Bps, Currency, Money};
 use market_domain::policy::TriggerLimit;
 use market_domain::ports::PolicyOverrides;
 use market_domain::MarketError;
 
 use crate::timestamp;
-use crate::v1;
+use crate::{history, v1};
 
 fn limit_to_proto(l: Option<TriggerLimit>) -> Option<v1::TriggerLimit> {
     use v1::trigger_limit::Limit;
@@ -74,6 +76,7 @@ pub fn market_config(c: &MarketConfig) -> v1::MarketConfig {
         currency: c.currency.to_string(),
         code_expiry_days: c.code_expiry_days,
         code_retention_days: c.code_retention_days,
+        holding_period_days: c.holding_period_days,
     }
 }
 
@@ -96,37 +99,49 @@ pub fn config_change(c: Option<&v1::MarketConfig>, fields: &[String]) -> Result<
             ConfigField::Currency => values.currency = Currency::parse(&c.currency)?,
             ConfigField::CodeExpiryDays => values.code_expiry_days = c.code_expiry_days,
             ConfigField::CodeRetentionDays => values.code_retention_days = c.code_retention_days,
+            ConfigField::HoldingPeriodDays => values.holding_period_days = c.holding_period_days,
         }
     }
     Ok((values, fields))
 }
 
-pub fn ledger_entry(e: &LedgerEntry) -> v1::LedgerEntry {
+/// A reward with its state now, as the admin sees it (with the referred user).
+pub fn reward_entry(c: &Commission, now: Timestamp) -> Option<v1::RewardEntry> {
+    let r = history::reward(c, now)?;
+    Some(v1::RewardEntry {
+        order_id: r.order_id,
+        referred_user_id: c.buyer.to_string(),
+        order_amount: r.order_amount,
+        commission_bps: r.commission_bps,
+        reward: r.reward,
+        currency: r.currency,
+        at: r.earned_at,
+        amount: r.amount,
+        status: r.status,
+        pending_until: r.pending_until,
+        refunded_amount: r.refunded_amount,
+    })
+}
+
+/// One row of the admin's `ListLedger` (`None`: not shown, e.g. a refund-only commission).
+pub fn ledger_entry(item: &HistoryItem, now: Timestamp) -> Option<v1::LedgerEntry> {
     use v1::ledger_entry::Entry;
-    v1::LedgerEntry {
-        entry: Some(match e {
-            LedgerEntry::Reward { referred_user, order_id, order_amount, currency, commission_bps, reward, at, .. } => {
-                Entry::Reward(v1::RewardEntry {
-                    order_id: order_id.to_string(),
-                    referred_user_id: referred_user.to_string(),
-                    order_amount: order_amount.minor(),
-                    commission_bps: (*commission_bps).into(),
-                    reward: reward.minor(),
-                    currency: currency.to_string(),
-                    at: Some(timestamp(*at)),
-                })
-            }
-            LedgerEntry::Withdrawal { withdrawal_id, amount, currency, available_after, at, .. } => {
-                Entry::Withdrawal(v1::WithdrawalEntry {
-                    withdrawal_id: withdrawal_id.to_string(),
-                    amount: amount.minor(),
-                    currency: currency.to_string(),
-                    available_after: available_after.minor(),
-                    at: Some(timestamp(*at)),
-                })
-            }
-        }),
-    }
+    let entry = match item {
+        HistoryItem::Commission(c) => Entry::Reward(reward_entry(c, now)?),
+        HistoryItem::Entry(LedgerEntry::Withdrawal { withdrawal_id, amount, currency, available_after, at, .. }) => {
+            Entry::Withdrawal(v1::WithdrawalEntry {
+                withdrawal_id: withdrawal_id.to_string(),
+                amount: amount.minor(),
+                currency: currency.to_string(),
+                available_after: available_after.minor(),
+                at: Some(timestamp(*at)),
+            })
+        }
+        HistoryItem::Entry(e @ LedgerEntry::Reversal { .. }) => Entry::Reversal(history::reversal(e)?),
+        HistoryItem::Entry(e @ LedgerEntry::Adjustment { .. }) => Entry::Adjustment(history::adjustment(e)?),
+        HistoryItem::Entry(LedgerEntry::Reward { .. }) => return None,
+    };
+    Some(v1::LedgerEntry { entry: Some(entry) })
 }
 
 pub fn audit_record(r: &AuditRecord) -> v1::AuditRecord {

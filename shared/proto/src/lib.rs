@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod codec;
+pub mod history;
 
 #[allow(clippy::all, clippy::pedantic)]
 pub mod v1 {
@@ -55,6 +56,9 @@ pub fn stats(s: &AffiliateStats, currency: &Currency) -> v1::AffiliateStats {
         active_codes: s.active_codes,
         updated_at: s.updated_at.map(timestamp),
         currency: currency.to_string(),
+        pending: s.pending.minor(),
+        reversed_total: s.reversed_total.minor(),
+        next_release_at: None,
     }
 }
 

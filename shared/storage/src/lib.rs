@@ -1,14 +1,25 @@
-//! DynamoDB adapter of the Helium Market store port. Key design: [`tables`].
+//! DynamoDB adapter of the Helium Market store ports, one file per aggregate:
+//! [`codes`], [`referrals`] (policies and registration), [`commissions`] (rewards,
+//! refunds, reversals, maturity), [`balance`] (withdrawals, adjustments), [`history`]
+//! (listings and audit), with the shared pieces in [`store`] (client, transactions),
+//! [`ledger`] (item shapes), [`audit`], [`paging`] and [`expr`]. Key design: [`tables`].
 
-mod admin;
-mod dynamo;
+mod audit;
+mod balance;
+mod codes;
+mod commissions;
 mod error;
 mod expr;
+mod history;
+mod ledger;
 pub mod outbox;
+mod paging;
+mod referrals;
+mod store;
 pub mod tables;
 
-pub use dynamo::{DynamoStore, Usage};
 pub use outbox::{Marked, OutboxRecord};
+pub use store::{DynamoStore, Usage};
 pub use tables::Tables;
 
 use std::time::Duration;

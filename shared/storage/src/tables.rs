@@ -6,18 +6,22 @@
 //! | policy (`affiliate_policy`) | PK `user_id` | GetItem | registration, reward (`rewards_triggered`), admin |
 //! | stats (`affiliate_stats`) | PK `user_id` | GetItem | every change it summarises, same transaction |
 //! | invite codes (`invite_code`) | PK `code` (upper-case) | sparse GSI `active-by-owner` (`active_owner`, `created_at`): the owner's not-yet-deactivated codes, newest first | create / deactivate / registration |
-//! | ledger (`affiliate_relation`) | PK `user_id`, SK `entry_key` = `reward#<order_id>` \| `withdrawal#<withdrawal_id>` | LSI `by-time` (`user_id`, `at_key` = `<ms, 13 digits>#<entry_key>`): newest first | reward, withdrawal; append-only |
+//! | ledger (`affiliate_relation`) | PK `user_id`, SK `entry_key`: entries `reward#<order_id>`, `withdrawal#<id>`, `reversal#<order_id>#<refund or reversal id>`, `adjustment#<id>` (immutable); one `commission#<order_id>` per rewarded (or refunded) order: its lifecycle state, versioned | LSI `by-time` (`user_id`, `at_key` = `<ms, 13 digits>#<key>`): the history newest first (commissions, withdrawals, reversals, adjustments; reward entries are not in it — their commission is); sparse LSI `pending-by-maturity` (`user_id`, `pending_until`): a user's pending commissions by maturity, strongly consistent; sparse GSI `due-by-day` (`due_day`, `pending_until`, keys only): who has commissions maturing on a day (the scheduled catch-up) | reward, refund, maturity, withdrawal, adjustment, admin reversal |
 //! | audit | PK `subject` (user id, or `#market` for the configuration), SK `at_key` = `<ms, 13 digits>#<action>#<request id>`: newest first | every state change, in its transaction |
 //! | outbox | PK `event_id` (= withdrawal id) | stream (NEW_IMAGE, INSERTs) to the relay, which sets `relayed_at` and TTL `purge_at` | withdrawal |
 //!
 //! The entry keys are what make repeats harmless: one `reward#<order_id>` per order (an
-//! order has one buyer, whose inviter never changes), one `withdrawal#<id>` per
-//! (user, idempotency key).
+//! order has one buyer, whose inviter never changes), one `reversal#<order>#<refund id>` per
+//! refund, one `withdrawal#<id>` / `adjustment#<id>` per (user, idempotency key).
 
 use std::env;
 
 pub const ACTIVE_BY_OWNER_INDEX: &str = "active-by-owner";
 pub const LEDGER_BY_TIME_INDEX: &str = "by-time";
+/// LSI of the ledger table: pending commissions of a user by `pending_until`.
+pub const PENDING_BY_MATURITY_INDEX: &str = "pending-by-maturity";
+/// GSI of the ledger table (keys only): pending commissions by maturity day.
+pub const DUE_BY_DAY_INDEX: &str = "due-by-day";
 /// The RabbitMQ exchange of the market's outbound events.
 pub const MARKET_EXCHANGE: &str = "market";
 
@@ -33,6 +37,12 @@ pub mod attr {
     pub const REGISTRATIONS: &str = "registrations";
     pub const PURGE_AT: &str = "purge_at";
     pub const ENTRY_KEY: &str = "entry_key";
+    pub const KIND: &str = "kind";
+    pub const VERSION: &str = "version";
+    pub const PENDING_UNTIL: &str = "pending_until";
+    pub const DUE_DAY: &str = "due_day";
+    pub const PENDING: &str = "pending";
+    pub const REVERSED_TOTAL: &str = "reversed_total";
     pub const AT_KEY: &str = "at_key";
     pub const EVENT_ID: &str = "event_id";
     pub const RELAYED_AT: &str = "relayed_at";
@@ -89,6 +99,18 @@ pub fn reward_entry_key(order_id: &str) -> String {
 
 pub fn withdrawal_entry_key(withdrawal_id: &str) -> String {
     format!("withdrawal#{withdrawal_id}")
+}
+
+pub fn reversal_entry_key(order_id: &str, reversal_id: &str) -> String {
+    format!("reversal#{order_id}#{reversal_id}")
+}
+
+pub fn adjustment_entry_key(adjustment_id: &str) -> String {
+    format!("adjustment#{adjustment_id}")
+}
+
+pub fn commission_key(order_id: &str) -> String {
+    format!("commission#{order_id}")
 }
 
 /// Sort key of the time index; 13 digits of milliseconds sort lexically until the year 2286.

@@ -10,7 +10,7 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use market_domain::config::MarketConfig;
 use market_domain::policy::TriggerLimit;
-use market_domain::ports::MarketStore;
+use market_domain::ports::prelude::*;
 use market_domain::processors::{ApplyReward, CreateInviteCode, Processor};
 use market_tests::amqp::{eventually, Publisher};
 

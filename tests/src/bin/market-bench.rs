@@ -246,7 +246,7 @@ async fn main() {
     // ListLedger / ListAuditTrail: the first page (25) of the spender's ~430 entries.
     let rpc_s = rpc_n!(list_ledger, |_i| ListLedgerRequest { user_id: spender.to_string(), page_size: 25, page_token: String::new() });
     let (direct_s, trips, cu) = direct!(|_| async {
-        adm::ListLedger(d.clone()).process(adm::ListRequest { of: spender.clone(), page_size: 25, page_token: None }).await.expect("direct");
+        market_domain::processors::ListRewardHistory(d.clone()).process(adm::ListRequest { of: spender.clone(), page_size: 25, page_token: None }).await.expect("direct");
     });
     row("ListLedger (25)", "list-ledger", rpc_s, direct_s, trips, cu);
     let rpc_s = rpc_n!(list_audit_trail, |_i| ListAuditTrailRequest { user_id: spender.to_string(), page_size: 25, ..Default::default() });

@@ -4,7 +4,8 @@
 //! function under `cargo lambda watch` with an SQS event of up to `BatchSize` records, and
 //! delete only the messages that did not fail (`batchItemFailures`). Failed messages and
 //! failed invocations stay: they come back after the visibility timeout and SQS moves them
-//! to the DLQ after `maxReceiveCount`, as in AWS.
+//! to the DLQ after `maxReceiveCount`, as in AWS. Schedules (`rate(...)`): a timer that
+//! invokes the function with a scheduled event (`LOCAL_SCHEDULE_SECONDS` overrides the rate).
 //!
 //!   local-event-sources <event-sources.json> <http://127.0.0.1:PORT>   (SQS endpoint from env)
 
@@ -29,10 +30,33 @@ struct Source {
     report_batch_item_failures: bool,
 }
 
+/// An EventBridge schedule of the template (`rate(...)`), played as a timer.
+#[derive(Deserialize, Clone)]
+struct Schedule {
+    function: String,
+    every_seconds: u64,
+}
+
 #[derive(Deserialize)]
 struct Sources {
     sqs: Vec<Source>,
     streams: Vec<streams::StreamSource>,
+    #[serde(default)]
+    schedules: Vec<Schedule>,
+}
+
+/// Invokes the function with a scheduled event every period, as EventBridge Scheduler does
+/// (a failed run is logged; the next one comes at its time).
+async fn schedule(http: Http, base: Arc<String>, s: Schedule) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(s.every_seconds.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let event = json!({"version": "0", "source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}});
+        if let Err(e) = invoke(&http, &base, &s.function, &event).await {
+            eprintln!("[event-sources] scheduled {} failed: {e}", s.function);
+        }
+    }
 }
 
 type Http = Client<HttpConnector, Full<Bytes>>;
@@ -153,6 +177,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for _ in 0..pollers {
             tasks.push(tokio::spawn(poll(sqs.clone(), http.clone(), base.clone(), source.clone())));
         }
+    }
+    for s in sources.schedules {
+        eprintln!("[event-sources] {} every {} s", s.function, s.every_seconds);
+        tasks.push(tokio::spawn(schedule(http.clone(), base.clone(), s)));
     }
     // Runs until stopped (SIGTERM from scripts/stack.sh).
     futures::future::join_all(tasks).await;

@@ -9,18 +9,29 @@ use tracing::{info, warn};
 
 use serde_json::json;
 
+mod balance;
+mod history;
+mod rewards;
+
+pub use balance::*;
+pub use history::*;
+pub use rewards::*;
+
 use crate::audit::{Actor, AuditAction, AuditRecord};
 use crate::code::InviteCode;
 use crate::error::MarketError;
-use crate::ids::{EventId, IdempotencyKey, OrderId, UserId, WithdrawalId};
-use crate::model::{AffiliateStats, InviteCodeRecord, RewardEvent, WithdrawalRecord};
-use crate::money::{commission, Money};
+use crate::ids::{EventId, UserId};
+use crate::model::{AffiliateStats, InviteCodeRecord};
 use crate::policy::EffectivePolicy;
 use crate::ports::{
     ConfigSource, Deactivation, MarketStore, NewCode, Referral, ReferralRejection, Registration,
-    RegistrationOutcome, RewardOutcome, WithdrawOutcome, WithdrawalRequest,
+    RegistrationOutcome,
 };
 use crate::time::{Clock, SystemClock, Timestamp};
+
+/// How many due-but-not-yet-folded commissions a read counts (the scheduled catch-up keeps
+/// this small; it bounds the read, not correctness of money movements).
+pub const DUE_READ_LIMIT: usize = 1000;
 
 /// The interface every operation implements.
 pub trait Processor: Send + Sync {
@@ -55,7 +66,10 @@ impl<S: MarketStore, C: ConfigSource> Deps<S, C> {
 // ---------------------------------------------------------------- GetAffiliateStats
 
 pub struct AffiliateOverview {
+    /// Exact at the moment of the call: matured rewards count as available.
     pub stats: AffiliateStats,
+    /// When the next pending reward becomes available.
+    pub next_release_at: Option<Timestamp>,
     pub policy: EffectivePolicy,
     /// Usable (active, unexpired) codes, newest first.
     pub codes: Vec<InviteCodeRecord>,
@@ -71,16 +85,19 @@ impl<S: MarketStore, C: ConfigSource> Processor for GetAffiliateStats<S, C> {
 
     async fn process(&self, caller: UserId) -> Result<AffiliateOverview, MarketError> {
         let d = &self.0;
+        let now = d.clock.now();
         // One parallel round trip.
-        let (policy, stats, codes, config) = futures::join!(
+        let (policy, stats, codes, config, due, next) = futures::join!(
             d.store.get_policy(&caller),
             d.store.get_stats(&caller),
             d.store.list_active_codes(&caller),
-            d.config.current()
+            d.config.current(),
+            d.store.due_commissions(&caller, now, DUE_READ_LIMIT),
+            d.store.next_release(&caller, now)
         );
-        let now = d.clock.now();
         Ok(AffiliateOverview {
-            stats: stats?,
+            stats: stats?.live(&due?),
+            next_release_at: next?,
             policy: EffectivePolicy::resolve(policy?.as_ref(), &config),
             codes: codes?.into_iter().filter(|c| c.is_usable(now)).collect(),
             currency: config.currency,
@@ -228,82 +245,6 @@ impl<S: MarketStore, C: ConfigSource> Processor for DeleteInviteCode<S, C> {
     }
 }
 
-// ---------------------------------------------------------------- WithdrawAffiliateReward
-
-pub struct WithdrawRequest {
-    pub caller: UserId,
-    pub amount: Money,
-    pub idempotency_key: IdempotencyKey,
-}
-
-pub struct WithdrawResult {
-    pub record: WithdrawalRecord,
-    /// True when this is a retry answered with the first result.
-    pub replayed: bool,
-}
-
-/// Optimistic-concurrency rounds; each lost round means another write to this user's
-/// balance succeeded, so this bounds only pathological contention.
-const WITHDRAW_ATTEMPTS: usize = 64;
-
-pub struct WithdrawAffiliateReward<S, C>(pub Deps<S, C>);
-
-fn replay(existing: WithdrawalRecord, amount: Money) -> Result<WithdrawResult, MarketError> {
-    if existing.amount != amount {
-        return Err(MarketError::IdempotencyConflict);
-    }
-    Ok(WithdrawResult { record: existing, replayed: true })
-}
-
-impl<S: MarketStore, C: ConfigSource> Processor for WithdrawAffiliateReward<S, C> {
-    type Request = WithdrawRequest;
-    type Response = WithdrawResult;
-
-    async fn process(&self, req: WithdrawRequest) -> Result<WithdrawResult, MarketError> {
-        let d = &self.0;
-        if !req.amount.is_positive() {
-            return Err(MarketError::InvalidArgument("amount must be positive".into()));
-        }
-        let id = WithdrawalId::derive(&req.caller, &req.idempotency_key);
-        let (existing, stats, config) =
-            futures::join!(d.store.get_withdrawal(&req.caller, &id), d.store.get_stats(&req.caller), d.config.current());
-        if let Some(existing) = existing? {
-            return replay(existing, req.amount);
-        }
-        if req.amount < config.min_withdraw_amount {
-            return Err(MarketError::BelowMinimum);
-        }
-        let mut available = stats?.available;
-        for _ in 0..WITHDRAW_ATTEMPTS {
-            if available < req.amount {
-                return Err(MarketError::InsufficientBalance);
-            }
-            let record = WithdrawalRecord {
-                withdrawal_id: id.clone(),
-                user_id: req.caller.clone(),
-                amount: req.amount,
-                currency: config.currency.clone(),
-                available_after: available.checked_sub(req.amount)?,
-                at: d.clock.now(),
-            };
-            let audit = AuditRecord::new(&req.caller, record.at, AuditAction::Withdrawal, Actor::User(req.caller.clone()), id.as_str(), json!({
-                "withdrawal_id": id, "amount": record.amount, "currency": record.currency,
-                "available_before": available, "available_after": record.available_after,
-                "idempotency_key": req.idempotency_key,
-            }));
-            match d.store.withdraw(&WithdrawalRequest { record, expected_available: available, audit }).await? {
-                WithdrawOutcome::Done(record) => {
-                    info!(user_id = %req.caller, withdrawal_id = %record.withdrawal_id, amount = %record.amount, "withdrawn");
-                    return Ok(WithdrawResult { record, replayed: false });
-                }
-                WithdrawOutcome::Replayed(existing) => return replay(existing, req.amount),
-                WithdrawOutcome::BalanceChanged(current) => available = current,
-            }
-        }
-        Err(MarketError::Contention)
-    }
-}
-
 // ---------------------------------------------------------------- user.registered
 
 pub struct UserRegistered {
@@ -324,6 +265,9 @@ pub enum RegistrationResult {
 /// The actor of changes made on behalf of platform events.
 pub const REGISTRATION_SOURCE: &str = "auth/user.registered";
 pub const ORDER_SOURCE: &str = "shop/order.paid";
+pub const REFUND_SOURCE: &str = "shop/order.refunded";
+/// The actor of the scheduled catch-up of matured rewards.
+pub const MATURATION_SOURCE: &str = "market/maturation";
 
 pub struct RegisterUser<S, C>(pub Deps<S, C>);
 
@@ -397,97 +341,3 @@ impl<S: MarketStore, C: ConfigSource> Processor for RegisterUser<S, C> {
     }
 }
 
-// ---------------------------------------------------------------- order.paid
-
-pub struct OrderPaid {
-    pub event_id: EventId,
-    pub order_id: OrderId,
-    pub buyer: UserId,
-    pub amount: Money,
-    pub currency: String,
-    pub occurred_at: Timestamp,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoReward {
-    NoInviter,
-    MarketDisabled,
-    NonPositiveAmount,
-    OtherCurrency,
-    InviterDisabled,
-    TriggerLimitReached,
-    ZeroReward,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OrderDecision {
-    Reward(RewardEvent),
-    NoReward(NoReward),
-}
-
-/// Decides the reward for a paid order; the reward processor applies it.
-pub struct DecideOrderReward<S, C>(pub Deps<S, C>);
-
-impl<S: MarketStore, C: ConfigSource> Processor for DecideOrderReward<S, C> {
-    type Request = OrderPaid;
-    type Response = OrderDecision;
-
-    async fn process(&self, ev: OrderPaid) -> Result<OrderDecision, MarketError> {
-        let d = &self.0;
-        let (buyer, config) = futures::join!(d.store.get_policy(&ev.buyer), d.config.current());
-        let no = |r| Ok(OrderDecision::NoReward(r));
-        let Some(buyer) = buyer? else { return no(NoReward::NoInviter) };
-        let Some(inviter) = buyer.inviter.clone() else { return no(NoReward::NoInviter) };
-        if !config.enabled {
-            return no(NoReward::MarketDisabled);
-        }
-        if !ev.amount.is_positive() {
-            return no(NoReward::NonPositiveAmount);
-        }
-        if ev.currency != config.currency.as_str() {
-            return no(NoReward::OtherCurrency);
-        }
-        let policy = EffectivePolicy::resolve(d.store.get_policy(&inviter).await?.as_ref(), &config);
-        if !policy.affiliate_enabled {
-            return no(NoReward::InviterDisabled);
-        }
-        if !policy.trigger_limit.allows_another(buyer.rewards_triggered) {
-            return no(NoReward::TriggerLimitReached);
-        }
-        let reward = commission(ev.amount, policy.commission_bps)?;
-        if !reward.is_positive() {
-            return no(NoReward::ZeroReward);
-        }
-        Ok(OrderDecision::Reward(RewardEvent {
-            order_id: ev.order_id,
-            buyer: ev.buyer,
-            inviter,
-            order_amount: ev.amount,
-            currency: config.currency,
-            commission_bps: policy.commission_bps,
-            reward,
-            trigger_limit: policy.trigger_limit,
-            occurred_at: ev.occurred_at,
-            source_event_id: ev.event_id,
-        }))
-    }
-}
-
-// ---------------------------------------------------------------- reward processor
-
-pub struct ApplyReward<S, C>(pub Deps<S, C>);
-
-impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
-    type Request = RewardEvent;
-    type Response = RewardOutcome;
-
-    async fn process(&self, ev: RewardEvent) -> Result<RewardOutcome, MarketError> {
-        let audit = AuditRecord::new(&ev.inviter, self.0.clock.now(), AuditAction::RewardEarned, Actor::System(ORDER_SOURCE.into()), ev.source_event_id.as_str(), json!({
-            "order_id": ev.order_id, "buyer": ev.buyer, "order_amount": ev.order_amount, "currency": ev.currency,
-            "commission_bps": ev.commission_bps, "reward": ev.reward,
-        }));
-        let outcome = self.0.store.apply_reward(&ev, &audit).await?;
-        info!(order_id = %ev.order_id, inviter = %ev.inviter, reward = %ev.reward, ?outcome, "reward processed");
-        Ok(outcome)
-    }
-}

@@ -1,0 +1,535 @@
+//! The commission lifecycle of one order for the user who earns from it (the buyer's
+//! inviter). Pure rules: every change takes the state as read and returns the state after
+//! it, the ledger entries it appends and the deltas of the earner's statistics; the store
+//! writes all three in one transaction conditional on the version that was read.
+//!
+//! ```text
+//!   (refunds only) --earn--> pending --mature (matures_at reached)--> available
+//!                               \                                      /
+//!                    refund / chargeback / admin void: the rest shrinks (reversal entries)
+//! ```
+//! The commission of an order of amount A after accepted refunds R is exactly
+//! `floor((A − R) × bps / 10000)` at the rate it was earned with; each refund reverses the
+//! difference once. Refunds known before the reward are replayed when it arrives, so the
+//! result is the same in every order of arrival.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{EventId, OrderId, RefundId, ReversalId, UserId};
+use crate::model::{Bucket, LedgerEntry, ReversalCause};
+use crate::money::{commission, Bps, Currency, Money};
+use crate::time::Timestamp;
+
+/// The reward as it was earned (immutable once set).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Earned {
+    pub order_amount: Money,
+    pub currency: Currency,
+    pub commission_bps: Bps,
+    /// `floor(order_amount × bps / 10000)`: the order's commission before any refund.
+    pub reward: Money,
+    pub earned_at: Timestamp,
+    /// `earned_at + holding_period_days` (the period in force when it was earned).
+    pub matures_at: Timestamp,
+    pub source_event_id: EventId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundReason {
+    Refund,
+    Chargeback,
+}
+
+impl From<RefundReason> for ReversalCause {
+    fn from(r: RefundReason) -> Self {
+        match r {
+            RefundReason::Refund => ReversalCause::Refund,
+            RefundReason::Chargeback => ReversalCause::Chargeback,
+        }
+    }
+}
+
+/// A refund of (part of) the order, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    pub refund_id: RefundId,
+    pub amount: Money,
+    pub reason: RefundReason,
+    pub at: Timestamp,
+    pub event_id: EventId,
+}
+
+/// An admin's void of the rest of the commission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Void {
+    pub reversal_id: ReversalId,
+    /// What the void took.
+    pub amount: Money,
+    pub note: String,
+    pub by: String,
+    pub at: Timestamp,
+}
+
+/// One order's commission for its earner. Stored next to the ledger, versioned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commission {
+    /// The earner.
+    pub user_id: UserId,
+    pub order_id: OrderId,
+    pub buyer: UserId,
+    /// `None` while only refunds of the order are known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earned: Option<Earned>,
+    /// Refunds in the order they were recorded (before the reward: all; after: accepted).
+    #[serde(default)]
+    pub refunds: Vec<Refund>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voided: Option<Void>,
+    /// Whether the stored statistics count this commission as available (else pending).
+    #[serde(default)]
+    pub matured: bool,
+    /// 0 = not stored yet; every write increments it (optimistic concurrency).
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// What a user sees of a commission at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommissionStatus {
+    Pending,
+    Available,
+    PartiallyReversed,
+    Reversed,
+}
+
+/// Signed changes of one user's statistics, applied with `ADD` in the change's transaction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsDelta {
+    pub pending: i64,
+    pub available: i64,
+    pub total_earned: i64,
+    pub reversed_total: i64,
+    pub withdrawn_total: i64,
+    pub rewarded_orders: i64,
+}
+
+impl StatsDelta {
+    pub fn is_zero(&self) -> bool {
+        *self == StatsDelta::default()
+    }
+    fn add_to(&mut self, bucket: Bucket, amount: i64) {
+        match bucket {
+            Bucket::Pending => self.pending += amount,
+            Bucket::Available => self.available += amount,
+        }
+    }
+    /// Checked sum of two deltas.
+    pub fn plus(self, o: StatsDelta) -> Option<StatsDelta> {
+        Some(StatsDelta {
+            pending: self.pending.checked_add(o.pending)?,
+            available: self.available.checked_add(o.available)?,
+            total_earned: self.total_earned.checked_add(o.total_earned)?,
+            reversed_total: self.reversed_total.checked_add(o.reversed_total)?,
+            withdrawn_total: self.withdrawn_total.checked_add(o.withdrawn_total)?,
+            rewarded_orders: self.rewarded_orders.checked_add(o.rewarded_orders)?,
+        })
+    }
+}
+
+/// The result of a lifecycle step: write `after`, append `entries`, add `stats`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub after: Commission,
+    pub entries: Vec<LedgerEntry>,
+    pub stats: StatsDelta,
+}
+
+/// Why a step changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// This reward / refund was applied before.
+    Duplicate,
+    /// The refund exceeds what is left of the order.
+    OverRefund { left: Money },
+    /// No reward for this order (admin void, maturation).
+    NotEarned,
+    /// Already voided, or nothing left to reverse.
+    NothingLeft,
+    /// Not due yet, or already matured.
+    NotDue,
+    Overflow,
+}
+
+/// Who voids and why (admin `ReverseReward`).
+#[derive(Debug, Clone)]
+pub struct VoidRequest {
+    pub reversal_id: ReversalId,
+    pub note: String,
+    pub by: String,
+}
+
+impl Commission {
+    pub fn new(user_id: UserId, order_id: OrderId, buyer: UserId) -> Self {
+        Commission { user_id, order_id, buyer, earned: None, refunds: Vec::new(), voided: None, matured: false, version: 0 }
+    }
+
+    /// Where the stored statistics hold this commission's amount.
+    pub fn bucket(&self) -> Bucket {
+        if self.matured {
+            Bucket::Available
+        } else {
+            Bucket::Pending
+        }
+    }
+
+    /// Accepted refunds in order: cumulative totals never exceed the order amount.
+    fn accepted(&self, order_amount: Money) -> impl Iterator<Item = &Refund> {
+        let mut total = 0i64;
+        self.refunds.iter().filter(move |r| match total.checked_add(r.amount.minor()) {
+            Some(t) if t <= order_amount.minor() => {
+                total = t;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// The total of accepted refunds (all recorded ones while the order amount is unknown).
+    pub fn refunded(&self) -> Money {
+        let sum = |it: &mut dyn Iterator<Item = &Refund>| Money::from_minor(it.map(|r| r.amount.minor()).fold(0i64, i64::saturating_add));
+        match &self.earned {
+            Some(e) => sum(&mut self.accepted(e.order_amount)),
+            None => sum(&mut self.refunds.iter()),
+        }
+    }
+
+    /// What the commission is worth now: `floor((A − R) × bps / 10000)`, 0 once voided.
+    pub fn amount(&self) -> Money {
+        match &self.earned {
+            Some(_) if self.voided.is_some() => Money::ZERO,
+            Some(e) => net(e, self.refunded()).unwrap_or(Money::ZERO),
+            None => Money::ZERO,
+        }
+    }
+
+    /// Still to mature (for the pending index): earned, not yet matured and worth something.
+    pub fn pending_until(&self) -> Option<Timestamp> {
+        let e = self.earned.as_ref()?;
+        (!self.matured && self.amount().is_positive()).then_some(e.matures_at)
+    }
+
+    pub fn status(&self, now: Timestamp) -> Option<CommissionStatus> {
+        let e = self.earned.as_ref()?;
+        let amount = self.amount();
+        Some(if !amount.is_positive() {
+            CommissionStatus::Reversed
+        } else if amount < e.reward {
+            CommissionStatus::PartiallyReversed
+        } else if !self.matured && now < e.matures_at {
+            CommissionStatus::Pending
+        } else {
+            CommissionStatus::Available
+        })
+    }
+
+    fn next(&self) -> Commission {
+        let mut after = self.clone();
+        after.version = self.version + 1;
+        after
+    }
+
+    fn reversal(&self, id: ReversalId, cause: ReversalCause, note: &str, amount: i64, from: Bucket, at: Timestamp, source: &str) -> LedgerEntry {
+        LedgerEntry::Reversal {
+            user_id: self.user_id.clone(),
+            order_id: self.order_id.clone(),
+            reversal_id: id,
+            cause,
+            note: note.to_owned(),
+            amount: Money::from_minor(amount),
+            from,
+            at,
+            source: source.to_owned(),
+        }
+    }
+
+    /// The reward arrives: credit it, net of the refunds recorded before (each still gets
+    /// its own reversal entry, exactly as if it had arrived after the reward).
+    pub fn earn(&self, earned: Earned, now: Timestamp) -> Result<Change, Refused> {
+        if self.earned.is_some() {
+            return Err(Refused::Duplicate);
+        }
+        let mut after = self.next();
+        after.matured = earned.matures_at <= now;
+        let bucket = after.bucket();
+        let gross = earned.reward.minor();
+        let mut entries = vec![LedgerEntry::Reward {
+            user_id: self.user_id.clone(),
+            referred_user: self.buyer.clone(),
+            order_id: self.order_id.clone(),
+            order_amount: earned.order_amount,
+            currency: earned.currency.clone(),
+            commission_bps: earned.commission_bps,
+            reward: earned.reward,
+            at: earned.earned_at,
+            source_event_id: earned.source_event_id.clone(),
+            matures_at: Some(earned.matures_at),
+        }];
+        let mut previous = gross;
+        let mut refunded = Money::ZERO;
+        for r in self.accepted(earned.order_amount) {
+            refunded = refunded.checked_add(r.amount).map_err(|_| Refused::Overflow)?;
+            let current = net(&earned, refunded).ok_or(Refused::Overflow)?.minor();
+            if previous > current {
+                let source = r.event_id.as_str();
+                entries.push(self.reversal(ReversalId::from(&r.refund_id), r.reason.into(), "", previous - current, bucket, now, source));
+            }
+            previous = current;
+        }
+        let mut stats = StatsDelta { total_earned: gross, reversed_total: gross - previous, rewarded_orders: 1, ..StatsDelta::default() };
+        stats.add_to(bucket, previous);
+        after.earned = Some(earned);
+        Ok(Change { after, entries, stats })
+    }
+
+    /// A refund of the order: recorded once per refund id; once the reward is known it
+    /// reverses the difference it makes (from pending or available).
+    pub fn refund(&self, refund: Refund, now: Timestamp) -> Result<Change, Refused> {
+        if self.refunds.iter().any(|r| r.refund_id == refund.refund_id) {
+            return Err(Refused::Duplicate);
+        }
+        if !refund.amount.is_positive() {
+            return Err(Refused::OverRefund { left: Money::ZERO });
+        }
+        let mut after = self.next();
+        let Some(earned) = &self.earned else {
+            after.refunds.push(refund);
+            return Ok(Change { after, entries: Vec::new(), stats: StatsDelta::default() });
+        };
+        let left = earned.order_amount.checked_sub(self.refunded()).map_err(|_| Refused::Overflow)?;
+        if refund.amount > left {
+            return Err(Refused::OverRefund { left });
+        }
+        let before = self.amount().minor();
+        after.refunds.push(refund.clone());
+        let diff = before - after.amount().minor();
+        let mut stats = StatsDelta { reversed_total: diff, ..StatsDelta::default() };
+        stats.add_to(self.bucket(), -diff);
+        let entries = if diff > 0 {
+            let id = ReversalId::from(&refund.refund_id);
+            vec![self.reversal(id, refund.reason.into(), "", diff, self.bucket(), now, refund.event_id.as_str())]
+        } else {
+            Vec::new()
+        };
+        Ok(Change { after, entries, stats })
+    }
+
+    /// An admin voids the rest (fraud, duplicate): the commission becomes 0.
+    pub fn void(&self, request: VoidRequest, now: Timestamp) -> Result<Change, Refused> {
+        if self.earned.is_none() {
+            return Err(Refused::NotEarned);
+        }
+        let amount = self.amount().minor();
+        if self.voided.is_some() || amount == 0 {
+            return Err(Refused::NothingLeft);
+        }
+        let mut after = self.next();
+        let entry = self.reversal(request.reversal_id.clone(), ReversalCause::Admin, &request.note, amount, self.bucket(), now, &request.by);
+        after.voided = Some(Void { reversal_id: request.reversal_id, amount: Money::from_minor(amount), note: request.note, by: request.by, at: now });
+        let mut stats = StatsDelta { reversed_total: amount, ..StatsDelta::default() };
+        stats.add_to(self.bucket(), -amount);
+        Ok(Change { after, entries: vec![entry], stats })
+    }
+
+    /// The holding period is over: move what is left from pending to available.
+    pub fn mature(&self, now: Timestamp) -> Result<Change, Refused> {
+        let Some(e) = &self.earned else { return Err(Refused::NotEarned) };
+        if self.matured || now < e.matures_at {
+            return Err(Refused::NotDue);
+        }
+        let mut after = self.next();
+        after.matured = true;
+        let amount = self.amount().minor();
+        Ok(Change { after, entries: Vec::new(), stats: StatsDelta { pending: -amount, available: amount, ..StatsDelta::default() } })
+    }
+}
+
+/// `floor((A − R) × bps / 10000)`; `None` on overflow (R ≤ A is kept by the callers).
+fn net(e: &Earned, refunded: Money) -> Option<Money> {
+    let rest = e.order_amount.checked_sub(refunded).ok()?;
+    commission(Money::from_minor(rest.minor().max(0)), e.commission_bps).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id<T: TryFrom<String>>(s: &str) -> T
+    where
+        T::Error: std::fmt::Debug,
+    {
+        T::try_from(s.to_owned()).unwrap()
+    }
+
+    fn earned(amount: i64, bps: u32, matures_at: i64) -> Earned {
+        Earned {
+            order_amount: Money::from_minor(amount),
+            currency: Currency::parse("USD").unwrap(),
+            commission_bps: Bps::new(bps).unwrap(),
+            reward: commission(Money::from_minor(amount), Bps::new(bps).unwrap()).unwrap(),
+            earned_at: Timestamp::from_millis(0),
+            matures_at: Timestamp::from_millis(matures_at),
+            source_event_id: id("ev"),
+        }
+    }
+
+    fn refund(n: u32, amount: i64) -> Refund {
+        Refund { refund_id: id(&format!("r{n}")), amount: Money::from_minor(amount), reason: RefundReason::Refund, at: Timestamp::from_millis(1), event_id: id("e") }
+    }
+
+    fn fresh() -> Commission {
+        Commission::new(id("inviter"), id("o1"), id("buyer"))
+    }
+
+    const NOW: Timestamp = Timestamp::from_millis(10);
+
+    #[test]
+    fn pending_then_available_at_the_exact_moment() {
+        let c = fresh().earn(earned(1000, 1000, 100), NOW).unwrap();
+        assert_eq!(c.stats, StatsDelta { pending: 100, total_earned: 100, rewarded_orders: 1, ..Default::default() });
+        let c1 = c.after;
+        assert_eq!(c1.status(Timestamp::from_millis(99)), Some(CommissionStatus::Pending));
+        assert_eq!(c1.status(Timestamp::from_millis(100)), Some(CommissionStatus::Available));
+        assert_eq!(c1.mature(Timestamp::from_millis(99)), Err(Refused::NotDue));
+        let m = c1.mature(Timestamp::from_millis(100)).unwrap();
+        assert_eq!(m.stats, StatsDelta { pending: -100, available: 100, ..Default::default() });
+        assert_eq!(m.after.mature(Timestamp::from_millis(200)), Err(Refused::NotDue), "once");
+        assert_eq!(m.after.pending_until(), None);
+    }
+
+    #[test]
+    fn zero_holding_is_available_at_once() {
+        let c = fresh().earn(earned(1000, 1000, 0), NOW).unwrap();
+        assert_eq!(c.stats.available, 100);
+        assert!(c.after.matured);
+        assert_eq!(c.after.pending_until(), None);
+    }
+
+    #[test]
+    fn partial_refunds_reverse_the_exact_difference() {
+        // 999 at 10 %: 99; after 1 refunded: floor(998 × 0.1) = 99 (nothing); after 9: 99 -> 98.
+        let c = fresh().earn(earned(999, 1000, 0), NOW).unwrap().after;
+        let a = c.refund(refund(1, 1), NOW).unwrap();
+        assert_eq!((a.stats.reversed_total, a.entries.len()), (0, 0));
+        let b = a.after.refund(refund(2, 9), NOW).unwrap();
+        assert_eq!(b.stats, StatsDelta { available: -1, reversed_total: 1, ..Default::default() });
+        assert_eq!(b.after.amount().minor(), 98);
+        assert_eq!(b.after.refund(refund(2, 9), NOW), Err(Refused::Duplicate));
+        assert_eq!(b.after.refund(refund(3, 990), NOW), Err(Refused::OverRefund { left: Money::from_minor(989) }));
+        let all = b.after.refund(refund(3, 989), NOW).unwrap();
+        assert_eq!(all.after.amount(), Money::ZERO);
+        assert_eq!(all.after.status(NOW), Some(CommissionStatus::Reversed));
+    }
+
+    #[test]
+    fn void_takes_the_rest_once() {
+        let c = fresh().earn(earned(1000, 1000, 100), NOW).unwrap().after;
+        let c = c.refund(refund(1, 300), NOW).unwrap().after;
+        let v = VoidRequest { reversal_id: id("rev_1"), note: "fraud".into(), by: "admin:root".into() };
+        let voided = c.void(v.clone(), NOW).unwrap();
+        assert_eq!(voided.stats, StatsDelta { pending: -70, reversed_total: 70, ..Default::default() });
+        assert_eq!(voided.after.void(v, NOW), Err(Refused::NothingLeft));
+        // A later refund is recorded once and reverses nothing more.
+        let later = voided.after.refund(refund(2, 100), NOW).unwrap();
+        assert!(later.stats.is_zero());
+        assert_eq!(fresh().void(VoidRequest { reversal_id: id("x"), note: String::new(), by: String::new() }, NOW), Err(Refused::NotEarned));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Earn,
+        Refund(u32, i64),
+        Mature,
+    }
+
+    /// Applies steps, skipping refused ones (as the processors do); returns the final state
+    /// and the summed stats deltas.
+    fn run(steps: &[Step], e: &Earned) -> (Commission, StatsDelta, Vec<LedgerEntry>) {
+        let (mut c, mut total, mut entries) = (fresh(), StatsDelta::default(), Vec::new());
+        for s in steps {
+            let r = match s {
+                Step::Earn => c.earn(e.clone(), NOW),
+                Step::Refund(n, a) => c.refund(refund(*n, *a), NOW),
+                Step::Mature => c.mature(Timestamp::from_millis(1_000)),
+            };
+            if let Ok(ch) = r {
+                total = total.plus(ch.stats).unwrap();
+                entries.extend(ch.entries);
+                c = ch.after;
+            }
+        }
+        (c, total, entries)
+    }
+
+    fn stats_sum_invariant(total: StatsDelta) -> bool {
+        total.total_earned == total.pending + total.available + total.reversed_total
+    }
+
+    proptest! {
+        /// Refunds before or after the reward, redelivered or not: the same commission, the
+        /// same statistics and the same reversal amounts per refund.
+        #[test]
+        fn order_of_arrival_does_not_matter(
+            amount in 1i64..1_000_000, bps in 0u32..=10_000,
+            parts in proptest::collection::vec(1i64..400_000, 0..5),
+            earn_at in 0usize..6, seed in any::<u64>(),
+        ) {
+            let e = earned(amount, bps, 0);
+            // Refunds that fit the order (the over-refund rule is tested above).
+            let mut left = amount;
+            let refunds: Vec<Step> = parts.iter().enumerate().filter_map(|(i, p)| {
+                let p = (*p).min(left);
+                left -= p;
+                (p > 0).then_some(Step::Refund(i as u32, p))
+            }).collect();
+            let mut reference = vec![Step::Earn];
+            reference.extend(refunds.iter().cloned());
+            let mut shuffled = refunds.clone();
+            // A deterministic shuffle of the refunds and a redelivery of each.
+            let n = shuffled.len();
+            for i in 0..n { shuffled.swap(i, (seed as usize).wrapping_add(i * 7) % n.max(1)); }
+            let mut steps: Vec<Step> = shuffled.iter().flat_map(|s| [s.clone(), s.clone()]).collect();
+            steps.insert(earn_at.min(steps.len()), Step::Earn);
+            steps.push(Step::Earn);
+            let (a, sa, ea) = run(&reference, &e);
+            let (b, sb, eb) = run(&steps, &e);
+            prop_assert_eq!(a.amount(), b.amount());
+            let rest = commission(Money::from_minor(amount - (amount - left)), Bps::new(bps).unwrap()).unwrap();
+            prop_assert_eq!(a.amount(), rest, "floor((A - R) x bps / 10000)");
+            prop_assert_eq!(sa, sb);
+            prop_assert!(stats_sum_invariant(sb));
+            let reversed = |es: &[LedgerEntry]| es.iter().filter_map(|x| match x { LedgerEntry::Reversal { amount, .. } => Some(amount.minor()), _ => None }).sum::<i64>();
+            prop_assert_eq!(reversed(&ea), reversed(&eb));
+            prop_assert_eq!(reversed(&eb), sb.reversed_total);
+        }
+
+        /// Whatever happens, earned = pending + available + reversed, and maturity moves the
+        /// whole rest exactly once.
+        #[test]
+        fn stats_always_add_up(amount in 1i64..1_000_000, bps in 0u32..=10_000, ops in proptest::collection::vec((0u8..3, 0i64..500_000), 0..12)) {
+            let e = earned(amount, bps, 500);
+            let steps: Vec<Step> = ops.iter().enumerate().map(|(i, (k, a))| match k {
+                0 => Step::Earn, 1 => Step::Refund(i as u32, *a), _ => Step::Mature,
+            }).collect();
+            let (c, total, _) = run(&steps, &e);
+            prop_assert!(stats_sum_invariant(total));
+            if c.earned.is_some() {
+                let held = if c.matured { total.available } else { total.pending };
+                prop_assert_eq!(held, c.amount().minor());
+                prop_assert!(total.pending >= 0 && total.available >= 0);
+            }
+        }
+    }
+}

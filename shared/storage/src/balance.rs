@@ -1,0 +1,104 @@
+//! The balance: stats reads and the debits/credits of `available` (withdrawals, admin
+//! adjustments). One transaction each: the stats item (conditional on the `available` read,
+//! so the entry records the exact balance after it), the ledger entry (its key derived from
+//! the idempotency key: a retry finds it and replays), the outbox record for a withdrawal,
+//! the matured commissions the change spends (each conditional on its version) and the
+//! audit records.
+
+use market_domain::ids::{AdjustmentId, UserId, WithdrawalId};
+use market_domain::model::{AffiliateStats, LedgerEntry, WithdrawalRecord};
+use market_domain::ports::{BalanceChange, BalanceOutcome, BalanceStore, Result};
+use market_domain::MarketError;
+
+use crate::audit::audit_puts;
+use crate::error::mapping_error;
+use crate::expr::{key, key2, n, put};
+use crate::ledger::{commission_put, entry_key, entry_put};
+use crate::outbox::OutboxRecord;
+use crate::tables::{adjustment_entry_key, attr, withdrawal_entry_key, MARKET_EXCHANGE};
+use crate::DynamoStore;
+
+impl DynamoStore {
+    async fn ledger_entry(&self, user: &UserId, entry_key: &str) -> Result<Option<LedgerEntry>> {
+        let k = key2((attr::USER_ID, user.as_str()), (attr::ENTRY_KEY, entry_key));
+        self.get_item(&self.tables().ledger, k).await?.map(|i| serde_dynamo::from_item(i).map_err(mapping_error)).transpose()
+    }
+}
+
+impl BalanceStore for DynamoStore {
+    async fn get_stats(&self, user: &UserId) -> Result<AffiliateStats> {
+        match self.get_item(&self.tables().stats, key(attr::USER_ID, user.as_str())).await? {
+            Some(item) => serde_dynamo::from_item(item).map_err(mapping_error),
+            None => Ok(AffiliateStats::empty(user.clone())),
+        }
+    }
+
+    async fn get_withdrawal(&self, user: &UserId, id: &WithdrawalId) -> Result<Option<WithdrawalRecord>> {
+        match self.ledger_entry(user, &withdrawal_entry_key(id.as_str())).await? {
+            None => Ok(None),
+            Some(LedgerEntry::Withdrawal { user_id, withdrawal_id, amount, currency, available_after, at }) => {
+                Ok(Some(WithdrawalRecord { withdrawal_id, user_id, amount, currency, available_after, at }))
+            }
+            Some(_) => Err(MarketError::internal("ledger entry is not a withdrawal")),
+        }
+    }
+
+    async fn get_adjustment(&self, user: &UserId, id: &AdjustmentId) -> Result<Option<LedgerEntry>> {
+        self.ledger_entry(user, &adjustment_entry_key(id.as_str())).await
+    }
+
+    async fn change_balance(&self, c: &BalanceChange) -> Result<BalanceOutcome> {
+        if c.available_after.minor() < 0 && !c.allow_negative {
+            return Err(MarketError::internal("a balance change would make available negative"));
+        }
+        let t = self.tables();
+        // A user without statistics has available 0 (the attribute is absent).
+        let condition = if c.expected_available.minor() == 0 {
+            "attribute_not_exists(#available) OR #available = :expected"
+        } else {
+            "#available = :expected"
+        };
+        let mut items = vec![
+            // 0: `available` is still what the change was computed from; set exactly.
+            crate::ledger::stats_update(
+                &t.stats,
+                c.user.as_str(),
+                &c.stats,
+                c.at,
+                &[(attr::AVAILABLE, ":available_after", c.available_after.minor())],
+                Some(condition),
+                vec![(":expected", n(c.expected_available.minor()))],
+            )?,
+            // 1: the entry; its key is derived from the idempotency key.
+            entry_put(&t.ledger, &c.entry)?,
+        ];
+        if let Some(event) = &c.outbox {
+            // 2: the outbox record the balance owner will receive.
+            let outbox = OutboxRecord {
+                event_id: event.event_id().to_owned(),
+                exchange: MARKET_EXCHANGE.to_owned(),
+                routing_key: event.routing_key().to_owned(),
+                payload: serde_json::to_string(event).map_err(|e| MarketError::Internal(Box::new(e)))?,
+                created_at: c.at,
+                relayed_at: None,
+            };
+            items.push(put(&t.outbox, serde_dynamo::to_item(&outbox).map_err(mapping_error)?, "attribute_not_exists(#event_id)", vec![])?);
+        }
+        // The matured commissions this change spends.
+        for m in &c.matured {
+            items.push(commission_put(&t.ledger, &m.after)?);
+        }
+        items.extend(audit_puts(&t.audit, &c.audit)?);
+        match self.transact(items).await? {
+            Ok(()) => Ok(BalanceOutcome::Done),
+            Err(cancelled) if cancelled.failed(1) => match cancelled.old_item(1) {
+                Some(old) => Ok(BalanceOutcome::Replayed(serde_dynamo::from_item(old.clone()).map_err(mapping_error)?)),
+                None => Err(MarketError::internal(format!("replay of {} without its entry", entry_key(&c.entry)))),
+            },
+            Err(cancelled) if c.outbox.is_some() && cancelled.failed(2) => {
+                Err(MarketError::internal("outbox record exists without its ledger entry"))
+            }
+            Err(_) => Ok(BalanceOutcome::Changed),
+        }
+    }
+}

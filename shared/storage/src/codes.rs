@@ -1,0 +1,158 @@
+//! Invite codes: create within the owner's slot limit (releasing expired codes in the same
+//! transaction), deactivate, look up, list the owner's active ones. Key design: the code
+//! table (PK `code`, sparse GSI `active-by-owner`) and the owner's `active_codes` counter on
+//! the stats item, which — not the eventually consistent index — holds the limit.
+
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use market_domain::audit::AuditRecord;
+use market_domain::code::InviteCode;
+use market_domain::ids::UserId;
+use market_domain::model::InviteCodeRecord;
+use market_domain::ports::{CodeStore, Deactivation, NewCode, Result};
+use market_domain::time::Timestamp;
+use market_domain::MarketError;
+
+use crate::audit::audit_puts;
+use crate::error::{mapping_error, sdk_error};
+use crate::expr::{b, check, key, n, put, s, update, Item};
+use crate::tables::{attr, ACTIVE_BY_OWNER_INDEX};
+use crate::DynamoStore;
+
+pub(crate) fn now_set(now: Timestamp) -> aws_sdk_dynamodb::types::AttributeValue {
+    n(now.millis())
+}
+
+/// The user's affiliate ability is on (absent = on).
+pub(crate) const POLICY_ENABLED: &str = "attribute_not_exists(#affiliate_enabled) OR #affiliate_enabled = :true";
+
+impl CodeStore for DynamoStore {
+    async fn get_code(&self, code: &InviteCode) -> Result<Option<InviteCodeRecord>> {
+        let item = self.get_item(&self.tables().codes, key(attr::CODE, code.as_str())).await?;
+        item.map(|i| serde_dynamo::from_item(i).map_err(mapping_error)).transpose()
+    }
+
+    async fn list_active_codes(&self, owner: &UserId) -> Result<Vec<InviteCodeRecord>> {
+        // The sparse index holds only codes not yet deactivated: cost is flat in table size.
+        let mut codes = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client()
+                .query()
+                .table_name(&self.tables().codes)
+                .index_name(ACTIVE_BY_OWNER_INDEX)
+                .key_condition_expression("#active_owner = :o")
+                .expression_attribute_names("#active_owner", attr::ACTIVE_OWNER)
+                .expression_attribute_values(":o", s(owner.as_str()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            self.usage().record(out.consumed_capacity());
+            let page: Vec<InviteCodeRecord> =
+                serde_dynamo::from_items(out.items.unwrap_or_default()).map_err(mapping_error)?;
+            codes.extend(page);
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(codes);
+            }
+        }
+    }
+
+    async fn create_code(&self, new: &NewCode) -> Result<()> {
+        let rec = &new.record;
+        let owner = rec.owner_id.as_str();
+        let released = i64::try_from(new.release_expired.len()).map_err(|_| MarketError::Overflow)?;
+        let mut item: Item = serde_dynamo::to_item(rec).map_err(mapping_error)?;
+        item.insert(attr::ACTIVE_OWNER.into(), s(owner));
+
+        let mut items = vec![
+            // 0: the code is new (codes are unique across all users).
+            put(&self.tables().codes, item, "attribute_not_exists(#code)", vec![])?,
+            // 1: a slot is free; the counter, not the (eventually consistent) index, holds the limit.
+            update(
+                &self.tables().stats,
+                key(attr::USER_ID, owner),
+                "ADD #active_codes :delta SET #updated_at = :now",
+                Some("attribute_not_exists(#active_codes) OR #active_codes < :threshold"),
+                vec![
+                    (":delta", n(1 - released)),
+                    (":now", now_set(rec.created_at)),
+                    (":threshold", n(i64::from(new.max_active) + released)),
+                ],
+            )?,
+            // 2: the owner's affiliate ability is on.
+            check(&self.tables().policy, key(attr::USER_ID, owner), POLICY_ENABLED, vec![(":true", b(true))])?,
+        ];
+        // 3..: expired codes whose slots this creation takes back (still active and expired).
+        for code in &new.release_expired {
+            items.push(update(
+                &self.tables().codes,
+                key(attr::CODE, code.as_str()),
+                "SET #active = :false, #deactivated_at = :now, #purge_at = :purge REMOVE #active_owner",
+                Some("#active_owner = :owner AND #expires_at <= :now"),
+                vec![
+                    (":false", b(false)),
+                    (":now", now_set(rec.created_at)),
+                    (":purge", n(new.purge_at.epoch_seconds())),
+                    (":owner", s(owner)),
+                ],
+            )?);
+        }
+        items.extend(audit_puts(&self.tables().audit, &new.audit)?);
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            Err(c) if c.failed(0) => Err(MarketError::CodeCollision),
+            Err(c) if c.failed(2) => Err(MarketError::AffiliateDisabled),
+            Err(c) if c.failed(1) => Err(MarketError::CodeLimitReached),
+            Err(_) => Err(MarketError::Contention),
+        }
+    }
+
+    async fn deactivate_code(
+        &self,
+        owner: &UserId,
+        code: &InviteCode,
+        now: Timestamp,
+        purge_at: Timestamp,
+        audit: &AuditRecord,
+    ) -> Result<Deactivation> {
+        let mut items = vec![
+            update(
+                &self.tables().codes,
+                key(attr::CODE, code.as_str()),
+                "SET #active = :false, #deactivated_at = :now, #purge_at = :purge REMOVE #active_owner",
+                Some("#active_owner = :owner"),
+                vec![
+                    (":false", b(false)),
+                    (":now", now_set(now)),
+                    (":purge", n(purge_at.epoch_seconds())),
+                    (":owner", s(owner.as_str())),
+                ],
+            )?,
+            update(
+                &self.tables().stats,
+                key(attr::USER_ID, owner.as_str()),
+                "ADD #active_codes :minus_one SET #updated_at = :now",
+                None,
+                vec![(":minus_one", n(-1)), (":now", now_set(now))],
+            )?,
+        ];
+        items.extend(audit_puts(&self.tables().audit, std::slice::from_ref(audit))?);
+        match self.transact(items).await? {
+            Ok(()) => Ok(Deactivation::Deactivated),
+            Err(c) => {
+                // Someone else's code and a missing code look the same to the caller.
+                let old: Option<InviteCodeRecord> =
+                    c.old_item(0).cloned().map(serde_dynamo::from_item).transpose().map_err(mapping_error)?;
+                match old {
+                    Some(rec) if &rec.owner_id == owner => Ok(Deactivation::AlreadyInactive),
+                    _ => Err(MarketError::NotFound),
+                }
+            }
+        }
+    }
+
+}

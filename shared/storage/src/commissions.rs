@@ -1,0 +1,177 @@
+//! Commissions: an order's reward for its earner through its lifecycle (earned, refunded,
+//! voided, matured). Each step is one transaction: the commission item (conditional on the
+//! version it was computed from), the step's ledger entries (must not exist: a redelivery
+//! fails here), the earner's stats, the audit records, and for a reward the buyer's trigger
+//! count. Maturity reads the `pending-by-maturity` LSI (strongly consistent, per user) and,
+//! for the scheduled catch-up, the `due-by-day` GSI (keys only, by day).
+
+use std::collections::BTreeSet;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use market_domain::ids::{OrderId, UserId};
+use market_domain::lifecycle::Commission;
+use market_domain::policy::TriggerLimit;
+use market_domain::ports::{CommissionOutcome, CommissionStore, CommissionWrite, Maturation, Result};
+use market_domain::time::Timestamp;
+
+use crate::audit::{audit_put, audit_puts};
+use crate::error::sdk_error;
+use crate::expr::{key, key2, n, s, update, Item};
+use crate::ledger::{commission_from, commission_put, entry_put, stats_update};
+use crate::tables::{attr, commission_key, DUE_BY_DAY_INDEX, PENDING_BY_MATURITY_INDEX};
+use crate::DynamoStore;
+
+impl DynamoStore {
+    /// One page after another of a key condition on a ledger index, up to `limit` items.
+    async fn query_index(
+        &self,
+        index: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        consistent: bool,
+        limit: usize,
+    ) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let remaining = i32::try_from(limit.saturating_sub(items.len())).unwrap_or(i32::MAX);
+            let mut q = self
+                .client()
+                .query()
+                .table_name(&self.tables().ledger)
+                .index_name(index)
+                .key_condition_expression(condition)
+                .consistent_read(consistent)
+                .limit(remaining)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            for name in crate::expr::names_in(&[condition]).unwrap_or_default() {
+                q = q.expression_attribute_names(name.0, name.1);
+            }
+            for (k, v) in values.iter().cloned() {
+                q = q.expression_attribute_values(k, v);
+            }
+            let out = q.send().await.map_err(sdk_error)?;
+            self.usage().record(out.consumed_capacity());
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() || items.len() >= limit {
+                return Ok(items);
+            }
+        }
+    }
+}
+
+impl CommissionStore for DynamoStore {
+    async fn get_commission(&self, earner: &UserId, order: &OrderId) -> Result<Option<Commission>> {
+        let k = key2((attr::USER_ID, earner.as_str()), (attr::ENTRY_KEY, &commission_key(order.as_str())));
+        self.get_item(&self.tables().ledger, k).await?.map(commission_from).transpose()
+    }
+
+    async fn write_commission(&self, w: &CommissionWrite) -> Result<CommissionOutcome> {
+        let t = self.tables();
+        let after = &w.change.after;
+        let mut items = vec![
+            // 0: the commission is still as the step read it.
+            commission_put(&t.ledger, after)?,
+            // 1: the earner's statistics.
+            stats_update(&t.stats, after.user_id.as_str(), &w.change.stats, w.at, &[], None, vec![])?,
+        ];
+        let trigger_at = w.trigger.as_ref().map(|_| items.len());
+        if let Some(tc) = &w.trigger {
+            // The buyer is this earner's referral and still under the trigger limit.
+            let (cond, mut values) = match tc.limit {
+                TriggerLimit::Limited(limit) => (
+                    "#inviter = :inviter AND (attribute_not_exists(#rewards_triggered) OR #rewards_triggered < :limit)",
+                    vec![(":limit", n(i64::from(limit.get())))],
+                ),
+                TriggerLimit::Unlimited => ("#inviter = :inviter", vec![]),
+            };
+            values.extend([(":one", n(1)), (":inviter", s(tc.inviter.as_str()))]);
+            items.push(update(&t.policy, key(attr::USER_ID, tc.buyer.as_str()), "ADD #rewards_triggered :one", Some(cond), values)?);
+        }
+        // The step's ledger entries: each exactly once.
+        let entries = items.len()..items.len() + w.change.entries.len();
+        for entry in &w.change.entries {
+            items.push(entry_put(&t.ledger, entry)?);
+        }
+        items.extend(audit_puts(&t.audit, &w.audit)?);
+        Ok(match self.transact(items).await? {
+            Ok(()) => CommissionOutcome::Written,
+            Err(c) if c.any_failed(entries) => CommissionOutcome::Duplicate,
+            Err(c) if c.failed(0) => CommissionOutcome::Conflict,
+            Err(_) if trigger_at.is_some() => CommissionOutcome::LimitReached,
+            Err(_) => CommissionOutcome::Conflict,
+        })
+    }
+
+    async fn due_commissions(&self, user: &UserId, now: Timestamp, limit: usize) -> Result<Vec<Commission>> {
+        let items = self
+            .query_index(
+                PENDING_BY_MATURITY_INDEX,
+                "#user_id = :u AND #pending_until <= :now",
+                vec![(":u", s(user.as_str())), (":now", n(now.millis()))],
+                true,
+                limit,
+            )
+            .await?;
+        items.into_iter().map(commission_from).collect()
+    }
+
+    async fn next_release(&self, user: &UserId, now: Timestamp) -> Result<Option<Timestamp>> {
+        let out = self
+            .client()
+            .query()
+            .table_name(&self.tables().ledger)
+            .index_name(PENDING_BY_MATURITY_INDEX)
+            .key_condition_expression("#u = :u AND #p > :now")
+            .expression_attribute_names("#u", attr::USER_ID)
+            .expression_attribute_names("#p", attr::PENDING_UNTIL)
+            .expression_attribute_values(":u", s(user.as_str()))
+            .expression_attribute_values(":now", n(now.millis()))
+            .projection_expression("#p")
+            .consistent_read(true)
+            .limit(1)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        self.usage().record(out.consumed_capacity());
+        Ok(out
+            .items()
+            .first()
+            .and_then(|i| i.get(attr::PENDING_UNTIL))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .map(Timestamp::from_millis))
+    }
+
+    async fn mature(&self, m: &Maturation) -> Result<bool> {
+        let t = self.tables();
+        let total = m.changes.iter().try_fold(market_domain::lifecycle::StatsDelta::default(), |acc, c| acc.plus(c.stats));
+        let total = total.ok_or(market_domain::MarketError::Overflow)?;
+        let mut items = vec![stats_update(&t.stats, m.user.as_str(), &total, m.at, &[], None, vec![])?];
+        for change in &m.changes {
+            items.push(commission_put(&t.ledger, &change.after)?);
+        }
+        items.push(audit_put(&t.audit, &m.audit)?);
+        Ok(self.transact(items).await?.is_ok())
+    }
+
+    async fn due_earners(&self, day: &str, now: Timestamp) -> Result<Vec<UserId>> {
+        // Bounded per run: what is left is picked up by the next one.
+        const MAX_PER_DAY: usize = 10_000;
+        let items = self
+            .query_index(
+                DUE_BY_DAY_INDEX,
+                "#due_day = :d AND #pending_until <= :now",
+                vec![(":d", s(day)), (":now", n(now.millis()))],
+                false,
+                MAX_PER_DAY,
+            )
+            .await?;
+        let users: BTreeSet<String> =
+            items.iter().filter_map(|i| i.get(attr::USER_ID).and_then(|v| v.as_s().ok()).cloned()).collect();
+        users.into_iter().map(|u| UserId::parse(u)).collect()
+    }
+}

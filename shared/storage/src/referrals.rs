@@ -1,0 +1,143 @@
+//! Policies and referrals: a user's policy (registration writes it once, with the inviter
+//! and code when the referral qualifies), and an admin's change of the overrides. Key design:
+//! the policy table (PK `user_id`); the referral's transaction also touches the code (its
+//! `registrations`) and the inviter's stats (`invited_count`).
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use market_domain::ids::UserId;
+use market_domain::model::InviteCodeRecord;
+use market_domain::policy::AffiliatePolicy;
+use market_domain::ports::{PolicyOverrides, PolicyStore, PolicyUpdate, ReferralRejection, Registration, RegistrationOutcome, Result};
+
+use crate::audit::{audit_put, audit_puts};
+use crate::codes::{now_set, POLICY_ENABLED};
+use crate::error::mapping_error;
+use crate::expr::{b, check, key, n, s, update};
+use crate::tables::attr;
+use crate::DynamoStore;
+
+impl PolicyStore for DynamoStore {
+    async fn get_policy(&self, user: &UserId) -> Result<Option<AffiliatePolicy>> {
+        let item = self.get_item(&self.tables().policy, key(attr::USER_ID, user.as_str())).await?;
+        item.map(|i| serde_dynamo::from_item(i).map_err(mapping_error)).transpose()
+    }
+
+
+    async fn register_user(&self, reg: &Registration) -> Result<RegistrationOutcome> {
+        let user = reg.user.as_str();
+        let at = now_set(reg.at);
+        let first_time = "attribute_not_exists(#registered_at) AND attribute_not_exists(#inviter)";
+        let Some(referral) = &reg.referral else {
+            let mut items = vec![update(
+                &self.tables().policy,
+                key(attr::USER_ID, user),
+                "SET #registered_at = :at",
+                Some(first_time),
+                vec![(":at", at)],
+            )?];
+            items.extend(audit_puts(&self.tables().audit, &reg.audit)?);
+            return Ok(match self.transact(items).await? {
+                Ok(()) => RegistrationOutcome::Registered { referred: false },
+                Err(_) => RegistrationOutcome::AlreadyRegistered,
+            });
+        };
+        if referral.inviter == reg.user {
+            return Ok(RegistrationOutcome::ReferralRejected(ReferralRejection::SelfReferral));
+        }
+        let inviter = referral.inviter.as_str();
+        let mut items = vec![
+            // 0: first registration of this user; the inviter is written once, here.
+            update(
+                &self.tables().policy,
+                key(attr::USER_ID, user),
+                "SET #registered_at = :at, #inviter = :inviter, #invite_code = :code",
+                Some(first_time),
+                vec![(":at", at.clone()), (":inviter", s(inviter)), (":code", s(referral.code.as_str()))],
+            )?,
+            // 1: the code is still the inviter's, active and unexpired.
+            update(
+                &self.tables().codes,
+                key(attr::CODE, referral.code.as_str()),
+                "ADD #registrations :one",
+                Some("#active_owner = :inviter AND (attribute_not_exists(#expires_at) OR #expires_at > :at)"),
+                vec![(":one", n(1)), (":inviter", s(inviter)), (":at", at.clone())],
+            )?,
+            // 2: the inviter's statistics.
+            update(
+                &self.tables().stats,
+                key(attr::USER_ID, inviter),
+                "ADD #invited_count :one SET #updated_at = :at",
+                None,
+                vec![(":one", n(1)), (":at", at)],
+            )?,
+            // 3: the inviter's affiliate ability is on.
+            check(&self.tables().policy, key(attr::USER_ID, inviter), POLICY_ENABLED, vec![(":true", b(true))])?,
+        ];
+        items.extend(audit_puts(&self.tables().audit, &reg.audit)?);
+        match self.transact(items).await? {
+            Ok(()) => Ok(RegistrationOutcome::Registered { referred: true }),
+            Err(c) if c.failed(0) => Ok(RegistrationOutcome::AlreadyRegistered),
+            Err(c) if c.failed(3) => Ok(RegistrationOutcome::ReferralRejected(ReferralRejection::InviterDisabled)),
+            Err(c) => {
+                let old: Option<InviteCodeRecord> =
+                    c.old_item(1).cloned().map(serde_dynamo::from_item).transpose().map_err(mapping_error)?;
+                let reason = match old {
+                    None => ReferralRejection::UnknownCode,
+                    Some(rec) if !rec.active => ReferralRejection::InactiveCode,
+                    Some(rec) if rec.is_expired(reg.at) => ReferralRejection::ExpiredCode,
+                    Some(_) => ReferralRejection::UnknownCode,
+                };
+                Ok(RegistrationOutcome::ReferralRejected(reason))
+            }
+        }
+    }
+
+    async fn update_policy(&self, u: &PolicyUpdate) -> Result<bool> {
+        let fields: [(&str, Option<AttributeValue>, Option<AttributeValue>); 4] = [
+            (attr::COMMISSION_BPS, u.before.commission_bps.map(|b| n(i64::from(b.get()))), u.after.commission_bps.map(|b| n(i64::from(b.get())))),
+            (attr::TRIGGER_LIMIT, limit_value(&u.before)?, limit_value(&u.after)?),
+            (attr::MAX_ACTIVE_CODES, u.before.max_active_codes.map(|m| n(i64::from(m))), u.after.max_active_codes.map(|m| n(i64::from(m)))),
+            (attr::AFFILIATE_ENABLED, u.before.affiliate_enabled.map(b), u.after.affiliate_enabled.map(b)),
+        ];
+        let (mut sets, mut removes, mut conds, mut values) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (i, (name, before, after)) in fields.into_iter().enumerate() {
+            // Placeholders are static strings: four fields, indexed.
+            let (b_ph, a_ph) = ([":b0", ":b1", ":b2", ":b3"][i], [":a0", ":a1", ":a2", ":a3"][i]);
+            match before {
+                Some(v) => {
+                    conds.push(format!("#{name} = {b_ph}"));
+                    values.push((b_ph, v));
+                }
+                None => conds.push(format!("attribute_not_exists(#{name})")),
+            }
+            match after {
+                Some(v) => {
+                    sets.push(format!("#{name} = {a_ph}"));
+                    values.push((a_ph, v));
+                }
+                None => removes.push(format!("#{name}")),
+            }
+        }
+        let mut expression = String::new();
+        if !sets.is_empty() {
+            expression.push_str(&format!("SET {}", sets.join(", ")));
+        }
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let condition = conds.join(" AND ");
+        let items = vec![
+            // 0: the overrides are still what the admin's change was based on.
+            update(&self.tables().policy, key(attr::USER_ID, u.user.as_str()), expression.trim(), Some(&condition), values)?,
+            // 1: the audit record (before/after).
+            audit_put(&self.tables().audit, &u.audit)?,
+        ];
+        Ok(self.transact(items).await?.is_ok())
+    }
+
+}
+
+
+fn limit_value(o: &PolicyOverrides) -> Result<Option<AttributeValue>> {
+    o.trigger_limit.map(|l| serde_dynamo::to_attribute_value(l).map_err(mapping_error)).transpose()
+}
