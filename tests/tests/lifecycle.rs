@@ -254,7 +254,7 @@ async fn refunds_of_unknown_orders_wait_for_their_reward_or_are_no_ops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn orders_refunds_and_withdrawals_racing_for_one_inviter_keep_every_invariant() {
     use rand::{Rng, SeedableRng};
-    let seed: u64 = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| rand::random());
+    let seed: u64 = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     println!("SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let d = deps(0, ManualClock::starting_now()).await;
@@ -382,4 +382,41 @@ async fn admin_adjustments_and_reversals_happen_once_per_key_and_are_audited() {
     let by_admin = format!("admin:{admin}");
     assert_eq!(trail.iter().filter(|r| r.action == AuditAction::BalanceAdjusted && r.actor.to_string() == by_admin).count(), 2);
     assert_eq!(trail.iter().filter(|r| r.action == AuditAction::RewardReversed && r.actor.to_string() == by_admin).count(), 1);
+}
+
+/// Requests with the same idempotency key fired at once, while other withdrawals drain the
+/// balance: every twin of a key that succeeded gets that success (replayed), never
+/// "insufficient balance" — the refusal path re-reads the key before it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_twins_of_a_withdrawal_all_get_its_first_outcome() {
+    let d = market_tests::deps(config(0)).await;
+    for round in 0..20 {
+        let me = user("twins");
+        market_tests::fund(&d, &me, 300).await;
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            // Eight twins of key "k" and eight other withdrawals, interleaved.
+            let key = if i % 2 == 0 { "k".to_owned() } else { format!("other-{i}") };
+            let (d, me) = (d.clone(), me.clone());
+            tasks.push(tokio::spawn(async move { (key.clone(), withdraw(&d, &me, 100, &key).await) }));
+        }
+        let mut twins = Vec::new();
+        for t in tasks {
+            let (key, result) = t.await.unwrap();
+            if key == "k" {
+                twins.push(result);
+            }
+        }
+        let ok: Vec<_> = twins.iter().filter_map(|r| r.as_ref().ok()).collect();
+        if ok.is_empty() {
+            // The others took everything first: then every twin was refused alike.
+            assert!(twins.iter().all(|r| matches!(r, Err(MarketError::InsufficientBalance))), "round {round}");
+        } else {
+            assert_eq!(ok.len(), twins.len(), "round {round}: a key that succeeded never answers otherwise: {twins:?}");
+            assert_eq!(ok.iter().filter(|r| !r.replayed).count(), 1);
+            assert!(ok.iter().all(|r| r.record == ok[0].record));
+        }
+        let s = assert_money_invariants(&d.store, &me).await;
+        assert_eq!(s.available.minor() + s.withdrawn_total.minor(), 300);
+    }
 }

@@ -170,6 +170,20 @@ pub struct VoidRequest {
     pub by: String,
 }
 
+/// What a reversal entry says about its cause.
+struct Why<'a> {
+    id: ReversalId,
+    cause: ReversalCause,
+    note: &'a str,
+    source: &'a str,
+}
+
+impl<'a> Why<'a> {
+    fn refund(r: &'a Refund) -> Self {
+        Why { id: ReversalId::from(&r.refund_id), cause: r.reason.into(), note: "", source: r.event_id.as_str() }
+    }
+}
+
 impl Commission {
     pub fn new(user_id: UserId, order_id: OrderId, buyer: UserId) -> Self {
         Commission { user_id, order_id, buyer, earned: None, refunds: Vec::new(), voided: None, matured: false, version: 0 }
@@ -240,17 +254,17 @@ impl Commission {
         after
     }
 
-    fn reversal(&self, id: ReversalId, cause: ReversalCause, note: &str, amount: i64, from: Bucket, at: Timestamp, source: &str) -> LedgerEntry {
+    fn reversal(&self, why: Why<'_>, amount: i64, from: Bucket, at: Timestamp) -> LedgerEntry {
         LedgerEntry::Reversal {
             user_id: self.user_id.clone(),
             order_id: self.order_id.clone(),
-            reversal_id: id,
-            cause,
-            note: note.to_owned(),
+            reversal_id: why.id,
+            cause: why.cause,
+            note: why.note.to_owned(),
             amount: Money::from_minor(amount),
             from,
             at,
-            source: source.to_owned(),
+            source: why.source.to_owned(),
         }
     }
 
@@ -282,8 +296,7 @@ impl Commission {
             refunded = refunded.checked_add(r.amount).map_err(|_| Refused::Overflow)?;
             let current = net(&earned, refunded).ok_or(Refused::Overflow)?.minor();
             if previous > current {
-                let source = r.event_id.as_str();
-                entries.push(self.reversal(ReversalId::from(&r.refund_id), r.reason.into(), "", previous - current, bucket, now, source));
+                entries.push(self.reversal(Why::refund(r), previous - current, bucket, now));
             }
             previous = current;
         }
@@ -317,8 +330,7 @@ impl Commission {
         let mut stats = StatsDelta { reversed_total: diff, ..StatsDelta::default() };
         stats.add_to(self.bucket(), -diff);
         let entries = if diff > 0 {
-            let id = ReversalId::from(&refund.refund_id);
-            vec![self.reversal(id, refund.reason.into(), "", diff, self.bucket(), now, refund.event_id.as_str())]
+            vec![self.reversal(Why::refund(&refund), diff, self.bucket(), now)]
         } else {
             Vec::new()
         };
@@ -335,7 +347,8 @@ impl Commission {
             return Err(Refused::NothingLeft);
         }
         let mut after = self.next();
-        let entry = self.reversal(request.reversal_id.clone(), ReversalCause::Admin, &request.note, amount, self.bucket(), now, &request.by);
+        let why = Why { id: request.reversal_id.clone(), cause: ReversalCause::Admin, note: &request.note, source: &request.by };
+        let entry = self.reversal(why, amount, self.bucket(), now);
         after.voided = Some(Void { reversal_id: request.reversal_id, amount: Money::from_minor(amount), note: request.note, by: request.by, at: now });
         let mut stats = StatsDelta { reversed_total: amount, ..StatsDelta::default() };
         stats.add_to(self.bucket(), -amount);

@@ -172,6 +172,6 @@ impl CommissionStore for DynamoStore {
             .await?;
         let users: BTreeSet<String> =
             items.iter().filter_map(|i| i.get(attr::USER_ID).and_then(|v| v.as_s().ok()).cloned()).collect();
-        users.into_iter().map(|u| UserId::parse(u)).collect()
+        users.into_iter().map(UserId::parse).collect()
     }
 }

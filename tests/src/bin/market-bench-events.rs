@@ -1,7 +1,8 @@
 //! `make bench` (events part): end-to-end events per second (RabbitMQ publish -> reward
 //! visible in DynamoDB) and the bridge's relay rate, next to the raw rate of SQS
-//! `SendMessageBatch` and of the reward transaction alone, on the same local stack.
-//! BENCH_EVENTS sets the number of orders (default 1000).
+//! `SendMessageBatch` and of the reward transaction alone, on the same local stack; then the
+//! refund path the same way (each order refunded in part), with the capacity units of a
+//! refund next to a reward's. BENCH_EVENTS sets the number of orders (default 1000).
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use lapin::types::FieldTable;
 use market_domain::config::MarketConfig;
 use market_domain::policy::TriggerLimit;
 use market_domain::ports::prelude::*;
-use market_domain::processors::{ApplyReward, CreateInviteCode, Processor};
+use market_domain::processors::{ApplyRefund, ApplyReward, CreateInviteCode, OrderRefunded, Processor};
 use market_tests::amqp::{eventually, Publisher};
 
 fn rate(n: usize, d: Duration) -> String {
@@ -41,11 +42,28 @@ async fn main() {
     let inviter = market_tests::user("bench-inviter");
     let (buyer, _) = market_tests::referred_user(&d, &inviter).await;
     let apply = ApplyReward(d.clone());
+    let cu = |d: &market_tests::TestDeps| (d.store.usage().capacity_units(), d.store.usage().round_trips());
+    let before = cu(&d);
     let started = Instant::now();
+    let mut orders = Vec::with_capacity(n);
     for _ in 0..n {
-        apply.process(market_tests::reward_event(&buyer, &inviter, 10, TriggerLimit::Unlimited)).await.unwrap();
+        let ev = market_tests::reward_event(&buyer, &inviter, 10, TriggerLimit::Unlimited);
+        orders.push(ev.order_id.clone());
+        apply.process(ev).await.unwrap();
     }
     let raw_tx = started.elapsed();
+    let after = cu(&d);
+    let reward_cost = ((after.0 - before.0) / n as f64, (after.1 - before.1) as f64 / n as f64);
+    // The refund transaction alone: half of each of those orders (100 -> commission 10 -> 5).
+    let refund = ApplyRefund(d.clone());
+    let before = cu(&d);
+    let started = Instant::now();
+    for o in &orders {
+        refund.process(refund_of(&buyer, o, 50)).await.unwrap();
+    }
+    let raw_refund = started.elapsed();
+    let after = cu(&d);
+    let refund_cost = ((after.0 - before.0) / n as f64, (after.1 - before.1) as f64 / n as f64);
 
     // End to end: publish to RabbitMQ, wait for every reward.
     let publisher = Publisher::connect().await;
@@ -79,11 +97,28 @@ async fn main() {
     }
     let e2e = started.elapsed();
 
+    // Refunds end to end: half of every order, published to shop/order.refunded.
+    let started = Instant::now();
+    for i in 0..n {
+        publisher.order_refunded(&format!("rf-{b}-{i}"), "r1", &format!("{b}-{i}"), b.as_str(), 50, "refund").await;
+    }
+    while store.get_stats(&a).await.unwrap().reversed_total.minor() < 5 * n as i64 {
+        assert!(started.elapsed() < Duration::from_secs(600), "refunds end to end did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let e2e_refunds = started.elapsed();
+
     println!("{:<44} {}", "raw SQS SendMessageBatch (10/call)", rate(n, raw_sqs));
     println!("{:<44} {}", "raw reward transaction (ApplyReward)", rate(n, raw_tx));
     println!("{:<44} {}", "RabbitMQ publish with confirms (test client)", rate(n, published));
     println!("{:<44} {}", "bridge relay (RabbitMQ queue drained)", rate(n, drained.unwrap_or(e2e)));
     println!("{:<44} {}", "end to end (publish -> reward in DynamoDB)", rate(n, e2e));
+    println!("{:<44} {}", "raw refund (read + transaction, ApplyRefund)", rate(n, raw_refund));
+    println!("{:<44} {}", "end to end (publish -> refund in DynamoDB)", rate(n, e2e_refunds));
+    println!(
+        "{:<44} reward {:.1} CU in {:.1} calls; refund {:.1} CU in {:.1} calls",
+        "capacity per event (consistent read + transaction)", reward_cost.0, reward_cost.1, refund_cost.0, refund_cost.1
+    );
     println!("(functions are release builds under cargo lambda watch; local SQS is moto, single-threaded)");
 
     outbound(&d, n.min(500)).await;
@@ -117,4 +152,17 @@ async fn outbound(d: &market_tests::TestDeps, n: usize) {
     queue.delete().await;
     println!("{:<44} {}", "withdrawal transaction (debit+ledger+outbox+audit)", rate(n, raw_tx));
     println!("{:<44} {}", "end to end (withdrawn -> event on RabbitMQ)", rate(n, e2e));
+}
+
+fn refund_of(buyer: &market_domain::ids::UserId, order: &market_domain::ids::OrderId, amount: i64) -> OrderRefunded {
+    OrderRefunded {
+        event_id: market_tests::event_id(),
+        refund_id: market_domain::ids::RefundId::parse("r1").unwrap(),
+        order_id: order.clone(),
+        buyer: buyer.clone(),
+        amount: market_domain::money::Money::from_minor(amount),
+        currency: "USD".into(),
+        reason: market_domain::lifecycle::RefundReason::Refund,
+        occurred_at: market_domain::time::Clock::now(&market_domain::time::SystemClock),
+    }
 }

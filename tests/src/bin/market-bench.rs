@@ -203,6 +203,21 @@ async fn main() {
     });
     row("WithdrawAffiliateReward", "withdraw-affiliate-reward", rpc_s, direct_s, trips, cu);
 
+    // ListRewardHistory: the first page (25) of the spender's history.
+    let history = |t: String| {
+        let mut c = client.clone();
+        async move {
+            c.list_reward_history(Rpc::authed(ListRewardHistoryRequest { page_size: 25, page_token: String::new() }, &t)).await.expect("rpc");
+        }
+    };
+    time_n(10, |_| history(spender_token.clone())).await;
+    let rpc_s = time_n(n, |_| history(spender_token.clone())).await;
+    let (direct_s, trips, cu) = direct!(|_| async {
+        let req = market_domain::admin::ListRequest { of: spender.clone(), page_size: 25, page_token: None };
+        market_domain::processors::ListRewardHistory(d.clone()).process(req).await.expect("direct");
+    });
+    row("ListRewardHistory (25)", "list-reward-history", rpc_s, direct_s, trips, cu);
+
     // Admin RPCs (MarketAdminService), as administrator `bench-admin`.
     use market_domain::admin::{self as adm, AdminRequest};
     let admin_token = rpc.admin_token("bench-admin");
@@ -255,6 +270,29 @@ async fn main() {
         adm::ListAuditTrail(d.clone()).process(req).await.expect("direct");
     });
     row("ListAuditTrail (25)", "list-audit-trail", rpc_s, direct_s, trips, cu);
+    // AdjustBalance: a credit of 1 with a new key per call.
+    let target = uid("bench-adjusted");
+    let rpc_s = rpc_n!(adjust_balance, |i| AdjustBalanceRequest {
+        user_id: target.to_string(),
+        amount: 1,
+        reason: "bench".into(),
+        idempotency_key: format!("rpc-{i}"),
+        allow_negative: false,
+    });
+    let (direct_s, trips, cu) = direct!(|i| {
+        let (d, target, admin_id) = (d.clone(), target.clone(), admin_id.clone());
+        async move {
+            let body = p::Adjustment {
+                user: target,
+                amount: Money::from_minor(1),
+                reason: "bench".into(),
+                idempotency_key: IdempotencyKey::parse(format!("direct-{i}")).expect("key"),
+                allow_negative: false,
+            };
+            p::AdjustBalance(d).process(AdminRequest { admin: admin_id, request_id: format!("bench-a{i}"), body }).await.expect("direct");
+        }
+    });
+    row("AdjustBalance", "adjust-balance", rpc_s, direct_s, trips, cu);
     // Configuration (Redis): direct = the same processors on the stack's Redis.
     let redis = std::sync::Arc::new(market_config::RedisConfig::from_env(MarketConfig::default()).expect("redis config"));
     let cd = adm::ConfigDeps {

@@ -8,6 +8,8 @@
 //!   market-cli withdraw <user> <amount> [idempotency-key]
 //!   market-cli publish-registered <user> [invite-code]     (to RabbitMQ auth/user.registered)
 //!   market-cli publish-order <user> <amount> [order-id]    (to RabbitMQ shop/order.paid)
+//!   market-cli publish-refund <user> <order-id> <amount> [refund-id] [refund|chargeback]
+//!   market-cli history <user>
 //!
 //! It reads the stack's env file (`.local/stacks/dev/env`, or `MARKET_STACK_ENV`) unless the
 //! variables are already set.
@@ -22,8 +24,11 @@ const USAGE: &str = "usage: market-cli token|stats|codes|create-code|delete-code
   create-code <user>                 CreateInviteCode
   delete-code <user> <code>          DeleteInviteCode
   withdraw <user> <amount> [key]     WithdrawAffiliateReward (amount in minor units)
+  history <user>                     ListRewardHistory, every page
   publish-registered <user> [code]   publish auth/user.registered to RabbitMQ
   publish-order <user> <amount> [id] publish shop/order.paid to RabbitMQ (USD minor units)
+  publish-refund <user> <order> <amount> [refund-id] [refund|chargeback]
+                                     publish shop/order.refunded to RabbitMQ
   events                             take and print the outbound events (affiliate.withdrawn)
                                      waiting in the local balance stand-in queue
 admin commands (as administrator `cli-admin`, token with the market:admin scope):
@@ -35,7 +40,11 @@ admin commands (as administrator `cli-admin`, token with the market:admin scope)
   set-config <k=v>...                UpdateMarketConfig; k: any MarketConfig field
                                      (default_trigger_limit: n|unlimited)
   ledger <user>                      ListLedger, every page
-  audit <user>|market                ListAuditTrail, every page";
+  audit <user>|market                ListAuditTrail, every page
+  adjust <user> <amount> <key> <reason...>
+                                     AdjustBalance (negative = debit; ALLOW_NEGATIVE=1 to allow)
+  reverse <user> <order> <key> <reason...>
+                                     ReverseReward: void what is left of one reward";
 
 fn load_env() {
     if std::env::var_os("MARKET_RPC_URL").is_some() {
@@ -73,7 +82,7 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("events") => std::process::exit(events()),
         Some("config" | "set-config") => std::process::exit(admin(&args)),
-        Some("admin-token" | "policy" | "set-policy" | "ledger" | "audit") if args.len() > 1 => std::process::exit(admin(&args)),
+        Some("admin-token" | "policy" | "set-policy" | "ledger" | "audit" | "adjust" | "reverse") if args.len() > 1 => std::process::exit(admin(&args)),
         _ => {}
     }
     let (Some(cmd), Some(user)) = (args.first(), args.get(1)) else {
@@ -119,6 +128,36 @@ fn main() {
                 let order = order.cloned().unwrap_or_else(|| format!("order-{}", nanoid::nanoid!(8)));
                 publisher.order_paid(&event_id, &order, user, amount).await;
                 println!("published order.paid {order} ({amount}) for {user}");
+                0
+            }
+            ("history", _, _) => {
+                let mut page_token = String::new();
+                loop {
+                    let request = ListRewardHistoryRequest { page_size: 100, page_token };
+                    match client.list_reward_history(Rpc::authed(request, &token)).await {
+                        Ok(r) => {
+                            let r = r.into_inner();
+                            r.entries.iter().for_each(|e| println!("{e:?}"));
+                            if r.next_page_token.is_empty() {
+                                return 0;
+                            }
+                            page_token = r.next_page_token;
+                        }
+                        Err(s) => return show::<()>(Err(s)),
+                    }
+                }
+            }
+            ("publish-refund", Some(order), Some(amount)) => {
+                let Ok(amount) = amount.parse() else {
+                    eprintln!("amount must be an integer (minor units)");
+                    return 2;
+                };
+                let refund_id = args.get(4).cloned().unwrap_or_else(|| format!("refund-{}", nanoid::nanoid!(8)));
+                let reason = args.get(5).map(String::as_str).unwrap_or("refund");
+                let publisher = market_tests::amqp::Publisher::connect().await;
+                let event_id = format!("cli-{}", nanoid::nanoid!(10));
+                publisher.order_refunded(&event_id, &refund_id, order, user, amount, reason).await;
+                println!("published order.refunded {refund_id} of {order} ({amount}, {reason}) for {user}");
                 0
             }
             ("withdraw", Some(amount), key) => {
@@ -227,6 +266,29 @@ fn admin(args: &[String]) -> i32 {
                 let request = UpdateUserPolicyRequest { user_id: arg(1), overrides: Some(overrides), update };
                 show(admin.update_user_policy(Rpc::authed(request, &token)).await)
             }
+            "adjust" => {
+                let Ok(amount) = arg(2).parse() else {
+                    eprintln!("amount must be an integer (minor units)\n{USAGE}");
+                    return 2;
+                };
+                let request = AdjustBalanceRequest {
+                    user_id: arg(1),
+                    amount,
+                    idempotency_key: arg(3),
+                    reason: args.get(4..).map(|r| r.join(" ")).unwrap_or_default(),
+                    allow_negative: std::env::var("ALLOW_NEGATIVE").is_ok_and(|v| v == "1"),
+                };
+                show(admin.adjust_balance(Rpc::authed(request, &token)).await)
+            }
+            "reverse" => {
+                let request = ReverseRewardRequest {
+                    user_id: arg(1),
+                    order_id: arg(2),
+                    idempotency_key: arg(3),
+                    reason: args.get(4..).map(|r| r.join(" ")).unwrap_or_default(),
+                };
+                show(admin.reverse_reward(Rpc::authed(request, &token)).await)
+            }
             "config" => show(admin.get_market_config(Rpc::authed(GetMarketConfigRequest {}, &token)).await),
             "set-config" => {
                 let mut config = market_proto::v1::MarketConfig::default();
@@ -244,6 +306,7 @@ fn admin(args: &[String]) -> i32 {
                         }
                         "code_expiry_days" => v.parse().map(|n| config.code_expiry_days = n).is_ok(),
                         "code_retention_days" => v.parse().map(|n| config.code_retention_days = n).is_ok(),
+                        "holding_period_days" => v.parse().map(|n| config.holding_period_days = n).is_ok(),
                         _ => false,
                     };
                     if !ok {

@@ -52,6 +52,7 @@ pub struct WithdrawRequest {
     pub idempotency_key: IdempotencyKey,
 }
 
+#[derive(Debug)]
 pub struct WithdrawResult {
     pub record: WithdrawalRecord,
     /// True when this is a retry answered with the first result.
