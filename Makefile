@@ -1,4 +1,4 @@
-.PHONY: dev test setup stack-up stack-down lint build release cli bench
+.PHONY: dev test setup stack-up stack-down lint build release cli bench fuzz
 # Run the whole system locally (foreground; Ctrl-C stops it).
 dev:
 	scripts/dev.sh
@@ -22,3 +22,7 @@ cli:
 # Benchmark: per-RPC latency vs direct DynamoDB calls, capacity units, size, RSS.
 bench:
 	scripts/bench.sh
+# Fuzz targets of every parser of untrusted input (proptest, stable toolchain), longer than
+# the test command's few thousand cases: FUZZ_CASES per target (default 200000).
+fuzz:
+	PROPTEST_CASES=$${FUZZ_CASES:-200000} cargo test --workspace --lib fuzz_

@@ -10,6 +10,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .generate_default_stubs(true)
         // Malformed request messages are the client's fault: INVALID_ARGUMENT, not INTERNAL.
         .codec_path("crate::codec::StrictCodec")
+        // The descriptors, for tools and tests that enumerate every method (the
+        // authorization matrix).
+        .file_descriptor_set_path(std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("helium_market_descriptor.bin"))
         .compile_protos(&["proto/helium/market/v1/market.proto", "proto/helium/market/v1/admin.proto"], &["proto"])?;
     Ok(())
 }

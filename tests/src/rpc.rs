@@ -114,6 +114,20 @@ impl Rpc {
         self.token_scoped(user, secret, exp, None)
     }
 
+    /// A token with these claims (issuer and audience added unless given), HS256 with `secret`.
+    pub fn token_claims(&self, secret: &str, mut claims: serde_json::Value) -> String {
+        if let Some(map) = claims.as_object_mut() {
+            map.entry("iss").or_insert_with(|| self.issuer.clone().into());
+            map.entry("aud").or_insert_with(|| self.audience.clone().into());
+        }
+        encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap_or_default()
+    }
+
+    /// The stack's signing secret (tests that forge tokens from it).
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
     pub fn token_scoped(&self, user: &str, secret: &str, exp: u64, scope: Option<&str>) -> String {
         let claims = Claims { sub: user, iss: &self.issuer, aud: &self.audience, exp, iat: now_secs(), scope };
         encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap_or_default()
@@ -141,8 +155,18 @@ impl Rpc {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<(http::StatusCode, http::HeaderMap, Bytes), BoxError> {
-        let path = format!("/helium.market.v1.MarketService/{method}");
-        let mut builder = http::Request::builder().method(http_method).uri(format!("{}/{}{}", self.base, function_for(&path), path));
+        self.raw_path(http_method, &format!("/helium.market.v1.MarketService/{method}"), headers, body).await
+    }
+
+    /// A raw HTTP request to any `/<package.Service>/<Method>` path's function.
+    pub async fn raw_path(
+        &self,
+        http_method: http::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<(http::StatusCode, http::HeaderMap, Bytes), BoxError> {
+        let mut builder = http::Request::builder().method(http_method).uri(format!("{}/{}{}", self.base, function_for(path), path));
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }

@@ -109,4 +109,23 @@ mod tests {
             assert!(MarketConfig::from_json(doc).is_err(), "{doc}");
         }
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(ProptestConfig::default().cases.max(2000)))]
+        /// The Redis document is untrusted too: any text is a valid config or InvalidArgument.
+        #[test]
+        fn fuzz_config_document(raw in ".{0,200}", bps in any::<i64>(), limit in any::<i64>(), codes in any::<i64>(), holding in any::<i64>(), cur in ".{0,5}") {
+            let structured = serde_json::json!({"default_commission_bps": bps, "default_trigger_limit": limit, "max_active_codes": codes,
+                                                "holding_period_days": holding, "currency": cur}).to_string();
+            for doc in [raw, structured] {
+                match MarketConfig::from_json(&doc) {
+                    Ok(c) => prop_assert!(c.validate().is_ok()),
+                    Err(e) => prop_assert!(matches!(e, MarketError::InvalidArgument(_))),
+                }
+            }
+        }
+    }
 }
+

@@ -158,4 +158,46 @@ mod tests {
             assert!(OrderRefundedEvent::parse(bad).is_err(), "{bad}");
         }
     }
+
+    // Fuzz targets (`make fuzz` runs them longer: PROPTEST_CASES).
+    use proptest::prelude::*;
+
+    fn any_json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::json!(f)),
+            ".{0,70}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![Just("event_id".to_owned()), Just("user_id".to_owned()), Just("order_id".to_owned()), Just("refund_id".to_owned()),
+                                Just("amount".to_owned()), Just("currency".to_owned()), Just("reason".to_owned()), Just("occurred_at".to_owned()),
+                                Just("invite_code".to_owned()), ".{0,8}"],
+                    inner, 0..9,
+                ).prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(ProptestConfig::default().cases.max(2000)))]
+        /// Bytes and structured JSON: every event parser answers Ok or a typed InvalidArgument.
+        #[test]
+        fn fuzz_event_bodies(raw in ".{0,200}", json in any_json()) {
+            for body in [raw, json.to_string()] {
+                for result in [
+                    UserRegisteredEvent::parse(&body).map(|_| ()),
+                    OrderPaidEvent::parse(&body).map(|_| ()),
+                    OrderRefundedEvent::parse(&body).map(|_| ()),
+                ] {
+                    prop_assert!(matches!(result, Ok(()) | Err(MarketError::InvalidArgument(_))));
+                }
+            }
+        }
+    }
 }
+

@@ -86,6 +86,8 @@ impl Authenticator {
             validation.set_audience(&audience.split(',').map(str::trim).collect::<Vec<_>>());
             validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
             validation.leeway = 30;
+            // The HTTP API's JWT authorizer rejects a token not yet valid; so must we.
+            validation.validate_nbf = true;
         }
         Ok(Authenticator {
             keys,
@@ -188,5 +190,73 @@ mod admin_claim_tests {
         assert_eq!(claim_values(&json!(["a", "market:admin"])), ["a", "market:admin"]);
         assert_eq!(claim_values(&json!("[a market:admin]")), ["a", "market:admin"]);
         assert!(claim_values(&json!(3)).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use base64::Engine;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    const SECRET: &str = "fuzz-secret";
+
+    fn authenticator() -> Authenticator {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&["iss"]);
+        validation.set_audience(&["aud"]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        Authenticator {
+            keys: Some(Keys::Hs256(DecodingKey::from_secret(SECRET.as_bytes()))),
+            validation,
+            user_claim: "sub".into(),
+            admin_claim: "scope".into(),
+            admin_value: "market:admin".into(),
+        }
+    }
+
+    fn request(authorization: &str) -> tonic::Request<()> {
+        let mut r = tonic::Request::new(());
+        if let Ok(v) = authorization.parse() {
+            r.metadata_mut().insert("authorization", v);
+        }
+        r
+    }
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(ProptestConfig::default().cases.max(2000)))]
+        /// Authorization headers from anywhere: arbitrary text, three base64 parts of arbitrary
+        /// JSON, and correctly signed tokens with arbitrary claims. Never a panic; the only
+        /// outcomes are a user or UNAUTHENTICATED, and a user only for a valid token.
+        #[test]
+        fn fuzz_bearer_tokens(raw in ".{0,200}", header in ".{0,60}", payload in ".{0,120}", sig in "[A-Za-z0-9_-]{0,40}",
+                              sub in proptest::option::of(".{0,70}"), exp_delta in -100_000i64..100_000, nbf_delta in proptest::option::of(-100_000i64..100_000),
+                              iss in prop_oneof![Just("iss".to_owned()), ".{0,5}"], aud in prop_oneof![Just("aud".to_owned()), ".{0,5}"]) {
+            let auth = authenticator();
+            for h in [raw.clone(), format!("Bearer {raw}"), format!("Bearer {}.{}.{sig}", b64(&header), b64(&payload))] {
+                // Nothing forged without the key gets in.
+                let r = auth.caller(&request(&h));
+                prop_assert_eq!(r.map_err(|s| s.code()).err(), Some(tonic::Code::Unauthenticated));
+            }
+            let now = jsonwebtoken::get_current_timestamp() as i64;
+            let mut claims = json!({"exp": now + exp_delta, "iss": iss, "aud": aud});
+            if let Some(sub) = &sub { claims["sub"] = json!(sub); }
+            if let Some(nbf) = nbf_delta { claims["nbf"] = json!(now + nbf); }
+            let token = encode(&Header::default(), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap_or_default();
+            let valid = sub.as_deref().is_some_and(|s| UserId::parse(s).is_ok())
+                && exp_delta > 30 && nbf_delta.is_none_or(|n| n <= -30) && iss == "iss" && aud == "aud";
+            match auth.caller(&request(&format!("Bearer {token}"))) {
+                Ok(user) => { prop_assert!(exp_delta > -30 && nbf_delta.is_none_or(|n| n <= 30)); prop_assert_eq!(Some(user.as_str()), sub.as_deref()); }
+                Err(s) => { prop_assert_eq!(s.code(), tonic::Code::Unauthenticated); prop_assert!(!valid); }
+            }
+        }
     }
 }

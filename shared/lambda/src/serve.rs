@@ -113,4 +113,22 @@ mod tests {
         assert!(!frame_is_valid(&[1, 0, 0, 0, 0]));
         assert!(!frame_is_valid(&[0, 0, 0]));
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(ProptestConfig::default().cases.max(4000)))]
+        /// The request guard's framing check on arbitrary bytes, and on frames that are right
+        /// but for one thing: never a panic, valid exactly when one frame fills the body.
+        #[test]
+        fn fuzz_grpc_web_frames(bytes in proptest::collection::vec(any::<u8>(), 0..64), payload in proptest::collection::vec(any::<u8>(), 0..64), flag in any::<u8>(), skew in -3i64..3) {
+            let _ = frame_is_valid(&bytes);
+            let len = (payload.len() as i64 + skew).max(0) as u32;
+            let mut frame = vec![flag];
+            frame.extend_from_slice(&len.to_be_bytes());
+            frame.extend_from_slice(&payload);
+            prop_assert_eq!(frame_is_valid(&frame), flag == 0 && skew == 0);
+        }
+    }
 }
+

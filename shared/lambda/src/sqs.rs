@@ -74,3 +74,34 @@ where
 pub fn body(message: &SqsMessage) -> Result<&str, MarketError> {
     message.body.as_deref().ok_or_else(|| MarketError::InvalidArgument("message without body".into()))
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(ProptestConfig::default().cases.max(2000)))]
+        /// SQS event envelopes as Lambda could hand them over (any text; records with odd
+        /// fields): the envelope is parsed or refused, and a batch answers every message it
+        /// could not handle, never panics.
+        #[test]
+        fn fuzz_sqs_envelopes(raw in ".{0,200}", ids in proptest::collection::vec(proptest::option::of(".{0,12}"), 0..6),
+                              bodies in proptest::collection::vec(proptest::option::of(".{0,40}"), 0..6)) {
+            let _ = serde_json::from_str::<SqsEvent>(&raw);
+            let records: Vec<_> = ids.iter().zip(bodies.iter().chain(std::iter::repeat(&None))).map(|(id, body)| json!({
+                "messageId": id, "body": body, "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "eventSource": "aws:sqs",
+            })).collect();
+            let Ok(event) = serde_json::from_value::<SqsEvent>(json!({"Records": records})) else { return Ok(()) };
+            let n = event.records.len();
+            let response = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(handle_batch(
+                &|m: SqsMessage| async move { body(&m).and_then(|b| if b.starts_with('{') { Ok(()) } else { Err(MarketError::InvalidArgument("x".into())) }) },
+                event,
+            ));
+            prop_assert!(response.batch_item_failures.len() <= n);
+        }
+    }
+}

@@ -128,15 +128,7 @@ pub fn ledger_entry(item: &HistoryItem, now: Timestamp) -> Option<v1::LedgerEntr
     use v1::ledger_entry::Entry;
     let entry = match item {
         HistoryItem::Commission(c) => Entry::Reward(reward_entry(c, now)?),
-        HistoryItem::Entry(LedgerEntry::Withdrawal { withdrawal_id, amount, currency, available_after, at, .. }) => {
-            Entry::Withdrawal(v1::WithdrawalEntry {
-                withdrawal_id: withdrawal_id.to_string(),
-                amount: amount.minor(),
-                currency: currency.to_string(),
-                available_after: available_after.minor(),
-                at: Some(timestamp(*at)),
-            })
-        }
+        HistoryItem::Entry(e @ LedgerEntry::Withdrawal { .. }) => Entry::Withdrawal(history::withdrawal(e)?),
         HistoryItem::Entry(e @ LedgerEntry::Reversal { .. }) => Entry::Reversal(history::reversal(e)?),
         HistoryItem::Entry(e @ LedgerEntry::Adjustment { .. }) => Entry::Adjustment(history::adjustment(e)?),
         HistoryItem::Entry(LedgerEntry::Reward { .. }) => return None,

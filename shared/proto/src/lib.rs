@@ -10,6 +10,9 @@ pub mod v1 {
     tonic::include_proto!("helium.market.v1");
 }
 
+/// The encoded `FileDescriptorSet` of helium.market.v1 (both services, every message).
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/helium_market_descriptor.bin"));
+
 use market_domain::model::{AffiliateStats, InviteCodeRecord, WithdrawalRecord};
 use market_domain::money::Currency;
 use market_domain::policy::{EffectivePolicy, TriggerLimit};

@@ -71,12 +71,12 @@ impl CommissionStore for DynamoStore {
     async fn write_commission(&self, w: &CommissionWrite) -> Result<CommissionOutcome> {
         let t = self.tables();
         let after = &w.change.after;
-        let mut items = vec![
-            // 0: the commission is still as the step read it.
-            commission_put(&t.ledger, after)?,
-            // 1: the earner's statistics.
-            stats_update(&t.stats, after.user_id.as_str(), &w.change.stats, w.at, &[], None, vec![])?,
-        ];
+        // 0: the commission is still as the step read it.
+        let mut items = vec![commission_put(&t.ledger, after)?];
+        if !w.change.stats.is_zero() {
+            // The earner's statistics (untouched by a refund recorded before its reward).
+            items.push(stats_update(&t.stats, after.user_id.as_str(), &w.change.stats, w.at, &[], None, vec![])?);
+        }
         let trigger_at = w.trigger.as_ref().map(|_| items.len());
         if let Some(tc) = &w.trigger {
             // The buyer is this earner's referral and still under the trigger limit.

@@ -97,4 +97,27 @@ mod tests {
         assert!(decode_token("a", Some("not a token")).is_err());
         assert_eq!(decode_token("a", Some("")).unwrap(), None);
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(ProptestConfig::default().cases.max(2000)))]
+        /// Page tokens come back from clients: any text, base64 of any JSON, or another
+        /// subject's token -> the position, or a typed InvalidArgument; never followed for
+        /// another subject.
+        #[test]
+        fn fuzz_page_tokens(raw in ".{0,120}", json in ".{0,120}", subject in "[a-z]{1,8}", other in "[a-z]{1,8}", k in "[a-z#0-9]{0,20}") {
+            use base64::Engine;
+            let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+            let structured = serde_json::json!({"s": other, "k": {"user_id": other, "at_key": k}}).to_string();
+            for token in [raw, b64(&json), b64(&structured)] {
+                match decode_token(&subject, Some(&token)) {
+                    Ok(None) => prop_assert!(token.is_empty()),
+                    Ok(Some(_)) => prop_assert_eq!(&subject, &other),
+                    Err(e) => prop_assert!(matches!(e, MarketError::InvalidArgument(_))),
+                }
+            }
+        }
+    }
 }
+

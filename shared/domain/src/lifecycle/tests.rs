@@ -1,0 +1,170 @@
+//! The lifecycle rules: examples, and properties over arbitrary sequences of steps.
+use super::*;
+use proptest::prelude::*;
+
+fn id<T: TryFrom<String>>(s: &str) -> T
+where
+    T::Error: std::fmt::Debug,
+{
+    T::try_from(s.to_owned()).unwrap()
+}
+
+fn earned(amount: i64, bps: u32, matures_at: i64) -> Earned {
+    Earned {
+        order_amount: Money::from_minor(amount),
+        currency: Currency::parse("USD").unwrap(),
+        commission_bps: Bps::new(bps).unwrap(),
+        reward: commission(Money::from_minor(amount), Bps::new(bps).unwrap()).unwrap(),
+        earned_at: Timestamp::from_millis(0),
+        matures_at: Timestamp::from_millis(matures_at),
+        source_event_id: id("ev"),
+    }
+}
+
+fn refund(n: u32, amount: i64) -> Refund {
+    Refund { refund_id: id(&format!("r{n}")), amount: Money::from_minor(amount), reason: RefundReason::Refund, at: Timestamp::from_millis(1), event_id: id("e") }
+}
+
+fn fresh() -> Commission {
+    Commission::new(id("inviter"), id("o1"), id("buyer"))
+}
+
+const NOW: Timestamp = Timestamp::from_millis(10);
+
+#[test]
+fn pending_then_available_at_the_exact_moment() {
+    let c = fresh().earn(earned(1000, 1000, 100), NOW).unwrap();
+    assert_eq!(c.stats, StatsDelta { pending: 100, total_earned: 100, rewarded_orders: 1, ..Default::default() });
+    let c1 = c.after;
+    assert_eq!(c1.status(Timestamp::from_millis(99)), Some(CommissionStatus::Pending));
+    assert_eq!(c1.status(Timestamp::from_millis(100)), Some(CommissionStatus::Available));
+    assert_eq!(c1.mature(Timestamp::from_millis(99)), Err(Refused::NotDue));
+    let m = c1.mature(Timestamp::from_millis(100)).unwrap();
+    assert_eq!(m.stats, StatsDelta { pending: -100, available: 100, ..Default::default() });
+    assert_eq!(m.after.mature(Timestamp::from_millis(200)), Err(Refused::NotDue), "once");
+    assert_eq!(m.after.pending_until(), None);
+}
+
+#[test]
+fn zero_holding_is_available_at_once() {
+    let c = fresh().earn(earned(1000, 1000, 0), NOW).unwrap();
+    assert_eq!(c.stats.available, 100);
+    assert!(c.after.matured);
+    assert_eq!(c.after.pending_until(), None);
+}
+
+#[test]
+fn partial_refunds_reverse_the_exact_difference() {
+    // 999 at 10 %: 99; after 1 refunded: floor(998 × 0.1) = 99 (nothing); after 9: 99 -> 98.
+    let c = fresh().earn(earned(999, 1000, 0), NOW).unwrap().after;
+    let a = c.refund(refund(1, 1), NOW).unwrap();
+    assert_eq!((a.stats.reversed_total, a.entries.len()), (0, 0));
+    let b = a.after.refund(refund(2, 9), NOW).unwrap();
+    assert_eq!(b.stats, StatsDelta { available: -1, reversed_total: 1, ..Default::default() });
+    assert_eq!(b.after.amount().minor(), 98);
+    assert_eq!(b.after.refund(refund(2, 9), NOW), Err(Refused::Duplicate));
+    assert_eq!(b.after.refund(refund(3, 990), NOW), Err(Refused::OverRefund { left: Money::from_minor(989) }));
+    let all = b.after.refund(refund(3, 989), NOW).unwrap();
+    assert_eq!(all.after.amount(), Money::ZERO);
+    assert_eq!(all.after.status(NOW), Some(CommissionStatus::Reversed));
+}
+
+#[test]
+fn void_takes_the_rest_once() {
+    let c = fresh().earn(earned(1000, 1000, 100), NOW).unwrap().after;
+    let c = c.refund(refund(1, 300), NOW).unwrap().after;
+    let v = VoidRequest { reversal_id: id("rev_1"), note: "fraud".into(), by: "admin:root".into() };
+    let voided = c.void(v.clone(), NOW).unwrap();
+    assert_eq!(voided.stats, StatsDelta { pending: -70, reversed_total: 70, ..Default::default() });
+    assert_eq!(voided.after.void(v, NOW), Err(Refused::NothingLeft));
+    // A later refund is recorded once and reverses nothing more.
+    let later = voided.after.refund(refund(2, 100), NOW).unwrap();
+    assert!(later.stats.is_zero());
+    assert_eq!(fresh().void(VoidRequest { reversal_id: id("x"), note: String::new(), by: String::new() }, NOW), Err(Refused::NotEarned));
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Earn,
+    Refund(u32, i64),
+    Mature,
+}
+
+/// Applies steps, skipping refused ones (as the processors do); returns the final state
+/// and the summed stats deltas.
+fn run(steps: &[Step], e: &Earned) -> (Commission, StatsDelta, Vec<LedgerEntry>) {
+    let (mut c, mut total, mut entries) = (fresh(), StatsDelta::default(), Vec::new());
+    for s in steps {
+        let r = match s {
+            Step::Earn => c.earn(e.clone(), NOW),
+            Step::Refund(n, a) => c.refund(refund(*n, *a), NOW),
+            Step::Mature => c.mature(Timestamp::from_millis(1_000)),
+        };
+        if let Ok(ch) = r {
+            total = total.plus(ch.stats).unwrap();
+            entries.extend(ch.entries);
+            c = ch.after;
+        }
+    }
+    (c, total, entries)
+}
+
+fn stats_sum_invariant(total: StatsDelta) -> bool {
+    total.total_earned == total.pending + total.available + total.reversed_total
+}
+
+proptest! {
+    /// Refunds before or after the reward, redelivered or not: the same commission, the
+    /// same statistics and the same reversal amounts per refund.
+    #[test]
+    fn order_of_arrival_does_not_matter(
+        amount in 1i64..1_000_000, bps in 0u32..=10_000,
+        parts in proptest::collection::vec(1i64..400_000, 0..5),
+        earn_at in 0usize..6, seed in any::<u64>(),
+    ) {
+        let e = earned(amount, bps, 0);
+        // Refunds that fit the order (the over-refund rule is tested above).
+        let mut left = amount;
+        let refunds: Vec<Step> = parts.iter().enumerate().filter_map(|(i, p)| {
+            let p = (*p).min(left);
+            left -= p;
+            (p > 0).then_some(Step::Refund(i as u32, p))
+        }).collect();
+        let mut reference = vec![Step::Earn];
+        reference.extend(refunds.iter().cloned());
+        let mut shuffled = refunds.clone();
+        // A deterministic shuffle of the refunds and a redelivery of each.
+        let n = shuffled.len();
+        for i in 0..n { shuffled.swap(i, (seed as usize).wrapping_add(i * 7) % n.max(1)); }
+        let mut steps: Vec<Step> = shuffled.iter().flat_map(|s| [s.clone(), s.clone()]).collect();
+        steps.insert(earn_at.min(steps.len()), Step::Earn);
+        steps.push(Step::Earn);
+        let (a, sa, ea) = run(&reference, &e);
+        let (b, sb, eb) = run(&steps, &e);
+        prop_assert_eq!(a.amount(), b.amount());
+        let rest = commission(Money::from_minor(amount - (amount - left)), Bps::new(bps).unwrap()).unwrap();
+        prop_assert_eq!(a.amount(), rest, "floor((A - R) x bps / 10000)");
+        prop_assert_eq!(sa, sb);
+        prop_assert!(stats_sum_invariant(sb));
+        let reversed = |es: &[LedgerEntry]| es.iter().filter_map(|x| match x { LedgerEntry::Reversal { amount, .. } => Some(amount.minor()), _ => None }).sum::<i64>();
+        prop_assert_eq!(reversed(&ea), reversed(&eb));
+        prop_assert_eq!(reversed(&eb), sb.reversed_total);
+    }
+
+    /// Whatever happens, earned = pending + available + reversed, and maturity moves the
+    /// whole rest exactly once.
+    #[test]
+    fn stats_always_add_up(amount in 1i64..1_000_000, bps in 0u32..=10_000, ops in proptest::collection::vec((0u8..3, 0i64..500_000), 0..12)) {
+        let e = earned(amount, bps, 500);
+        let steps: Vec<Step> = ops.iter().enumerate().map(|(i, (k, a))| match k {
+            0 => Step::Earn, 1 => Step::Refund(i as u32, *a), _ => Step::Mature,
+        }).collect();
+        let (c, total, _) = run(&steps, &e);
+        prop_assert!(stats_sum_invariant(total));
+        if c.earned.is_some() {
+            let held = if c.matured { total.available } else { total.pending };
+            prop_assert_eq!(held, c.amount().minor());
+            prop_assert!(total.pending >= 0 && total.available >= 0);
+        }
+    }
+}
