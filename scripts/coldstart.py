@@ -18,6 +18,7 @@ FUNCTIONS = {  # binary -> gRPC method it serves
     "create-invite-code": "CreateInviteCode",
     "delete-invite-code": "DeleteInviteCode",
     "withdraw-affiliate-reward": "WithdrawAffiliateReward",
+    "list-reward-history": "ListRewardHistory",
 }
 
 
