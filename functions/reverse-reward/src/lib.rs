@@ -25,11 +25,10 @@ impl MarketAdminService for Rpc {
             note: b.reason,
             idempotency_key: IdempotencyKey::parse(b.idempotency_key).map_err(to_status)?,
         };
-        let now = market_domain::time::Clock::now(&market_domain::time::SystemClock);
         let result = self.processor.process(AdminRequest { admin, request_id, body }).await.map_err(to_status)?;
         Ok(Response::new(ReverseRewardResponse {
             reversed: result.reversed.minor(),
-            reward: market_proto::admin::reward_entry(&result.commission, now),
+            reward: market_proto::admin::reward_entry(&result.commission, result.now),
             replayed: result.replayed,
         }))
     }

@@ -372,6 +372,8 @@ pub struct ReverseResult {
     pub reversed: Money,
     pub commission: Commission,
     pub replayed: bool,
+    /// The moment the commission's status is shown for.
+    pub now: Timestamp,
 }
 
 /// Voids the rest of one commission, exactly once per key.
@@ -396,7 +398,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for ReverseReward<S, C> {
                 return Err(MarketError::NotFound);
             };
             if let Some(void) = current.voided.as_ref().filter(|v| v.reversal_id == id) {
-                return Ok(ReverseResult { reversed: void.amount, replayed: true, commission: current });
+                return Ok(ReverseResult { reversed: void.amount, replayed: true, commission: current, now });
             }
             let request = crate::lifecycle::VoidRequest { reversal_id: id.clone(), note: note.to_owned(), by: actor.to_string() };
             let change = match current.void(request, now) {
@@ -412,7 +414,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for ReverseReward<S, C> {
             match d.store.write_commission(&CommissionWrite { change, trigger: None, audit, at: now }).await? {
                 CommissionOutcome::Written => {
                     info!(admin = %req.admin, user_id = %r.user, order_id = %r.order_id, reversed = %reversed, "reward reversed");
-                    return Ok(ReverseResult { reversed, commission: after, replayed: false });
+                    return Ok(ReverseResult { reversed, commission: after, replayed: false, now });
                 }
                 // A twin with the same key won: the next read replays it.
                 CommissionOutcome::Duplicate | CommissionOutcome::Conflict | CommissionOutcome::LimitReached => continue,
