@@ -17,6 +17,7 @@ use market_domain::time::{Clock, SystemClock, Timestamp};
 use market_storage::DynamoStore;
 
 pub mod amqp;
+pub mod proxy;
 pub mod rpc;
 
 pub type TestDeps = Deps<DynamoStore, StaticConfig>;
@@ -78,7 +79,7 @@ impl Clock for ManualClock {
 
 /// Creates a code for `inviter` and registers a fresh user with it; returns (buyer, code).
 pub async fn referred_user(d: &TestDeps, inviter: &UserId) -> (UserId, InviteCode) {
-    let code = CreateInviteCode::new(d.clone()).process(inviter.clone()).await.expect("code created").code;
+    let code = CreateInviteCode::new(d.clone()).process(inviter.clone().into()).await.expect("code created").code;
     let buyer = user("buyer");
     let result = RegisterUser(d.clone())
         .process(UserRegistered {

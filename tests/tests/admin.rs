@@ -69,7 +69,7 @@ async fn an_admins_rate_and_trigger_limit_apply_to_the_next_paid_order() {
     let admin = rpc.admin_token("root");
     let publisher = Publisher::connect().await;
     let (a, b) = (market_tests::user("a"), market_tests::user("b"));
-    let code = rpc.client().create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, &rpc.token(a.as_str()))).await.unwrap().into_inner().code.unwrap().code;
+    let code = rpc.client().create_invite_code(Rpc::authed(CreateInviteCodeRequest::default(), &rpc.token(a.as_str()))).await.unwrap().into_inner().code.unwrap().code;
     publisher.user_registered(&id("ev"), b.as_str(), Some(&code)).await;
     let store = market_tests::store().await;
     eventually("B referred", 60, || async { store.get_policy(&b).await.unwrap().and_then(|p| p.inviter).is_some() }).await;
@@ -89,7 +89,7 @@ async fn an_admins_rate_and_trigger_limit_apply_to_the_next_paid_order() {
     eventually("two rewards at 25 %", 60, || async { store.get_stats(&a).await.unwrap().rewarded_orders == 2 }).await;
     // A marker order of another referral, published after the third: once rewarded, the third was seen too.
     let (c, d) = (market_tests::user("c"), market_tests::user("d"));
-    let code_c = rpc.client().create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, &rpc.token(c.as_str()))).await.unwrap().into_inner().code.unwrap().code;
+    let code_c = rpc.client().create_invite_code(Rpc::authed(CreateInviteCodeRequest::default(), &rpc.token(c.as_str()))).await.unwrap().into_inner().code.unwrap().code;
     publisher.user_registered(&id("ev"), d.as_str(), Some(&code_c)).await;
     eventually("D referred", 60, || async { store.get_policy(&d).await.unwrap().and_then(|p| p.inviter).is_some() }).await;
     publisher.order_paid(&id("ev"), &id("order"), d.as_str(), 1000).await;
@@ -220,8 +220,8 @@ async fn every_state_change_is_in_the_audit_trail_with_its_actor() {
     let store = market_tests::store().await;
     let (a, b, c) = (market_tests::user("a"), market_tests::user("b"), market_tests::user("c"));
     let token = rpc.token(a.as_str());
-    let first = rpc.client().create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, &token)).await.unwrap().into_inner().code.unwrap().code;
-    let second = rpc.client().create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, &token)).await.unwrap().into_inner().code.unwrap().code;
+    let first = rpc.client().create_invite_code(Rpc::authed(CreateInviteCodeRequest::default(), &token)).await.unwrap().into_inner().code.unwrap().code;
+    let second = rpc.client().create_invite_code(Rpc::authed(CreateInviteCodeRequest::default(), &token)).await.unwrap().into_inner().code.unwrap().code;
     rpc.client().delete_invite_code(Rpc::authed(DeleteInviteCodeRequest { code: second.clone() }, &token)).await.unwrap();
 
     let (event_b, event_c) = (id("ev"), id("ev"));

@@ -94,7 +94,7 @@ async fn config_changes_reach_all_functions_within_the_ttl_and_survive_a_redis_o
     let referral = |a: market_domain::ids::UserId, b: market_domain::ids::UserId| {
         let (rpc, publisher, store) = (&rpc, &publisher, &store);
         async move {
-            let code = rpc.client().create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, &rpc.token(a.as_str()))).await.unwrap().into_inner().code.unwrap().code;
+            let code = rpc.client().create_invite_code(Rpc::authed(CreateInviteCodeRequest::default(), &rpc.token(a.as_str()))).await.unwrap().into_inner().code.unwrap().code;
             publisher.user_registered(&format!("ev-{}", nanoid::nanoid!(8)), b.as_str(), Some(&code)).await;
             eventually("referred", 60, || async { store.get_policy(&b).await.unwrap().and_then(|p| p.inviter).is_some() }).await;
             publisher.order_paid(&format!("ev-{}", nanoid::nanoid!(8)), &format!("order-{}", nanoid::nanoid!(8)), b.as_str(), 10_000).await;

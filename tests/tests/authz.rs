@@ -109,7 +109,7 @@ async fn another_users_ids_look_like_missing_ones() {
     let (ta, tb) = (rpc.token(&a), rpc.token(&b));
     let mut client = rpc.client();
     // A's code, deleted by B, answers exactly like a code that does not exist.
-    let code = client.create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, &ta)).await.unwrap().into_inner().code.unwrap().code;
+    let code = client.create_invite_code(Rpc::authed(CreateInviteCodeRequest::default(), &ta)).await.unwrap().into_inner().code.unwrap().code;
     let foreign = client.delete_invite_code(Rpc::authed(DeleteInviteCodeRequest { code: code.clone() }, &tb)).await.unwrap_err();
     let missing = client.delete_invite_code(Rpc::authed(DeleteInviteCodeRequest { code: "ZZZZZZZZ".into() }, &tb)).await.unwrap_err();
     assert_eq!((foreign.code(), foreign.message()), (missing.code(), missing.message()));

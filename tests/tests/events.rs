@@ -16,7 +16,7 @@ fn id(prefix: &str) -> String {
 
 async fn code_for(user: &UserId) -> String {
     let d = market_tests::deps(MarketConfig::default()).await;
-    CreateInviteCode::new(d).process(user.clone()).await.unwrap().code.to_string()
+    CreateInviteCode::new(d).process(user.clone().into()).await.unwrap().code.to_string()
 }
 
 async fn set_trigger_limit(user: &UserId, limit: i64) {

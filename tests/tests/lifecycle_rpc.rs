@@ -69,7 +69,7 @@ async fn refunds_from_rabbitmq_apply_once_in_either_order_and_over_refunds_reach
     let publisher = Publisher::connect().await;
     let (a, b) = (user("a"), user("b"));
     let d = deps(0).await;
-    let code = market_domain::processors::CreateInviteCode::new(d.clone()).process(a.clone()).await.unwrap().code;
+    let code = market_domain::processors::CreateInviteCode::new(d.clone()).process(a.clone().into()).await.unwrap().code;
     publisher.user_registered(&id("ev"), b.as_str(), Some(code.as_str())).await;
     let store = market_tests::store().await;
     eventually("B referred", 60, || async { store.get_policy(&b).await.unwrap().is_some_and(|p| p.inviter.is_some()) }).await;

@@ -41,7 +41,7 @@ async fn every_rpc_success_path() {
     let me = user("alice");
     let token = rpc.token(&me);
 
-    let created = client.create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, &token)).await.unwrap().into_inner();
+    let created = client.create_invite_code(Rpc::authed(CreateInviteCodeRequest::default(), &token)).await.unwrap().into_inner();
     let code = created.code.unwrap();
     assert_eq!(code.code.len(), 8);
     assert!(code.created_at.is_some());
@@ -96,9 +96,9 @@ async fn withdrawal_and_code_errors_map_to_the_spec_codes() {
 
     for _ in 1..MAX_CODES {
         // (one slot is taken by the code `fund` referred through)
-        client.create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, &token)).await.unwrap();
+        client.create_invite_code(Rpc::authed(CreateInviteCodeRequest::default(), &token)).await.unwrap();
     }
-    let err = client.create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, &token)).await.unwrap_err();
+    let err = client.create_invite_code(Rpc::authed(CreateInviteCodeRequest::default(), &token)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert_eq!(err.message(), "active invite code limit reached");
     let err = client.delete_invite_code(Rpc::authed(DeleteInviteCodeRequest { code: "ZZZZZZZZ".into() }, &token)).await.unwrap_err();
@@ -124,7 +124,7 @@ async fn missing_invalid_expired_and_forged_tokens_are_unauthenticated() {
     for token in [None, Some("garbage".to_owned()), Some(expired), Some(forged)] {
         let errs = [
             client.get_affiliate_stats(maybe_authed(GetAffiliateStatsRequest {}, &token)).await.unwrap_err(),
-            client.create_invite_code(maybe_authed(CreateInviteCodeRequest {}, &token)).await.unwrap_err(),
+            client.create_invite_code(maybe_authed(CreateInviteCodeRequest::default(), &token)).await.unwrap_err(),
         ];
         for err in errs {
             assert_eq!(err.code(), Code::Unauthenticated, "{token:?}");
@@ -143,7 +143,7 @@ async fn a_user_cannot_see_delete_or_withdraw_anything_of_another() {
     let mut client = rpc.client();
     let (a, b) = (user("a"), user("b"));
     let (ta, tb) = (rpc.token(&a), rpc.token(&b));
-    let code = client.create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, &ta)).await.unwrap().into_inner().code.unwrap();
+    let code = client.create_invite_code(Rpc::authed(CreateInviteCodeRequest::default(), &ta)).await.unwrap().into_inner().code.unwrap();
     fund(&a, 100).await;
 
     assert!(client.list_invite_codes(Rpc::authed(ListInviteCodesRequest {}, &tb)).await.unwrap().into_inner().codes.is_empty());
@@ -182,7 +182,7 @@ async fn text_mode_and_browser_preflight_work() {
     let rpc = rpc();
     let me = user("browser");
     let token = format!("Bearer {}", rpc.token(&me));
-    let body = base64::engine::general_purpose::STANDARD.encode(frame(&CreateInviteCodeRequest {}.encode_to_vec()));
+    let body = base64::engine::general_purpose::STANDARD.encode(frame(&CreateInviteCodeRequest::default().encode_to_vec()));
     let headers = [
         ("content-type", "application/grpc-web-text"),
         ("accept", "application/grpc-web-text"),
@@ -229,7 +229,7 @@ async fn twenty_concurrent_code_creations_through_the_rpc() {
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (rpc, token) = (rpc.clone(), token.clone());
-            tokio::spawn(async move { rpc.client().create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, &token)).await })
+            tokio::spawn(async move { rpc.client().create_invite_code(Rpc::authed(CreateInviteCodeRequest::default(), &token)).await })
         })
         .collect();
     let mut ok = 0;

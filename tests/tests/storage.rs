@@ -32,7 +32,7 @@ async fn twenty_concurrent_code_creations_with_limit_five_leave_exactly_five() {
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let (create, owner) = (create.clone(), owner.clone());
-            tokio::spawn(async move { create.process(owner).await })
+            tokio::spawn(async move { create.process(owner.into()).await })
         })
         .collect();
     let mut created = Vec::new();
@@ -131,7 +131,7 @@ async fn the_same_reward_applied_five_times_concurrently_counts_once() {
         outcomes.push(t.await.unwrap().unwrap());
     }
     assert_eq!(outcomes.iter().filter(|o| **o == RewardOutcome::Applied).count(), 1);
-    assert_eq!(outcomes.iter().filter(|o| **o == RewardOutcome::Duplicate).count(), 4);
+    assert_eq!(outcomes.iter().filter(|o| **o == RewardOutcome::Replayed).count(), 4, "the same event: its first outcome replayed");
     let stats = assert_money_invariants(&d.store, &inviter).await;
     assert_eq!((stats.total_earned.minor(), stats.available.minor(), stats.rewarded_orders), (250, 250, 1));
     assert_eq!(d.store.history(&inviter).await.unwrap().len(), 1, "one commission");
@@ -170,7 +170,7 @@ async fn a_second_referral_for_a_registered_user_is_rejected_and_changes_nothing
     let d = deps(MarketConfig::default()).await;
     let (first, second) = (user("first"), user("second"));
     let (buyer, _) = referred_user(&d, &first).await;
-    let other_code = CreateInviteCode::new(d.clone()).process(second.clone()).await.unwrap();
+    let other_code = CreateInviteCode::new(d.clone()).process(second.clone().into()).await.unwrap();
 
     let result = RegisterUser(d.clone())
         .process(UserRegistered {
@@ -192,7 +192,7 @@ async fn a_second_referral_for_a_registered_user_is_rejected_and_changes_nothing
 async fn redelivered_registration_changes_nothing() {
     let d = deps(MarketConfig::default()).await;
     let inviter = user("inv");
-    let code = CreateInviteCode::new(d.clone()).process(inviter.clone()).await.unwrap().code;
+    let code = CreateInviteCode::new(d.clone()).process(inviter.clone().into()).await.unwrap().code;
     let newcomer = user("new");
     let event = || UserRegistered {
         event_id: event_id(),
@@ -213,7 +213,7 @@ async fn redelivered_registration_changes_nothing() {
 async fn self_referral_is_rejected_and_the_user_is_still_registered() {
     let d = deps(MarketConfig::default()).await;
     let me = user("self");
-    let code = CreateInviteCode::new(d.clone()).process(me.clone()).await.unwrap().code;
+    let code = CreateInviteCode::new(d.clone()).process(me.clone().into()).await.unwrap().code;
     let result = RegisterUser(d.clone())
         .process(UserRegistered { event_id: event_id(), user: me.clone(), invite_code: Some(code.to_string()), occurred_at: d.clock.now() })
         .await
@@ -230,7 +230,7 @@ async fn self_referral_is_rejected_and_the_user_is_still_registered() {
 async fn unknown_invalid_and_inactive_codes_register_without_referral() {
     let d = deps(MarketConfig::default()).await;
     let owner = user("owner");
-    let code = CreateInviteCode::new(d.clone()).process(owner.clone()).await.unwrap().code;
+    let code = CreateInviteCode::new(d.clone()).process(owner.clone().into()).await.unwrap().code;
     DeleteInviteCode(d.clone()).process(DeleteInviteCodeRequest { caller: owner.clone(), code: code.to_string() }).await.unwrap();
     let register = RegisterUser(d.clone());
     for (input, reason) in [
@@ -253,7 +253,7 @@ async fn unknown_invalid_and_inactive_codes_register_without_referral() {
 async fn a_disabled_inviter_gets_no_referral_and_cannot_create_codes() {
     let d = deps(MarketConfig::default()).await;
     let owner = user("owner");
-    let code = CreateInviteCode::new(d.clone()).process(owner.clone()).await.unwrap().code;
+    let code = CreateInviteCode::new(d.clone()).process(owner.clone().into()).await.unwrap().code;
     // What the admin RPC will do: switch the owner's affiliate ability off.
     d.store
         .client()
@@ -272,7 +272,7 @@ async fn a_disabled_inviter_gets_no_referral_and_cannot_create_codes() {
         .unwrap();
     assert_eq!(result, RegistrationResult::Registered { rejected: Some(ReferralRejection::InviterDisabled) });
     assert_eq!(d.store.get_stats(&owner).await.unwrap().invited_count, 0);
-    assert!(matches!(CreateInviteCode::new(d.clone()).process(owner).await, Err(MarketError::AffiliateDisabled)));
+    assert!(matches!(CreateInviteCode::new(d.clone()).process(owner.into()).await, Err(MarketError::AffiliateDisabled)));
 }
 
 #[tokio::test]
@@ -280,8 +280,8 @@ async fn deleting_codes_is_owner_only_idempotent_and_frees_a_slot() {
     let d = deps(config(|c| c.max_active_codes = 1)).await;
     let (owner, stranger) = (user("owner"), user("stranger"));
     let create = CreateInviteCode::new(d.clone());
-    let code = create.process(owner.clone()).await.unwrap().code;
-    assert!(matches!(create.process(owner.clone()).await, Err(MarketError::CodeLimitReached)));
+    let code = create.process(owner.clone().into()).await.unwrap().code;
+    assert!(matches!(create.process(owner.clone().into()).await, Err(MarketError::CodeLimitReached)));
 
     let delete = DeleteInviteCode(d.clone());
     let req = |caller: &market_domain::ids::UserId, code: &str| DeleteInviteCodeRequest { caller: caller.clone(), code: code.into() };
@@ -307,7 +307,7 @@ async fn deleting_codes_is_owner_only_idempotent_and_frees_a_slot() {
     assert_eq!(item["active"], AttributeValue::Bool(false));
     assert!(item.contains_key("purge_at"));
     assert!(!item.contains_key("active_owner"));
-    assert!(create.process(owner.clone()).await.is_ok(), "the slot is free again");
+    assert!(create.process(owner.clone().into()).await.is_ok(), "the slot is free again");
 }
 
 #[tokio::test]
@@ -321,7 +321,7 @@ async fn expired_codes_are_inactive_and_give_their_slot_back() {
     .with_clock(clock.clone());
     let owner = user("owner");
     let create = CreateInviteCode::new(d.clone());
-    let old = create.process(owner.clone()).await.unwrap();
+    let old = create.process(owner.clone().into()).await.unwrap();
     assert!(old.expires_at.is_some());
     clock.advance_days(8);
 
@@ -333,7 +333,7 @@ async fn expired_codes_are_inactive_and_give_their_slot_back() {
         .unwrap();
     assert_eq!(result, RegistrationResult::Registered { rejected: Some(ReferralRejection::ExpiredCode) });
 
-    let fresh = create.process(owner.clone()).await.expect("the expired code's slot is released");
+    let fresh = create.process(owner.clone().into()).await.expect("the expired code's slot is released");
     let listed = ListInviteCodes(d.clone()).process(owner.clone()).await.unwrap();
     assert_eq!(listed.iter().map(|c| &c.code).collect::<Vec<_>>(), vec![&fresh.code]);
     assert_eq!(d.store.get_stats(&owner).await.unwrap().active_codes, 1);
@@ -343,7 +343,7 @@ async fn expired_codes_are_inactive_and_give_their_slot_back() {
 #[tokio::test]
 async fn a_code_collision_is_retried_with_a_new_code() {
     let d = deps(MarketConfig::default()).await;
-    let first = CreateInviteCode::new(d.clone()).process(user("a")).await.unwrap().code;
+    let first = CreateInviteCode::new(d.clone()).process(user("a").into()).await.unwrap().code;
     let taken = first.clone();
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = calls.clone();
@@ -351,7 +351,7 @@ async fn a_code_collision_is_retried_with_a_new_code() {
         if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 { taken.clone() } else { InviteCode::generate() }
     }));
     let owner = user("b");
-    let rec = create.process(owner.clone()).await.unwrap();
+    let rec = create.process(owner.clone().into()).await.unwrap();
     assert_ne!(rec.code, first);
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
     assert!(d.store.get_code(&first).await.unwrap().unwrap().owner_id.as_str().starts_with("a-"));
@@ -415,7 +415,7 @@ async fn order_paid_decides_rewards_by_the_rules() {
 async fn stats_overview_resolves_the_effective_policy() {
     let d = deps(config(|c| c.max_active_codes = 3)).await;
     let me = user("me");
-    let code = CreateInviteCode::new(d.clone()).process(me.clone()).await.unwrap();
+    let code = CreateInviteCode::new(d.clone()).process(me.clone().into()).await.unwrap();
     let overview = GetAffiliateStats(d.clone()).process(me.clone()).await.unwrap();
     assert_eq!(overview.policy.max_active_codes, 3);
     assert_eq!(overview.codes.len(), 1);

@@ -1,6 +1,7 @@
 //! `CreateInviteCode` handler: authenticate, run the processor, map the result.
 
-use market_domain::processors::{CreateInviteCode, Processor};
+use market_domain::ids::IdempotencyKey;
+use market_domain::processors::{CreateInviteCode, NewCodeRequest, Processor};
 use market_lambda::{to_status, Authenticator, Config, MarketDeps, Store};
 use market_proto::v1::market_service_server::{MarketService, MarketServiceServer};
 use market_proto::v1::{CreateInviteCodeRequest, CreateInviteCodeResponse};
@@ -17,8 +18,11 @@ impl MarketService for Rpc {
         &self,
         request: Request<CreateInviteCodeRequest>,
     ) -> Result<Response<CreateInviteCodeResponse>, Status> {
-        let caller = self.auth.caller(&request)?;
-        let record = self.processor.process(caller).await.map_err(to_status)?;
+        let owner = self.auth.caller(&request)?;
+        let key = request.into_inner().idempotency_key;
+        // Empty = no key (proto3 default); otherwise it must be a valid key.
+        let idempotency_key = (!key.is_empty()).then(|| IdempotencyKey::parse(key)).transpose().map_err(to_status)?;
+        let record = self.processor.process(NewCodeRequest { owner, idempotency_key }).await.map_err(to_status)?;
         Ok(Response::new(CreateInviteCodeResponse { code: Some((&record).into()) }))
     }
 }

@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 use crate::code::InviteCode;
 use crate::config::MarketConfig;
 use crate::error::MarketError;
-use crate::ids::UserId;
+use crate::ids::{EventId, UserId};
 use crate::money::Bps;
 use crate::time::Timestamp;
 
@@ -94,6 +94,12 @@ pub struct AffiliatePolicy {
     pub rewards_triggered: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_at: Option<Timestamp>,
+    /// The event that registered this user, and why its code gave no referral: a retry of
+    /// that event (a lost response) gets the first outcome again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_event: Option<EventId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_rejected: Option<crate::ports::ReferralRejection>,
 }
 
 impl AffiliatePolicy {
@@ -108,6 +114,8 @@ impl AffiliatePolicy {
             affiliate_enabled: None,
             rewards_triggered: 0,
             registered_at: None,
+            registration_event: None,
+            registration_rejected: None,
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::audit::AuditRecord;
 use crate::code::InviteCode;
 use crate::config::MarketConfig;
 use crate::error::MarketError;
-use crate::ids::{AdjustmentId, OrderId, UserId, WithdrawalId};
+use crate::ids::{AdjustmentId, EventId, IdempotencyKey, OrderId, UserId, WithdrawalId};
 use crate::lifecycle::{Change, Commission, StatsDelta};
 use crate::model::{AffiliateStats, HistoryItem, InviteCodeRecord, LedgerEntry, OutboundEvent, WithdrawalRecord};
 use crate::money::{Bps, Money};
@@ -21,6 +21,8 @@ pub type Result<T> = std::result::Result<T, MarketError>;
 #[derive(Debug, Clone)]
 pub struct NewCode {
     pub record: InviteCodeRecord,
+    /// The request's idempotency key: the creation is recorded under it, exactly once.
+    pub request_key: Option<IdempotencyKey>,
     pub max_active: u32,
     /// Still-active but expired codes of the owner: deactivated in the same transaction.
     pub release_expired: Vec<InviteCode>,
@@ -45,14 +47,19 @@ pub struct Referral {
 #[derive(Debug, Clone)]
 pub struct Registration {
     pub user: UserId,
+    /// The registration event; kept on the policy so its retry can replay the first outcome.
+    pub event_id: EventId,
     pub at: Timestamp,
     pub referral: Option<Referral>,
+    /// Why the event's code did not give a referral (kept with the registration).
+    pub rejected: Option<ReferralRejection>,
     /// Written with the registration (referral recorded/gained, or registered/rejected).
     pub audit: Vec<AuditRecord>,
 }
 
 /// Why a registration did not record a referral.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ReferralRejection {
     InvalidCode,
     UnknownCode,
@@ -91,7 +98,10 @@ pub enum RegistrationOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RewardOutcome {
     Applied,
-    /// This order was rewarded before.
+    /// This very event (same source event id) was applied before — a redelivery, or a retry
+    /// after a lost response: its first outcome, `Applied`, replayed; nothing changed.
+    Replayed,
+    /// This order was rewarded before by another event (a reused order id).
     Duplicate,
     /// The buyer reached the trigger limit (or is no longer this inviter's referral).
     LimitReached,
@@ -210,8 +220,11 @@ pub trait CodeStore: Send + Sync + 'static {
     fn get_code(&self, code: &InviteCode) -> impl Future<Output = Result<Option<InviteCodeRecord>>> + Send;
     /// Codes not deactivated (expired ones included), newest first.
     fn list_active_codes(&self, owner: &UserId) -> impl Future<Output = Result<Vec<InviteCodeRecord>>> + Send;
-    /// Errors: `CodeCollision`, `CodeLimitReached`, `AffiliateDisabled`, `Contention`.
-    fn create_code(&self, new: &NewCode) -> impl Future<Output = Result<()>> + Send;
+    /// `Some(code)` when a twin request with the same key created `code` first (nothing
+    /// written). Errors: `CodeCollision`, `CodeLimitReached`, `AffiliateDisabled`, `Contention`.
+    fn create_code(&self, new: &NewCode) -> impl Future<Output = Result<Option<InviteCode>>> + Send;
+    /// The code a request with this key created, if any.
+    fn code_for_request(&self, owner: &UserId, key: &IdempotencyKey) -> impl Future<Output = Result<Option<InviteCode>>> + Send;
     /// Errors: `NotFound` (missing or someone else's code).
     fn deactivate_code(
         &self,

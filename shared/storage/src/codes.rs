@@ -6,7 +6,7 @@
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use market_domain::audit::AuditRecord;
 use market_domain::code::InviteCode;
-use market_domain::ids::UserId;
+use market_domain::ids::{IdempotencyKey, UserId};
 use market_domain::model::InviteCodeRecord;
 use market_domain::ports::{CodeStore, Deactivation, NewCode, Result};
 use market_domain::time::Timestamp;
@@ -25,7 +25,18 @@ pub(crate) fn now_set(now: Timestamp) -> aws_sdk_dynamodb::types::AttributeValue
 /// The user's affiliate ability is on (absent = on).
 pub(crate) const POLICY_ENABLED: &str = "attribute_not_exists(#affiliate_enabled) OR #affiliate_enabled = :true";
 
+/// The code table's key of a keyed creation request: `request#<owner>#<key>` never parses as
+/// an invite code, and the item has no `active_owner`, so it stays out of the owner index.
+fn request_key(owner: &UserId, key: &IdempotencyKey) -> String {
+    format!("request#{owner}#{key}")
+}
+
 impl CodeStore for DynamoStore {
+    async fn code_for_request(&self, owner: &UserId, key: &IdempotencyKey) -> Result<Option<InviteCode>> {
+        let item = self.get_item(&self.tables().codes, crate::expr::key(attr::CODE, &request_key(owner, key))).await?;
+        created_code(item.as_ref())
+    }
+
     async fn get_code(&self, code: &InviteCode) -> Result<Option<InviteCodeRecord>> {
         let item = self.get_item(&self.tables().codes, key(attr::CODE, code.as_str())).await?;
         item.map(|i| serde_dynamo::from_item(i).map_err(mapping_error)).transpose()
@@ -61,7 +72,7 @@ impl CodeStore for DynamoStore {
         }
     }
 
-    async fn create_code(&self, new: &NewCode) -> Result<()> {
+    async fn create_code(&self, new: &NewCode) -> Result<Option<InviteCode>> {
         let rec = &new.record;
         let owner = rec.owner_id.as_str();
         let released = i64::try_from(new.release_expired.len()).map_err(|_| MarketError::Overflow)?;
@@ -101,9 +112,23 @@ impl CodeStore for DynamoStore {
                 ],
             )?);
         }
+        // Last: the request's key, once (kept as long as deactivated codes are).
+        let keyed = new.request_key.as_ref().map(|_| items.len());
+        if let Some(k) = &new.request_key {
+            let mut item = Item::new();
+            item.insert(attr::CODE.into(), s(&request_key(&rec.owner_id, k)));
+            item.insert(attr::CREATED_CODE.into(), s(rec.code.as_str()));
+            item.insert(attr::PURGE_AT.into(), n(new.purge_at.epoch_seconds()));
+            items.push(put(&self.tables().codes, item, "attribute_not_exists(#code)", vec![])?);
+        }
         items.extend(audit_puts(&self.tables().audit, &new.audit)?);
         match self.transact(items).await? {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(None),
+            Err(c) if keyed.is_some_and(|i| c.failed(i)) => match keyed.and_then(|i| c.old_item(i)) {
+                Some(old) => created_code(Some(old)),
+                None => Err(MarketError::Contention),
+            }
+            .and_then(|code| code.map(Some).ok_or(MarketError::Contention)),
             Err(c) if c.failed(0) => Err(MarketError::CodeCollision),
             Err(c) if c.failed(2) => Err(MarketError::AffiliateDisabled),
             Err(c) if c.failed(1) => Err(MarketError::CodeLimitReached),
@@ -155,4 +180,10 @@ impl CodeStore for DynamoStore {
         }
     }
 
+}
+
+fn created_code(item: Option<&Item>) -> Result<Option<InviteCode>> {
+    item.and_then(|i| i.get(attr::CREATED_CODE))
+        .map(|v| v.as_s().ok().and_then(|c| InviteCode::parse(c).ok()).ok_or_else(|| MarketError::internal("a code request item without a valid created_code")))
+        .transpose()
 }

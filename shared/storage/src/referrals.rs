@@ -28,13 +28,13 @@ impl PolicyStore for DynamoStore {
         let at = now_set(reg.at);
         let first_time = "attribute_not_exists(#registered_at) AND attribute_not_exists(#inviter)";
         let Some(referral) = &reg.referral else {
-            let mut items = vec![update(
-                &self.tables().policy,
-                key(attr::USER_ID, user),
-                "SET #registered_at = :at",
-                Some(first_time),
-                vec![(":at", at)],
-            )?];
+            let mut set = "SET #registered_at = :at, #registration_event = :event".to_owned();
+            let mut vals = vec![(":at", at), (":event", s(reg.event_id.as_str()))];
+            if let Some(reason) = reg.rejected {
+                set.push_str(", #registration_rejected = :rejected");
+                vals.push((":rejected", s(reason.as_str())));
+            }
+            let mut items = vec![update(&self.tables().policy, key(attr::USER_ID, user), &set, Some(first_time), vals)?];
             items.extend(audit_puts(&self.tables().audit, &reg.audit)?);
             return Ok(match self.transact(items).await? {
                 Ok(()) => RegistrationOutcome::Registered { referred: false },
@@ -50,9 +50,14 @@ impl PolicyStore for DynamoStore {
             update(
                 &self.tables().policy,
                 key(attr::USER_ID, user),
-                "SET #registered_at = :at, #inviter = :inviter, #invite_code = :code",
+                "SET #registered_at = :at, #inviter = :inviter, #invite_code = :code, #registration_event = :event",
                 Some(first_time),
-                vec![(":at", at.clone()), (":inviter", s(inviter)), (":code", s(referral.code.as_str()))],
+                vec![
+                    (":at", at.clone()),
+                    (":inviter", s(inviter)),
+                    (":code", s(referral.code.as_str())),
+                    (":event", s(reg.event_id.as_str())),
+                ],
             )?,
             // 1: the code is still the inviter's, active and unexpired.
             update(

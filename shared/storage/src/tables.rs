@@ -35,6 +35,8 @@ pub mod attr {
     pub const EXPIRES_AT: &str = "expires_at";
     pub const DEACTIVATED_AT: &str = "deactivated_at";
     pub const REGISTRATIONS: &str = "registrations";
+    /// On a keyed creation request's item: the code it created.
+    pub const CREATED_CODE: &str = "created_code";
     pub const PURGE_AT: &str = "purge_at";
     pub const ENTRY_KEY: &str = "entry_key";
     pub const KIND: &str = "kind";

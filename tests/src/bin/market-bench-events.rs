@@ -68,7 +68,7 @@ async fn main() {
     // End to end: publish to RabbitMQ, wait for every reward.
     let publisher = Publisher::connect().await;
     let a = market_tests::user("bench-e2e-inviter");
-    let code = CreateInviteCode::new(d.clone()).process(a.clone()).await.unwrap().code;
+    let code = CreateInviteCode::new(d.clone()).process(a.clone().into()).await.unwrap().code;
     let b = market_tests::user("bench-e2e-buyer");
     publisher.user_registered(&format!("ev-{b}"), b.as_str(), Some(code.as_str())).await;
     let store = market_tests::store().await;

@@ -78,7 +78,7 @@ async fn main() {
     let reader = uid("bench-reader");
     market_tests::fund(&d, &reader, 1_000_000).await;
     for _ in 0..3 {
-        CreateInviteCode::new(d.clone()).process(reader.clone()).await.expect("code");
+        CreateInviteCode::new(d.clone()).process(reader.clone().into()).await.expect("code");
     }
     let reader_token = rpc.token(reader.as_str());
     let spender = uid("bench-spender");
@@ -138,12 +138,12 @@ async fn main() {
     let tokens: Vec<String> = users.iter().map(|u| rpc.token(u.as_str())).collect();
     let mut codes = Vec::new();
     for i in 0..10 {
-        client.create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, &tokens[n + i])).await.expect("rpc");
+        client.create_invite_code(Rpc::authed(CreateInviteCodeRequest::default(), &tokens[n + i])).await.expect("rpc");
     }
     let mut rpc_s = Vec::new();
     for t in tokens.iter().take(n) {
         let started = Instant::now();
-        let code = client.create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, t)).await.expect("rpc").into_inner().code.expect("code");
+        let code = client.create_invite_code(Rpc::authed(CreateInviteCodeRequest::default(), t)).await.expect("rpc").into_inner().code.expect("code");
         rpc_s.push(started.elapsed());
         codes.push(code.code);
     }
@@ -153,7 +153,7 @@ async fn main() {
     let mut direct_s = Vec::new();
     for u in &direct_users {
         let started = Instant::now();
-        direct_codes.push(CreateInviteCode::new(d.clone()).process(u.clone()).await.expect("direct").code);
+        direct_codes.push(CreateInviteCode::new(d.clone()).process(u.clone().into()).await.expect("direct").code);
         direct_s.push(started.elapsed());
     }
     let after = usage(&d);

@@ -107,7 +107,7 @@ fn main() {
             }
             ("stats", _, _) => show(client.get_affiliate_stats(Rpc::authed(GetAffiliateStatsRequest {}, &token)).await),
             ("codes", _, _) => show(client.list_invite_codes(Rpc::authed(ListInviteCodesRequest {}, &token)).await),
-            ("create-code", _, _) => show(client.create_invite_code(Rpc::authed(CreateInviteCodeRequest {}, &token)).await),
+            ("create-code", _, _) => show(client.create_invite_code(Rpc::authed(CreateInviteCodeRequest::default(), &token)).await),
             ("delete-code", Some(code), _) => {
                 show(client.delete_invite_code(Rpc::authed(DeleteInviteCodeRequest { code: code.clone() }, &token)).await)
             }

@@ -20,7 +20,7 @@ pub use rewards::*;
 use crate::audit::{Actor, AuditAction, AuditRecord};
 use crate::code::InviteCode;
 use crate::error::MarketError;
-use crate::ids::{EventId, UserId};
+use crate::ids::{EventId, IdempotencyKey, UserId};
 use crate::model::{AffiliateStats, InviteCodeRecord};
 use crate::policy::EffectivePolicy;
 use crate::ports::{
@@ -143,15 +143,44 @@ impl<S, C> CreateInviteCode<S, C> {
     }
 }
 
+/// A code for `owner`; with a key, a retry gets the code the first request created.
+pub struct NewCodeRequest {
+    pub owner: UserId,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl From<UserId> for NewCodeRequest {
+    fn from(owner: UserId) -> Self {
+        NewCodeRequest { owner, idempotency_key: None }
+    }
+}
+
+impl<S: MarketStore, C: ConfigSource> CreateInviteCode<S, C> {
+    /// The first outcome of a keyed request: the code it created, as it is now.
+    async fn replay(&self, code: &InviteCode) -> Result<InviteCodeRecord, MarketError> {
+        self.deps.store.get_code(code).await?.ok_or_else(|| MarketError::internal("a keyed request's code is missing"))
+    }
+}
+
 impl<S: MarketStore, C: ConfigSource> Processor for CreateInviteCode<S, C> {
-    type Request = UserId;
+    type Request = NewCodeRequest;
     type Response = InviteCodeRecord;
 
-    async fn process(&self, caller: UserId) -> Result<InviteCodeRecord, MarketError> {
+    async fn process(&self, req: NewCodeRequest) -> Result<InviteCodeRecord, MarketError> {
         let d = &self.deps;
+        let caller = req.owner;
         // One parallel round trip of reads (SPEC §7); only a retry re-reads the codes.
-        let (policy, config, active) =
-            futures::join!(d.store.get_policy(&caller), d.config.current(), d.store.list_active_codes(&caller));
+        let earlier = async {
+            match &req.idempotency_key {
+                Some(key) => d.store.code_for_request(&caller, key).await,
+                None => Ok(None),
+            }
+        };
+        let (policy, config, active, earlier) =
+            futures::join!(d.store.get_policy(&caller), d.config.current(), d.store.list_active_codes(&caller), earlier);
+        if let Some(code) = earlier? {
+            return self.replay(&code).await;
+        }
         let policy = EffectivePolicy::resolve(policy?.as_ref(), &config);
         if !config.enabled {
             return Err(MarketError::MarketDisabled);
@@ -195,13 +224,15 @@ impl<S: MarketStore, C: ConfigSource> Processor for CreateInviteCode<S, C> {
             })));
             let new = NewCode {
                 record,
+                request_key: req.idempotency_key.clone(),
                 max_active: policy.max_active_codes,
                 release_expired,
                 purge_at: now.plus_days(config.code_retention_days),
                 audit,
             };
             match d.store.create_code(&new).await {
-                Ok(()) => {
+                Ok(Some(first)) => return self.replay(&first).await,
+                Ok(None) => {
                     info!(user_id = %caller, code = %new.record.code, "invite code created");
                     return Ok(new.record);
                 }
@@ -247,6 +278,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for DeleteInviteCode<S, C> {
 
 // ---------------------------------------------------------------- user.registered
 
+#[derive(Debug, Clone)]
 pub struct UserRegistered {
     pub event_id: EventId,
     pub user: UserId,
@@ -289,6 +321,19 @@ impl<S: MarketStore, C: ConfigSource> RegisterUser<S, C> {
         }
         Ok(Ok(Referral { inviter: record.owner_id, code }))
     }
+
+    /// The user is registered: by this very event (a redelivery, or a retry after a lost
+    /// response) → its first outcome, from the policy; by another event → `AlreadyRegistered`.
+    async fn already_registered(&self, ev: &UserRegistered) -> Result<RegistrationResult, MarketError> {
+        let policy = self.0.store.get_policy(&ev.user).await?;
+        Ok(match policy {
+            Some(p) if p.registration_event.as_ref() == Some(&ev.event_id) => match p.inviter {
+                Some(inviter) => RegistrationResult::Referred { inviter },
+                None => RegistrationResult::Registered { rejected: p.registration_rejected },
+            },
+            _ => RegistrationResult::AlreadyRegistered,
+        })
+    }
 }
 
 impl<S: MarketStore, C: ConfigSource> Processor for RegisterUser<S, C> {
@@ -312,13 +357,13 @@ impl<S: MarketStore, C: ConfigSource> Processor for RegisterUser<S, C> {
                             "user": ev.user, "code": referral.code,
                         })),
                     ];
-                    let reg = Registration { user: ev.user.clone(), at: now, referral: Some(referral), audit };
+                    let reg = Registration { user: ev.user.clone(), event_id: ev.event_id.clone(), at: now, referral: Some(referral), rejected: None, audit };
                     match store.register_user(&reg).await? {
                         RegistrationOutcome::Registered { .. } => {
                             info!(event_id = %ev.event_id, user_id = %ev.user, inviter = %inviter, "referral recorded");
                             return Ok(RegistrationResult::Referred { inviter });
                         }
-                        RegistrationOutcome::AlreadyRegistered => return Ok(RegistrationResult::AlreadyRegistered),
+                        RegistrationOutcome::AlreadyRegistered => return self.already_registered(&ev).await,
                         RegistrationOutcome::ReferralRejected(reason) => rejected = Some(reason),
                     }
                 }
@@ -333,11 +378,11 @@ impl<S: MarketStore, C: ConfigSource> Processor for RegisterUser<S, C> {
             None => (AuditAction::Registered, json!({})),
         };
         let audit = vec![AuditRecord::new(&ev.user, now, action, Actor::System(REGISTRATION_SOURCE.into()), ev.event_id.as_str(), details)];
-        let reg = Registration { user: ev.user.clone(), at: now, referral: None, audit };
-        Ok(match store.register_user(&reg).await? {
-            RegistrationOutcome::AlreadyRegistered => RegistrationResult::AlreadyRegistered,
-            _ => RegistrationResult::Registered { rejected },
-        })
+        let reg = Registration { user: ev.user.clone(), event_id: ev.event_id.clone(), at: now, referral: None, rejected, audit };
+        match store.register_user(&reg).await? {
+            RegistrationOutcome::AlreadyRegistered => self.already_registered(&ev).await,
+            _ => Ok(RegistrationResult::Registered { rejected }),
+        }
     }
 }
 

@@ -141,7 +141,11 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
                 .unwrap_or_else(|| Commission::new(ev.inviter.clone(), ev.order_id.clone(), ev.buyer.clone()));
             let change = match current.earn(ev.earned(), now) {
                 Ok(change) => change,
-                Err(Refused::Duplicate) => return Ok(RewardOutcome::Duplicate),
+                Err(Refused::Duplicate) => {
+                    // Invariant 8: the same event gets its first outcome again.
+                    let same_event = current.earned.as_ref().is_some_and(|e| e.source_event_id == ev.source_event_id);
+                    return Ok(if same_event { RewardOutcome::Replayed } else { RewardOutcome::Duplicate });
+                }
                 Err(_) => return Err(MarketError::Overflow),
             };
             let net = change.after.amount();
@@ -155,9 +159,9 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
             let outcome = d.store.write_commission(&CommissionWrite { change, trigger: Some(trigger), audit, at: now }).await?;
             let result = match outcome {
                 CommissionOutcome::Written => RewardOutcome::Applied,
-                CommissionOutcome::Duplicate => RewardOutcome::Duplicate,
                 CommissionOutcome::LimitReached => RewardOutcome::LimitReached,
-                CommissionOutcome::Conflict => continue,
+                // A twin wrote it meanwhile: re-read to tell a replay from another event.
+                CommissionOutcome::Duplicate | CommissionOutcome::Conflict => continue,
             };
             info!(order_id = %ev.order_id, inviter = %ev.inviter, reward = %ev.reward, net = %net, outcome = ?result, "reward processed");
             return Ok(result);
