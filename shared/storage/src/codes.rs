@@ -33,7 +33,7 @@ fn request_key(owner: &UserId, key: &IdempotencyKey) -> String {
 
 impl CodeStore for DynamoStore {
     async fn code_for_request(&self, owner: &UserId, key: &IdempotencyKey) -> Result<Option<InviteCode>> {
-        let item = self.get_item(&self.tables().codes, crate::expr::key(attr::CODE, &request_key(owner, key))).await?;
+        let item = self.get_item(&self.tables().codes, key(attr::CODE, request_key(owner, key))).await?;
         created_code(item.as_ref())
     }
 
@@ -116,7 +116,7 @@ impl CodeStore for DynamoStore {
         let keyed = new.request_key.as_ref().map(|_| items.len());
         if let Some(k) = &new.request_key {
             let mut item = Item::new();
-            item.insert(attr::CODE.into(), s(&request_key(&rec.owner_id, k)));
+            item.insert(attr::CODE.into(), s(request_key(&rec.owner_id, k)));
             item.insert(attr::CREATED_CODE.into(), s(rec.code.as_str()));
             item.insert(attr::PURGE_AT.into(), n(new.purge_at.epoch_seconds()));
             items.push(put(&self.tables().codes, item, "attribute_not_exists(#code)", vec![])?);
