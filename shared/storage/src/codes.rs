@@ -32,8 +32,8 @@ fn request_key(owner: &UserId, key: &IdempotencyKey) -> String {
 }
 
 impl CodeStore for DynamoStore {
-    async fn code_for_request(&self, owner: &UserId, key: &IdempotencyKey) -> Result<Option<InviteCode>> {
-        let item = self.get_item(&self.tables().codes, key(attr::CODE, request_key(owner, key))).await?;
+    async fn code_for_request(&self, owner: &UserId, request: &IdempotencyKey) -> Result<Option<InviteCode>> {
+        let item = self.get_item(&self.tables().codes, key(attr::CODE, request_key(owner, request))).await?;
         created_code(item.as_ref())
     }
 
