@@ -1,10 +1,14 @@
-.PHONY: dev test setup stack-up stack-down lint build release cli bench fuzz
+.PHONY: dev test soak setup stack-up stack-down lint build release cli bench fuzz
 # Run the whole system locally (foreground; Ctrl-C stops it).
 dev:
 	scripts/dev.sh
 # Run all tests: installs and starts everything it needs, stops it afterwards.
 test:
 	scripts/test.sh
+# The seeded chaos workload under faults, long: SOAK_OPS operations (default 20000);
+# SEED=<seed> replays a run's operations and faults.
+soak:
+	scripts/test.sh soak
 setup:
 	scripts/setup.sh
 stack-up:

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `make test`: install what is missing, start a private local stack, run every check and
 # test against it, and stop exactly what was started — also on failure or Ctrl-C.
+# `scripts/test.sh soak` (`make soak`): the same stack, only the chaos workload, long
+# (SOAK_OPS operations, default 20000; SEED= replays a run).
 set -euo pipefail
+MODE="${1:-all}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 export SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
@@ -27,6 +30,17 @@ echo "== functions (cargo lambda watch)"
 scripts/stack.sh functions "$STACK" --test
 set -a; . ".local/stacks/$STACK/env"; set +a
 
-echo "== cargo test"
-cargo test --workspace --locked
+# The chaos run writes its report here (cargo captures a passing test's output).
+export CHAOS_REPORT="$ROOT/target/chaos-report.txt"
+rm -f "$CHAOS_REPORT"
+case "$MODE" in
+  all)
+    echo "== cargo test"
+    cargo test --workspace --locked ;;
+  soak)
+    echo "== soak: chaos workload, ${SOAK_OPS:-20000} operations"
+    CHAOS_OPS="${SOAK_OPS:-20000}" cargo test --locked -p market-tests --test chaos -- --nocapture ;;
+  *) echo "usage: $0 [all|soak]" >&2; exit 2 ;;
+esac
+[ -f "$CHAOS_REPORT" ] && { echo "== chaos report"; cat "$CHAOS_REPORT"; }
 echo "== done in $((SECONDS - started)) s"

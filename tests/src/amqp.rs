@@ -14,56 +14,77 @@ impl Publisher {
     /// Connects and declares what the bridge consumes (idempotent, same arguments), so a
     /// message published before the bridge's first connection is still queued.
     pub async fn connect() -> Publisher {
+        Publisher::try_connect().await.expect("amqp connect")
+    }
+
+    /// As [`Publisher::connect`], an unreachable broker being an error (chaos runs retry).
+    pub async fn try_connect() -> Result<Publisher, lapin::Error> {
         let url = std::env::var("AMQP_URL").expect("AMQP_URL: run inside `make test`");
-        let connection = Connection::connect(&url, ConnectionProperties::default()).await.expect("amqp connect");
-        let channel = connection.create_channel().await.expect("channel");
-        channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+        let connection = Connection::connect(&url, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
         for (exchange, key) in [("auth", "user.registered"), ("shop", "order.paid"), ("shop", "order.refunded")] {
             let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
-            channel.exchange_declare(exchange.into(), ExchangeKind::Topic, durable, FieldTable::default()).await.expect("exchange");
+            channel.exchange_declare(exchange.into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
             let queue = format!("helium-market.{exchange}.{key}");
             let options = QueueDeclareOptions { durable: true, ..Default::default() };
-            channel.queue_declare(queue.as_str().into(), options, FieldTable::default()).await.expect("queue");
-            channel
-                .queue_bind(queue.as_str().into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
-                .await
-                .expect("bind");
+            channel.queue_declare(queue.as_str().into(), options, FieldTable::default()).await?;
+            channel.queue_bind(queue.as_str().into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default()).await?;
         }
-        Publisher { _connection: connection, channel }
+        Ok(Publisher { _connection: connection, channel })
     }
 
     pub async fn publish(&self, exchange: &str, routing_key: &str, message_id: &str, body: &str) {
+        self.try_publish(exchange, routing_key, message_id, body).await.expect("publish confirmed");
+    }
+
+    /// Publishes and waits for the broker's confirm (a nack is an error too).
+    pub async fn try_publish(&self, exchange: &str, routing_key: &str, message_id: &str, body: &str) -> Result<(), lapin::Error> {
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
             .with_message_id(message_id.into());
-        self.channel
+        let confirm = self
+            .channel
             .basic_publish(exchange.into(), routing_key.into(), BasicPublishOptions::default(), body.as_bytes(), properties)
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
+            .await?
+            .await?;
+        if confirm.is_nack() {
+            return Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(lapin::ChannelState::Error, "publish nacked")));
+        }
+        Ok(())
+    }
+
+    /// The three platform events' bodies, as the auth and shop modules publish them.
+    pub fn user_registered_body(event_id: &str, user: &str, code: Option<&str>) -> String {
+        serde_json::json!({"event_id": event_id, "user_id": user, "invite_code": code, "occurred_at": "2026-11-24T12:00:00Z"}).to_string()
+    }
+
+    pub fn order_paid_body(event_id: &str, order: &str, user: &str, amount: i64) -> String {
+        serde_json::json!({"event_id": event_id, "order_id": order, "user_id": user, "amount": amount,
+                           "currency": "USD", "occurred_at": 1795000000000i64})
+        .to_string()
+    }
+
+    pub fn order_refunded_body(event_id: &str, refund_id: &str, order: &str, user: &str, amount: i64, reason: &str) -> String {
+        serde_json::json!({
+            "event_id": event_id, "refund_id": refund_id, "order_id": order, "user_id": user, "amount": amount,
+            "currency": "USD", "reason": reason, "occurred_at": crate::rpc::now_secs() * 1000,
+        })
+        .to_string()
     }
 
     pub async fn user_registered(&self, event_id: &str, user: &str, code: Option<&str>) {
-        let body = serde_json::json!({"event_id": event_id, "user_id": user, "invite_code": code,
-                                      "occurred_at": "2026-11-24T12:00:00Z"});
-        self.publish("auth", "user.registered", event_id, &body.to_string()).await;
+        self.publish("auth", "user.registered", event_id, &Self::user_registered_body(event_id, user, code)).await;
     }
 
     pub async fn order_paid(&self, event_id: &str, order: &str, user: &str, amount: i64) {
-        let body = serde_json::json!({"event_id": event_id, "order_id": order, "user_id": user, "amount": amount,
-                                      "currency": "USD", "occurred_at": 1795000000000i64});
-        self.publish("shop", "order.paid", event_id, &body.to_string()).await;
+        self.publish("shop", "order.paid", event_id, &Self::order_paid_body(event_id, order, user, amount)).await;
     }
 
     /// `shop/order.refunded` (reason `refund` or `chargeback`).
     pub async fn order_refunded(&self, event_id: &str, refund_id: &str, order: &str, user: &str, amount: i64, reason: &str) {
-        let body = serde_json::json!({
-            "event_id": event_id, "refund_id": refund_id, "order_id": order, "user_id": user, "amount": amount,
-            "currency": "USD", "reason": reason, "occurred_at": crate::rpc::now_secs() * 1000,
-        });
-        self.publish("shop", "order.refunded", event_id, &body.to_string()).await;
+        self.publish("shop", "order.refunded", event_id, &Self::order_refunded_body(event_id, refund_id, order, user, amount, reason)).await;
     }
 }
 
@@ -103,6 +124,18 @@ async fn amqp_channel() -> Result<(Connection, Channel), lapin::Error> {
     let connection = Connection::connect(&url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
     Ok((connection, channel))
+}
+
+/// Ready messages in these queues (a passive declare each); an unreachable broker is an error.
+pub async fn queued(names: &[&str]) -> Result<u64, lapin::Error> {
+    let (connection, channel) = amqp_channel().await?;
+    let mut n = 0;
+    for name in names {
+        let options = QueueDeclareOptions { passive: true, ..Default::default() };
+        n += u64::from(channel.queue_declare((*name).into(), options, FieldTable::default()).await?.message_count());
+    }
+    let _ = connection.close(200, "done".into()).await;
+    Ok(n)
 }
 
 impl WithdrawnQueue {

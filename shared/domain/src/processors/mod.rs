@@ -144,6 +144,7 @@ impl<S, C> CreateInviteCode<S, C> {
 }
 
 /// A code for `owner`; with a key, a retry gets the code the first request created.
+#[derive(Debug, Clone)]
 pub struct NewCodeRequest {
     pub owner: UserId,
     pub idempotency_key: Option<IdempotencyKey>,

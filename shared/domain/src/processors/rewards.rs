@@ -29,6 +29,7 @@ const COMMISSION_ATTEMPTS: usize = 16;
 
 // ---------------------------------------------------------------- order.paid
 
+#[derive(Debug, Clone)]
 pub struct OrderPaid {
     pub event_id: EventId,
     pub order_id: OrderId,
@@ -172,6 +173,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
 
 // ---------------------------------------------------------------- order.refunded
 
+#[derive(Debug, Clone)]
 pub struct OrderRefunded {
     pub event_id: EventId,
     pub refund_id: RefundId,

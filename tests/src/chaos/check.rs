@@ -1,0 +1,203 @@
+//! The checker of a chaos run: reads every item the run touched and verifies SPEC §6 exactly,
+//! plus the model: each order's commission computed independently from what was sent.
+
+use std::collections::{HashMap, HashSet};
+
+use market_domain::code::InviteCode;
+use market_domain::ids::UserId;
+use market_domain::model::{HistoryItem, LedgerEntry};
+use market_domain::ports::prelude::*;
+
+use super::workload::CodeKind;
+use super::world::{Answer, World};
+use crate::money_violations;
+
+/// `floor(amount × bps / 10000)`, computed here rather than trusted from the domain.
+fn expected(amount: i64, bps: u32) -> i64 {
+    (i128::from(amount) * i128::from(bps) / 10_000) as i64
+}
+
+/// Every violation found, and the withdrawals in the ledger (for the outbound check).
+pub async fn check(w: &World) -> (Vec<String>, HashSet<String>) {
+    let mut v = std::mem::take(&mut w.sent().violations);
+    let store = &*w.deps.store;
+    let sent = w.sent().clone();
+    let global_max_codes = w.fallback.max_active_codes;
+
+    // Buyers: one inviter at most, never themselves, only through a valid code they sent.
+    let mut policies = HashMap::new();
+    let mut invited: HashMap<UserId, u64> = HashMap::new();
+    for b in &sent.buyers {
+        let Ok(policy) = store.get_policy(&b.user).await else {
+            v.push(format!("{}: policy unreadable", b.user));
+            continue;
+        };
+        let Some(p) = policy else {
+            v.push(format!("{}: registered {} times, no policy stored", b.user, b.registrations.len()));
+            continue;
+        };
+        if p.registered_at.is_none() {
+            v.push(format!("{}: not registered after {} registration events", b.user, b.registrations.len()));
+        }
+        if let Some(inviter) = &p.inviter {
+            *invited.entry(inviter.clone()).or_default() += 1;
+            if inviter == &b.user {
+                v.push(format!("{}: is their own inviter", b.user));
+            }
+            let code = p.invite_code.as_ref().map(|c| c.to_string());
+            let via_valid = b.registrations.iter().any(|r| r.kind == CodeKind::Valid && r.code == code);
+            if !via_valid {
+                v.push(format!("{}: referred by {inviter} with {code:?}, not a valid code it registered with: {:?}", b.user, b.registrations));
+            }
+            if let Some(c) = p.invite_code.as_ref() {
+                match store.get_code(c).await {
+                    Ok(Some(rec)) if &rec.owner_id == inviter => {}
+                    other => v.push(format!("{}: code {c} is not {inviter}'s: {other:?}", b.user)),
+                }
+            }
+        }
+        policies.insert(b.user.clone(), p);
+    }
+
+    // Orders: the commission of each, from what was sent.
+    let mut earned_per_buyer: HashMap<UserId, u32> = HashMap::new();
+    for o in &sent.orders {
+        let Some(inviter) = policies.get(&o.buyer).and_then(|p| p.inviter.clone()) else { continue };
+        let i = w.inviters.iter().position(|u| u == &inviter);
+        let c = match store.get_commission(&inviter, &o.order).await {
+            Ok(c) => c,
+            Err(e) => {
+                v.push(format!("order {}: commission unreadable: {e}", o.order));
+                continue;
+            }
+        };
+        match c.as_ref().and_then(|c| c.earned.as_ref().map(|e| (c, e))) {
+            Some((c, e)) => {
+                *earned_per_buyer.entry(o.buyer.clone()).or_default() += 1;
+                let bps = u32::from(e.commission_bps.get());
+                let mut rates: HashSet<u32> = sent.global_rates.clone();
+                if let Some(i) = i {
+                    rates.extend(sent.rates.get(&i).into_iter().flatten());
+                }
+                if !rates.contains(&bps) {
+                    v.push(format!("order {}: rate {bps} was never in force for {inviter} ({rates:?})", o.order));
+                }
+                if e.order_amount.minor() != o.amount || e.reward.minor() != expected(o.amount, bps) {
+                    v.push(format!("order {}: earned {:?} on {:?}, sent {} → {}", o.order, e.reward, e.order_amount, o.amount, expected(o.amount, bps)));
+                }
+                let refunded: i64 = o.refunds.iter().map(|(_, a)| a).sum();
+                let net = expected(o.amount - refunded, bps);
+                if c.amount().minor() != net {
+                    v.push(format!("order {}: commission {} after refunds {refunded} of {}, expected {net}", o.order, c.amount().minor(), o.amount));
+                }
+                let ids: Vec<String> = c.refunds.iter().map(|r| r.refund_id.to_string()).collect();
+                let want: Vec<String> = o.refunds.iter().map(|(id, _)| id.clone()).collect();
+                if ids.len() != want.len() || want.iter().any(|id| !ids.contains(id)) {
+                    v.push(format!("order {}: refunds applied {ids:?}, sent {want:?}", o.order));
+                }
+            }
+            None => {
+                // Declined rightly only if the inviter was switched off at some point, or the
+                // buyer reached a trigger limit that was in force at some point.
+                let disabled = i.is_some_and(|i| sent.disabled_ever.contains(&i));
+                let triggered = policies.get(&o.buyer).map_or(0, |p| p.rewards_triggered);
+                let limited = i.and_then(|i| sent.min_limit.get(&i)).is_some_and(|l| triggered >= *l);
+                if !disabled && !limited {
+                    v.push(format!("order {} of {} (inviter {inviter}, {triggered} rewarded) has no commission", o.order, o.buyer));
+                }
+            }
+        }
+    }
+    // Invariant 1: the trigger count is the number of the buyer's rewarded orders.
+    for (buyer, p) in &policies {
+        let earned = earned_per_buyer.get(buyer).copied().unwrap_or(0);
+        if p.inviter.is_some() && p.rewards_triggered != earned {
+            v.push(format!("{buyer}: rewards_triggered {} but {earned} rewarded orders", p.rewards_triggered));
+        }
+    }
+
+    // Keyed code creations: every answer to one key is one code; all codes are distinct.
+    let mut by_key: HashMap<(usize, String), HashSet<String>> = HashMap::new();
+    let mut owners: HashMap<String, usize> = HashMap::new();
+    for (owner, key, code) in &sent.created {
+        if let Some(k) = key {
+            by_key.entry((*owner, k.clone())).or_default().insert(code.clone());
+        }
+        if let Some(o) = owners.insert(code.clone(), *owner) {
+            if o != *owner {
+                v.push(format!("code {code} answered to two owners"));
+            }
+        }
+    }
+    for ((owner, key), codes) in by_key {
+        if codes.len() != 1 {
+            v.push(format!("{}: key {key} answered {codes:?}", w.inviters[owner]));
+        }
+    }
+    for (code, owner) in &owners {
+        match InviteCode::parse(code) {
+            Ok(c) => match store.get_code(&c).await {
+                Ok(Some(rec)) if rec.owner_id == w.inviters[*owner] => {}
+                other => v.push(format!("code {code}: answered to {} but stored {other:?}", w.inviters[*owner])),
+            },
+            Err(e) => v.push(format!("code {code} answered, not a code: {e}")),
+        }
+    }
+
+    // Inviters: money invariants, codes within the limit, referrals counted.
+    let mut withdrawn_ids = HashSet::new();
+    for (i, user) in w.inviters.iter().enumerate() {
+        let (stats, history, money) = match money_violations(store, user).await {
+            Ok(r) => r,
+            Err(e) => {
+                v.push(format!("{user}: unreadable: {e}"));
+                continue;
+            }
+        };
+        v.extend(money);
+        let active = store.list_active_codes(user).await.map(|c| c.len() as u64).unwrap_or(u64::MAX);
+        let max = u64::from(sent.max_codes.get(&i).copied().unwrap_or(0).max(global_max_codes));
+        if active > max || active != u64::from(stats.active_codes) {
+            v.push(format!("{user}: {active} active codes, counter {}, max ever {max}", stats.active_codes));
+        }
+        let counted = invited.get(user).copied().unwrap_or(0);
+        if stats.invited_count != counted {
+            v.push(format!("{user}: invited_count {} but {counted} referred users", stats.invited_count));
+        }
+        // Withdrawals: the ledger holds exactly the ones answered, each key's answers agree.
+        let ledger: HashSet<String> = history
+            .iter()
+            .filter_map(|h| match h {
+                HistoryItem::Entry(LedgerEntry::Withdrawal { withdrawal_id, .. }) => Some(withdrawal_id.to_string()),
+                _ => None,
+            })
+            .collect();
+        let mut answered = HashSet::new();
+        for ((u, key), attempts) in sent.withdrawals.iter().filter(|((u, _), _)| *u == i) {
+            let done: Vec<_> = attempts.iter().filter(|a| matches!(a.answer, Answer::Withdrawn { .. })).collect();
+            if let Some(first) = done.first() {
+                if done.iter().any(|a| a.answer != first.answer) {
+                    v.push(format!("{user} key k{key}: different successes {done:?}"));
+                }
+                let first_end = done.iter().map(|a| a.end).min().expect("one");
+                if attempts.iter().any(|a| a.answer == Answer::Insufficient && a.start > first_end) {
+                    v.push(format!("{user} key k{key}: refused after it succeeded: {attempts:?}"));
+                }
+            }
+            for a in attempts {
+                match &a.answer {
+                    Answer::Withdrawn { id, .. } => {
+                        answered.insert(id.clone());
+                    }
+                    Answer::Insufficient => {}
+                    Answer::Other(e) => v.push(format!("{user} key k{key} (user {u}): answered {e}")),
+                }
+            }
+        }
+        if ledger != answered {
+            v.push(format!("{user}: ledger withdrawals {ledger:?} ≠ answered {answered:?}"));
+        }
+        withdrawn_ids.extend(ledger);
+    }
+    (v, withdrawn_ids)
+}

@@ -1,0 +1,287 @@
+//! A seeded randomized workload under faults (TigerBeetle/Jepsen style) against the local
+//! stack: many users at once create and delete codes racing their limit, register with
+//! valid, invalid, own, deleted and expired codes, pay orders and refund them (each event
+//! delivered 1–3×, some orders re-sent under a new event id), race withdrawals with repeated
+//! keys, while admins change policies and the configuration — and a fault schedule from the
+//! same seed pauses DynamoDB, stops Redis and RabbitMQ, and kills the bridge and the event
+//! sources. After the queues drain, [`check`] verifies every invariant of SPEC §6 and the
+//! model. `SEED=` replays a run's operations and faults.
+
+pub mod check;
+pub mod faults;
+pub mod workload;
+pub mod world;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use market_domain::ports::ConfigStore;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::amqp::{withdrawn_events, WithdrawnQueue};
+use faults::Fault;
+use workload::Via;
+use world::World;
+
+pub struct Settings {
+    pub seed: u64,
+    pub ops: usize,
+    /// Operations in flight at once.
+    pub workers: usize,
+    pub inviters: usize,
+    /// Share of operations sent through the functions and RabbitMQ rather than in process.
+    pub e2e_percent: u32,
+    pub faults: bool,
+}
+
+impl Settings {
+    /// `SEED` (random when unset), `CHAOS_OPS` (else `default_ops`), `CHAOS_WORKERS`,
+    /// `CHAOS_INVITERS`, `CHAOS_E2E_PERCENT`, `CHAOS_FAULTS=0` to run without faults.
+    pub fn from_env(default_ops: usize) -> Settings {
+        let var = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<u64>().ok());
+        Settings {
+            seed: var("SEED").unwrap_or_else(rand::random),
+            ops: var("CHAOS_OPS").map_or(default_ops, |v| v as usize),
+            workers: var("CHAOS_WORKERS").map_or(24, |v| v as usize),
+            inviters: var("CHAOS_INVITERS").map_or(16, |v| v as usize),
+            e2e_percent: var("CHAOS_E2E_PERCENT").map_or(10, |v| v as u32),
+            faults: var("CHAOS_FAULTS") != Some(0),
+        }
+    }
+}
+
+pub struct Report {
+    pub seed: u64,
+    pub ops: usize,
+    pub end_to_end: usize,
+    pub by_kind: BTreeMap<&'static str, usize>,
+    pub requests: u64,
+    pub retries: u64,
+    pub published: u64,
+    pub faults: Vec<Fault>,
+    pub redriven: usize,
+    pub outbound: usize,
+    pub violations: Vec<String>,
+    /// (operation, path) → (count, total time): where the workload's time goes.
+    pub timings: BTreeMap<(&'static str, &'static str), (u32, Duration)>,
+    pub workload_time: Duration,
+    pub total_time: Duration,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "chaos run  SEED={}", self.seed)?;
+        writeln!(f, "  operations   {} ({} end to end): {:?}", self.ops, self.end_to_end, self.by_kind)?;
+        writeln!(f, "  requests     {} ({} retries after failures), {} events published", self.requests, self.retries, self.published)?;
+        let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+        for fault in &self.faults {
+            *kinds.entry(fault.name()).or_default() += 1;
+        }
+        writeln!(f, "  faults       {} injected: {kinds:?}", self.faults.len())?;
+        writeln!(f, "  drained      {} dead letters redriven, {} withdrawal events on RabbitMQ", self.redriven, self.outbound)?;
+        writeln!(f, "  time         workload {:.1} s, total {:.1} s", self.workload_time.as_secs_f64(), self.total_time.as_secs_f64())?;
+        let means: Vec<String> = self
+            .timings
+            .iter()
+            .map(|((op, via), (n, t))| format!("{op}/{via} {:.0} ms", t.as_secs_f64() * 1000.0 / f64::from((*n).max(1))))
+            .collect();
+        writeln!(f, "  mean op time {}", means.join(", "))?;
+        writeln!(f, "  violations   {}", self.violations.len())?;
+        for v in self.violations.iter().take(50) {
+            writeln!(f, "    - {v}")?;
+        }
+        Ok(())
+    }
+}
+
+fn kind(op: &workload::Op) -> &'static str {
+    use workload::Op::*;
+    match op {
+        CreateCode { .. } => "create_code",
+        CreateExpiredCode { .. } => "create_expired_code",
+        DeleteCode { .. } => "delete_code",
+        Register { .. } => "register",
+        RegisterAgain { .. } => "register_again",
+        Order { .. } => "order",
+        ReuseOrder { .. } => "reuse_order",
+        Refund { .. } => "refund",
+        Withdraw { .. } => "withdraw",
+        Policy { .. } => "policy",
+        GlobalRate { .. } => "config",
+        Stats { .. } => "stats",
+    }
+}
+
+pub async fn run(s: &Settings) -> Report {
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(s.seed);
+    let ops = workload::draw(&mut rng, s.ops, s.inviters, s.e2e_percent);
+    let schedule = faults::schedule(&mut rng, 10_000);
+    let world = Arc::new(World::new(format!("chaos-{}", nanoid::nanoid!(6, &nanoid::alphabet::SAFE[2..])), s.inviters).await);
+    let original = world.stored_config().await;
+    let outbound = WithdrawnQueue::bind().await;
+
+    let mut by_kind = BTreeMap::new();
+    for (op, _) in &ops {
+        *by_kind.entry(kind(op)).or_default() += 1;
+    }
+    let end_to_end = ops.iter().filter(|(_, via)| *via == Via::EndToEnd).count();
+    let queue = Arc::new(Mutex::new(ops.into_iter().collect::<VecDeque<_>>()));
+    let timings = Arc::new(Mutex::new(BTreeMap::new()));
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let faults_task = tokio::spawn(async move {
+        let mut injected = Vec::new();
+        for (gap, fault) in schedule {
+            let mut stopped = stopped.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(gap) => {}
+                _ = stopped.wait_for(|s| *s) => break,
+            }
+            faults::inject(fault).await;
+            injected.push(fault);
+        }
+        injected
+    });
+    let faults_task = if s.faults { Some(faults_task) } else { faults_task.abort(); None };
+
+    let workers: Vec<_> = (0..s.workers)
+        .map(|_| {
+            let (queue, world, timings) = (queue.clone(), world.clone(), timings.clone());
+            tokio::spawn(async move {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                    let Some((op, via)) = next else { return };
+                    let (name, path) = (kind(&op), if via == Via::InProcess { "in-process" } else { "e2e" });
+                    let started = Instant::now();
+                    world.execute(op, via).await;
+                    let mut t = timings.lock().unwrap_or_else(|p| p.into_inner());
+                    let e: &mut (u32, Duration) = t.entry((name, path)).or_default();
+                    e.0 += 1;
+                    e.1 += started.elapsed();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        if let Err(e) = w.await {
+            world.sent().violations.push(format!("a client task panicked: {e}"));
+        }
+    }
+    let workload_time = started.elapsed();
+    let _ = stop.send(true);
+    let injected = match faults_task {
+        Some(t) => t.await.unwrap_or_default(),
+        None => vec![],
+    };
+
+    let redriven = drain(&world).await;
+    let (mut violations, withdrawn) = check::check(&world).await;
+    let users: Vec<&str> = world.inviters.iter().map(|u| u.as_str()).collect();
+    let received = withdrawn_events(&outbound, &withdrawn, &users, 180).await;
+    let ids: std::collections::HashSet<String> = received.iter().filter_map(|r| r.message_id.clone()).collect();
+    for id in ids.difference(&withdrawn) {
+        violations.push(format!("withdrawal event {id} on RabbitMQ without a withdrawal"));
+    }
+    outbound.delete().await;
+    world.restore_config(original).await;
+    let timings = std::mem::take(&mut *timings.lock().unwrap_or_else(|p| p.into_inner()));
+
+    Report {
+        seed: s.seed,
+        ops: s.ops,
+        end_to_end,
+        by_kind,
+        requests: world.counters.requests.load(Ordering::Relaxed),
+        retries: world.counters.retries.load(Ordering::Relaxed),
+        published: world.counters.published.load(Ordering::Relaxed),
+        faults: injected,
+        redriven,
+        outbound: ids.len(),
+        violations,
+        timings,
+        workload_time,
+        total_time: started.elapsed(),
+    }
+}
+
+/// The platform-side queues the bridge consumes.
+const BRIDGE_QUEUES: [&str; 3] = ["helium-market.auth.user.registered", "helium-market.shop.order.paid", "helium-market.shop.order.refunded"];
+
+/// Waits until nothing is in flight (every source queue and the bridge's RabbitMQ queues
+/// empty, three polls in a row), moves this run's dead letters back to their queues (what
+/// an operator does after an outage) and waits again. Returns how many were redriven.
+async fn drain(world: &World) -> usize {
+    let sqs = aws_sdk_sqs::Client::new(&market_storage::aws_config().await);
+    let queues: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("QUEUE_URL_")).collect();
+    let sources: Vec<String> = queues.iter().filter(|(k, _)| k.ends_with("Queue")).map(|(_, u)| u.clone()).collect();
+    quiet(&sqs, &sources).await;
+    let mut redriven = 0;
+    for (name, dlq) in queues.iter().filter(|(k, _)| k.ends_with("DLQ")) {
+        let source = std::env::var(name.replace("DLQ", "Queue")).ok();
+        loop {
+            let Ok(out) = sqs.receive_message().queue_url(dlq).max_number_of_messages(10).visibility_timeout(30).send().await else { break };
+            let mine: Vec<_> = out.messages().iter().filter(|m| m.body().is_some_and(|b| b.contains(&world.run))).collect();
+            for m in &out.messages().to_vec() {
+                if !mine.iter().any(|x| x.message_id() == m.message_id()) {
+                    let _ = sqs.change_message_visibility().queue_url(dlq).receipt_handle(m.receipt_handle().unwrap_or_default()).visibility_timeout(0).send().await;
+                }
+            }
+            if mine.is_empty() {
+                break;
+            }
+            for m in mine {
+                if let Some(source) = &source {
+                    let sent = sqs.send_message().queue_url(source).message_body(m.body().unwrap_or_default()).set_message_attributes(m.message_attributes().cloned()).send().await;
+                    if sent.is_ok() {
+                        let _ = sqs.delete_message().queue_url(dlq).receipt_handle(m.receipt_handle().unwrap_or_default()).send().await;
+                        redriven += 1;
+                    }
+                }
+            }
+        }
+    }
+    if redriven > 0 {
+        quiet(&sqs, &sources).await;
+    }
+    redriven
+}
+
+async fn quiet(sqs: &aws_sdk_sqs::Client, queues: &[String]) {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut calm = 0;
+    while calm < 3 {
+        assert!(Instant::now() < deadline, "the queues did not drain in 240 s");
+        let mut busy = 0u64;
+        for q in queues {
+            match sqs.get_queue_attributes().queue_url(q).attribute_names(A::ApproximateNumberOfMessages).attribute_names(A::ApproximateNumberOfMessagesNotVisible).send().await {
+                Ok(out) => busy += out.attributes().map_or(1, |a| a.values().map(|v| v.parse::<u64>().unwrap_or(1)).sum()),
+                Err(_) => busy += 1,
+            }
+        }
+        busy += crate::amqp::queued(&BRIDGE_QUEUES).await.unwrap_or(1);
+        calm = if busy == 0 { calm + 1 } else { 0 };
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+}
+
+impl World {
+    async fn stored_config(&self) -> Option<market_domain::config::MarketConfig> {
+        self.configs().read().await.ok().flatten()
+    }
+
+    /// Puts back the document the run found (or the functions' fallback), so the runs and
+    /// tests after this one see the configuration they expect.
+    async fn restore_config(&self, original: Option<market_domain::config::MarketConfig>) {
+        let doc = original.unwrap_or_else(|| self.fallback.clone());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.configs().write(&doc).await.is_err() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

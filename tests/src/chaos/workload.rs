@@ -1,0 +1,130 @@
+//! The operations of a chaos run, drawn from the seed before anything runs (so a seed always
+//! means the same operations; which code, buyer or order an operation acts on is chosen when
+//! it runs, from what exists then, with the drawn `pick`).
+
+use rand::rngs::StdRng;
+use rand::Rng;
+
+/// How a registration's invite code is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeKind {
+    /// An active code of the inviter (unknown if it has none at that moment).
+    Valid,
+    /// Not a well-formed code.
+    Invalid,
+    /// Well-formed, never issued.
+    Unknown,
+    /// The registering user's own code (the user is the inviter: a self-referral).
+    Own,
+    /// A code the inviter deleted.
+    Deleted,
+    /// A code that expired.
+    Expired,
+    /// No code at all.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyMove {
+    Rate(u32),
+    TriggerLimit(Option<u32>),
+    MaxCodes(u32),
+    Enabled(bool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The processors the functions run, called in this process on the real services.
+    InProcess,
+    /// The real path: gRPC-Web to the functions, events through RabbitMQ and the bridge.
+    EndToEnd,
+}
+
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// `twins` requests at once; with a key they must share one code.
+    CreateCode { owner: usize, key: Option<String>, twins: u8 },
+    /// A code created in the past with a one-day expiry (it is expired when used).
+    CreateExpiredCode { owner: usize },
+    DeleteCode { owner: usize, pick: u32 },
+    Register { inviter: usize, kind: CodeKind, pick: u32, deliveries: u8 },
+    /// A second registration event (another event id) for an already registered buyer.
+    RegisterAgain { pick: u32, inviter: usize },
+    Order { pick: u32, amount: i64, deliveries: u8 },
+    /// An order sent again under a new event id (the shop re-publishing it).
+    ReuseOrder { pick: u32 },
+    /// Refunds `share` basis points of what is left of the order.
+    Refund { pick: u32, share: u32, chargeback: bool, deliveries: u8 },
+    /// Keys repeat within a user's small pool; a key always carries the same amount.
+    Withdraw { user: usize, key: u32, twins: u8 },
+    Policy { user: usize, change: PolicyMove },
+    GlobalRate { bps: u32 },
+    Stats { user: usize },
+}
+
+/// Inviters whose affiliate ability an admin may switch off (their rewards may then be
+/// declined); the others are never disabled.
+pub const FLAKY_INVITERS: usize = 3;
+/// Withdrawal keys per user: small, so keys are reused and raced.
+pub const KEYS_PER_USER: u32 = 12;
+pub const RATES: [u32; 3] = [500, 1000, 2000];
+pub const GLOBAL_RATES: [u32; 2] = [1000, 1500];
+
+/// The amount a withdrawal key always asks for.
+pub fn key_amount(user: usize, key: u32) -> i64 {
+    10 + ((user as i64 * 31 + i64::from(key) * 17) % 140)
+}
+
+pub fn draw(rng: &mut StdRng, ops: usize, inviters: usize, e2e_percent: u32) -> Vec<(Op, Via)> {
+    let mut out = Vec::with_capacity(ops);
+    for _ in 0..ops {
+        let inviter = rng.gen_range(0..inviters);
+        let deliveries = rng.gen_range(1..=3);
+        let pick = rng.gen();
+        let roll = rng.gen_range(0..1000);
+        let op = match roll {
+            0..=69 => Op::CreateCode {
+                owner: inviter,
+                key: rng.gen_bool(0.5).then(|| format!("c{}", rng.gen_range(0..1_000_000))),
+                twins: if rng.gen_bool(0.2) { 3 } else { 1 },
+            },
+            70..=79 => Op::CreateExpiredCode { owner: inviter },
+            80..=119 => Op::DeleteCode { owner: inviter, pick },
+            120..=289 => {
+                let kind = match rng.gen_range(0..100) {
+                    0..=64 => CodeKind::Valid,
+                    65..=69 => CodeKind::Invalid,
+                    70..=74 => CodeKind::Unknown,
+                    75..=79 => CodeKind::Own,
+                    80..=86 => CodeKind::Deleted,
+                    87..=93 => CodeKind::Expired,
+                    _ => CodeKind::None,
+                };
+                Op::Register { inviter, kind, pick, deliveries }
+            }
+            290..=299 => Op::RegisterAgain { pick, inviter },
+            300..=619 => Op::Order { pick, amount: rng.gen_range(100..10_000), deliveries },
+            620..=639 => Op::ReuseOrder { pick },
+            640..=739 => Op::Refund { pick, share: rng.gen_range(500..=10_000), chargeback: rng.gen_bool(0.2), deliveries },
+            740..=919 => Op::Withdraw { user: inviter, key: rng.gen_range(0..KEYS_PER_USER), twins: rng.gen_range(1..=4) },
+            920..=959 => {
+                let change = match rng.gen_range(0..4) {
+                    0 => PolicyMove::Rate(RATES[rng.gen_range(0..RATES.len())]),
+                    1 => PolicyMove::TriggerLimit(rng.gen_bool(0.5).then(|| rng.gen_range(3..8))),
+                    2 => PolicyMove::MaxCodes(rng.gen_range(2..7)),
+                    _ if inviter < FLAKY_INVITERS => PolicyMove::Enabled(rng.gen_bool(0.6)),
+                    _ => PolicyMove::Rate(RATES[rng.gen_range(0..RATES.len())]),
+                };
+                Op::Policy { user: inviter, change }
+            }
+            960..=969 => Op::GlobalRate { bps: GLOBAL_RATES[rng.gen_range(0..GLOBAL_RATES.len())] },
+            _ => Op::Stats { user: inviter },
+        };
+        let end_to_end = matches!(
+            op,
+            Op::CreateCode { .. } | Op::DeleteCode { .. } | Op::Register { .. } | Op::Order { .. } | Op::Refund { .. } | Op::Withdraw { .. } | Op::Stats { .. }
+        ) && rng.gen_range(0..100) < e2e_percent;
+        out.push((op, if end_to_end { Via::EndToEnd } else { Via::InProcess }));
+    }
+    out
+}

@@ -1,0 +1,687 @@
+//! What a chaos run sends and what it was answered: the clients (processors in this process,
+//! gRPC-Web to the functions, RabbitMQ for events), the retry every client does on a
+//! transient failure, and the record of everything sent that the checker compares with the
+//! stored state.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use market_config::RedisConfig;
+use market_domain::admin::{AdminRequest, ConfigChange, ConfigDeps, ConfigField, PolicyChange, PolicyField, UpdateMarketConfig, UpdateUserPolicy};
+use market_domain::code::InviteCode;
+use market_domain::config::MarketConfig;
+use market_domain::ids::{EventId, IdempotencyKey, OrderId, RefundId, UserId};
+use market_domain::lifecycle::RefundReason;
+use market_domain::money::{Bps, Money};
+use market_domain::policy::TriggerLimit;
+use market_domain::ports::{PolicyOverrides, StaticConfig};
+use market_domain::processors::*;
+use market_domain::time::{Clock, SystemClock, Timestamp};
+use market_domain::MarketError;
+use market_proto::v1 as pb;
+use market_storage::DynamoStore;
+use rand::Rng;
+use tonic::Code;
+
+use super::workload::{key_amount, CodeKind, Op, PolicyMove, Via};
+use crate::amqp::Publisher;
+use crate::rpc::Rpc;
+
+/// How long a client keeps retrying one request through faults.
+const RETRY_FOR: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone)]
+pub struct RegistrationSent {
+    pub event_id: String,
+    pub code: Option<String>,
+    pub kind: CodeKind,
+}
+
+#[derive(Debug, Clone)]
+pub struct Buyer {
+    pub user: UserId,
+    pub registrations: Vec<RegistrationSent>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderSent {
+    pub order: OrderId,
+    pub buyer: UserId,
+    pub amount: i64,
+    /// Not yet refunded (refunds never exceed the order).
+    pub left: i64,
+    pub refunds: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Withdrawn { id: String, amount: i64 },
+    Insufficient,
+    Other(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub start: Instant,
+    pub end: Instant,
+    pub answer: Answer,
+}
+
+/// What was sent, and the bounds the admin changes put on what may be stored.
+#[derive(Default, Clone)]
+pub struct Sent {
+    pub active: HashMap<usize, Vec<String>>,
+    pub deleted: Vec<(usize, String)>,
+    pub expired: Vec<(usize, String)>,
+    /// Every code a creation answered: (owner, key, code).
+    pub created: Vec<(usize, Option<String>, String)>,
+    pub buyers: Vec<Buyer>,
+    /// Buyers whose registration completed (in process): orders pick from these.
+    pub ready: Vec<usize>,
+    pub orders: Vec<OrderSent>,
+    pub withdrawals: HashMap<(usize, u32), Vec<Attempt>>,
+    pub rates: HashMap<usize, HashSet<u32>>,
+    pub global_rates: HashSet<u32>,
+    pub min_limit: HashMap<usize, u32>,
+    pub max_codes: HashMap<usize, u32>,
+    pub disabled_ever: HashSet<usize>,
+    /// Answers no client may ever get (e.g. `INTERNAL`), as they happened.
+    pub violations: Vec<String>,
+}
+
+#[derive(Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub published: AtomicU64,
+}
+
+pub struct World {
+    pub run: String,
+    pub inviters: Vec<UserId>,
+    pub deps: Deps<DynamoStore, RedisConfig>,
+    /// Creates codes dated three days back with a one-day expiry: expired when used.
+    past: Deps<DynamoStore, StaticConfig>,
+    configs: Arc<RedisConfig>,
+    pub fallback: MarketConfig,
+    pub rpc: Rpc,
+    publisher: tokio::sync::Mutex<Option<Publisher>>,
+    pub sent: Mutex<Sent>,
+    pub counters: Counters,
+}
+
+fn transient(e: &MarketError) -> bool {
+    matches!(e, MarketError::Unavailable(_) | MarketError::Contention)
+}
+
+fn lock(m: &Mutex<Sent>) -> std::sync::MutexGuard<'_, Sent> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl World {
+    pub async fn new(run: String, inviters: usize) -> World {
+        let store = crate::store().await;
+        let fallback = match std::env::var("MARKET_CONFIG_JSON") {
+            Ok(doc) if !doc.trim().is_empty() => MarketConfig::from_json(&doc).expect("MARKET_CONFIG_JSON"),
+            _ => MarketConfig::default(),
+        };
+        let config = RedisConfig::from_env(fallback.clone()).expect("redis config");
+        let configs = Arc::new(RedisConfig::from_env(fallback.clone()).expect("redis config"));
+        let then = Timestamp::from_millis(SystemClock.now().millis() - 3 * Timestamp::MS_PER_DAY);
+        let past_config = MarketConfig { code_expiry_days: 1, ..fallback.clone() };
+        let past = Deps::new(crate::store().await, StaticConfig(past_config)).with_clock(Arc::new(FixedClock(then)));
+        let mut sent = Sent::default();
+        sent.global_rates.insert(u32::from(fallback.default_commission_bps.get()));
+        World {
+            inviters: (0..inviters).map(|i| UserId::parse(format!("{run}-inv{i}")).expect("id")).collect(),
+            run,
+            deps: Deps::new(store, config),
+            past,
+            configs,
+            fallback,
+            rpc: Rpc::from_env().expect("rpc"),
+            publisher: tokio::sync::Mutex::new(None),
+            sent: Mutex::new(sent),
+            counters: Counters::default(),
+        }
+    }
+
+    pub(super) fn configs(&self) -> &RedisConfig {
+        &self.configs
+    }
+
+    pub fn sent(&self) -> std::sync::MutexGuard<'_, Sent> {
+        lock(&self.sent)
+    }
+
+    fn violation(&self, what: String) {
+        self.sent().violations.push(what);
+    }
+
+    /// A client's retry loop: transient failures (a paused DynamoDB, contention) are retried
+    /// with jittered backoff until the deadline — as SQS redelivers and callers retry.
+    async fn retry<T, F, Fut>(&self, f: F) -> Result<T, MarketError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, MarketError>>,
+    {
+        let deadline = Instant::now() + RETRY_FOR;
+        loop {
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            match f().await {
+                Err(e) if transient(&e) && Instant::now() < deadline => {
+                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    backoff().await;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// The same over gRPC-Web: `UNAVAILABLE`, deadlines and transport errors are retried;
+    /// an `INTERNAL` answer is a violation (and retried too).
+    async fn retry_rpc<T, F, Fut>(&self, what: &str, f: F) -> Result<T, tonic::Status>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let deadline = Instant::now() + RETRY_FOR;
+        loop {
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            match f().await {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(s) if Instant::now() < deadline && matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Aborted | Code::Internal) => {
+                    if s.code() == Code::Internal {
+                        self.violation(format!("{what}: INTERNAL: {}", s.message()));
+                    }
+                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    backoff().await;
+                }
+                Err(s) => return Err(s),
+            }
+        }
+    }
+
+    /// Publishes with the broker's confirm, reconnecting through outages.
+    async fn publish(&self, exchange: &str, key: &str, id: &str, body: &str) {
+        let deadline = Instant::now() + RETRY_FOR;
+        loop {
+            let mut guard = self.publisher.lock().await;
+            if guard.is_none() {
+                *guard = Publisher::try_connect().await.ok();
+            }
+            if let Some(p) = guard.as_ref() {
+                if p.try_publish(exchange, key, id, body).await.is_ok() {
+                    self.counters.published.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                *guard = None;
+            }
+            drop(guard);
+            if Instant::now() > deadline {
+                self.violation(format!("could not publish {exchange}/{key} {id} for {} s", RETRY_FOR.as_secs()));
+                return;
+            }
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            backoff().await;
+        }
+    }
+
+    fn pick<T: Clone>(items: &[T], pick: u32) -> Option<T> {
+        (!items.is_empty()).then(|| items[pick as usize % items.len()].clone())
+    }
+
+    pub async fn execute(self: &Arc<Self>, op: Op, via: Via) {
+        match op {
+            Op::CreateCode { owner, key, twins } => {
+                let tasks: Vec<_> = (0..twins).map(|_| tokio::spawn(self.clone().create_code(owner, key.clone(), via))).collect();
+                for t in tasks {
+                    let _ = t.await;
+                }
+            }
+            Op::CreateExpiredCode { owner } => {
+                let req = NewCodeRequest { owner: self.inviters[owner].clone(), idempotency_key: None };
+                let create = CreateInviteCode::new(self.past.clone());
+                if let Ok(r) = self.retry(|| create.process(req.clone())).await {
+                    self.sent().expired.push((owner, r.code.to_string()));
+                }
+            }
+            Op::DeleteCode { owner, pick } => {
+                let Some(code) = Self::pick(self.sent().active.get(&owner).map(Vec::as_slice).unwrap_or(&[]), pick) else { return };
+                let caller = self.inviters[owner].clone();
+                let done = match via {
+                    Via::InProcess => {
+                        let delete = DeleteInviteCode(self.deps.clone());
+                        self.retry(|| delete.process(DeleteInviteCodeRequest { caller: caller.clone(), code: code.clone() })).await.is_ok()
+                    }
+                    Via::EndToEnd => {
+                        let token = self.rpc.token(caller.as_str());
+                        self.retry_rpc("DeleteInviteCode", || {
+                            let (mut client, request) = (self.rpc.client(), Rpc::authed(pb::DeleteInviteCodeRequest { code: code.clone() }, &token));
+                            async move { client.delete_invite_code(request).await }
+                        })
+                        .await
+                        .is_ok()
+                    }
+                };
+                if done {
+                    let mut s = self.sent();
+                    if let Some(codes) = s.active.get_mut(&owner) {
+                        codes.retain(|c| c != &code);
+                    }
+                    s.deleted.push((owner, code));
+                }
+            }
+            Op::Register { inviter, kind, pick, deliveries } => self.register(inviter, kind, pick, deliveries, via).await,
+            Op::RegisterAgain { pick, inviter } => {
+                let (buyer, code) = {
+                    let s = self.sent();
+                    let Some(b) = Self::pick(&s.ready, pick) else { return };
+                    (s.buyers[b].user.clone(), Self::pick(s.active.get(&inviter).map(Vec::as_slice).unwrap_or(&[]), pick))
+                };
+                let ev = UserRegistered { event_id: new_event(&self.run), user: buyer.clone(), invite_code: code.clone(), occurred_at: SystemClock.now() };
+                let register = RegisterUser(self.deps.clone());
+                match self.retry(|| register.process(ev.clone())).await {
+                    Ok(RegistrationResult::AlreadyRegistered) => {}
+                    other => self.violation(format!("a second registration of {buyer} answered {other:?}")),
+                }
+            }
+            Op::Order { pick, amount, deliveries } => {
+                let order = {
+                    let mut s = self.sent();
+                    let Some(b) = Self::pick(&s.ready, pick) else { return };
+                    let order = OrderSent { order: new_order(&self.run), buyer: s.buyers[b].user.clone(), amount, left: amount, refunds: vec![] };
+                    s.orders.push(order.clone());
+                    order
+                };
+                self.pay(&order, deliveries, via).await;
+            }
+            Op::ReuseOrder { pick } => {
+                let Some(order) = Self::pick(&self.sent().orders, pick) else { return };
+                self.pay(&order, 1, Via::InProcess).await;
+            }
+            Op::Refund { pick, share, chargeback, deliveries } => {
+                let (order, refund_id, part) = {
+                    let mut s = self.sent();
+                    if s.orders.is_empty() {
+                        return;
+                    }
+                    let i = pick as usize % s.orders.len();
+                    let o = &mut s.orders[i];
+                    let part = (o.left * i64::from(share) / 10_000).max(1);
+                    if o.left < part {
+                        return;
+                    }
+                    o.left -= part;
+                    let id = format!("rf{}", o.refunds.len());
+                    o.refunds.push((id.clone(), part));
+                    (o.clone(), id, part)
+                };
+                self.refund(&order, &refund_id, part, chargeback, deliveries, via).await;
+            }
+            Op::Withdraw { user, key, twins } => {
+                let tasks: Vec<_> = (0..twins).map(|_| tokio::spawn(self.clone().withdraw(user, key, via))).collect();
+                for t in tasks {
+                    let _ = t.await;
+                }
+            }
+            Op::Policy { user, change } => self.policy(user, change).await,
+            Op::GlobalRate { bps } => {
+                self.sent().global_rates.insert(bps);
+                let values = MarketConfig { default_commission_bps: Bps::new(bps).expect("rate"), ..self.fallback.clone() };
+                let deps = ConfigDeps { deps: self.deps.clone(), configs: self.configs.clone() };
+                let update = UpdateMarketConfig(deps);
+                let r = self
+                    .retry(|| {
+                        let body = ConfigChange { values: values.clone(), fields: vec![ConfigField::DefaultCommissionBps] };
+                        update.process(AdminRequest { admin: admin(), request_id: nanoid::nanoid!(), body })
+                    })
+                    .await;
+                // Redis may be down past the retries (the fault schedule): then it is not made.
+                if let Some(e) = r.as_ref().err().filter(|e| !transient(e)) {
+                    self.violation(format!("config change: {e:?}"));
+                }
+            }
+            Op::Stats { user } => {
+                let caller = self.inviters[user].clone();
+                let ok = match via {
+                    Via::InProcess => {
+                        let stats = GetAffiliateStats(self.deps.clone());
+                        self.retry(|| stats.process(caller.clone())).await.is_ok()
+                    }
+                    Via::EndToEnd => {
+                        let token = self.rpc.token(caller.as_str());
+                        self.retry_rpc("GetAffiliateStats", || {
+                            let (mut client, request) = (self.rpc.client(), Rpc::authed(pb::GetAffiliateStatsRequest {}, &token));
+                            async move { client.get_affiliate_stats(request).await }
+                        })
+                            .await
+                            .is_ok()
+                    }
+                };
+                if !ok {
+                    self.violation(format!("stats of {caller} failed"));
+                }
+            }
+        }
+    }
+
+    async fn create_code(self: Arc<Self>, owner: usize, key: Option<String>, via: Via) {
+        let caller = self.inviters[owner].clone();
+        let code = match via {
+            Via::InProcess => {
+                let idempotency_key = key.as_deref().map(|k| IdempotencyKey::parse(k).expect("key"));
+                let create = CreateInviteCode::new(self.deps.clone());
+                let r = self.retry(|| create.process(NewCodeRequest { owner: caller.clone(), idempotency_key: idempotency_key.clone() })).await;
+                match r {
+                    Ok(rec) => Some(rec.code.to_string()),
+                    Err(MarketError::CodeLimitReached | MarketError::AffiliateDisabled) => None,
+                    Err(e) => {
+                        self.violation(format!("create code for {caller}: {e:?}"));
+                        None
+                    }
+                }
+            }
+            Via::EndToEnd => {
+                let token = self.rpc.token(caller.as_str());
+                let request = pb::CreateInviteCodeRequest { idempotency_key: key.clone().unwrap_or_default() };
+                match self.retry_rpc("CreateInviteCode", || {
+                    let (mut client, request) = (self.rpc.client(), Rpc::authed(request.clone(), &token));
+                    async move { client.create_invite_code(request).await }
+                }).await {
+                    Ok(r) => r.code.map(|c| c.code),
+                    Err(s) if matches!(s.code(), Code::ResourceExhausted | Code::FailedPrecondition | Code::PermissionDenied) => None,
+                    Err(s) => {
+                        self.violation(format!("CreateInviteCode for {caller}: {s:?}"));
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(code) = code {
+            let mut s = self.sent();
+            let active = s.active.entry(owner).or_default();
+            if !active.contains(&code) {
+                active.push(code.clone());
+            }
+            s.created.push((owner, key, code));
+        }
+    }
+
+    async fn register(self: &Arc<Self>, inviter: usize, kind: CodeKind, pick: u32, deliveries: u8, via: Via) {
+        let (user, code, kind, index) = {
+            let mut s = self.sent();
+            let of = |list: &[(usize, String)]| {
+                let mine: Vec<String> = list.iter().filter(|(o, _)| *o == inviter).map(|(_, c)| c.clone()).collect();
+                Self::pick(&mine, pick)
+            };
+            let active = Self::pick(s.active.get(&inviter).map(Vec::as_slice).unwrap_or(&[]), pick);
+            let unknown = || (Some(InviteCode::generate().to_string()), CodeKind::Unknown);
+            let (code, kind) = match kind {
+                CodeKind::Valid | CodeKind::Own => match active {
+                    Some(c) => (Some(c), kind),
+                    None => unknown(),
+                },
+                CodeKind::Invalid => (Some("not a code!".to_owned()), kind),
+                CodeKind::Unknown => unknown(),
+                CodeKind::Deleted => of(&s.deleted).map(|c| (Some(c), kind)).unwrap_or_else(unknown),
+                CodeKind::Expired => of(&s.expired).map(|c| (Some(c), kind)).unwrap_or_else(unknown),
+                CodeKind::None => (None, kind),
+            };
+            let event_id = new_event(&self.run).to_string();
+            let sent = RegistrationSent { event_id, code: code.clone(), kind };
+            let user = if kind == CodeKind::Own { self.inviters[inviter].clone() } else { new_user(&self.run, s.buyers.len()) };
+            let index = match s.buyers.iter().position(|b| b.user == user) {
+                Some(i) => {
+                    s.buyers[i].registrations.push(sent.clone());
+                    i
+                }
+                None => {
+                    s.buyers.push(Buyer { user: user.clone(), registrations: vec![sent.clone()] });
+                    s.buyers.len() - 1
+                }
+            };
+            (user, sent, kind, index)
+        };
+        let _ = kind;
+        match via {
+            Via::InProcess => {
+                let ev = UserRegistered {
+                    event_id: EventId::parse(code.event_id.clone()).expect("event id"),
+                    user: user.clone(),
+                    invite_code: code.code.clone(),
+                    occurred_at: SystemClock.now(),
+                };
+                let tasks: Vec<_> = (0..deliveries)
+                    .map(|_| {
+                        let (w, ev) = (self.clone(), ev.clone());
+                        tokio::spawn(async move {
+                            let register = RegisterUser(w.deps.clone());
+                            w.retry(|| register.process(ev.clone())).await
+                        })
+                    })
+                    .collect();
+                let mut answers = Vec::new();
+                for t in tasks {
+                    if let Ok(r) = t.await {
+                        answers.push(r.map_err(|e| e.to_string()));
+                    }
+                }
+                // Every delivery of one event gets the same (first) outcome.
+                let first = answers.first().cloned();
+                if answers.iter().any(|a| a.is_err() || Some(a) != first.as_ref()) {
+                    self.violation(format!("deliveries of registration {} answered differently: {answers:?}", code.event_id));
+                }
+                if answers.iter().all(Result::is_ok) {
+                    self.sent().ready.push(index);
+                }
+            }
+            Via::EndToEnd => {
+                let body = Publisher::user_registered_body(&code.event_id, user.as_str(), code.code.as_deref());
+                for _ in 0..deliveries {
+                    self.publish("auth", "user.registered", &code.event_id, &body).await;
+                }
+            }
+        }
+    }
+
+    async fn pay(self: &Arc<Self>, order: &OrderSent, deliveries: u8, via: Via) {
+        let event_id = new_event(&self.run);
+        match via {
+            Via::InProcess => {
+                let paid = OrderPaid {
+                    event_id,
+                    order_id: order.order.clone(),
+                    buyer: order.buyer.clone(),
+                    amount: Money::from_minor(order.amount),
+                    currency: "USD".into(),
+                    occurred_at: SystemClock.now(),
+                };
+                let tasks: Vec<_> = (0..deliveries)
+                    .map(|_| {
+                        let w = self.clone();
+                        let paid = paid.clone();
+                        tokio::spawn(async move {
+                            // The hook decides, the reward processor applies (the reward queue between them).
+                            let (decide, apply) = (DecideOrderReward(w.deps.clone()), ApplyReward(w.deps.clone()));
+                            let decision = w.retry(|| decide.process(paid.clone())).await;
+                            match decision {
+                                Ok(OrderDecision::Reward(reward)) => {
+                                    if let Err(e) = w.retry(|| apply.process(reward.clone())).await {
+                                        w.violation(format!("reward of {}: {e:?}", reward.order_id));
+                                    }
+                                }
+                                Ok(OrderDecision::NoReward(_)) => {}
+                                Err(e) => w.violation(format!("decision of {}: {e:?}", paid.order_id)),
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    let _ = t.await;
+                }
+            }
+            Via::EndToEnd => {
+                let body = Publisher::order_paid_body(event_id.as_str(), order.order.as_str(), order.buyer.as_str(), order.amount);
+                for _ in 0..deliveries {
+                    self.publish("shop", "order.paid", event_id.as_str(), &body).await;
+                }
+            }
+        }
+    }
+
+    async fn refund(self: &Arc<Self>, order: &OrderSent, refund_id: &str, part: i64, chargeback: bool, deliveries: u8, via: Via) {
+        let event_id = new_event(&self.run);
+        let reason = if chargeback { RefundReason::Chargeback } else { RefundReason::Refund };
+        match via {
+            Via::InProcess => {
+                let ev = OrderRefunded {
+                    event_id,
+                    refund_id: RefundId::parse(refund_id).expect("refund id"),
+                    order_id: order.order.clone(),
+                    buyer: order.buyer.clone(),
+                    amount: Money::from_minor(part),
+                    currency: "USD".into(),
+                    reason,
+                    occurred_at: SystemClock.now(),
+                };
+                let tasks: Vec<_> = (0..deliveries)
+                    .map(|_| {
+                        let (w, ev) = (self.clone(), ev.clone());
+                        tokio::spawn(async move {
+                            let refund = ApplyRefund(w.deps.clone());
+                            if let Err(e) = w.retry(|| refund.process(ev.clone())).await {
+                                w.violation(format!("refund {} of {}: {e:?}", ev.refund_id, ev.order_id));
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    let _ = t.await;
+                }
+            }
+            Via::EndToEnd => {
+                let reason = if chargeback { "chargeback" } else { "refund" };
+                let body = Publisher::order_refunded_body(event_id.as_str(), refund_id, order.order.as_str(), order.buyer.as_str(), part, reason);
+                for _ in 0..deliveries {
+                    self.publish("shop", "order.refunded", event_id.as_str(), &body).await;
+                }
+            }
+        }
+    }
+
+    async fn withdraw(self: Arc<Self>, user: usize, key: u32, via: Via) {
+        let caller = self.inviters[user].clone();
+        let amount = key_amount(user, key);
+        let key_text = format!("k{key}");
+        let start = Instant::now();
+        let answer = match via {
+            Via::InProcess => {
+                let idempotency_key = IdempotencyKey::parse(&key_text).expect("key");
+                let withdraw = WithdrawAffiliateReward(self.deps.clone());
+                let r = self
+                    .retry(|| {
+                        let request = WithdrawRequest { caller: caller.clone(), amount: Money::from_minor(amount), idempotency_key: idempotency_key.clone() };
+                        withdraw.process(request)
+                    })
+                    .await;
+                match r {
+                    Ok(w) => Answer::Withdrawn { id: w.record.withdrawal_id.to_string(), amount: w.record.amount.minor() },
+                    Err(MarketError::InsufficientBalance) => Answer::Insufficient,
+                    Err(e) => Answer::Other(format!("{e:?}")),
+                }
+            }
+            Via::EndToEnd => {
+                let token = self.rpc.token(caller.as_str());
+                let request = pb::WithdrawAffiliateRewardRequest { amount, idempotency_key: key_text.clone() };
+                match self.retry_rpc("WithdrawAffiliateReward", || {
+                    let (mut client, request) = (self.rpc.client(), Rpc::authed(request.clone(), &token));
+                    async move { client.withdraw_affiliate_reward(request).await }
+                }).await {
+                    Ok(r) => Answer::Withdrawn { id: r.withdrawal_id, amount: r.amount },
+                    Err(s) if s.code() == Code::FailedPrecondition && s.message().to_lowercase().contains("insufficient") => Answer::Insufficient,
+                    Err(s) => Answer::Other(format!("{:?}: {}", s.code(), s.message())),
+                }
+            }
+        };
+        let attempt = Attempt { start, end: Instant::now(), answer };
+        self.sent().withdrawals.entry((user, key)).or_default().push(attempt);
+    }
+
+    async fn policy(&self, user: usize, change: PolicyMove) {
+        let mut values = PolicyOverrides::default();
+        let field = {
+            let mut s = self.sent();
+            match change {
+                PolicyMove::Rate(bps) => {
+                    s.rates.entry(user).or_default().insert(bps);
+                    values.commission_bps = Some(Bps::new(bps).expect("rate"));
+                    PolicyField::CommissionBps
+                }
+                PolicyMove::TriggerLimit(limit) => {
+                    if let Some(l) = limit {
+                        let min = s.min_limit.entry(user).or_insert(l);
+                        *min = (*min).min(l);
+                    }
+                    values.trigger_limit = limit.map(|l| TriggerLimit::limited(l).expect("limit"));
+                    PolicyField::TriggerLimit
+                }
+                PolicyMove::MaxCodes(n) => {
+                    let max = s.max_codes.entry(user).or_insert(n);
+                    *max = (*max).max(n);
+                    values.max_active_codes = Some(n);
+                    PolicyField::MaxActiveCodes
+                }
+                PolicyMove::Enabled(on) => {
+                    if !on {
+                        s.disabled_ever.insert(user);
+                    }
+                    values.affiliate_enabled = Some(on);
+                    PolicyField::AffiliateEnabled
+                }
+            }
+        };
+        let update = UpdateUserPolicy(self.deps.clone());
+        let r = self
+            .retry(|| {
+                let body = PolicyChange { user: self.inviters[user].clone(), values: values.clone(), fields: vec![field] };
+                update.process(AdminRequest { admin: admin(), request_id: nanoid::nanoid!(), body })
+            })
+            .await;
+        if let Err(e) = r {
+            self.violation(format!("policy change {change:?}: {e:?}"));
+        }
+    }
+}
+
+async fn backoff() {
+    let ms = rand::thread_rng().gen_range(50..250);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+fn admin() -> UserId {
+    UserId::parse("chaos-admin").expect("id")
+}
+
+fn new_event(run: &str) -> EventId {
+    EventId::parse(format!("{run}-ev-{}", nanoid::nanoid!(10))).expect("id")
+}
+
+fn new_order(run: &str) -> OrderId {
+    OrderId::parse(format!("{run}-o-{}", nanoid::nanoid!(10))).expect("id")
+}
+
+fn new_user(run: &str, n: usize) -> UserId {
+    UserId::parse(format!("{run}-b{n}")).expect("id")
+}
+
+struct FixedClock(Timestamp);
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        self.0
+    }
+}
