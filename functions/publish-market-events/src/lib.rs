@@ -87,3 +87,50 @@ pub fn to_message(record: &OutboxRecord) -> OutboundMessage {
         body: record.payload.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_dynamo::AttributeValue;
+
+    fn any_attribute() -> impl Strategy<Value = AttributeValue> {
+        let leaf = prop_oneof![
+            ".{0,24}".prop_map(AttributeValue::S),
+            prop_oneof!["-?[0-9]{1,20}(\\.[0-9]{0,4})?", ".{0,8}"].prop_map(AttributeValue::N),
+            any::<bool>().prop_map(AttributeValue::Bool),
+            Just(AttributeValue::Null(true)),
+            proptest::collection::vec(any::<u8>(), 0..16).prop_map(AttributeValue::B),
+        ];
+        leaf.prop_recursive(2, 12, 3, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(AttributeValue::L),
+                proptest::collection::hash_map("[a-z_]{1,10}", inner, 0..3).prop_map(AttributeValue::M),
+            ]
+        })
+    }
+
+    const FIELDS: [&str; 8] = ["event_id", "routing_key", "exchange", "payload", "created_at", "relayed_at", "purge_at", "user_id"];
+
+    proptest! {
+        /// Stream records with any image (the outbox's fields and others, any attribute
+        /// types), and whole stream events as free-form JSON: parsed or a typed error.
+        #[test]
+        fn fuzz_stream_records(
+            fields in proptest::collection::vec((prop_oneof![proptest::sample::select(FIELDS.to_vec()).prop_map(str::to_owned), "[a-z_]{1,10}"], any_attribute()), 0..10),
+            raw in ".{0,200}",
+        ) {
+            let mut record = EventRecord::default();
+            record.change.new_image = serde_dynamo::Item::from(fields.into_iter().collect::<std::collections::HashMap<_, _>>());
+            match parse(&record) {
+                Ok(_) => {}
+                Err(e) => prop_assert!(matches!(e, MarketError::InvalidArgument(_))),
+            }
+            if let Ok(event) = serde_json::from_str::<Event>(&raw) {
+                for r in &event.records {
+                    let _ = parse(r);
+                }
+            }
+        }
+    }
+}

@@ -14,7 +14,7 @@ use lapin::options::{
     QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 use market_domain::MarketError;
 use market_messaging::{InboundMessage, Relay};
 use tokio::sync::watch;
@@ -129,16 +129,84 @@ fn json(value: &AMQPValue) -> serde_json::Value {
 }
 
 fn inbound(d: &Delivery) -> InboundMessage {
+    inbound_parts(d.exchange.as_str(), d.routing_key.as_str(), &d.data, &d.properties)
+}
+
+/// A delivery's parts as the relay takes them: any properties a publisher sets (ids that are
+/// not UTF-8, nested or binary headers) map to a message, never a panic.
+fn inbound_parts(exchange: &str, routing_key: &str, data: &[u8], properties: &BasicProperties) -> InboundMessage {
     InboundMessage {
-        exchange: d.exchange.as_str().to_owned(),
-        routing_key: d.routing_key.as_str().to_owned(),
-        body: d.data.clone(),
-        message_id: d.properties.message_id().as_ref().map(|m| m.as_str().to_owned()),
-        headers: d
-            .properties
+        exchange: exchange.to_owned(),
+        routing_key: routing_key.to_owned(),
+        body: data.to_vec(),
+        message_id: properties.message_id().as_ref().map(|m| m.as_str().to_owned()),
+        headers: properties
             .headers()
             .as_ref()
             .map(|h| h.inner().iter().map(|(k, v)| (k.as_str().to_owned(), json(v))).collect())
             .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapin::types::{ByteArray, FieldArray, LongString, ShortString};
+    use proptest::prelude::*;
+
+    fn any_amqp() -> impl Strategy<Value = AMQPValue> {
+        let leaf = prop_oneof![
+            any::<bool>().prop_map(AMQPValue::Boolean),
+            any::<i8>().prop_map(AMQPValue::ShortShortInt),
+            any::<i64>().prop_map(AMQPValue::LongLongInt),
+            any::<f32>().prop_map(AMQPValue::Float),
+            any::<f64>().prop_map(AMQPValue::Double),
+            any::<u64>().prop_map(AMQPValue::Timestamp),
+            ".{0,20}".prop_map(|s| AMQPValue::ShortString(ShortString::from(s))),
+            proptest::collection::vec(any::<u8>(), 0..20).prop_map(|b| AMQPValue::LongString(LongString::from(b))),
+            proptest::collection::vec(any::<u8>(), 0..20).prop_map(|b| AMQPValue::ByteArray(ByteArray::from(b))),
+            Just(AMQPValue::Void),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| AMQPValue::FieldArray(FieldArray::from(v))),
+                proptest::collection::btree_map("[a-z]{1,8}", inner, 0..4).prop_map(|m| {
+                    let mut t = FieldTable::default();
+                    for (k, v) in m {
+                        t.insert(ShortString::from(k), v);
+                    }
+                    AMQPValue::FieldTable(t)
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        /// AMQP properties as any publisher may set them: every header value type, nested
+        /// tables, binary strings, NaN floats, ids of any text — mapped, never a panic.
+        #[test]
+        fn fuzz_amqp_properties(
+            message_id in proptest::option::of(".{0,40}"),
+            headers in proptest::option::of(proptest::collection::btree_map("[a-zA-Z-]{1,12}", any_amqp(), 0..6)),
+            body in proptest::collection::vec(any::<u8>(), 0..64),
+            exchange in ".{0,12}",
+            routing_key in ".{0,20}",
+        ) {
+            let mut properties = BasicProperties::default();
+            if let Some(id) = message_id.clone() {
+                properties = properties.with_message_id(ShortString::from(id));
+            }
+            if let Some(h) = headers {
+                let mut t = FieldTable::default();
+                for (k, v) in h {
+                    t.insert(ShortString::from(k), v);
+                }
+                properties = properties.with_headers(t);
+            }
+            let m = inbound_parts(&exchange, &routing_key, &body, &properties);
+            prop_assert_eq!(m.message_id, message_id);
+            prop_assert_eq!(m.body, body);
+            prop_assert!(serde_json::to_string(&m.headers).is_ok());
+        }
     }
 }

@@ -14,7 +14,7 @@ pub mod publisher;
 
 use aws_lambda_events::rabbitmq::RabbitMqEvent;
 use base64::Engine;
-use market_messaging::{InboundMessage, Relay};
+use market_messaging::{InboundMessage, Relay, Routes};
 use serde_json::Value;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -64,9 +64,21 @@ fn encode(s: &str) -> String {
 
 /// Amazon MQ delivers messages grouped by source queue (`name::vhost`), base64-encoded.
 pub async fn amazon_mq(relay: &Relay, event: RabbitMqEvent) -> Result<(), market_lambda::Error> {
+    let messages = amazon_mq_messages(&relay.routes, event)?;
+    let failed = relay.relay(&messages).await.into_iter().filter(Result::is_err).count();
+    info!(relayed = messages.len() - failed, failed, "amazon mq batch");
+    if failed > 0 {
+        return Err(format!("{failed} of {} messages not accepted by SQS", messages.len()).into());
+    }
+    Ok(())
+}
+
+/// Decodes an Amazon MQ event (untrusted bytes): a queue without a route or a body that is
+/// not base64 is an error, never a panic.
+pub fn amazon_mq_messages(routes: &Routes, event: RabbitMqEvent) -> Result<Vec<InboundMessage>, market_lambda::Error> {
     let mut messages = Vec::new();
     for (queue, list) in event.messages_by_queue {
-        let route = relay.routes.for_amqp_queue(&queue).ok_or_else(|| format!("no route for queue {queue}"))?;
+        let route = routes.for_amqp_queue(&queue).ok_or_else(|| format!("no route for queue {queue}"))?;
         for m in list {
             let body = base64::engine::general_purpose::STANDARD.decode(m.data.unwrap_or_default())?;
             messages.push(InboundMessage {
@@ -78,18 +90,59 @@ pub async fn amazon_mq(relay: &Relay, event: RabbitMqEvent) -> Result<(), market
             });
         }
     }
-    let failed = relay.relay(&messages).await.into_iter().filter(Result::is_err).count();
-    info!(relayed = messages.len() - failed, failed, "amazon mq batch");
-    if failed > 0 {
-        return Err(format!("{failed} of {} messages not accepted by SQS", messages.len()).into());
-    }
-    Ok(())
+    Ok(messages)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn userinfo_is_percent_encoded() {
         assert_eq!(super::encode("a b@c:d/é"), "a%20b%40c%3Ad%2F%C3%A9");
+    }
+
+    use proptest::prelude::*;
+
+    fn any_json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            ".{0,24}".prop_map(serde_json::Value::from),
+            "[A-Za-z0-9+/=]{0,24}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map("[a-zA-Z:]{0,12}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Amazon MQ events, structured (the event's shape with random queues, bodies and
+        /// properties) and free-form JSON: a typed error or messages, never a panic.
+        #[test]
+        fn fuzz_amazon_mq_events(
+            queue in prop_oneof![Just("helium-market.shop.order.paid::/".to_owned()), ".{0,30}"],
+            data in prop_oneof!["[A-Za-z0-9+/=]{0,40}", ".{0,40}"],
+            message_id in proptest::option::of(".{0,20}"),
+            headers in proptest::collection::btree_map("[a-z-]{1,10}", any_json(), 0..4),
+            free in any_json(),
+        ) {
+            let route = |e: &str, k: &str| market_messaging::Route { exchange: e.into(), routing_key: k.into(), queue_url: format!("http://q/{k}") };
+            let routes = Routes(vec![route("shop", "order.paid"), route("auth", "user.registered")]);
+            let structured = serde_json::json!({
+                "eventSource": "aws:rmq",
+                "rmqMessagesByQueue": { queue: [{ "basicProperties": { "messageId": message_id, "headers": headers }, "data": data, "redelivered": false }] },
+            });
+            for doc in [structured, free] {
+                if let Ok(event) = serde_json::from_value::<RabbitMqEvent>(doc) {
+                    let _ = amazon_mq_messages(&routes, event);
+                }
+            }
+        }
     }
 }

@@ -65,8 +65,9 @@ pub enum Op {
 /// Inviters whose affiliate ability an admin may switch off (their rewards may then be
 /// declined); the others are never disabled.
 pub const FLAKY_INVITERS: usize = 3;
-/// Withdrawal keys per user: small, so keys are reused and raced.
-pub const KEYS_PER_USER: u32 = 12;
+/// Withdrawal keys come from a window that slides with the run: each key is reused (and
+/// raced) by nearby operations, and new keys keep coming.
+pub const KEY_WINDOW: u32 = 8;
 pub const RATES: [u32; 3] = [500, 1000, 2000];
 pub const GLOBAL_RATES: [u32; 2] = [1000, 1500];
 
@@ -77,7 +78,7 @@ pub fn key_amount(user: usize, key: u32) -> i64 {
 
 pub fn draw(rng: &mut StdRng, ops: usize, inviters: usize, e2e_percent: u32) -> Vec<(Op, Via)> {
     let mut out = Vec::with_capacity(ops);
-    for _ in 0..ops {
+    for i in 0..ops {
         let inviter = rng.gen_range(0..inviters);
         let deliveries = rng.gen_range(1..=3);
         let pick = rng.gen();
@@ -106,7 +107,7 @@ pub fn draw(rng: &mut StdRng, ops: usize, inviters: usize, e2e_percent: u32) -> 
             300..=619 => Op::Order { pick, amount: rng.gen_range(100..10_000), deliveries },
             620..=639 => Op::ReuseOrder { pick },
             640..=739 => Op::Refund { pick, share: rng.gen_range(500..=10_000), chargeback: rng.gen_bool(0.2), deliveries },
-            740..=919 => Op::Withdraw { user: inviter, key: rng.gen_range(0..KEYS_PER_USER), twins: rng.gen_range(1..=4) },
+            740..=919 => Op::Withdraw { user: inviter, key: (i / 100) as u32 * 2 + rng.gen_range(0..KEY_WINDOW), twins: rng.gen_range(1..=4) },
             920..=959 => {
                 let change = match rng.gen_range(0..4) {
                     0 => PolicyMove::Rate(RATES[rng.gen_range(0..RATES.len())]),
