@@ -21,8 +21,10 @@ lint:
 build:
 	cargo build --workspace
 # Developer CLI against the running `make dev` stack, e.g. make cli ARGS="stats alice".
+# The same build as `make dev` (nothing to compile after it), run as a plain process: a
+# `cargo run` would hold the target directory's lock a restarting function needs.
 cli:
-	@cargo run -q -p market-tests --bin market-cli -- $(ARGS)
+	@cargo build -q --workspace --bins && target/debug/market-cli $(ARGS)
 # Benchmark: per-RPC latency vs direct DynamoDB calls, capacity units, size, RSS.
 bench:
 	scripts/bench.sh

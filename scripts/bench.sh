@@ -10,6 +10,12 @@ scripts/stack.sh up "$STACK"
 export MARKET_CONFIG_JSON='{"max_active_codes":50,"min_withdraw_amount":1,"currency":"USD"}' RUST_LOG=warn
 scripts/stack.sh functions "$STACK" --bench
 set -a; . ".local/stacks/$STACK/env"; set +a
-cargo run --release -q -p market-tests --bin market-bench
-cargo run --release -q -p market-tests --bin market-bench-events
+# Built first, then run as plain processes: a `cargo run` would hold the target directory's
+# lock that `cargo lambda watch` needs to (re)start a function.
+cargo build --release -q -p market-bench
+target/release/market-bench
+target/release/market-bench-events
+# LOAD_CLIENTS clients (200) for LOAD_SECONDS (60) mixing every user RPC: p50/p99 per RPC;
+# fails on any INTERNAL or hung request.
+target/release/market-load
 python3 scripts/coldstart.py 10

@@ -159,7 +159,7 @@ functions() {
   local flags=() build=()
   case "${1:-}" in
     --test) flags=(--ignore-changes --concurrency 4) ;;
-    --bench) flags=(--ignore-changes --release); build=(--release) ;;
+    --bench) flags=(--ignore-changes --release --concurrency 4); build=(--release) ;;
   esac
   # Build first so the first invocation does not pay for compilation.
   (cd "$ROOT" && cargo build --workspace --bins --quiet "${build[@]}")

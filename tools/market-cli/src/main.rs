@@ -15,7 +15,7 @@
 //! variables are already set.
 
 use market_proto::v1::*;
-use market_tests::rpc::Rpc;
+use market_client::rpc::Rpc;
 
 const USAGE: &str = "usage: market-cli token|stats|codes|create-code|delete-code|withdraw <user> [args]
   token <user>                       print a bearer token for the local stack
@@ -112,7 +112,7 @@ fn main() {
                 show(client.delete_invite_code(Rpc::authed(DeleteInviteCodeRequest { code: code.clone() }, &token)).await)
             }
             ("publish-registered", code, _) => {
-                let publisher = market_tests::amqp::Publisher::connect().await;
+                let publisher = market_client::amqp::Publisher::connect().await;
                 let event_id = format!("cli-{}", nanoid::nanoid!(10));
                 publisher.user_registered(&event_id, user, code.map(String::as_str)).await;
                 println!("published user.registered {event_id} for {user}");
@@ -123,7 +123,7 @@ fn main() {
                     eprintln!("amount must be an integer (minor units)");
                     return 2;
                 };
-                let publisher = market_tests::amqp::Publisher::connect().await;
+                let publisher = market_client::amqp::Publisher::connect().await;
                 let event_id = format!("cli-{}", nanoid::nanoid!(10));
                 let order = order.cloned().unwrap_or_else(|| format!("order-{}", nanoid::nanoid!(8)));
                 publisher.order_paid(&event_id, &order, user, amount).await;
@@ -154,7 +154,7 @@ fn main() {
                 };
                 let refund_id = args.get(4).cloned().unwrap_or_else(|| format!("refund-{}", nanoid::nanoid!(8)));
                 let reason = args.get(5).map(String::as_str).unwrap_or("refund");
-                let publisher = market_tests::amqp::Publisher::connect().await;
+                let publisher = market_client::amqp::Publisher::connect().await;
                 let event_id = format!("cli-{}", nanoid::nanoid!(10));
                 publisher.order_refunded(&event_id, &refund_id, order, user, amount, reason).await;
                 println!("published order.refunded {refund_id} of {order} ({amount}, {reason}) for {user}");
@@ -165,7 +165,7 @@ fn main() {
                     eprintln!("amount must be an integer (minor units)");
                     return 2;
                 };
-                let key = key.cloned().unwrap_or_else(|| format!("cli-{}", market_tests::rpc::now_secs()));
+                let key = key.cloned().unwrap_or_else(|| format!("cli-{}", market_client::rpc::now_secs()));
                 show(client.withdraw_affiliate_reward(Rpc::authed(WithdrawAffiliateRewardRequest { amount, idempotency_key: key }, &token)).await)
             }
             _ => {
@@ -184,7 +184,7 @@ fn events() -> i32 {
         return 2;
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let received = runtime.block_on(market_tests::amqp::WithdrawnQueue { name }.drain());
+    let received = runtime.block_on(market_client::amqp::WithdrawnQueue { name }.drain());
     for r in &received {
         println!("{} {} message_id={} {}", r.exchange, r.routing_key, r.message_id.as_deref().unwrap_or("-"), r.body);
     }

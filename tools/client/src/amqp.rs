@@ -1,0 +1,171 @@
+//! RabbitMQ as the platform sees it: publishing the auth and shop modules' events
+//! (persistent, with a message id, confirmed by the broker), and reading what the market
+//! publishes from a queue bound to its exchange.
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+
+pub struct Publisher {
+    _connection: Connection,
+    channel: Channel,
+}
+
+impl Publisher {
+    /// Connects and declares what the bridge consumes (idempotent, same arguments), so a
+    /// message published before the bridge's first connection is still queued.
+    pub async fn connect() -> Publisher {
+        Publisher::try_connect().await.expect("amqp connect")
+    }
+
+    /// As [`Publisher::connect`], an unreachable broker being an error (chaos runs retry).
+    pub async fn try_connect() -> Result<Publisher, lapin::Error> {
+        let url = std::env::var("AMQP_URL").expect("AMQP_URL: run inside `make test`");
+        let connection = Connection::connect(&url, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        for (exchange, key) in [("auth", "user.registered"), ("shop", "order.paid"), ("shop", "order.refunded")] {
+            let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+            channel.exchange_declare(exchange.into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
+            let queue = format!("helium-market.{exchange}.{key}");
+            let options = QueueDeclareOptions { durable: true, ..Default::default() };
+            channel.queue_declare(queue.as_str().into(), options, FieldTable::default()).await?;
+            channel.queue_bind(queue.as_str().into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default()).await?;
+        }
+        Ok(Publisher { _connection: connection, channel })
+    }
+
+    pub async fn publish(&self, exchange: &str, routing_key: &str, message_id: &str, body: &str) {
+        self.try_publish(exchange, routing_key, message_id, body).await.expect("publish confirmed");
+    }
+
+    /// Publishes and waits for the broker's confirm (a nack is an error too).
+    pub async fn try_publish(&self, exchange: &str, routing_key: &str, message_id: &str, body: &str) -> Result<(), lapin::Error> {
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(message_id.into());
+        let confirm = self
+            .channel
+            .basic_publish(exchange.into(), routing_key.into(), BasicPublishOptions::default(), body.as_bytes(), properties)
+            .await?
+            .await?;
+        if confirm.is_nack() {
+            return Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(lapin::ChannelState::Error, "publish nacked")));
+        }
+        Ok(())
+    }
+
+    /// The three platform events' bodies, as the auth and shop modules publish them.
+    pub fn user_registered_body(event_id: &str, user: &str, code: Option<&str>) -> String {
+        serde_json::json!({"event_id": event_id, "user_id": user, "invite_code": code, "occurred_at": "2026-11-24T12:00:00Z"}).to_string()
+    }
+
+    pub fn order_paid_body(event_id: &str, order: &str, user: &str, amount: i64) -> String {
+        serde_json::json!({"event_id": event_id, "order_id": order, "user_id": user, "amount": amount,
+                           "currency": "USD", "occurred_at": 1795000000000i64})
+        .to_string()
+    }
+
+    pub fn order_refunded_body(event_id: &str, refund_id: &str, order: &str, user: &str, amount: i64, reason: &str) -> String {
+        serde_json::json!({
+            "event_id": event_id, "refund_id": refund_id, "order_id": order, "user_id": user, "amount": amount,
+            "currency": "USD", "reason": reason, "occurred_at": crate::rpc::now_secs() * 1000,
+        })
+        .to_string()
+    }
+
+    pub async fn user_registered(&self, event_id: &str, user: &str, code: Option<&str>) {
+        self.publish("auth", "user.registered", event_id, &Self::user_registered_body(event_id, user, code)).await;
+    }
+
+    pub async fn order_paid(&self, event_id: &str, order: &str, user: &str, amount: i64) {
+        self.publish("shop", "order.paid", event_id, &Self::order_paid_body(event_id, order, user, amount)).await;
+    }
+
+    /// `shop/order.refunded` (reason `refund` or `chargeback`).
+    pub async fn order_refunded(&self, event_id: &str, refund_id: &str, order: &str, user: &str, amount: i64, reason: &str) {
+        self.publish("shop", "order.refunded", event_id, &Self::order_refunded_body(event_id, refund_id, order, user, amount, reason)).await;
+    }
+}
+
+/// One outbound event as a consumer bound to exchange `market` receives it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub exchange: String,
+    pub routing_key: String,
+    pub message_id: Option<String>,
+    pub delivery_mode: Option<u8>,
+    pub content_type: Option<String>,
+    pub body: serde_json::Value,
+}
+
+/// A durable queue bound to exchange `market`, key `affiliate.withdrawn`, as the balance
+/// owner would bind one. Each read opens its own connection, so reads survive a broker
+/// outage in between.
+pub struct WithdrawnQueue {
+    pub name: String,
+}
+
+pub async fn amqp_channel() -> Result<(Connection, Channel), lapin::Error> {
+    let url = std::env::var("AMQP_URL").expect("AMQP_URL: run inside `make test`");
+    let connection = Connection::connect(&url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    Ok((connection, channel))
+}
+
+/// Ready messages in these queues (a passive declare each); an unreachable broker is an error.
+pub async fn queued(names: &[&str]) -> Result<u64, lapin::Error> {
+    let (connection, channel) = amqp_channel().await?;
+    let mut n = 0;
+    for name in names {
+        let options = QueueDeclareOptions { passive: true, ..Default::default() };
+        n += u64::from(channel.queue_declare((*name).into(), options, FieldTable::default()).await?.message_count());
+    }
+    let _ = connection.close(200, "done".into()).await;
+    Ok(n)
+}
+
+impl WithdrawnQueue {
+    pub async fn bind() -> WithdrawnQueue {
+        let name = format!("test.withdrawn.{}", nanoid::nanoid!(8));
+        let (connection, channel) = amqp_channel().await.expect("amqp connect");
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        channel.exchange_declare("market".into(), ExchangeKind::Topic, durable, FieldTable::default()).await.expect("exchange");
+        let options = QueueDeclareOptions { durable: true, ..Default::default() };
+        channel.queue_declare(name.as_str().into(), options, FieldTable::default()).await.expect("queue");
+        channel
+            .queue_bind(name.as_str().into(), "market".into(), "affiliate.withdrawn".into(), QueueBindOptions::default(), FieldTable::default())
+            .await
+            .expect("bind");
+        let _ = connection.close(200, "done".into()).await;
+        WithdrawnQueue { name }
+    }
+
+    /// Takes every message currently in the queue (acked); an unreachable broker reads as empty.
+    pub async fn drain(&self) -> Vec<Received> {
+        let Ok((connection, channel)) = amqp_channel().await else { return vec![] };
+        let mut out = Vec::new();
+        while let Ok(Some(m)) = channel.basic_get(self.name.as_str().into(), lapin::options::BasicGetOptions { no_ack: true }).await {
+            let d = &m.delivery;
+            out.push(Received {
+                exchange: d.exchange.as_str().to_owned(),
+                routing_key: d.routing_key.as_str().to_owned(),
+                message_id: d.properties.message_id().as_ref().map(|s| s.as_str().to_owned()),
+                delivery_mode: *d.properties.delivery_mode(),
+                content_type: d.properties.content_type().as_ref().map(|s| s.as_str().to_owned()),
+                body: serde_json::from_slice(&d.data).unwrap_or(serde_json::Value::Null),
+            });
+        }
+        let _ = connection.close(200, "done".into()).await;
+        out
+    }
+
+    pub async fn delete(self) {
+        if let Ok((connection, channel)) = amqp_channel().await {
+            let _ = channel.queue_delete(self.name.as_str().into(), Default::default()).await;
+            let _ = connection.close(200, "done".into()).await;
+        }
+    }
+}
+
