@@ -159,8 +159,15 @@ functions() {
   local flags=() build=()
   case "${1:-}" in
     --test) flags=(--ignore-changes --concurrency 4) ;;
-    --bench) flags=(--ignore-changes --release --concurrency 4); build=(--release) ;;
+    --bench) flags=(--ignore-changes --release); build=(--release) ;;
   esac
+  # Every function instance of `cargo lambda watch` watches the checkout recursively (even
+  # with --ignore-changes): a second stack's functions can exhaust the inotify limit, and an
+  # instance that cannot start leaves its invocations hanging. Say so up front.
+  local others; others=$(pgrep -fc "cargo-lambda lambda watch .*--manifest-path $ROOT/Cargo.toml" || true)
+  if [ "${others:-0}" -gt 0 ]; then
+    log "warning: $others other stack(s) of this checkout serve functions; with fs.inotify.max_user_watches=$(cat /proc/sys/fs/inotify/max_user_watches 2>/dev/null) their watchers may not fit (raise it, or stop the other stack)"
+  fi
   # Build first so the first invocation does not pay for compilation.
   (cd "$ROOT" && cargo build --workspace --bins --quiet "${build[@]}")
   sed -i '/^MARKET_RPC_URL=/d' "$ENV_FILE"
