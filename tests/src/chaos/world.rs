@@ -412,7 +412,7 @@ impl World {
     }
 
     async fn register(self: &Arc<Self>, inviter: usize, kind: CodeKind, pick: u32, deliveries: u8, via: Via) {
-        let (user, code, kind, index) = {
+        let (user, sent, index) = {
             let mut s = self.sent();
             let of = |list: &[(usize, String)]| {
                 let mine: Vec<String> = list.iter().filter(|(o, _)| *o == inviter).map(|(_, c)| c.clone()).collect();
@@ -444,15 +444,14 @@ impl World {
                     s.buyers.len() - 1
                 }
             };
-            (user, sent, kind, index)
+            (user, sent, index)
         };
-        let _ = kind;
         match via {
             Via::InProcess => {
                 let ev = UserRegistered {
-                    event_id: EventId::parse(code.event_id.clone()).expect("event id"),
+                    event_id: EventId::parse(sent.event_id.clone()).expect("event id"),
                     user: user.clone(),
-                    invite_code: code.code.clone(),
+                    invite_code: sent.code.clone(),
                     occurred_at: SystemClock.now(),
                 };
                 let tasks: Vec<_> = (0..deliveries)
@@ -473,16 +472,16 @@ impl World {
                 // Every delivery of one event gets the same (first) outcome.
                 let first = answers.first().cloned();
                 if answers.iter().any(|a| a.is_err() || Some(a) != first.as_ref()) {
-                    self.violation(format!("deliveries of registration {} answered differently: {answers:?}", code.event_id));
+                    self.violation(format!("deliveries of registration {} answered differently: {answers:?}", sent.event_id));
                 }
                 if answers.iter().all(Result::is_ok) {
                     self.sent().ready.push(index);
                 }
             }
             Via::EndToEnd => {
-                let body = Publisher::user_registered_body(&code.event_id, user.as_str(), code.code.as_deref());
+                let body = Publisher::user_registered_body(&sent.event_id, user.as_str(), sent.code.as_deref());
                 for _ in 0..deliveries {
-                    self.publish("auth", "user.registered", &code.event_id, &body).await;
+                    self.publish("auth", "user.registered", &sent.event_id, &body).await;
                 }
             }
         }
