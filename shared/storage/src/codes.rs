@@ -124,11 +124,10 @@ impl CodeStore for DynamoStore {
         items.extend(audit_puts(&self.tables().audit, &new.audit)?);
         match self.transact(items).await? {
             Ok(()) => Ok(None),
-            Err(c) if keyed.is_some_and(|i| c.failed(i)) => match keyed.and_then(|i| c.old_item(i)) {
-                Some(old) => created_code(Some(old)),
-                None => Err(MarketError::Contention),
+            // A twin with the same key created its code first: that code (from the old item).
+            Err(c) if keyed.is_some_and(|i| c.failed(i)) => {
+                created_code(keyed.and_then(|i| c.old_item(i)))?.map(Some).ok_or(MarketError::Contention)
             }
-            .and_then(|code| code.map(Some).ok_or(MarketError::Contention)),
             Err(c) if c.failed(0) => Err(MarketError::CodeCollision),
             Err(c) if c.failed(2) => Err(MarketError::AffiliateDisabled),
             Err(c) if c.failed(1) => Err(MarketError::CodeLimitReached),
