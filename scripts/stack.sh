@@ -155,7 +155,7 @@ ENV
 functions() {
   [ -f "$ENV_FILE" ] || { log "stack is not up"; return 1; }
   if running functions; then log "functions already served"; return 0; fi
-  local port; port=$(free_ports 1)
+  local port gateway; read -r port gateway <<<"$(free_ports 2)"
   local flags=() build=()
   case "${1:-}" in
     --test) flags=(--ignore-changes --concurrency 4) ;;
@@ -171,7 +171,7 @@ functions() {
   # Build first so the first invocation does not pay for compilation.
   (cd "$ROOT" && cargo build --workspace --bins --quiet "${build[@]}")
   sed -i '/^MARKET_RPC_URL=/d' "$ENV_FILE"
-  echo "MARKET_RPC_URL=http://127.0.0.1:$port/lambda-url" >> "$ENV_FILE"
+  echo "MARKET_RPC_URL=http://127.0.0.1:$gateway/lambda-url" >> "$ENV_FILE"
   # The caller's configuration document (tests, bench) wins over the template's default:
   # it is the functions' fallback and, written to Redis, the live configuration.
   local config="${MARKET_CONFIG_JSON-}"
@@ -189,9 +189,13 @@ functions() {
   local profile=debug; [ "${1:-}" = "--bench" ] && profile=release
   echo "$profile" > "$DIR/profile"
   echo "http://127.0.0.1:$port" > "$DIR/lambda-url"
+  # Clients come in through the gateway (API Gateway's place): it bounds each function's
+  # requests in flight, which keeps cargo lambda watch out of its queue-full wedge.
+  start gateway "$ROOT/target/$profile/local-gateway" "$gateway" "http://127.0.0.1:$port"
+  wait_port gateway "$gateway" 10
   sources
   bridge
-  log "functions: http://127.0.0.1:$port/lambda-url/<function>/helium.market.v1.MarketService/<Method>"
+  log "functions: http://127.0.0.1:$gateway/lambda-url/<function>/helium.market.v1.MarketService/<Method> (gateway; cargo lambda watch on $port)"
   log "event sources: $(grep -c '"function"' "$DIR/event-sources.json") mappings (SQS, outbox stream); bridge: RabbitMQ auth/shop -> SQS, outbound queue -> RabbitMQ market"
 }
 

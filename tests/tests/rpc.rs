@@ -270,3 +270,26 @@ async fn twenty_concurrent_withdrawals_through_the_rpc() {
     let stats = market_tests::assert_money_invariants(&store, &market_domain::ids::UserId::parse(me).unwrap()).await;
     assert_eq!((stats.available.minor(), stats.withdrawn_total.minor()), (0, 100));
 }
+
+/// A burst deeper than `cargo lambda watch`'s per-function queue (100; the 101st queued
+/// invocation wedges the emulator) is answered in full: the local gateway bounds what is in
+/// flight per function, and the functions still answer afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_deeper_than_the_emulator_queue_is_answered() {
+    let rpc = Arc::new(rpc());
+    let token = rpc.token(&user("burst"));
+    let call = |rpc: Arc<Rpc>, token: String| async move {
+        let mut client = rpc.client();
+        let reply = client.get_affiliate_stats(Rpc::authed(GetAffiliateStatsRequest {}, &token));
+        tokio::time::timeout(std::time::Duration::from_secs(60), reply).await
+    };
+    let tasks: Vec<_> = (0..150).map(|_| tokio::spawn(call(rpc.clone(), token.clone()))).collect();
+    let mut answered = 0;
+    for t in tasks {
+        let reply = t.await.unwrap().expect("answered within 60 s");
+        reply.expect("OK");
+        answered += 1;
+    }
+    assert_eq!(answered, 150);
+    call(rpc, token).await.expect("still answered").expect("OK");
+}

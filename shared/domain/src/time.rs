@@ -40,6 +40,13 @@ impl Timestamp {
         let year = yoe + era * 400 + i64::from(month <= 2);
         format!("{year:04}-{month:02}-{day:02}")
     }
+
+    /// ISO 8601 in UTC with milliseconds, `YYYY-MM-DDThh:mm:ss.mmmZ` (what tools print).
+    pub fn iso8601(self) -> String {
+        let ms = self.0.rem_euclid(Self::MS_PER_DAY);
+        let (h, m, s, milli) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+        format!("{}T{h:02}:{m:02}:{s:02}.{milli:03}Z", self.utc_day())
+    }
 }
 
 #[cfg(test)]
@@ -52,6 +59,8 @@ mod tests {
         assert_eq!(Timestamp::from_millis(1_795_514_400_000).utc_day(), "2026-11-24");
         assert_eq!(Timestamp::from_millis(951_782_400_000).utc_day(), "2000-02-29");
         assert_eq!(Timestamp::from_millis(-1).utc_day(), "1969-12-31");
+        assert_eq!(Timestamp::from_millis(1_795_514_400_123).iso8601(), "2026-11-24T10:00:00.123Z");
+        assert_eq!(Timestamp::from_millis(-1).iso8601(), "1969-12-31T23:59:59.999Z");
     }
 }
 
