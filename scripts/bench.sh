@@ -16,6 +16,6 @@ cargo build --release -q -p market-bench
 target/release/market-bench
 target/release/market-bench-events
 python3 scripts/coldstart.py 10
-# Last (it may wedge the local emulator, see BENCHMARKS.md): LOAD_CLIENTS clients (200) for
+# Last (the heaviest): LOAD_CLIENTS clients (200) for
 # LOAD_SECONDS (60) mixing every user RPC; p50/p99 per RPC; fails on INTERNAL or a hang.
 target/release/market-load

@@ -1,6 +1,6 @@
 //! `make bench` (load): LOAD_CLIENTS concurrent clients (default 200), each its own funded
 //! user, call a random mix of every user RPC for LOAD_SECONDS (default 60) through the local
-//! stack (gRPC-Web -> cargo lambda watch -> function -> DynamoDB Local). Prints per RPC the
+//! stack (gRPC-Web -> local-gateway -> cargo lambda watch -> function -> DynamoDB Local). Prints per RPC the
 //! calls, p50/p99/max and the status codes, and fails (exit 1) on any `INTERNAL` or any
 //! request that took longer than LOAD_HANG_SECONDS (default 30: hung).
 
