@@ -46,7 +46,7 @@ impl Settings {
         Settings {
             seed: var("SEED").unwrap_or_else(rand::random),
             ops: var("CHAOS_OPS").map_or(default_ops, |v| v as usize),
-            workers: var("CHAOS_WORKERS").map_or(24, |v| v as usize),
+            workers: var("CHAOS_WORKERS").map_or(36, |v| v as usize),
             inviters: var("CHAOS_INVITERS").map_or(16, |v| v as usize),
             e2e_percent: var("CHAOS_E2E_PERCENT").map_or(10, |v| v as u32),
             faults: var("CHAOS_FAULTS") != Some(0),
