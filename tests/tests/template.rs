@@ -58,3 +58,38 @@ fn local_event_sources_come_from_the_template() {
     assert_eq!(stream["maximum_retry_attempts"], -1);
     assert_eq!(stream["report_batch_item_failures"], true);
 }
+
+/// The alarms and the dashboard name only metrics the functions emit (EMF namespace
+/// `HeliumMarket`; `market_lambda::metrics::names`), and only resources the template defines.
+#[test]
+fn alarms_and_dashboard_use_emitted_metrics_and_defined_resources() {
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap();
+    let emitted = market_lambda::metrics::names::ALL;
+    let lines: Vec<&str> = template.lines().collect();
+    let mut used = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        // Alarms: `Namespace: HeliumMarket` followed by its `MetricName:`.
+        if line.trim() == "Namespace: HeliumMarket" {
+            let name = lines.get(i + 1).and_then(|l| l.trim().strip_prefix("MetricName: ")).expect("MetricName after the namespace");
+            used.push(name.to_owned());
+        }
+        // Dashboard: `["HeliumMarket", "<metric>", ...]`.
+        for part in line.split("[\"HeliumMarket\", \"").skip(1) {
+            used.push(part.split('"').next().unwrap_or_default().to_owned());
+        }
+    }
+    assert!(used.len() >= 8, "the template uses the functions' metrics: {used:?}");
+    for name in &used {
+        assert!(emitted.contains(&name.as_str()), "{name} is not a metric the functions emit ({emitted:?})");
+    }
+    // Every `${Name}` / `${Name.Attr}` in the operations section is a resource or parameter.
+    let resources: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   ") && l.trim_end().ends_with(':'))
+        .map(|l| l.trim().trim_end_matches(':'))
+        .collect();
+    let ops = &template[template.find("# ------------------------------------------------------------------ operations").expect("operations section")..];
+    for reference in ops.split("${").skip(1).map(|r| r.split(['}', '.']).next().unwrap_or_default()) {
+        assert!(reference.starts_with("AWS::") || resources.contains(&reference), "{reference} is not defined in the template");
+    }
+}

@@ -22,7 +22,9 @@ impl MarketService for Rpc {
         let key = request.into_inner().idempotency_key;
         // Empty = no key (proto3 default); otherwise it must be a valid key.
         let idempotency_key = (!key.is_empty()).then(|| IdempotencyKey::parse(key)).transpose().map_err(to_status)?;
-        let record = self.processor.process(NewCodeRequest { owner, idempotency_key }).await.map_err(to_status)?;
+        let record = self.processor.process(NewCodeRequest { owner, idempotency_key }).await;
+        market_lambda::metrics::result(market_lambda::metrics::names::CODES_CREATED, &record, |_| "created");
+        let record = record.map_err(to_status)?;
         Ok(Response::new(CreateInviteCodeResponse { code: Some((&record).into()) }))
     }
 }

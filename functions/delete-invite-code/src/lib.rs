@@ -20,7 +20,11 @@ impl MarketService for Rpc {
     ) -> Result<Response<DeleteInviteCodeResponse>, Status> {
         let caller = self.auth.caller(&request)?;
         let code = request.into_inner().code;
-        let outcome = self.processor.process(Delete { caller, code }).await.map_err(to_status)?;
+        let outcome = self.processor.process(Delete { caller, code }).await;
+        market_lambda::metrics::result(market_lambda::metrics::names::CODES_DELETED, &outcome, |o| {
+            if *o == Deactivation::AlreadyInactive { "already_inactive" } else { "deleted" }
+        });
+        let outcome = outcome.map_err(to_status)?;
         Ok(Response::new(DeleteInviteCodeResponse { already_inactive: outcome == Deactivation::AlreadyInactive }))
     }
 }

@@ -13,10 +13,12 @@ use tracing::info;
 async fn main() -> Result<(), market_lambda::Error> {
     let market = Market::init().await?;
     let catch_up = std::sync::Arc::new(CatchUpMaturity(market.deps));
-    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let catch_up = catch_up.clone();
         async move {
-            let report = catch_up.process(()).await?;
+            let report = catch_up.process(()).await;
+            market_lambda::metrics::flush(&[("RequestId", event.context.request_id.clone().into())]);
+            let report = report?;
             info!(users = report.users, matured = report.matured, failed = report.failed, "maturity catch-up");
             Ok::<_, lambda_runtime::Error>(json!({"users": report.users, "matured": report.matured, "failed": report.failed}))
         }

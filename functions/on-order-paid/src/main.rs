@@ -19,7 +19,9 @@ async fn main() -> Result<(), market_lambda::Error> {
         async move {
             let event = OrderPaidEvent::parse(sqs::body(&message)?)?;
             let order_id = event.order_id.clone();
-            match decide.process(event).await? {
+            let decision = decide.process(event).await;
+            market_lambda::metrics::order(&decision);
+            match decision? {
                 OrderDecision::Reward(reward) => sqs_client.send_json(&reward_queue, &reward).await,
                 OrderDecision::NoReward(reason) => {
                     info!(order_id = %order_id, ?reason, "no reward");

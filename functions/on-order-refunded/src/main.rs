@@ -16,7 +16,9 @@ async fn main() -> Result<(), market_lambda::Error> {
         async move {
             let event = OrderRefundedEvent::parse(sqs::body(&message)?)?;
             let (event_id, order_id) = (event.event_id.clone(), event.order_id.clone());
-            let result = apply.process(event).await?;
+            let result = apply.process(event).await;
+            market_lambda::metrics::refund(&result);
+            let result = result?;
             info!(event_id = %event_id, order_id = %order_id, ?result, "refund processed");
             Ok(())
         }

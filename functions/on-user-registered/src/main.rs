@@ -12,7 +12,9 @@ async fn main() -> Result<(), market_lambda::Error> {
         let register = register.clone();
         async move {
             let event = UserRegisteredEvent::parse(sqs::body(&message)?)?;
-            register.process(event).await.map(|_| ())
+            let result = register.process(event).await;
+            market_lambda::metrics::registration(&result);
+            result.map(|_| ())
         }
     })
     .await

@@ -15,7 +15,10 @@ async fn main() -> Result<(), market_lambda::Error> {
         async move {
             let event: RewardEvent = serde_json::from_str(sqs::body(&message)?)
                 .map_err(|e| MarketError::InvalidArgument(format!("invalid reward event: {e}")))?;
-            apply.process(event).await.map(|_| ())
+            let reward = event.reward.minor();
+            let result = apply.process(event).await;
+            market_lambda::metrics::reward(&result, reward);
+            result.map(|_| ())
         }
     })
     .await

@@ -66,6 +66,10 @@ impl OutboxRelay {
         for (i, relayed) in join_all(marks).await {
             ok[i] = relayed;
         }
+        let relayed = ok.iter().filter(|r| **r).count() as u64;
+        let name = market_lambda::metrics::names::OUTBOUND_EVENTS;
+        market_lambda::metrics::count(name, "relayed", relayed);
+        market_lambda::metrics::count(name, "retried", ok.len() as u64 - relayed);
         let mut response = DynamoDbEventResponse::default();
         if let Some(first) = ok.iter().position(|relayed| !relayed) {
             if let (seq, Err(e)) = &work[first] {

@@ -9,6 +9,7 @@ use publish_market_events::OutboxRelay;
 #[tokio::main]
 async fn main() -> Result<(), market_lambda::Error> {
     market_lambda::init_tracing();
+    market_lambda::metrics::init();
     let aws = market_storage::aws_config().await;
     let relay = Arc::new(OutboxRelay {
         store: market_storage::DynamoStore::from_env(&aws).await?,
@@ -21,7 +22,11 @@ async fn main() -> Result<(), market_lambda::Error> {
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
         let relay = relay.clone();
-        async move { Ok::<_, lambda_runtime::Error>(relay.handle(event.payload).await) }
+        async move {
+            let response = relay.handle(event.payload).await;
+            market_lambda::metrics::flush(&[("RequestId", event.context.request_id.clone().into())]);
+            Ok::<_, lambda_runtime::Error>(response)
+        }
     }))
     .await
 }

@@ -22,11 +22,9 @@ impl MarketService for Rpc {
         let caller = self.auth.caller(&request)?;
         let body = request.into_inner();
         let idempotency_key = IdempotencyKey::parse(body.idempotency_key).map_err(to_status)?;
-        let result = self
-            .processor
-            .process(WithdrawRequest { caller, amount: Money::from_minor(body.amount), idempotency_key })
-            .await
-            .map_err(to_status)?;
+        let result = self.processor.process(WithdrawRequest { caller, amount: Money::from_minor(body.amount), idempotency_key }).await;
+        market_lambda::metrics::withdrawal(result.as_ref().map(|r| (r.record.amount.minor(), r.replayed)));
+        let result = result.map_err(to_status)?;
         Ok(Response::new(market_proto::withdrawal(&result.record, result.replayed)))
     }
 }

@@ -3,6 +3,7 @@
 //! and gRPC-Web serving ([`serve()`]).
 
 pub mod auth;
+pub mod metrics;
 pub mod serve;
 pub mod sqs;
 pub mod status;
@@ -47,6 +48,7 @@ pub struct Market {
 impl Market {
     pub async fn init() -> Result<Self, lambda_http::Error> {
         init_tracing();
+        metrics::init();
         let sdk = market_storage::aws_config().await;
         let store = DynamoStore::from_env(&sdk).await?;
         // The configuration comes from Redis (cached per container); until the first read

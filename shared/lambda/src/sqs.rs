@@ -65,7 +65,22 @@ where
     let handler = Arc::new(handler);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let handler = handler.clone();
-        async move { Ok::<_, lambda_runtime::Error>(handle_batch(handler.as_ref(), event.payload).await) }
+        async move {
+            let ids: Vec<serde_json::Value> = event.payload.records.iter().map(|m| m.message_id.clone().unwrap_or_default().into()).collect();
+            let amqp_ids: Vec<serde_json::Value> =
+                event.payload.records.iter().filter_map(|m| attribute(m, "amqp_message_id")).map(|id| id.to_owned().into()).collect();
+            let total = ids.len();
+            let response = handle_batch(handler.as_ref(), event.payload).await;
+            let failed = response.batch_item_failures.len();
+            crate::metrics::count(crate::metrics::names::MESSAGES, "ok", total.saturating_sub(failed) as u64);
+            crate::metrics::count(crate::metrics::names::MESSAGES, "failed", failed as u64);
+            crate::metrics::flush(&[
+                ("RequestId", event.context.request_id.clone().into()),
+                ("MessageIds", serde_json::Value::Array(ids)),
+                ("AmqpMessageIds", serde_json::Value::Array(amqp_ids)),
+            ]);
+            Ok::<_, lambda_runtime::Error>(response)
+        }
     }))
     .await
 }

@@ -130,6 +130,9 @@ impl DynamoStore {
                 return Err(sdk_error(err));
             }
             self.usage.conflicts.fetch_add(1, Ordering::Relaxed);
+            // market_lambda::metrics::names::TRANSACTION_CONFLICTS (the facade: a no-op
+            // outside a function).
+            metrics::counter!("TransactionConflicts").increment(1);
             let cap_ms = (10u64 << attempt).min(500);
             let pause = rand::thread_rng().gen_range(1..=cap_ms);
             debug!(attempt, pause_ms = pause, "transaction conflict, retrying");

@@ -108,22 +108,27 @@ pub fn describe(logical_id: &str, message: &Message, with_body: bool) -> Value {
     out
 }
 
+/// One receive of up to 10 messages (with every attribute), hidden while we look at them.
+async fn receive(sqs: &Client, url: &str) -> Result<Vec<Message>, String> {
+    let batch = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(PEEK_VISIBILITY_SECONDS)
+        .wait_time_seconds(0)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .map_err(|e| format!("receiving from the queue failed: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+    Ok(batch.messages.unwrap_or_default())
+}
+
 /// Every message now in the queue, each received once and made visible again before return.
 pub async fn peek(sqs: &Client, url: &str) -> Result<Vec<Message>, String> {
     let mut seen: Vec<Message> = Vec::new();
     loop {
-        let batch = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .visibility_timeout(PEEK_VISIBILITY_SECONDS)
-            .wait_time_seconds(0)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .map_err(|e| format!("receiving from the queue failed: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-        let messages = batch.messages.unwrap_or_default();
+        let messages = receive(sqs, url).await?;
         if messages.is_empty() {
             break;
         }
@@ -145,17 +150,7 @@ pub async fn redrive(sqs: &Client, dlq_url: &str, source_url: &str, only: &[Stri
     // Messages not asked for stay hidden until the end, so each round sees new ones.
     let mut passed = Vec::new();
     while moved.len() < max {
-        let batch = sqs
-            .receive_message()
-            .queue_url(dlq_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(PEEK_VISIBILITY_SECONDS)
-            .wait_time_seconds(0)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .map_err(|e| format!("receiving from the DLQ failed: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-        let messages = batch.messages.unwrap_or_default();
+        let messages = receive(sqs, dlq_url).await?;
         if messages.is_empty() {
             break;
         }
@@ -198,15 +193,7 @@ pub async fn delete(sqs: &Client, url: &str, message_id: &str) -> Result<bool, S
     let mut passed = Vec::new();
     let mut outcome = Ok(false);
     for _ in 0..100 {
-        let batch = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .visibility_timeout(PEEK_VISIBILITY_SECONDS)
-            .send()
-            .await
-            .map_err(|e| format!("receiving from the queue failed: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-        let messages = batch.messages.unwrap_or_default();
+        let messages = receive(sqs, url).await?;
         if messages.is_empty() {
             break;
         }
