@@ -7,7 +7,10 @@ loopback (as in ../shared/RECIPES.md): per binary, the median over fresh process
   peak RSS     VmHWM after the second response.
 The functions talk to the local stack from the environment (run through `make bench`).
 
-usage: coldstart.py [runs]
+Each function is measured twice, interleaved: as built, and with METRICS_DISABLED=1 (the
+EMF collector not installed, nothing flushed), to show what the metrics cost a cold start.
+
+usage: coldstart.py [runs] [function...]
 """
 import base64, json, os, statistics, subprocess, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,7 +70,7 @@ class Runtime(BaseHTTPRequestHandler):
         self.end_headers()
 
 
-def measure(binary, method):
+def measure(binary, method, extra_env=None):
     body = b"\x00\x00\x00\x00\x00"  # an empty message in one gRPC frame
     if method == "WithdrawAffiliateReward":
         body = b"\x00\x00\x00\x00\x05\x08\x01\x12\x01k"  # amount 1, key "k"
@@ -76,7 +79,7 @@ def measure(binary, method):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}",
                AWS_LAMBDA_FUNCTION_NAME=binary, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128",
-               AWS_LAMBDA_FUNCTION_VERSION="1", RUST_LOG="error")
+               AWS_LAMBDA_FUNCTION_VERSION="1", RUST_LOG="error", **(extra_env or {}))
     start = time.perf_counter()
     proc = subprocess.Popen([f"target/release/{binary}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server.state["done"].wait(20)
@@ -98,17 +101,26 @@ def measure(binary, method):
 
 def main():
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    only = set(sys.argv[2:])
     print(f"\nCold start, release x86_64, minimal Runtime API on loopback, median of {runs} fresh processes")
-    print(f"{'function':<28}{'init':>10}{'first invoke':>15}{'warm invoke':>14}{'peak RSS':>11}{'binary':>10}")
+    print(f"{'function':<28}{'init':>10}{'first invoke':>15}{'warm invoke':>14}{'peak RSS':>11}{'binary':>10}"
+          f"{'metrics cost (init+first)':>28}")
     for binary, method in FUNCTIONS.items():
-        results = [r for r in (measure(binary, method) for _ in range(runs)) if r]
-        if not results:
+        if only and binary not in only:
+            continue
+        # Interleaved, so drift on the machine hits both variants alike.
+        pairs = [(measure(binary, method), measure(binary, method, {"METRICS_DISABLED": "1"})) for _ in range(runs)]
+        results = [a for a, _ in pairs if a]
+        bare = [b for _, b in pairs if b]
+        if not results or not bare:
             print(f"{binary:<28} failed")
             continue
-        med = lambda i: statistics.median(r[i] for r in results)
+        med = lambda rs, i: statistics.median(r[i] for r in rs)
         rss = statistics.median(r[3] for r in results if r[3]) if any(r[3] for r in results) else float("nan")
         size = os.path.getsize(f"target/release/{binary}") / 1048576
-        print(f"{binary:<28}{med(0):>8.1f}ms{med(1):>13.1f}ms{med(2):>12.1f}ms{rss:>8.1f}MiB{size:>7.1f}MiB")
+        cost = (med(results, 0) + med(results, 1)) - (med(bare, 0) + med(bare, 1))
+        print(f"{binary:<28}{med(results, 0):>8.1f}ms{med(results, 1):>13.1f}ms{med(results, 2):>12.1f}ms{rss:>8.1f}MiB"
+              f"{size:>7.1f}MiB{cost:>+26.2f}ms")
 
 
 if __name__ == "__main__":

@@ -138,6 +138,21 @@ async fn the_functions_metrics_are_valid_emf_and_count_what_happened() {
     assert_eq!(docs.iter().filter_map(|d| d["WithdrawnAmount"].as_f64()).sum::<f64>(), 120.0, "a replay pays nothing");
     assert!(total(&docs, "Requests", "OK") >= 2.0 && total(&docs, "Requests", "FAILED_PRECONDITION") >= 1.0);
 
+    // Configuration reads: from the container's cache or a refresh from Redis (no fallback:
+    // Redis is up).
+    assert!(total(&docs, "ConfigReads", "cache") + total(&docs, "ConfigReads", "redis") >= 1.0, "config reads counted");
+    assert_eq!(docs.iter().filter(|d| d["ConfigReads"].is_number() && d["Outcome"].as_str().is_some_and(|o| o.starts_with("fallback"))).count(), 0);
+
+    // One order followed by its platform event id: the bridge put it on the SQS message
+    // (`amqp_message_id`), the order.paid hook's document names it, the hook passed it on to
+    // the reward processor, whose document names it too; the ledger has the reward.
+    let (event, order) = &events[2];
+    let names = |d: &Value| d["AmqpMessageIds"].as_array().is_some_and(|ids| ids.iter().any(|id| id == event.as_str()));
+    assert!(docs.iter().any(|d| names(d) && d["Function"] == "on-order-paid" && d["Outcome"] == "reward"), "hook document of {event}");
+    assert!(docs.iter().any(|d| names(d) && d["Function"] == "process-affiliate-reward"), "reward processor document of {event}");
+    let history = market_tests::store().await.list_history(&inviter, None, 100).await.unwrap().items;
+    assert!(format!("{history:?}").contains(order.as_str()), "the ledger has {order}");
+
     // Every document says which invocation wrote it; the hooks' say which messages.
     assert!(docs.iter().all(|d| d["RequestId"].is_string()), "RequestId on every document");
     let hook = docs.iter().find(|d| d["Orders"].is_number()).expect("an order.paid document");

@@ -4,6 +4,7 @@
 use market_domain::events::OrderPaidEvent;
 use market_domain::processors::{DecideOrderReward, OrderDecision, Processor};
 use market_lambda::{env, sqs, Market};
+use market_messaging::outbound::ATTR_MESSAGE_ID;
 use std::sync::Arc;
 
 use tracing::info;
@@ -22,7 +23,12 @@ async fn main() -> Result<(), market_lambda::Error> {
             let decision = decide.process(event).await;
             market_lambda::metrics::order(&decision);
             match decision? {
-                OrderDecision::Reward(reward) => sqs_client.send_json(&reward_queue, &reward).await,
+                OrderDecision::Reward(reward) => {
+                    // The platform's event id travels on: the reward processor's logs and
+                    // metrics carry it too, so one order can be followed end to end.
+                    let event_id = vec![(ATTR_MESSAGE_ID.to_owned(), reward.source_event_id.to_string())];
+                    sqs_client.send_json_with(&reward_queue, &reward, event_id).await
+                }
                 OrderDecision::NoReward(reason) => {
                     info!(order_id = %order_id, ?reason, "no reward");
                     Ok(())

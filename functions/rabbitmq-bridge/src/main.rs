@@ -12,6 +12,7 @@ use tracing::info;
 #[tokio::main]
 async fn main() -> Result<(), market_lambda::Error> {
     market_lambda::init_tracing();
+    market_lambda::metrics::init();
     let aws = market_storage::aws_config().await;
     let relay = Arc::new(Relay::new(Routes::from_env()?, Sqs::new(aws_sdk_sqs::Client::new(&aws))));
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
@@ -24,7 +25,9 @@ async fn main() -> Result<(), market_lambda::Error> {
                     Ok::<Value, market_lambda::Error>(Value::Null)
                 } else {
                     let batch: SqsEvent = serde_json::from_value(event.payload)?;
-                    Ok(serde_json::to_value(outbound.handle(batch).await)?)
+                    let response = outbound.handle(batch).await;
+                    market_lambda::metrics::flush(&[("RequestId", event.context.request_id.clone().into())]);
+                    Ok(serde_json::to_value(response)?)
                 }
             }
         }))

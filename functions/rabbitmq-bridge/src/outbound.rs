@@ -145,7 +145,15 @@ async fn publish_parsed(
     for (p, sqs_id) in parsed.into_iter().zip(sqs_ids) {
         let result = match p {
             Ok(m) => {
-                let r = published.next().unwrap_or(Err(PublishError::Nacked)).map_err(Failure::from);
+                let r = published.next().unwrap_or(Err(PublishError::Nacked));
+                let outcome = match &r {
+                    Ok(()) => "published",
+                    Err(PublishError::Unroutable { .. }) => "returned",
+                    Err(PublishError::Nacked) => "nacked",
+                    Err(PublishError::Connection(_)) => "broker_unreachable",
+                };
+                market_lambda::metrics::outcome(market_lambda::metrics::names::OUTBOUND_EVENTS, outcome);
+                let r = r.map_err(Failure::from);
                 let span = info_span!("outbound_event", message_id = %m.message_id, sqs_message_id = %sqs_id);
                 async {
                     match &r {
@@ -158,6 +166,7 @@ async fn publish_parsed(
                 r
             }
             Err(e) => {
+                market_lambda::metrics::outcome(market_lambda::metrics::names::OUTBOUND_EVENTS, "malformed");
                 warn!(sqs_message_id = %sqs_id, error = %e, "outbound message malformed, it will reach the DLQ");
                 Err(e)
             }

@@ -183,24 +183,25 @@ impl RedisConfig {
 
     /// Asks Redis; on any failure keeps what is cached. Only a valid document replaces it.
     async fn refresh(&self) {
-        let value = match self.get().await {
+        let (value, outcome) = match self.get().await {
             Ok(Some(doc)) => match MarketConfig::from_json(&doc) {
-                Ok(config) => Some(config),
+                Ok(config) => (Some(config), "redis"),
                 Err(e) => {
                     warn!(key = %self.key, error = %e, "invalid market config document in Redis; keeping the last good one");
-                    None
+                    (None, "fallback_invalid")
                 }
             },
             Ok(None) if self.redis.is_some() => {
                 warn!(key = %self.key, "no market config document in Redis; keeping the last good one (or the defaults)");
-                None
+                (None, "fallback_missing")
             }
-            Ok(None) => None,
+            Ok(None) => (None, "fallback_no_redis"),
             Err(e) => {
                 warn!(error = %e, cause = ?std::error::Error::source(&e), "Redis unreachable; keeping the last good market config (or the defaults)");
-                None
+                (None, "fallback_unreachable")
             }
         };
+        config_read(outcome);
         self.store(value);
     }
 }
@@ -223,10 +224,17 @@ fn connect_lazily(
     })
 }
 
+/// `ConfigReads` by `Outcome` (market_lambda::metrics::names::CONFIG_READS; the `metrics`
+/// facade, a no-op outside a function): `cache`, `redis`, or the `fallback_*` that applied.
+fn config_read(outcome: &'static str) {
+    metrics::counter!("ConfigReads", "Outcome" => outcome).increment(1);
+}
+
 impl ConfigSource for RedisConfig {
     async fn current(&self) -> MarketConfig {
         let (value, checked) = self.cached();
         if self.redis.is_none() || checked.is_some_and(|t| t.elapsed() < self.ttl) {
+            config_read(if self.redis.is_none() { "fallback_no_redis" } else { "cache" });
             return value;
         }
         // One refresh at a time per container; concurrent callers (a hook handles its batch
@@ -234,6 +242,7 @@ impl ConfigSource for RedisConfig {
         let _guard = self.refresh.lock().await;
         let (value, checked) = self.cached();
         if checked.is_some_and(|t| t.elapsed() < self.ttl) {
+            config_read("cache");
             return value;
         }
         self.refresh().await;

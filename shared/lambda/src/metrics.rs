@@ -38,12 +38,16 @@ pub mod names {
     /// Invite code creations by `Outcome` (`created`, `replayed`, `limit_reached`, ...).
     pub const CODES_CREATED: &str = "CodesCreated";
     pub const CODES_DELETED: &str = "CodesDeleted";
-    /// Outbound events relayed to the outbound queue / published to RabbitMQ, by `Outcome`.
+    /// Outbound events by `Outcome`: `relayed`/`retried` (outbox -> outbound queue) and
+    /// `published`, `returned` (unroutable), `nacked`, `broker_unreachable`, `malformed` (bridge).
     pub const OUTBOUND_EVENTS: &str = "OutboundEvents";
     /// Transactions DynamoDB cancelled for a conflict with a concurrent writer.
     pub const TRANSACTION_CONFLICTS: &str = "TransactionConflicts";
+    /// Configuration reads by `Outcome`: `cache` (within the TTL), `redis` (refreshed), or the
+    /// fallback that applied (`fallback_unreachable`, `fallback_missing`, ...).
+    pub const CONFIG_READS: &str = "ConfigReads";
 
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         COLD_START,
         REQUESTS,
         MESSAGES,
@@ -58,6 +62,7 @@ pub mod names {
         CODES_DELETED,
         OUTBOUND_EVENTS,
         TRANSACTION_CONFLICTS,
+        CONFIG_READS,
     ];
 }
 
@@ -66,7 +71,12 @@ pub const DEFAULT_NAMESPACE: &str = "HeliumMarket";
 static COLLECTOR: OnceLock<&'static Collector> = OnceLock::new();
 
 /// Once per cold start: the collector, the units, and the cold start itself.
+/// `METRICS_DISABLED=1` leaves the collector out (nothing is written; `make bench` measures
+/// the cold start with and without it).
 pub fn init() {
+    if std::env::var("METRICS_DISABLED").is_ok_and(|v| v == "1") {
+        return;
+    }
     let namespace = std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| DEFAULT_NAMESPACE.into());
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
     let built = metrics_cloudwatch_embedded::Builder::new().cloudwatch_namespace(namespace).with_dimension("Function", function).init();
