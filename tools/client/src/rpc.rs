@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::{encode, EncodingKey, Header};
@@ -18,7 +19,30 @@ use market_proto::v1::market_service_client::MarketServiceClient;
 use tonic_web::{GrpcWebCall, GrpcWebClientService};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Inner = GrpcWebClientService<Client<HttpConnector, GrpcWebCall<tonic::body::Body>>>;
+type Connector = HttpsConnector<HttpConnector>;
+type Inner = GrpcWebClientService<Client<Connector, GrpcWebCall<tonic::body::Body>>>;
+
+/// HTTPS (a deployed API Gateway; the system's roots, rustls on aws-lc-rs as the SDK uses)
+/// or plain HTTP (the local stack). Built once per process: reading the roots takes ms.
+fn connector() -> Connector {
+    static CONNECTOR: std::sync::OnceLock<Connector> = std::sync::OnceLock::new();
+    CONNECTOR.get_or_init(build_connector).clone()
+}
+
+fn build_connector() -> Connector {
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let tls = match builder.with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider()) {
+        Ok(tls) => tls,
+        // No system roots: HTTPS calls then fail to verify; plain HTTP still works.
+        Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+            rustls::ClientConfig::builder_with_provider(rustls::crypto::aws_lc_rs::default_provider().into())
+                .with_safe_default_protocol_versions()
+                .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth())
+                .unwrap_or_else(|_| rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth()),
+        ),
+    };
+    tls.https_or_http().enable_http1().build()
+}
 
 /// `/helium.market.v1.MarketService/CreateInviteCode` -> `create-invite-code`.
 pub fn function_for(path: &str) -> String {
@@ -33,7 +57,17 @@ pub fn function_for(path: &str) -> String {
     name
 }
 
-/// Sends each call to its own function: `<base>/<function>/<package.Service>/<Method>`.
+/// The URL of a call: the local stack (`…/lambda-url`) routes by function,
+/// `<base>/<function>/<package.Service>/<Method>`; API Gateway routes by the gRPC path.
+pub fn route(base: &str, path: &str) -> String {
+    if base.ends_with("/lambda-url") {
+        format!("{base}/{}{path}", function_for(path))
+    } else {
+        format!("{}{path}", base.trim_end_matches('/'))
+    }
+}
+
+/// Sends each call to its function (see [`route`]).
 #[derive(Clone)]
 pub struct LambdaChannel {
     inner: Inner,
@@ -51,7 +85,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for LambdaChannel {
 
     fn call(&mut self, mut req: http::Request<tonic::body::Body>) -> Self::Future {
         let path = req.uri().path().to_owned();
-        let uri = format!("{}/{}{}", self.base, function_for(&path), path);
+        let uri = route(&self.base, &path);
         if let Ok(uri) = uri.parse() {
             *req.uri_mut() = uri;
         }
@@ -64,7 +98,7 @@ pub struct Rpc {
     secret: String,
     issuer: String,
     audience: String,
-    raw: Client<HttpConnector, Full<Bytes>>,
+    raw: Client<Connector, Full<Bytes>>,
 }
 
 #[derive(serde::Serialize)]
@@ -91,12 +125,24 @@ impl Rpc {
             secret: var("AUTH_HS256_SECRET")?,
             issuer: var("AUTH_ISSUER")?,
             audience: var("AUTH_AUDIENCE")?,
-            raw: Client::builder(TokioExecutor::new()).build_http(),
+            raw: Client::builder(TokioExecutor::new()).build(connector()),
         })
     }
 
+    /// A deployed API at `base` (its `ApiUrl`), called with tokens the caller brings: no
+    /// local signing key, so [`Rpc::token`] mints nothing valid there.
+    pub fn for_url(base: &str) -> Self {
+        Rpc {
+            base: base.trim_end_matches('/').to_owned(),
+            secret: String::new(),
+            issuer: String::new(),
+            audience: String::new(),
+            raw: Client::builder(TokioExecutor::new()).build(connector()),
+        }
+    }
+
     pub fn client(&self) -> MarketServiceClient<LambdaChannel> {
-        let http = Client::builder(TokioExecutor::new()).build_http();
+        let http = Client::builder(TokioExecutor::new()).build(connector());
         MarketServiceClient::new(LambdaChannel { inner: GrpcWebClientService::new(http), base: self.base.clone() })
     }
 
@@ -134,7 +180,7 @@ impl Rpc {
     }
 
     pub fn admin(&self) -> MarketAdminServiceClient<LambdaChannel> {
-        let http = Client::builder(TokioExecutor::new()).build_http();
+        let http = Client::builder(TokioExecutor::new()).build(connector());
         MarketAdminServiceClient::new(LambdaChannel { inner: GrpcWebClientService::new(http), base: self.base.clone() })
     }
 
@@ -166,7 +212,7 @@ impl Rpc {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<(http::StatusCode, http::HeaderMap, Bytes), BoxError> {
-        let mut builder = http::Request::builder().method(http_method).uri(format!("{}/{}{}", self.base, function_for(path), path));
+        let mut builder = http::Request::builder().method(http_method).uri(route(&self.base, path));
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
@@ -198,4 +244,16 @@ pub fn unframe(mut body: &[u8]) -> (Vec<Vec<u8>>, String) {
         body = &body[end..];
     }
     (messages, trailers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route;
+
+    #[test]
+    fn the_local_stack_routes_by_function_api_gateway_by_path() {
+        let path = "/helium.market.v1.MarketService/CreateInviteCode";
+        assert_eq!(route("http://127.0.0.1:9/lambda-url", path), format!("http://127.0.0.1:9/lambda-url/create-invite-code{path}"));
+        assert_eq!(route("https://abc.execute-api.eu-west-1.amazonaws.com/", path), format!("https://abc.execute-api.eu-west-1.amazonaws.com{path}"));
+    }
 }

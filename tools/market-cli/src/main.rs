@@ -179,7 +179,8 @@ fn status_text(status: &tonic::Status) -> String {
         Code::PermissionDenied => "not allowed (an administrator's token is needed)",
         Code::Unavailable | Code::DeadlineExceeded => "unavailable, try again",
         Code::Unimplemented => "not available on this deployment",
-        _ => "failed on the server",
+        Code::Internal | Code::DataLoss => "failed on the server",
+        _ => "request failed",
     };
     format!("{what}: {}", status.message())
 }
@@ -211,6 +212,12 @@ fn load_env(path: Option<&str>) {
     }
 }
 
+/// The deployed API's URL (`ApiUrl`) from a stack's outputs file.
+fn api_url(path: &str) -> Option<String> {
+    let list: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    list.iter().find(|o| o["OutputKey"] == "ApiUrl").and_then(|o| o["OutputValue"].as_str()).map(str::to_owned)
+}
+
 /// Queue URLs: `QUEUE_URL_<id>` from the env, then a deployed stack's `<id>Url` outputs.
 fn queue_urls(outputs: Option<&str>) -> Result<dlq::QueueUrls, Failure> {
     let mut urls: BTreeMap<String, String> = std::env::vars().filter_map(|(k, v)| Some((k.strip_prefix("QUEUE_URL_")?.to_owned(), v))).collect();
@@ -239,6 +246,15 @@ fn emit(json: bool, view: View) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     load_env(cli.env.as_deref());
+    if let Some(api) = cli.outputs.as_deref().and_then(api_url) {
+        if std::env::var_os("MARKET_RPC_URL").is_none() {
+            // Single-threaded start-up, before the runtime starts.
+            unsafe { std::env::set_var("MARKET_RPC_URL", api) };
+        }
+    }
+    if let Some(token) = &cli.token {
+        unsafe { std::env::set_var("MARKET_TOKEN", token) };
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -259,8 +275,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// The local stack's client (tokens minted with its key), or, without a local key, the API
+/// at `MARKET_RPC_URL` (a deployed stack's `ApiUrl`, from `--outputs`) with `--token`.
 fn rpc() -> Result<Rpc, Failure> {
-    Rpc::from_env().map_err(|e| Failure::Usage(e.to_string()))
+    Rpc::from_env().or_else(|e| match (std::env::var("MARKET_RPC_URL"), std::env::var_os("MARKET_TOKEN")) {
+        (Ok(url), Some(_)) => Ok(Rpc::for_url(&url)),
+        _ => Err(Failure::Usage(format!("{e} (or pass --outputs with a deployed stack's ApiUrl and --token)"))),
+    })
 }
 
 /// The deployment's currency, for formatting amounts the answer does not label.
