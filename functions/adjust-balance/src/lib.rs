@@ -28,7 +28,9 @@ impl MarketAdminService for Rpc {
             idempotency_key: IdempotencyKey::parse(b.idempotency_key).map_err(to_status)?,
             allow_negative: b.allow_negative,
         };
-        let result = self.processor.process(AdminRequest { admin, request_id, body }).await.map_err(to_status)?;
+        let result = self.processor.process(AdminRequest { admin, request_id, body }).await;
+        market_lambda::metrics::result(market_lambda::metrics::names::ADJUSTMENTS, &result, |r| if r.replayed { "replayed" } else { "adjusted" });
+        let result = result.map_err(to_status)?;
         let LedgerEntry::Adjustment { adjustment_id, amount, available_after, at, .. } = result.entry else {
             return Err(Status::internal("internal error"));
         };

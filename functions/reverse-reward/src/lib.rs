@@ -25,7 +25,9 @@ impl MarketAdminService for Rpc {
             note: b.reason,
             idempotency_key: IdempotencyKey::parse(b.idempotency_key).map_err(to_status)?,
         };
-        let result = self.processor.process(AdminRequest { admin, request_id, body }).await.map_err(to_status)?;
+        let result = self.processor.process(AdminRequest { admin, request_id, body }).await;
+        market_lambda::metrics::result(market_lambda::metrics::names::REVERSALS, &result, |r| if r.replayed { "replayed" } else { "reversed" });
+        let result = result.map_err(to_status)?;
         Ok(Response::new(ReverseRewardResponse {
             reversed: result.reversed.minor(),
             reward: market_proto::admin::reward_entry(&result.commission, result.now),

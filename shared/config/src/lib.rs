@@ -154,7 +154,9 @@ impl RedisConfig {
         }
     }
 
-    fn store(&self, value: Option<MarketConfig>) {
+    /// `asked`: when the read began. The value is as old as that, not as the answer's
+    /// arrival (a slow answer must not stretch the TTL past a write made meanwhile).
+    fn store(&self, value: Option<MarketConfig>, asked: Instant) {
         let mut c = match self.cache.write() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
@@ -165,7 +167,7 @@ impl RedisConfig {
             }
             c.value = v;
         }
-        c.checked = Some(Instant::now());
+        c.checked = Some(asked);
     }
 
     async fn get(&self) -> Result<Option<String>> {
@@ -183,6 +185,7 @@ impl RedisConfig {
 
     /// Asks Redis; on any failure keeps what is cached. Only a valid document replaces it.
     async fn refresh(&self) {
+        let asked = Instant::now();
         let (value, outcome) = match self.get().await {
             Ok(Some(doc)) => match MarketConfig::from_json(&doc) {
                 Ok(config) => (Some(config), "redis"),
@@ -202,7 +205,7 @@ impl RedisConfig {
             }
         };
         config_read(outcome);
-        self.store(value);
+        self.store(value, asked);
     }
 }
 
@@ -281,7 +284,7 @@ impl ConfigStore for RedisConfig {
                 async move { c.set::<_, _, ()>(key, doc).await }
             })
             .await?;
-        self.store(Some(config.clone()));
+        self.store(Some(config.clone()), Instant::now());
         Ok(())
     }
 }

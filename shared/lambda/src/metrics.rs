@@ -46,8 +46,12 @@ pub mod names {
     /// Configuration reads by `Outcome`: `cache` (within the TTL), `redis` (refreshed), or the
     /// fallback that applied (`fallback_unreachable`, `fallback_missing`, ...).
     pub const CONFIG_READS: &str = "ConfigReads";
+    /// Admin reversals of a reward by `Outcome` (`reversed`, `replayed`, or the error kind).
+    pub const REVERSALS: &str = "Reversals";
+    /// Admin balance adjustments by `Outcome` (`adjusted`, `replayed`, or the error kind).
+    pub const ADJUSTMENTS: &str = "Adjustments";
 
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 17] = [
         COLD_START,
         REQUESTS,
         MESSAGES,
@@ -63,6 +67,8 @@ pub mod names {
         OUTBOUND_EVENTS,
         TRANSACTION_CONFLICTS,
         CONFIG_READS,
+        REVERSALS,
+        ADJUSTMENTS,
     ];
 }
 
