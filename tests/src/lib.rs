@@ -20,6 +20,7 @@ pub mod amqp;
 pub mod chaos;
 pub mod proxy;
 pub mod rpc;
+pub mod silent_proxy;
 
 pub type TestDeps = Deps<DynamoStore, StaticConfig>;
 

@@ -2,7 +2,8 @@
 //! Amazon MQ event source cannot run here): outbound SQS events are published with
 //! confirms and every message that is not confirmed — malformed, unroutable (`mandatory`),
 //! broker unreachable — is reported for retry; an Amazon MQ batch is relayed to SQS with its
-//! AMQP message id.
+//! AMQP message id. A broker that stops answering mid-batch costs one bounded wait, never a
+//! hung relay: the batch is reported and the next one reconnects.
 
 use std::collections::HashMap;
 
@@ -67,6 +68,47 @@ async fn outbound_sqs_events_are_published_with_confirms_and_failures_reported()
     ]}))
     .unwrap();
     assert_eq!(failures(&dead.handle(event).await), ["m5"]);
+    queue.delete().await;
+}
+
+#[tokio::test]
+async fn a_broker_that_stops_answering_fails_the_batch_in_bounded_time_and_the_next_reconnects() {
+    let queue = WithdrawnQueue::bind().await;
+    let user = market_tests::user("silent");
+    let amqp = std::env::var("AMQP_URL").unwrap();
+    let upstream = amqp.split('@').nth(1).and_then(|h| h.split('/').next()).unwrap().to_owned();
+    let proxy = market_tests::silent_proxy::SilentProxy::start(upstream.clone()).await;
+    let outbound = LambdaOutbound::new(amqp.replace(&upstream, &proxy.addr.to_string()));
+    let event = |n: u32| -> (SqsEvent, String) {
+        let id = format!("wd_s{n}{}", nanoid::nanoid!(8));
+        let body = json!({"type": "affiliate.withdrawn", "withdrawal_id": id, "user_id": user.as_str(), "amount": 5, "currency": "USD", "occurred_at": 1});
+        let record = record(&format!("m{n}"), &body.to_string(), &[("amqp_exchange", "market"), ("amqp_routing_key", "affiliate.withdrawn"), ("amqp_message_id", &id)]);
+        (serde_json::from_value(json!({"Records": [record]})).unwrap(), id)
+    };
+    let (first, first_id) = event(1);
+    assert!(failures(&outbound.handle(first).await).is_empty(), "published through the proxy");
+
+    // The connection goes silent: no reset, no confirm. The batch fails within the broker
+    // timeout (10 s) instead of waiting forever (amqp-rs/lapin#409).
+    proxy.cut();
+    let (second, _) = event(2);
+    let started = std::time::Instant::now();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(30), outbound.handle(second)).await;
+    let response = response.expect("a silent broker must not hang the relay");
+    assert_eq!(failures(&response), ["m2"], "unconfirmed: reported for retry");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "bounded by the broker timeout: {:?}", started.elapsed());
+
+    // The next batch does not reuse the dead connection.
+    let (third, third_id) = event(3);
+    let response = tokio::time::timeout(std::time::Duration::from_secs(30), outbound.handle(third)).await.expect("answered");
+    assert!(failures(&response).is_empty(), "reconnected and published");
+    let mut got: Vec<String> = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !(got.contains(&first_id) && got.contains(&third_id)) {
+        assert!(tokio::time::Instant::now() < deadline, "both confirmed events arrive: {got:?}");
+        got.extend(queue.drain().await.into_iter().filter(|r| r.body["user_id"] == user.as_str()).filter_map(|r| r.message_id));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     queue.delete().await;
 }
 

@@ -3,6 +3,10 @@
 //! finish the batch in flight (send, ack), then close — the broker requeues whatever was
 //! prefetched but not acked. A killed bridge loses nothing: unacked messages are redelivered
 //! (duplicates are harmless downstream).
+//!
+//! Waits on the broker are bounded ([`BROKER_TIMEOUT`]), and an idle consumer checks its
+//! connection every second: a connection the broker closed must end the session even when
+//! lapin leaves a future pending (amqp-rs/lapin#409).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +23,8 @@ use market_domain::MarketError;
 use market_messaging::{InboundMessage, Relay};
 use tokio::sync::watch;
 use tracing::{info, warn};
+
+use crate::publisher::BROKER_TIMEOUT;
 
 /// Messages per SQS batch, and how long to wait for more before sending a partial one.
 const BATCH: usize = 10;
@@ -51,6 +57,72 @@ async fn session(
     mut stop: watch::Receiver<bool>,
     backoff: &mut Duration,
 ) -> Result<End, market_lambda::Error> {
+    let (connection, channel, consumers) =
+        tokio::time::timeout(BROKER_TIMEOUT, subscribe(relay, url, prefetch)).await.map_err(|_| "broker did not answer the set-up")??;
+    info!(routes = relay.routes.0.len(), prefetch, "bridge consuming");
+    *backoff = Duration::from_millis(200);
+    let mut deliveries = futures::stream::select_all(consumers);
+    let mut check = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let first = tokio::select! {
+            d = deliveries.next() => d,
+            _ = check.tick() => {
+                if connection.status().connected() && channel.status().connected() {
+                    continue;
+                }
+                return Err("broker connection lost".into());
+            }
+            _ = stop.wait_for(|s| *s) => {
+                // Nothing in flight here: closing returns every unacked message to the queue.
+                let _ = tokio::time::timeout(BROKER_TIMEOUT, async {
+                    let _ = channel.close(200, "shutdown".into()).await;
+                    let _ = connection.close(200, "shutdown".into()).await;
+                })
+                .await;
+                info!("inbound consumer stopped");
+                return Ok(End::Shutdown);
+            }
+        };
+        let Some(first) = first else { return Err("consumer stream ended".into()) };
+        let mut batch = vec![first?];
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while batch.len() < BATCH {
+            match tokio::time::timeout_at(deadline, deliveries.next()).await {
+                Ok(Some(d)) => batch.push(d?),
+                _ => break,
+            }
+        }
+        let messages: Vec<InboundMessage> = batch.iter().map(inbound).collect();
+        let results = relay.relay(&messages).await;
+        // The broker answers acks at once; an ack that hangs means the connection is gone (what
+        // was not acked is redelivered after the reconnect).
+        tokio::time::timeout(BROKER_TIMEOUT, settle(&batch, results)).await.map_err(|_| "broker did not take the acks")??;
+    }
+}
+
+/// Acks what SQS accepted; the rest is dropped (unroutable) or requeued.
+async fn settle(batch: &[Delivery], results: Vec<Result<(), MarketError>>) -> Result<(), lapin::Error> {
+    for (delivery, result) in batch.iter().zip(results) {
+        match result {
+            Ok(()) => {
+                delivery.ack(BasicAckOptions::default()).await?;
+            }
+            // Unroutable: it would never succeed; let the broker dead-letter or drop it.
+            Err(MarketError::InvalidArgument(reason)) => {
+                warn!(%reason, "message dropped");
+                delivery.nack(BasicNackOptions { requeue: false, ..Default::default() }).await?;
+            }
+            Err(e) => {
+                warn!(error = %e, "SQS did not accept the message, requeued");
+                delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Connects, declares each route's durable queue and binding, and starts its consumer.
+async fn subscribe(relay: &Relay, url: &str, prefetch: u16) -> Result<(Connection, lapin::Channel, Vec<lapin::Consumer>), lapin::Error> {
     let connection = Connection::connect(url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
     channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
@@ -75,48 +147,7 @@ async fn session(
             .await?;
         consumers.push(consumer);
     }
-    info!(routes = relay.routes.0.len(), prefetch, "bridge consuming");
-    *backoff = Duration::from_millis(200);
-    let mut deliveries = futures::stream::select_all(consumers);
-    loop {
-        let first = tokio::select! {
-            d = deliveries.next() => d,
-            _ = stop.wait_for(|s| *s) => {
-                // Nothing in flight here: closing returns every unacked message to the queue.
-                let _ = channel.close(200, "shutdown".into()).await;
-                let _ = connection.close(200, "shutdown".into()).await;
-                info!("inbound consumer stopped");
-                return Ok(End::Shutdown);
-            }
-        };
-        let Some(first) = first else { return Err("consumer stream ended".into()) };
-        let mut batch = vec![first?];
-        let deadline = tokio::time::Instant::now() + LINGER;
-        while batch.len() < BATCH {
-            match tokio::time::timeout_at(deadline, deliveries.next()).await {
-                Ok(Some(d)) => batch.push(d?),
-                _ => break,
-            }
-        }
-        let messages: Vec<InboundMessage> = batch.iter().map(inbound).collect();
-        let results = relay.relay(&messages).await;
-        for (delivery, result) in batch.iter().zip(results) {
-            match result {
-                Ok(()) => {
-                    delivery.ack(BasicAckOptions::default()).await?;
-                }
-                // Unroutable: it would never succeed; let the broker dead-letter or drop it.
-                Err(MarketError::InvalidArgument(reason)) => {
-                    warn!(%reason, "message dropped");
-                    delivery.nack(BasicNackOptions { requeue: false, ..Default::default() }).await?;
-                }
-                Err(e) => {
-                    warn!(error = %e, "SQS did not accept the message, requeued");
-                    delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
-                }
-            }
-        }
-    }
+    Ok((connection, channel, consumers))
 }
 
 fn json(value: &AMQPValue) -> serde_json::Value {

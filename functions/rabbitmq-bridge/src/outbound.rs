@@ -84,7 +84,7 @@ async fn session(
             let Some(handle) = m.receipt_handle() else { continue };
             match result {
                 Ok(()) => done.push(DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(handle).build()),
-                Err(Failure::Publish(PublishError::Connection(_))) => {
+                Err(Failure::Publish(e)) if e.needs_reconnect() => {
                     lost_connection = true;
                     // Back as soon as we are reconnected, not after the visibility timeout.
                     retry_now.push(
@@ -150,7 +150,7 @@ async fn publish_parsed(
                     Ok(()) => "published",
                     Err(PublishError::Unroutable { .. }) => "returned",
                     Err(PublishError::Nacked) => "nacked",
-                    Err(PublishError::Connection(_)) => "broker_unreachable",
+                    Err(PublishError::Connection(_) | PublishError::Timeout) => "broker_unreachable",
                 };
                 market_lambda::metrics::outcome(market_lambda::metrics::names::OUTBOUND_EVENTS, outcome);
                 let r = r.map_err(Failure::from);

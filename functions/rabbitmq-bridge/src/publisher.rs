@@ -1,8 +1,13 @@
 //! Publishing outbound events to RabbitMQ: persistent, `mandatory`, with publisher confirms.
 //! A message counts as published only when the broker confirmed it *and* did not return it
 //! as unroutable; only then may its SQS message be deleted.
+//!
+//! Every wait on the broker is bounded: when RabbitMQ closes a connection under a publish
+//! (`stop_app`, a node restart), lapin may leave the publish or its confirm pending forever
+//! (amqp-rs/lapin#409). A publisher that timed out counts as broken and is rebuilt.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
@@ -22,20 +27,42 @@ pub enum PublishError {
     /// `mandatory` and no queue is bound for the routing key: retry later, never drop.
     #[error("unroutable: no queue bound to {exchange}/{routing_key}")]
     Unroutable { exchange: String, routing_key: String },
+    /// No publish or confirm within [`BROKER_TIMEOUT`]: the connection is taken as lost.
+    #[error("no answer from the broker in {} s", BROKER_TIMEOUT.as_secs())]
+    Timeout,
 }
+
+impl PublishError {
+    /// The connection is unusable: reconnect before publishing again.
+    pub fn needs_reconnect(&self) -> bool {
+        matches!(self, PublishError::Connection(_) | PublishError::Timeout)
+    }
+}
+
+/// How long one batch may wait for the broker (publishes and confirms together). A healthy
+/// broker confirms in milliseconds; this only ends a wait on a connection that is gone.
+pub const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Publisher {
     connection: Connection,
     channel: Channel,
     declared: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Set when a wait timed out: lapin may still report the connection as up.
+    broken: AtomicBool,
 }
 
 impl Publisher {
-    pub async fn connect(url: &str) -> Result<Self, lapin::Error> {
+    /// Connects and sets up the channel, within [`BROKER_TIMEOUT`] (a broker that is still
+    /// starting may accept the socket and not answer yet).
+    pub async fn connect(url: &str) -> Result<Self, PublishError> {
+        tokio::time::timeout(BROKER_TIMEOUT, Self::open(url)).await.map_err(|_| PublishError::Timeout)?.map_err(PublishError::from)
+    }
+
+    async fn open(url: &str) -> Result<Self, lapin::Error> {
         let connection = Connection::connect(url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        let publisher = Publisher { connection, channel, declared: Default::default() };
+        let publisher = Publisher { connection, channel, declared: Default::default(), broken: AtomicBool::new(false) };
         // Local stacks only: a durable queue standing in for the balance owner's, so that
         // outbound events are routable (and visible) without the balance module.
         if let Ok(queue) = std::env::var("OUTBOUND_BIND_QUEUE") {
@@ -53,7 +80,7 @@ impl Publisher {
     }
 
     pub fn is_connected(&self) -> bool {
-        self.connection.status().connected() && self.channel.status().connected()
+        !self.broken.load(Ordering::Relaxed) && self.connection.status().connected() && self.channel.status().connected()
     }
 
     /// The exchange is a durable topic exchange; declaring it is idempotent and makes a
@@ -71,7 +98,10 @@ impl Publisher {
     }
 
     /// Publishes all messages, then waits for every confirm; one result per message, in order.
+    /// Whatever is not answered within [`BROKER_TIMEOUT`] is a [`PublishError::Timeout`] and
+    /// marks the publisher broken.
     pub async fn publish_all(&self, messages: &[OutboundMessage]) -> Vec<Result<(), PublishError>> {
+        let deadline = tokio::time::Instant::now() + BROKER_TIMEOUT;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let mut pending = Vec::with_capacity(messages.len());
         for m in messages {
@@ -89,12 +119,33 @@ impl Publisher {
                     .basic_publish(m.exchange.as_str().into(), m.routing_key.as_str().into(), options, m.body.as_bytes(), properties)
                     .await
             };
-            pending.push(published.await);
+            // After one publish timed out the connection is gone: do not wait again per message.
+            let published = if self.broken.load(Ordering::Relaxed) {
+                Err(PublishError::Timeout)
+            } else {
+                match tokio::time::timeout_at(deadline, published).await {
+                    Ok(r) => r.map_err(PublishError::from),
+                    Err(_) => {
+                        self.broken.store(true, Ordering::Relaxed);
+                        Err(PublishError::Timeout)
+                    }
+                }
+            };
+            pending.push(published);
         }
         // Wait for every confirm. A returned (unroutable) message is matched by its message id,
         // not by the confirm that happens to carry it: with `multiple` acks the client may
         // attach a return to another message of the batch.
-        let confirms = join_all(pending.into_iter().map(|p| async move { p?.await })).await;
+        let confirms = join_all(pending.into_iter().map(|p| async move {
+            match tokio::time::timeout_at(deadline, async { Ok::<_, PublishError>(p?.await?) }).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.broken.store(true, Ordering::Relaxed);
+                    Err(PublishError::Timeout)
+                }
+            }
+        }))
+        .await;
         let returned: std::collections::HashSet<String> = confirms
             .iter()
             .filter_map(|c| match c {
@@ -117,8 +168,12 @@ impl Publisher {
             .collect()
     }
 
+    /// Closes politely, bounded: a dead connection's close may never be answered.
     pub async fn close(&self) {
-        let _ = self.channel.close(200, "shutdown".into()).await;
-        let _ = self.connection.close(200, "shutdown".into()).await;
+        let _ = tokio::time::timeout(BROKER_TIMEOUT, async {
+            let _ = self.channel.close(200, "shutdown".into()).await;
+            let _ = self.connection.close(200, "shutdown".into()).await;
+        })
+        .await;
     }
 }

@@ -256,16 +256,27 @@ async fn quiet(sqs: &aws_sdk_sqs::Client, queues: &[String]) {
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut calm = 0;
     while calm < 3 {
-        assert!(Instant::now() < deadline, "the queues did not drain in 240 s");
-        let mut busy = 0u64;
+        // What is still in flight, by queue: the failure names it.
+        let mut busy: Vec<String> = Vec::new();
         for q in queues {
+            let name = q.rsplit('/').next().unwrap_or(q);
             match sqs.get_queue_attributes().queue_url(q).attribute_names(A::ApproximateNumberOfMessages).attribute_names(A::ApproximateNumberOfMessagesNotVisible).send().await {
-                Ok(out) => busy += out.attributes().map_or(1, |a| a.values().map(|v| v.parse::<u64>().unwrap_or(1)).sum()),
-                Err(_) => busy += 1,
+                Ok(out) => {
+                    let n: u64 = out.attributes().map_or(1, |a| a.values().map(|v| v.parse::<u64>().unwrap_or(1)).sum());
+                    if n > 0 {
+                        busy.push(format!("{name}: {n}"));
+                    }
+                }
+                Err(e) => busy.push(format!("{name}: unreadable ({e})")),
             }
         }
-        busy += crate::amqp::queued(&BRIDGE_QUEUES).await.unwrap_or(1);
-        calm = if busy == 0 { calm + 1 } else { 0 };
+        match crate::amqp::queued(&BRIDGE_QUEUES).await {
+            Ok(0) => {}
+            Ok(n) => busy.push(format!("bridge's RabbitMQ queues: {n}")),
+            Err(e) => busy.push(format!("bridge's RabbitMQ queues: unreadable ({e})")),
+        }
+        assert!(Instant::now() < deadline || busy.is_empty(), "the queues did not drain in 240 s: {}", busy.join(", "));
+        calm = if busy.is_empty() { calm + 1 } else { 0 };
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
 }

@@ -1,10 +1,33 @@
 //! RabbitMQ as the platform sees it: publishing the auth and shop modules' events
 //! (persistent, with a message id, confirmed by the broker), and reading what the market
 //! publishes from a queue bound to its exchange.
+//!
+//! Every wait on the broker is bounded by [`BROKER_TIMEOUT`]: when RabbitMQ closes a
+//! connection under a publish, lapin may leave the publish or its confirm pending forever
+//! (amqp-rs/lapin#409), and a client that waits forever stalls whoever shares it.
+
+use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+
+/// How long one broker operation (connect and set up, or publish and confirm) may take.
+pub const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    #[error(transparent)]
+    Broker(#[from] lapin::Error),
+    #[error("the broker refused the message (nack)")]
+    Nacked,
+    #[error("no answer from the broker in {} s", BROKER_TIMEOUT.as_secs())]
+    Timeout,
+}
+
+async fn bounded<T>(f: impl std::future::Future<Output = Result<T, AmqpError>>) -> Result<T, AmqpError> {
+    tokio::time::timeout(BROKER_TIMEOUT, f).await.map_err(|_| AmqpError::Timeout)?
+}
 
 pub struct Publisher {
     _connection: Connection,
@@ -19,7 +42,11 @@ impl Publisher {
     }
 
     /// As [`Publisher::connect`], an unreachable broker being an error (chaos runs retry).
-    pub async fn try_connect() -> Result<Publisher, lapin::Error> {
+    pub async fn try_connect() -> Result<Publisher, AmqpError> {
+        bounded(Self::open()).await
+    }
+
+    async fn open() -> Result<Publisher, AmqpError> {
         let url = std::env::var("AMQP_URL").expect("AMQP_URL: run inside `make test`");
         let connection = Connection::connect(&url, ConnectionProperties::default()).await?;
         let channel = connection.create_channel().await?;
@@ -39,8 +66,13 @@ impl Publisher {
         self.try_publish(exchange, routing_key, message_id, body).await.expect("publish confirmed");
     }
 
-    /// Publishes and waits for the broker's confirm (a nack is an error too).
-    pub async fn try_publish(&self, exchange: &str, routing_key: &str, message_id: &str, body: &str) -> Result<(), lapin::Error> {
+    /// Publishes and waits for the broker's confirm (a nack is an error too). After a
+    /// timeout, drop this publisher and connect again.
+    pub async fn try_publish(&self, exchange: &str, routing_key: &str, message_id: &str, body: &str) -> Result<(), AmqpError> {
+        bounded(self.publish_confirmed(exchange, routing_key, message_id, body)).await
+    }
+
+    async fn publish_confirmed(&self, exchange: &str, routing_key: &str, message_id: &str, body: &str) -> Result<(), AmqpError> {
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
@@ -51,7 +83,7 @@ impl Publisher {
             .await?
             .await?;
         if confirm.is_nack() {
-            return Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(lapin::ChannelState::Error, "publish nacked")));
+            return Err(AmqpError::Nacked);
         }
         Ok(())
     }
@@ -115,7 +147,11 @@ pub async fn amqp_channel() -> Result<(Connection, Channel), lapin::Error> {
 }
 
 /// Ready messages in these queues (a passive declare each); an unreachable broker is an error.
-pub async fn queued(names: &[&str]) -> Result<u64, lapin::Error> {
+pub async fn queued(names: &[&str]) -> Result<u64, AmqpError> {
+    bounded(count_ready(names)).await
+}
+
+async fn count_ready(names: &[&str]) -> Result<u64, AmqpError> {
     let (connection, channel) = amqp_channel().await?;
     let mut n = 0;
     for name in names {
