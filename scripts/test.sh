@@ -36,7 +36,14 @@ rm -f "$CHAOS_REPORT"
 case "$MODE" in
   all)
     echo "== cargo test"
-    cargo test --workspace --locked ;;
+    cargo test --workspace --locked
+    echo "== web console in Chromium (Playwright)"
+    npm --prefix web run --silent build >/dev/null
+    scripts/stack.sh console "$STACK"
+    set -a; . ".local/stacks/$STACK/env"; set +a
+    # Screenshots and traces of the run: target/console-artifacts.
+    MARKET_CLI="$ROOT/target/debug/market-cli" MARKET_STACK_ENV="$ROOT/.local/stacks/$STACK/env" \
+      CONSOLE_ARTIFACTS="$ROOT/target/console-artifacts" npm --prefix web test --silent ;;
   soak)
     echo "== soak: chaos workload, ${SOAK_OPS:-20000} operations"
     CHAOS_OPS="${SOAK_OPS:-20000}" cargo test --locked -p market-tests --test chaos -- --nocapture ;;

@@ -208,17 +208,27 @@ async fn text_mode_and_browser_preflight_work() {
     let created = CreateInviteCodeResponse::decode(messages[0].as_slice()).unwrap();
     assert_eq!(created.code.unwrap().code.len(), 8);
 
-    let preflight = [
-        ("origin", "http://localhost:3000"),
-        ("access-control-request-method", "POST"),
-        ("access-control-request-headers", "authorization,content-type,x-grpc-web,x-user-agent"),
-    ];
-    let (status, h, _) = rpc.raw(http::Method::OPTIONS, "CreateInviteCode", &preflight, vec![]).await.unwrap();
+    // The web console's origin (the stack's stand-in for CloudFront's) is allowed; others not.
+    let console = format!("http://127.0.0.1:{}", std::env::var("CONSOLE_PORT").expect("CONSOLE_PORT in the stack env"));
+    let preflight = |origin: &str| {
+        [
+            ("origin", origin.to_owned()),
+            ("access-control-request-method", "POST".into()),
+            ("access-control-request-headers", "authorization,content-type,x-grpc-web,x-user-agent".into()),
+        ]
+    };
+    let headers = preflight(&console);
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, h, _) = rpc.raw(http::Method::OPTIONS, "CreateInviteCode", &headers, vec![]).await.unwrap();
     assert!(status.is_success(), "{status}");
-    assert!(h.contains_key("access-control-allow-origin"));
+    assert_eq!(h["access-control-allow-origin"].to_str().unwrap(), console);
     let allowed = h["access-control-allow-headers"].to_str().unwrap().to_lowercase();
     assert!(allowed.contains("authorization") && allowed.contains("x-grpc-web"), "{allowed}");
     assert!(h["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    let foreign = preflight("https://elsewhere.example");
+    let foreign: Vec<(&str, &str)> = foreign.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, h, _) = rpc.raw(http::Method::OPTIONS, "CreateInviteCode", &foreign, vec![]).await.unwrap();
+    assert!(!h.contains_key("access-control-allow-origin"), "a foreign origin is not allowed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

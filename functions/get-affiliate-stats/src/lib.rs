@@ -26,6 +26,7 @@ impl MarketService for Rpc {
             }),
             policy: Some((&overview.policy).into()),
             codes: overview.codes.iter().map(Into::into).collect(),
+            min_withdraw_amount: overview.min_withdraw_amount.minor(),
         }))
     }
 }

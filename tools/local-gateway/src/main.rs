@@ -1,5 +1,8 @@
 //! The local stack's front door (API Gateway's place): `/lambda-url/<function>/...` is
-//! forwarded to `cargo lambda watch` unchanged, with at most `LOCAL_GATEWAY_CONCURRENCY`
+//! forwarded to `cargo lambda watch` unchanged, and a gRPC path as the HTTP API routes it,
+//! `/helium.market.v1.<Service>/<Method>`, goes to the method's function (`CreateInviteCode`
+//! -> `create-invite-code`, the template's naming), so a browser uses one base URL here as in
+//! AWS; with at most `LOCAL_GATEWAY_CONCURRENCY`
 //! (default 64) requests of one function in flight; the others wait for a slot, up to
 //! `LOCAL_GATEWAY_QUEUE_MS` (default 29 000, API Gateway's integration timeout) and are then
 //! answered 429 (Lambda's throttle), which gRPC-Web clients read as `UNAVAILABLE` and retry.
@@ -45,6 +48,24 @@ fn function_of(path: &str) -> Option<&str> {
     valid.then_some(name)
 }
 
+/// `/helium.market.v1.MarketService/CreateInviteCode` -> `/lambda-url/create-invite-code/<same path>`.
+fn lambda_path(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/helium.market.v1.")?;
+    let (service, method) = rest.split_once('/')?;
+    let valid = |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !valid(service) || !valid(method) || !method.starts_with(|c: char| c.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut function = String::new();
+    for (i, c) in method.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            function.push('-');
+        }
+        function.push(c.to_ascii_lowercase());
+    }
+    Some(format!("/lambda-url/{function}{path}"))
+}
+
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())).map_err(|never| match never {}).boxed());
     *response.status_mut() = status;
@@ -59,8 +80,13 @@ impl Gateway {
     }
 
     async fn handle(&self, mut request: Request<Incoming>) -> Response<Body> {
-        let path_and_query = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
-        let _slot = match function_of(request.uri().path()) {
+        let mut path_and_query = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
+        if let Some(routed) = lambda_path(request.uri().path()) {
+            let query = request.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+            path_and_query = format!("{routed}{query}");
+        }
+        let path = path_and_query.split('?').next().unwrap_or_default().to_owned();
+        let _slot = match function_of(&path) {
             Some(function) => {
                 let slots = self.slots_of(function);
                 match tokio::time::timeout(self.queue_timeout, slots.acquire_owned()).await {
@@ -126,7 +152,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 #[cfg(test)]
 mod tests {
-    use super::function_of;
+    use super::{function_of, lambda_path};
+
+    #[test]
+    fn routes_a_grpc_path_to_its_function_as_the_http_api_does() {
+        assert_eq!(
+            lambda_path("/helium.market.v1.MarketService/CreateInviteCode").as_deref(),
+            Some("/lambda-url/create-invite-code/helium.market.v1.MarketService/CreateInviteCode")
+        );
+        assert_eq!(
+            lambda_path("/helium.market.v1.MarketAdminService/GetUserPolicy").as_deref(),
+            Some("/lambda-url/get-user-policy/helium.market.v1.MarketAdminService/GetUserPolicy")
+        );
+        assert_eq!(lambda_path("/helium.market.v1.MarketService/"), None);
+        assert_eq!(lambda_path("/helium.market.v1.MarketService/x/../y"), None);
+        assert_eq!(lambda_path("/other/CreateInviteCode"), None);
+    }
 
     #[test]
     fn names_the_function_of_a_lambda_url_path() {

@@ -75,6 +75,8 @@ pub struct AffiliateOverview {
     pub codes: Vec<InviteCodeRecord>,
     /// The deployment's currency the amounts are in.
     pub currency: crate::money::Currency,
+    /// The smallest withdrawal the market accepts (a form checks it before sending).
+    pub min_withdraw_amount: crate::money::Money,
 }
 
 pub struct GetAffiliateStats<S, C>(pub Deps<S, C>);
@@ -101,6 +103,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for GetAffiliateStats<S, C> {
             policy: EffectivePolicy::resolve(policy?.as_ref(), &config),
             codes: codes?.into_iter().filter(|c| c.is_usable(now)).collect(),
             currency: config.currency,
+            min_withdraw_amount: config.min_withdraw_amount,
         })
     }
 }
