@@ -15,6 +15,7 @@ set -a; . ".local/stacks/$STACK/env"; set +a
 cargo build --release -q -p market-bench
 target/release/market-bench
 target/release/market-bench-events
+target/release/market-bench-hot
 python3 scripts/coldstart.py 10
 # The web console: bundle size gzipped, time to first meaningful render in Chromium.
 npm --prefix web run --silent build >/dev/null

@@ -219,7 +219,8 @@ console() {
     python3 - "$DIR/console/config.json" "$MARKET_API_URL" "http://127.0.0.1:$port" <<'PY'
 import json, sys
 path, api, origin = sys.argv[1:]
-json.dump({"apiUrl": api, "signupUrl": origin + "/signup", "signInUrl": "", "hostOrigin": ""}, open(path, "w"), indent=2)
+# Locally the console's own origin stands in for the host application's (postMessage tests).
+json.dump({"apiUrl": api, "signupUrl": origin + "/signup", "signInUrl": "", "hostOrigin": origin}, open(path, "w"), indent=2)
 PY
   )
   start console python3 -m http.server "$port" --bind 127.0.0.1 --directory "$DIR/console"

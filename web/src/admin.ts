@@ -5,6 +5,7 @@ import type { Ctx } from "./affiliate";
 import { problem } from "./api";
 import { field, h, replace, status, when } from "./dom";
 import { formatBps, formatMoney } from "./money";
+import { pagedTable } from "./paged";
 import type { AuditRecord, LedgerEntry, MarketConfig, TriggerLimit, UserPolicy } from "./gen/helium/market/v1/admin_pb";
 import { create } from "@bufbuild/protobuf";
 import { MarketConfigSchema, PolicyOverridesSchema, TriggerLimitSchema } from "./gen/helium/market/v1/admin_pb";
@@ -62,14 +63,15 @@ export function adminView(ctx: Ctx): HTMLElement {
       h("h3", {}, "Audit trail"),
       audit,
     );
+    const fail = (box: HTMLElement) => (err: unknown) => report(box, ctx, err);
     void pagedTable(ledger, async (token) => {
       const r = await ctx.api.admin.listLedger({ userId: user, pageSize: PAGE, pageToken: token });
       return { rows: r.entries.map(ledgerRow), next: r.nextPageToken };
-    }, ["When", "What", "Amount", "Status"], "Ledger");
+    }, { caption: "Ledger", headers: ["When", "What", "Amount", "Status"], empty: "Nothing recorded.", fail: fail(ledger) }).reload();
     void pagedTable(audit, async (token) => {
       const r = await ctx.api.admin.listAuditTrail({ userId: user, pageSize: PAGE, pageToken: token });
       return { rows: r.records.map(auditRow), next: r.nextPageToken };
-    }, ["When", "Action", "By", "Details"], "Audit trail");
+    }, { caption: "Audit trail", headers: ["When", "Action", "By", "Details"], empty: "Nothing recorded.", fail: fail(audit) }).reload();
   }
 
   function policyForm(p: UserPolicy): HTMLElement {
@@ -134,42 +136,6 @@ export function adminView(ctx: Ctx): HTMLElement {
       }
     });
     return form;
-  }
-
-  async function pagedTable(
-    box: HTMLElement,
-    fetchPage: (token: string) => Promise<{ rows: HTMLElement[]; next: string }>,
-    headers: string[],
-    caption: string,
-  ): Promise<void> {
-    const tokens = [""];
-    const show = async (page: number): Promise<void> => {
-      let r;
-      try {
-        r = await fetchPage(tokens[page]);
-      } catch (err) {
-        return report(box, ctx, err);
-      }
-      if (r.next) tokens[page + 1] = r.next;
-      const newer = h("button", { type: "button", disabled: page === 0 }, "Newer");
-      newer.addEventListener("click", () => show(page - 1));
-      const older = h("button", { type: "button", disabled: !r.next }, "Older");
-      older.addEventListener("click", () => show(page + 1));
-      replace(
-        box,
-        r.rows.length
-          ? h(
-              "table",
-              {},
-              h("caption", {}, `${caption}, page ${page + 1}`),
-              h("thead", {}, h("tr", {}, ...headers.map((t) => h("th", { scope: "col" }, t)))),
-              h("tbody", {}, ...r.rows),
-            )
-          : h("p", {}, "Nothing recorded."),
-        h("nav", { "aria-label": `${caption} pages` }, newer, older),
-      );
-    };
-    await show(0);
   }
 
   const money = (v: bigint) => formatMoney(v, currency);

@@ -5,6 +5,7 @@ import { problem } from "./api";
 import type { ConsoleConfig } from "./config";
 import { field, h, replace, status, when } from "./dom";
 import { formatBps, formatMoney, parseMoney } from "./money";
+import { pagedTable } from "./paged";
 import type { GetAffiliateStatsResponse, HistoryEntry, InviteCode } from "./gen/helium/market/v1/market_pb";
 import { RewardStatus } from "./gen/helium/market/v1/market_pb";
 
@@ -125,16 +126,22 @@ export function affiliateView(ctx: Ctx): HTMLElement {
 
   function codeRow(c: InviteCode, note: HTMLElement): HTMLElement {
     const link = shareLink(c.code);
-    const copy = h("button", { type: "button", "aria-label": `Copy link for ${c.code}` }, "Copy link");
-    copy.addEventListener("click", async () => {
-      try {
-        await navigator.clipboard.writeText(link);
-        replace(note, status("ok", `Share link for ${c.code} copied.`));
-      } catch {
-        // No clipboard permission: show the link to copy by hand.
-        replace(note, status("info", `Copy this link: ${link}`));
-      }
-    });
+    // The accessible name starts with the visible text (axe: label-content-name-mismatch).
+    const copier = (label: string, name: string, text: string, done: string) => {
+      const button = h("button", { type: "button", "aria-label": name }, label);
+      button.addEventListener("click", async () => {
+        try {
+          await navigator.clipboard.writeText(text);
+          replace(note, status("ok", done));
+        } catch {
+          // No clipboard permission: show the text to copy by hand.
+          replace(note, status("info", `Copy this: ${text}`));
+        }
+      });
+      return button;
+    };
+    const copyCode = copier("Copy code", `Copy code ${c.code}`, c.code, `Code ${c.code} copied.`);
+    const copy = copier("Copy link", `Copy link for ${c.code}`, link, `Share link for ${c.code} copied.`);
     const del = h("button", { type: "button", class: "danger", "aria-label": `Delete ${c.code}` }, "Delete");
     del.addEventListener("click", async () => {
       if (!window.confirm(`Delete invite code ${c.code}? People who have not signed up with it yet can no longer use it.`)) return;
@@ -155,7 +162,7 @@ export function affiliateView(ctx: Ctx): HTMLElement {
       h("td", {}, when(c.createdAt)),
       h("td", {}, c.expiresAt ? when(c.expiresAt) : "never"),
       h("td", {}, c.registrations.toString()),
-      h("td", {}, copy),
+      h("td", {}, copyCode, copy),
       h("td", {}, del),
     );
   }
@@ -202,7 +209,7 @@ export function affiliateView(ctx: Ctx): HTMLElement {
               : `Withdrew ${money(r.amount)} to your balance (${r.withdrawalId}). Available now: ${money(r.availableAfter)}.`,
           ),
         );
-        await loadHistory(null);
+        await history.reload();
       } catch (err) {
         const p = problem(err);
         if (!p.retry) pending = null; // a definite answer: a new submission is a new withdrawal
@@ -215,41 +222,19 @@ export function affiliateView(ctx: Ctx): HTMLElement {
   }
 
   // ------------------------------------------------------------------ history
-  const pages: string[] = [""]; // page tokens of the pages seen, newest first
-  let page = 0;
-
-  async function loadHistory(to: number | null): Promise<void> {
-    if (to === null) {
-      pages.length = 1;
-      page = 0;
-    } else page = to;
-    let response;
-    try {
-      response = await ctx.api.market.listRewardHistory({ pageSize: HISTORY_PAGE, pageToken: pages[page] });
-    } catch (err) {
-      replace(historyBox);
-      report(historyBox, err);
-      return;
-    }
-    if (response.nextPageToken) pages[page + 1] = response.nextPageToken;
-    const newer = h("button", { type: "button", disabled: page === 0 }, "Newer");
-    newer.addEventListener("click", () => loadHistory(page - 1));
-    const older = h("button", { type: "button", disabled: !response.nextPageToken }, "Older");
-    older.addEventListener("click", () => loadHistory(page + 1));
-    replace(
-      historyBox,
-      response.entries.length
-        ? h(
-            "table",
-            {},
-            h("caption", {}, `History, page ${page + 1}`),
-            h("thead", {}, h("tr", {}, ...["When", "What", "Amount", "Status"].map((t) => h("th", { scope: "col" }, t)))),
-            h("tbody", {}, ...response.entries.map(historyRow)),
-          )
-        : h("p", {}, "Nothing yet: rewards appear here when people you invited pay for orders."),
-      h("nav", { "aria-label": "History pages" }, newer, older),
-    );
-  }
+  const history = pagedTable(
+    historyBox,
+    async (token) => {
+      const r = await ctx.api.market.listRewardHistory({ pageSize: HISTORY_PAGE, pageToken: token });
+      return { rows: r.entries.map(historyRow), next: r.nextPageToken };
+    },
+    {
+      caption: "History",
+      headers: ["When", "What", "Amount", "Status"],
+      empty: "Nothing yet: rewards appear here when people you invited pay for orders.",
+      fail: (err) => void report(historyBox, err),
+    },
+  );
 
   function historyRow(e: HistoryEntry): HTMLElement {
     const row = (at: string, what: string, amount: string, state: string, kind: string) =>
@@ -289,11 +274,11 @@ export function affiliateView(ctx: Ctx): HTMLElement {
   const refresh = h("button", { type: "button" }, "Refresh");
   refresh.addEventListener("click", () => {
     void load();
-    void loadHistory(null);
+    void history.reload();
   });
 
   void load();
-  void loadHistory(null);
+  void history.reload();
   return h(
     "div",
     { class: "view" },

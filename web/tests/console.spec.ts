@@ -38,6 +38,9 @@ test("an affiliate manages codes, earns through the event path, and withdraws on
   const copied = await page.evaluate(() => navigator.clipboard.readText());
   expect(new URL(copied).searchParams.get("invite")).toBe(codes[0]);
   expect(new URL(copied).pathname).toBe("/signup");
+  await page.getByRole("button", { name: `Copy code ${codes[1]}` }).click();
+  await expect(page.getByText(`Code ${codes[1]} copied.`)).toBeVisible();
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(codes[1]);
 
   // Delete one, confirming.
   page.once("dialog", (d) => void d.accept());
@@ -169,4 +172,37 @@ test("a non-admin never sees the admin view, and the API refuses admin calls", a
   });
   const trailer = response.headers.get("grpc-status") ?? /grpc-status:\s*(\d+)/.exec(Buffer.from(await response.arrayBuffer()).toString("latin1"))?.[1];
   expect(trailer).toBe("7");
+});
+
+test("history pages through a long record, newest first", async ({ page }) => {
+  const user = unique("web");
+  // 12 entries: credit adjustments by an operator (AdjustBalance), each its own history line.
+  for (let n = 1; n <= 12; n++) cli("adjust", user, String(n * 100), "--reason", `goodwill ${n}`, "--key", `${user}-${n}`);
+  await signIn(page, token(user));
+  const rows = page.locator("tr[data-kind]");
+  await expect(rows).toHaveCount(10);
+  await expect(rows.first()).toContainText("goodwill 12");
+  await expect(page.getByRole("button", { name: "Newer" })).toBeDisabled();
+  await page.getByRole("button", { name: "Older" }).click();
+  await expect(page.getByRole("table", { name: "History, page 2" })).toBeVisible();
+  await expect(rows).toHaveCount(2);
+  await expect(rows.last()).toContainText("goodwill 1");
+  await expect(page.getByRole("button", { name: "Older" })).toBeDisabled();
+  await page.getByRole("button", { name: "Newer" }).click();
+  await expect(page.getByRole("table", { name: "History, page 1" })).toBeVisible();
+  await expect(page.locator('[data-stat="available"]')).toHaveText("$78.00");
+});
+
+test("the host application can hand over the token by postMessage", async ({ page }) => {
+  const user = unique("web");
+  await page.goto(process.env.CONSOLE_URL as string);
+  await expect(page.getByText("You are not signed in. Sign in again.")).toBeVisible();
+  // The local config.json names the console's own origin as the host (in AWS: the platform's).
+  const t = token(user);
+  await page.evaluate((t) => window.postMessage({ type: "helium-market:token", token: t }, window.location.origin), t);
+  await expect(page.getByText(`Signed in as ${user}`)).toBeVisible();
+  await expect(page.getByRole("heading", { name: "Your programme" })).toBeVisible();
+  // A message of another shape or with another type is ignored.
+  await page.evaluate(() => window.postMessage({ type: "other", token: "x" }, window.location.origin));
+  await expect(page.getByText(`Signed in as ${user}`)).toBeVisible();
 });

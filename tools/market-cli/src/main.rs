@@ -9,17 +9,21 @@
 //! (`--outputs FILE`, the JSON of `aws cloudformation describe-stacks --query
 //! 'Stacks[0].Outputs'`) for its queue URLs, with the usual AWS credentials.
 
+mod changes;
+mod dead_letters;
 mod dlq;
+mod failure;
 mod render;
+mod stack;
 mod views;
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use market_client::rpc::Rpc;
 use market_proto::v1::*;
 use render::print_json;
+use failure::Failure;
 use views::View;
 
 #[derive(Parser)]
@@ -144,7 +148,7 @@ enum Command {
 }
 
 #[derive(Subcommand)]
-enum DlqCommand {
+pub enum DlqCommand {
     /// Every message with its receive count, times and why it failed.
     List { queue: String },
     /// One message, with its body.
@@ -161,81 +165,7 @@ enum DlqCommand {
     Delete { queue: String, message_id: String },
 }
 
-/// What a command failed with: a usage problem (exit 2) or a failed call (exit 1).
-enum Failure {
-    Usage(String),
-    Call(String),
-}
-
-fn status_text(status: &tonic::Status) -> String {
-    use tonic::Code;
-    let what = match status.code() {
-        Code::InvalidArgument => "invalid request",
-        Code::FailedPrecondition => "refused",
-        Code::NotFound => "not found",
-        Code::AlreadyExists => "already exists",
-        Code::ResourceExhausted => "limit reached",
-        Code::Unauthenticated => "not signed in (the token is missing, invalid or expired)",
-        Code::PermissionDenied => "not allowed (an administrator's token is needed)",
-        Code::Unavailable | Code::DeadlineExceeded => "unavailable, try again",
-        Code::Unimplemented => "not available on this deployment",
-        Code::Internal | Code::DataLoss => "failed on the server",
-        _ => "request failed",
-    };
-    format!("{what}: {}", status.message())
-}
-
-impl From<tonic::Status> for Failure {
-    fn from(status: tonic::Status) -> Self {
-        Failure::Call(status_text(&status))
-    }
-}
-
-/// `KEY=VALUE` lines of an env file into the environment, unless already set.
-fn load_env(path: Option<&str>) {
-    let explicit = path.is_some() || std::env::var_os("MARKET_STACK_ENV").is_some();
-    if !explicit && std::env::var_os("MARKET_RPC_URL").is_some() {
-        return;
-    }
-    let path = path.map(str::to_owned).or_else(|| std::env::var("MARKET_STACK_ENV").ok()).unwrap_or_else(|| ".local/stacks/dev/env".into());
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        if explicit {
-            eprintln!("no env file at {path}");
-        }
-        return;
-    };
-    for (k, v) in text.lines().filter_map(|l| l.split_once('=')) {
-        if std::env::var_os(k).is_none() {
-            // Single-threaded start-up, before the runtime starts.
-            unsafe { std::env::set_var(k, v) };
-        }
-    }
-}
-
-/// The deployed API's URL (`ApiUrl`) from a stack's outputs file.
-fn api_url(path: &str) -> Option<String> {
-    let list: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    list.iter().find(|o| o["OutputKey"] == "ApiUrl").and_then(|o| o["OutputValue"].as_str()).map(str::to_owned)
-}
-
-/// Queue URLs: `QUEUE_URL_<id>` from the env, then a deployed stack's `<id>Url` outputs.
-fn queue_urls(outputs: Option<&str>) -> Result<dlq::QueueUrls, Failure> {
-    let mut urls: BTreeMap<String, String> = std::env::vars().filter_map(|(k, v)| Some((k.strip_prefix("QUEUE_URL_")?.to_owned(), v))).collect();
-    if let Some(path) = outputs {
-        let text = std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("{path}: {e}")))?;
-        let list: Vec<serde_json::Value> = serde_json::from_str(&text).map_err(|e| Failure::Usage(format!("{path}: not a JSON list of outputs: {e}")))?;
-        for o in list {
-            if let (Some(k), Some(v)) = (o["OutputKey"].as_str(), o["OutputValue"].as_str()) {
-                if let Some(id) = k.strip_suffix("Url") {
-                    urls.insert(id.to_owned(), v.to_owned());
-                }
-            }
-        }
-    }
-    Ok(dlq::QueueUrls(urls))
-}
-
-fn emit(json: bool, view: View) {
+pub fn emit(json: bool, view: View) {
     if json {
         print_json(&view.json);
     } else {
@@ -245,8 +175,8 @@ fn emit(json: bool, view: View) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    load_env(cli.env.as_deref());
-    if let Some(api) = cli.outputs.as_deref().and_then(api_url) {
+    stack::load_env(cli.env.as_deref());
+    if let Some(api) = cli.outputs.as_deref().and_then(stack::api_url) {
         if std::env::var_os("MARKET_RPC_URL").is_none() {
             // Single-threaded start-up, before the runtime starts.
             unsafe { std::env::set_var("MARKET_RPC_URL", api) };
@@ -393,7 +323,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::SetPolicy { user, pairs } => {
             let rpc = rpc()?;
-            let (overrides, update) = policy_update(&pairs)?;
+            let (overrides, update) = changes::policy_update(&pairs)?;
             let request = UpdateUserPolicyRequest { user_id: user, overrides: Some(overrides), update };
             let r = rpc.admin().update_user_policy(Rpc::authed(request, &admin_token(&rpc))).await?;
             emit(json, views::policy(&r.into_inner()));
@@ -405,7 +335,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::SetConfig { pairs } => {
             let rpc = rpc()?;
-            let (config, update) = config_update(&pairs)?;
+            let (config, update) = changes::config_update(&pairs)?;
             let r = rpc.admin().update_market_config(Rpc::authed(UpdateMarketConfigRequest { config: Some(config), update }, &admin_token(&rpc))).await?;
             emit(json, views::config(&r.into_inner()));
         }
@@ -456,131 +386,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let r = rpc.admin().reverse_reward(Rpc::authed(request, &token)).await?.into_inner();
             emit(json, views::reversed(&r, &currency(&rpc, &token).await));
         }
-        Command::Dlq { command } => dead_letters(json, cli.outputs.as_deref(), command).await?,
+        Command::Dlq { command } => dead_letters::dead_letters(json, cli.outputs.as_deref(), command).await?,
     }
     Ok(())
-}
-
-async fn dead_letters(json: bool, outputs: Option<&str>, command: DlqCommand) -> Result<(), Failure> {
-    let name = match &command {
-        DlqCommand::List { queue } | DlqCommand::Show { queue, .. } | DlqCommand::Redrive { queue, .. } | DlqCommand::Delete { queue, .. } => queue.clone(),
-    };
-    let names = dlq::DEAD_LETTER_QUEUES.map(|(id, _)| id).join(", ");
-    let (logical_id, source) = dlq::dead_letter_queue(&name).ok_or_else(|| Failure::Usage(format!("unknown dead-letter queue {name:?}; one of {names}")))?;
-    let urls = queue_urls(outputs)?;
-    let url = urls.url(logical_id).map_err(Failure::Usage)?.to_owned();
-    let sqs = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
-    match command {
-        DlqCommand::List { .. } => {
-            let messages = dlq::peek(&sqs, &url).await.map_err(Failure::Call)?;
-            let described: Vec<serde_json::Value> = messages.iter().map(|m| dlq::describe(logical_id, m, true)).collect();
-            let rows: Vec<Vec<String>> = described
-                .iter()
-                .map(|d| {
-                    let s = |k: &str| d[k].as_str().map(str::to_owned).unwrap_or_else(|| d[k].to_string());
-                    vec![s("message_id"), s("receive_count"), s("sent_at"), s("reason")]
-                })
-                .collect();
-            let text = format!("{logical_id}: {} message(s)\n{}", described.len(), render::table(&["MESSAGE ID", "RECEIVES", "SENT", "REASON"], &rows));
-            emit(json, View { json: serde_json::json!({"queue": logical_id, "messages": described}), text });
-        }
-        DlqCommand::Show { message_id, .. } => {
-            let messages = dlq::peek(&sqs, &url).await.map_err(Failure::Call)?;
-            let message = messages.iter().find(|m| m.message_id() == Some(message_id.as_str())).ok_or_else(|| Failure::Call(format!("no message {message_id} in {logical_id}")))?;
-            let view = dlq::describe(logical_id, message, true);
-            let text = serde_json::to_string_pretty(&view).unwrap_or_default();
-            emit(json, View { json: view, text });
-        }
-        DlqCommand::Delete { message_id, .. } => {
-            let deleted = dlq::delete(&sqs, &url, &message_id).await.map_err(Failure::Call)?;
-            if !deleted {
-                return Err(Failure::Call(format!("no message {message_id} in {logical_id}")));
-            }
-            emit(json, View { json: serde_json::json!({"queue": logical_id, "deleted": message_id}), text: format!("deleted {message_id} from {logical_id}") });
-        }
-        DlqCommand::Redrive { ids, max, .. } => {
-            let source = source.ok_or_else(|| {
-                Failure::Usage(format!("{logical_id} is the outbox stream's failure destination: the records stay in the outbox table; see the runbook"))
-            })?;
-            let source_url = urls.url(source).map_err(Failure::Usage)?.to_owned();
-            let moved = dlq::redrive(&sqs, &url, &source_url, &ids, max).await.map_err(Failure::Call)?;
-            let text = format!("redrove {} message(s) from {logical_id} to {source}", moved.len());
-            emit(json, View { json: serde_json::json!({"queue": logical_id, "to": source, "redriven": moved}), text });
-        }
-    }
-    Ok(())
-}
-
-fn split_pair(pair: &str) -> Result<(&str, &str), Failure> {
-    pair.split_once('=').ok_or_else(|| Failure::Usage(format!("expected KEY=VALUE, got {pair:?}")))
-}
-
-fn parse_limit(v: &str) -> Option<TriggerLimit> {
-    use market_proto::v1::trigger_limit::Limit;
-    let limit = match v {
-        "unlimited" => Limit::Unlimited(true),
-        n => Limit::Count(n.parse().ok()?),
-    };
-    Some(TriggerLimit { limit: Some(limit) })
-}
-
-fn policy_update(pairs: &[String]) -> Result<(PolicyOverrides, Vec<String>), Failure> {
-    let mut overrides = PolicyOverrides::default();
-    let mut update = Vec::new();
-    for pair in pairs {
-        let (k, v) = split_pair(pair)?;
-        let clear = v == "default";
-        let bad = || Failure::Usage(format!("bad value in {pair}"));
-        let field = match k {
-            "rate" | "commission_bps" => {
-                overrides.commission_bps = if clear { None } else { Some(v.parse().map_err(|_| bad())?) };
-                "commission_bps"
-            }
-            "limit" | "trigger_limit" => {
-                overrides.trigger_limit = if clear { None } else { Some(parse_limit(v).ok_or_else(bad)?) };
-                "trigger_limit"
-            }
-            "max-codes" | "max_active_codes" => {
-                overrides.max_active_codes = if clear { None } else { Some(v.parse().map_err(|_| bad())?) };
-                "max_active_codes"
-            }
-            "enabled" | "affiliate_enabled" => {
-                overrides.affiliate_enabled = if clear { None } else { Some(v.parse().map_err(|_| bad())?) };
-                "affiliate_enabled"
-            }
-            other => return Err(Failure::Usage(format!("unknown policy key {other:?}: rate, limit, max-codes, enabled"))),
-        };
-        update.push(field.to_owned());
-    }
-    Ok((overrides, update))
-}
-
-fn config_update(pairs: &[String]) -> Result<(MarketConfig, Vec<String>), Failure> {
-    let mut config = MarketConfig::default();
-    let mut update = Vec::new();
-    for pair in pairs {
-        let (k, v) = split_pair(pair)?;
-        let ok = match k {
-            "enabled" => v.parse().map(|b| config.enabled = b).is_ok(),
-            "default_commission_bps" => v.parse().map(|n| config.default_commission_bps = n).is_ok(),
-            "default_trigger_limit" => parse_limit(v).map(|l| config.default_trigger_limit = Some(l)).is_some(),
-            "max_active_codes" => v.parse().map(|n| config.max_active_codes = n).is_ok(),
-            "min_withdraw_amount" => v.parse().map(|n| config.min_withdraw_amount = n).is_ok(),
-            "currency" => {
-                config.currency = v.to_owned();
-                true
-            }
-            "code_expiry_days" => v.parse().map(|n| config.code_expiry_days = n).is_ok(),
-            "code_retention_days" => v.parse().map(|n| config.code_retention_days = n).is_ok(),
-            "holding_period_days" => v.parse().map(|n| config.holding_period_days = n).is_ok(),
-            _ => false,
-        };
-        if !ok {
-            return Err(Failure::Usage(format!("bad config pair {pair}")));
-        }
-        update.push(k.to_owned());
-    }
-    Ok((config, update))
 }
 
 #[cfg(test)]
