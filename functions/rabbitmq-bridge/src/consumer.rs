@@ -24,7 +24,7 @@ use market_messaging::{InboundMessage, Relay};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::publisher::BROKER_TIMEOUT;
+use crate::publisher::{close_bounded, BROKER_TIMEOUT};
 
 /// Messages per SQS batch, and how long to wait for more before sending a partial one.
 const BATCH: usize = 10;
@@ -74,11 +74,7 @@ async fn session(
             }
             _ = stop.wait_for(|s| *s) => {
                 // Nothing in flight here: closing returns every unacked message to the queue.
-                let _ = tokio::time::timeout(BROKER_TIMEOUT, async {
-                    let _ = channel.close(200, "shutdown".into()).await;
-                    let _ = connection.close(200, "shutdown".into()).await;
-                })
-                .await;
+                close_bounded(&channel, &connection).await;
                 info!("inbound consumer stopped");
                 return Ok(End::Shutdown);
             }

@@ -168,12 +168,16 @@ impl Publisher {
             .collect()
     }
 
-    /// Closes politely, bounded: a dead connection's close may never be answered.
     pub async fn close(&self) {
-        let _ = tokio::time::timeout(BROKER_TIMEOUT, async {
-            let _ = self.channel.close(200, "shutdown".into()).await;
-            let _ = self.connection.close(200, "shutdown".into()).await;
-        })
-        .await;
+        close_bounded(&self.channel, &self.connection).await;
     }
+}
+
+/// Closes politely, bounded: a dead connection's close may never be answered.
+pub async fn close_bounded(channel: &Channel, connection: &Connection) {
+    let _ = tokio::time::timeout(BROKER_TIMEOUT, async {
+        let _ = channel.close(200, "shutdown".into()).await;
+        let _ = connection.close(200, "shutdown".into()).await;
+    })
+    .await;
 }
