@@ -1,7 +1,7 @@
 //! A TCP proxy whose open connections can go silent: after [`SilentProxy::cut`], every
 //! connection open at that moment keeps its sockets but carries no byte in either direction
 //! (a dead network path without a reset, or a broker that stopped answering), while new
-//! connections are forwarded normally. Generic: used in front of RabbitMQ.
+//! connections are forwarded normally. Generic: used in front of RabbitMQ and Redis.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +20,13 @@ pub struct SilentProxy {
 impl SilentProxy {
     /// Listens on a free local port and forwards every connection to `upstream` (`host:port`).
     pub async fn start(upstream: String) -> SilentProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy port");
+        Self::start_at("127.0.0.1:0", upstream).await
+    }
+
+    /// Listens on `listen` (`host:port`, e.g. a port a client was given before the proxy
+    /// existed: it found nothing there until now).
+    pub async fn start_at(listen: &str, upstream: String) -> SilentProxy {
+        let listener = TcpListener::bind(listen).await.expect("proxy port");
         let addr = listener.local_addr().expect("proxy address");
         let (cut_below, next) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let (cut, n) = (cut_below.clone(), next.clone());

@@ -68,6 +68,33 @@ async fn an_unreachable_redis_means_the_fallback_without_errors() {
     assert!(source.write(&doc(1)).await.is_err());
 }
 
+#[tokio::test]
+async fn a_failed_read_is_retried_within_moments_not_after_a_ttl() {
+    // A cold container whose first read fails (Redis not there yet, or a timeout under
+    // load) serves the fallback only until Redis answers again, not for a whole TTL.
+    let key = format!("test:config:{}", nanoid::nanoid!(8));
+    let writer = RedisConfig::with_url(&redis_url(), None, &key, TTL, MarketConfig::default()).unwrap();
+    writer.write(&doc(1500)).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let long_ttl = Duration::from_secs(60);
+    let source = RedisConfig::with_url(&format!("redis://127.0.0.1:{port}"), None, &key, long_ttl, doc(77)).unwrap();
+    assert_eq!(source.current().await, doc(77), "nothing listens yet: the fallback");
+
+    let _redis = market_tests::silent_proxy::SilentProxy::start_at(&format!("127.0.0.1:{port}"), redis_url().trim_start_matches("redis://").to_owned()).await;
+    let back = Instant::now();
+    loop {
+        if source.current().await == doc(1500) {
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(2), "still the fallback {:?} after Redis came back (TTL {long_ttl:?})", back.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("the configured value after {:?} (TTL {long_ttl:?})", back.elapsed());
+    // A good read restores the full TTL: later reads are served from the cache.
+    writer.write(&doc(2500)).await.unwrap();
+    assert_eq!(source.current().await, doc(1500));
+}
+
 async fn redis_client() -> tokio::net::TcpStream {
     let url = redis_url();
     let addr = url.trim_start_matches("redis://");

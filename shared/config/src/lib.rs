@@ -24,6 +24,19 @@ pub const DEFAULT_KEY: &str = "helium:market:config";
 pub const DEFAULT_TTL: Duration = Duration::from_secs(5);
 /// Upper bound of one Redis call on a request path.
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+/// After a failed read Redis is asked again this soon, doubling per consecutive failure up
+/// to the TTL: a transient failure (a timeout under load, a failover, a cold container's
+/// slow connect) costs this much staleness, not a whole TTL; a long outage costs one
+/// attempt per TTL.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+
+/// How long the cache stands after `failures` consecutive failed reads (0 = a good read).
+fn valid_for(failures: u32, ttl: Duration) -> Duration {
+    if failures == 0 {
+        return ttl;
+    }
+    RETRY_FIRST.saturating_mul(1u32 << (failures - 1).min(16)).min(ttl)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigSetupError {
@@ -35,8 +48,10 @@ pub enum ConfigSetupError {
 
 struct Cached {
     value: MarketConfig,
-    /// When Redis was last asked (successfully or not); `None` = never.
-    checked: Option<Instant>,
+    /// Until when `value` is served without asking Redis; `None` = never asked.
+    fresh_until: Option<Instant>,
+    /// Consecutive reads that could not reach Redis.
+    failures: u32,
 }
 
 /// One multiplexed connection per container, made on first use and replaced after an
@@ -138,25 +153,33 @@ impl RedisConfig {
             ttl,
             cache: RwLock::new(Cached {
                 value: fallback,
-                checked: None,
+                fresh_until: None,
+                failures: 0,
             }),
             refresh: Default::default(),
         }
     }
 
-    fn cached(&self) -> (MarketConfig, Option<Instant>) {
+    /// The cached value, if it may still be served.
+    fn fresh(&self) -> Option<MarketConfig> {
+        let c = match self.cache.read() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        c.fresh_until.filter(|until| Instant::now() < *until).map(|_| c.value.clone())
+    }
+
+    fn value(&self) -> MarketConfig {
         match self.cache.read() {
-            Ok(c) => (c.value.clone(), c.checked),
-            Err(poisoned) => {
-                let c = poisoned.into_inner();
-                (c.value.clone(), c.checked)
-            }
+            Ok(c) => c.value.clone(),
+            Err(poisoned) => poisoned.into_inner().value.clone(),
         }
     }
 
     /// `asked`: when the read began. The value is as old as that, not as the answer's
     /// arrival (a slow answer must not stretch the TTL past a write made meanwhile).
-    fn store(&self, value: Option<MarketConfig>, asked: Instant) {
+    /// `reached`: whether Redis answered (a missing or invalid document is an answer).
+    fn store(&self, value: Option<MarketConfig>, asked: Instant, reached: bool) {
         let mut c = match self.cache.write() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
@@ -167,7 +190,8 @@ impl RedisConfig {
             }
             c.value = v;
         }
-        c.checked = Some(asked);
+        c.failures = if reached { 0 } else { c.failures.saturating_add(1) };
+        c.fresh_until = Some(asked + valid_for(c.failures, self.ttl));
     }
 
     async fn get(&self) -> Result<Option<String>> {
@@ -186,26 +210,26 @@ impl RedisConfig {
     /// Asks Redis; on any failure keeps what is cached. Only a valid document replaces it.
     async fn refresh(&self) {
         let asked = Instant::now();
-        let (value, outcome) = match self.get().await {
+        let (value, outcome, reached) = match self.get().await {
             Ok(Some(doc)) => match MarketConfig::from_json(&doc) {
-                Ok(config) => (Some(config), "redis"),
+                Ok(config) => (Some(config), "redis", true),
                 Err(e) => {
                     warn!(key = %self.key, error = %e, "invalid market config document in Redis; keeping the last good one");
-                    (None, "fallback_invalid")
+                    (None, "fallback_invalid", true)
                 }
             },
             Ok(None) if self.redis.is_some() => {
                 warn!(key = %self.key, "no market config document in Redis; keeping the last good one (or the defaults)");
-                (None, "fallback_missing")
+                (None, "fallback_missing", true)
             }
-            Ok(None) => (None, "fallback_no_redis"),
+            Ok(None) => (None, "fallback_no_redis", true),
             Err(e) => {
                 warn!(error = %e, cause = ?std::error::Error::source(&e), "Redis unreachable; keeping the last good market config (or the defaults)");
-                (None, "fallback_unreachable")
+                (None, "fallback_unreachable", false)
             }
         };
         config_read(outcome);
-        self.store(value, asked);
+        self.store(value, asked, reached);
     }
 }
 
@@ -235,21 +259,23 @@ fn config_read(outcome: &'static str) {
 
 impl ConfigSource for RedisConfig {
     async fn current(&self) -> MarketConfig {
-        let (value, checked) = self.cached();
-        if self.redis.is_none() || checked.is_some_and(|t| t.elapsed() < self.ttl) {
-            config_read(if self.redis.is_none() { "fallback_no_redis" } else { "cache" });
+        if self.redis.is_none() {
+            config_read("fallback_no_redis");
+            return self.value();
+        }
+        if let Some(value) = self.fresh() {
+            config_read("cache");
             return value;
         }
         // One refresh at a time per container; concurrent callers (a hook handles its batch
         // concurrently) wait for it rather than use a value older than the TTL.
         let _guard = self.refresh.lock().await;
-        let (value, checked) = self.cached();
-        if checked.is_some_and(|t| t.elapsed() < self.ttl) {
+        if let Some(value) = self.fresh() {
             config_read("cache");
             return value;
         }
         self.refresh().await;
-        self.cached().0
+        self.value()
     }
 }
 
@@ -284,7 +310,22 @@ impl ConfigStore for RedisConfig {
                 async move { c.set::<_, _, ()>(key, doc).await }
             })
             .await?;
-        self.store(Some(config.clone()), Instant::now());
+        self.store(Some(config.clone()), Instant::now(), true);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_read_is_retried_soon_then_less_often_up_to_the_ttl() {
+        let ttl = Duration::from_secs(5);
+        assert_eq!(valid_for(0, ttl), ttl);
+        let waits: Vec<u64> = (1..=8).map(|f| valid_for(f, ttl).as_millis() as u64).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        assert_eq!(valid_for(u32::MAX, ttl), ttl, "no overflow in a long outage");
+        assert_eq!(valid_for(1, Duration::from_millis(50)), Duration::from_millis(50), "never beyond the TTL");
     }
 }
