@@ -79,6 +79,25 @@ impl Clock for ManualClock {
     }
 }
 
+/// Registers `invitee` with a new code of `inviter`.
+pub async fn refer(d: &TestDeps, inviter: &UserId, invitee: &UserId) {
+    let code = CreateInviteCode::new(d.clone()).process(inviter.clone().into()).await.expect("code created").code;
+    let result = RegisterUser(d.clone())
+        .process(UserRegistered { event_id: event_id(), user: invitee.clone(), invite_code: Some(code.as_str().into()), occurred_at: d.clock.now() })
+        .await
+        .expect("registered");
+    assert_eq!(result, RegistrationResult::Referred { inviter: inviter.clone() });
+}
+
+/// A chain great → grand → inviter → buyer: returns (buyer, [inviter, grand, great]).
+pub async fn chain(d: &TestDeps) -> (UserId, [UserId; 3]) {
+    let (great, grand, inviter, buyer) = (user("l3"), user("l2"), user("l1"), user("buyer"));
+    refer(d, &great, &grand).await;
+    refer(d, &grand, &inviter).await;
+    refer(d, &inviter, &buyer).await;
+    (buyer, [inviter, grand, great])
+}
+
 /// Creates a code for `inviter` and registers a fresh user with it; returns (buyer, code).
 pub async fn referred_user(d: &TestDeps, inviter: &UserId) -> (UserId, InviteCode) {
     let code = CreateInviteCode::new(d.clone()).process(inviter.clone().into()).await.expect("code created").code;
@@ -109,6 +128,7 @@ pub fn reward_event(buyer: &UserId, inviter: &UserId, reward: i64, limit: Trigge
         occurred_at: SystemClock.now(),
         source_event_id: event_id(),
         holding_period_days: 0,
+        levels: Vec::new(),
     }
 }
 
@@ -124,14 +144,15 @@ pub async fn fund(d: &TestDeps, inviter: &UserId, amount: i64) {
 
 /// Invariants 2, 3 and 9 of the spec for one user, exactly: the stats add up
 /// (`total_earned = pending + available + withdrawn_total + reversed_total`), the ledger sums
-/// to them (rewards as earned + credits, reversals + debits, withdrawals, pending = the
-/// not-yet-matured commissions), each commission's reversals are what it lost, and no
-/// withdrawal left `available` below 0. Returns the stats, the history and every violation.
+/// to them (rewards as earned + credits, each level's earnings, reversals + debits,
+/// withdrawals, pending = the not-yet-matured commissions), each commission's reversals are
+/// what it lost, and no withdrawal left `available` below 0. Returns the stats, the history and every violation.
 pub async fn money_violations(store: &DynamoStore, user: &UserId) -> Result<(AffiliateStats, Vec<HistoryItem>, Vec<String>), market_domain::MarketError> {
     let stats = store.get_stats(user).await?;
     let history = store.history(user).await?;
     let mut v = Vec::new();
     let (mut earned, mut reversed, mut withdrawn, mut pending, mut rewarded) = (0i64, 0i64, 0i64, 0i64, 0u64);
+    let mut by_level = [0i64; 3];
     let mut reversals_by_order = std::collections::HashMap::<String, i64>::new();
     let mut lost_by_order = std::collections::HashMap::<String, i64>::new();
     for item in &history {
@@ -139,6 +160,7 @@ pub async fn money_violations(store: &DynamoStore, user: &UserId) -> Result<(Aff
             HistoryItem::Commission(c) => {
                 let Some(e) = &c.earned else { continue };
                 earned += e.reward.minor();
+                by_level[usize::from(e.level.clamp(1, 3)) - 1] += e.reward.minor();
                 rewarded += 1;
                 if !c.matured {
                     pending += c.amount().minor();
@@ -175,6 +197,9 @@ pub async fn money_violations(store: &DynamoStore, user: &UserId) -> Result<(Aff
         stats.pending.minor() + stats.available.minor() + stats.withdrawn_total.minor() + stats.reversed_total.minor(),
     );
     expect("rewarded_orders = earned commissions", stats.rewarded_orders as i64, rewarded as i64);
+    for (level, (stored, from_ledger)) in stats.earned_by_level().iter().zip(by_level).enumerate() {
+        expect(&format!("earned at level {} = its commissions as earned", level + 1), stored.minor(), from_ledger);
+    }
     for (order, lost) in lost_by_order {
         let got = reversals_by_order.get(&order).copied().unwrap_or(0);
         if got != lost {

@@ -145,10 +145,37 @@ async fn config_changes_reach_all_functions_within_the_ttl_and_survive_a_redis_o
     assert_eq!((config.default_commission_bps, config.min_withdraw_amount), (777, original.min_withdraw_amount));
     wait_for_rate(&rpc, &reader, 777, acknowledged).await;
 
+    // Levels through the event path: once `level_bps` reached the order hook, one paid order
+    // of the end of a chain pays its inviter, their inviter and one further up.
+    let request = UpdateMarketConfigRequest {
+        config: Some(PbConfig { level_bps: vec![500, 200], ..Default::default() }),
+        update: vec!["level_bps".into()],
+    };
+    let config = rpc.admin().update_market_config(Rpc::authed(request, &admin)).await.unwrap().into_inner();
+    let acknowledged = Instant::now();
+    assert_eq!((config.level_bps.as_slice(), config.default_commission_bps), ([500, 200].as_slice(), 777));
+    let settled = acknowledged + ttl() + Duration::from_millis(300);
+    tokio::time::sleep(settled.saturating_duration_since(Instant::now())).await; // every cache has taken it
+    let chain: Vec<_> = ["l3", "l2", "l1", "buyer"].map(market_tests::user).into();
+    for pair in chain.windows(2) {
+        let code = rpc.client().create_invite_code(Rpc::authed(CreateInviteCodeRequest::default(), &rpc.token(pair[0].as_str()))).await.unwrap().into_inner().code.unwrap().code;
+        publisher.user_registered(&format!("ev-{}", nanoid::nanoid!(8)), pair[1].as_str(), Some(&code)).await;
+        let invitee = pair[1].clone();
+        eventually("referred", 60, || async { store.get_policy(&invitee).await.unwrap().and_then(|p| p.inviter).is_some() }).await;
+    }
+    publisher.order_paid(&format!("ev-{}", nanoid::nanoid!(8)), &format!("order-{}", nanoid::nanoid!(8)), chain[3].as_str(), 10_000).await;
+    eventually("all three levels rewarded", 60, || async { store.get_stats(&chain[0]).await.unwrap().rewarded_orders == 1 }).await;
+    let mut by_level = Vec::new();
+    for earner in &chain[..3] {
+        let stats = rpc.client().get_affiliate_stats(Rpc::authed(GetAffiliateStatsRequest {}, &rpc.token(earner.as_str()))).await.unwrap().into_inner().stats.unwrap();
+        by_level.push(stats.earned_by_level);
+    }
+    assert_eq!(by_level, [vec![0, 0, 200], vec![0, 500, 0], vec![777, 0, 0]], "levels 3, 2, 1 of 10 000");
+
     // Back to the configuration the other tests expect.
     let restore = UpdateMarketConfigRequest {
         config: Some(original.clone()),
-        update: ["enabled", "default_commission_bps", "default_trigger_limit", "max_active_codes", "min_withdraw_amount", "currency", "code_expiry_days", "code_retention_days"]
+        update: ["enabled", "default_commission_bps", "default_trigger_limit", "max_active_codes", "min_withdraw_amount", "currency", "code_expiry_days", "code_retention_days", "level_bps"]
             .map(String::from)
             .to_vec(),
     };

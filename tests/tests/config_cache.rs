@@ -95,6 +95,31 @@ async fn a_failed_read_is_retried_within_moments_not_after_a_ttl() {
     assert_eq!(source.current().await, doc(1500));
 }
 
+#[tokio::test]
+async fn an_update_after_redis_restarted_empty_is_written_even_if_it_changes_nothing() {
+    // The admin function's cache still holds the value it wrote before Redis lost it: an
+    // update to that same value must write the document again, not answer "unchanged".
+    use market_domain::admin::{AdminRequest, ConfigChange, ConfigDeps, ConfigField, UpdateMarketConfig};
+    use market_domain::processors::Processor;
+    let key = format!("test:config:{}", nanoid::nanoid!(8));
+    let configs = std::sync::Arc::new(RedisConfig::with_url(&redis_url(), None, &key, TTL, MarketConfig::default()).unwrap());
+    // As in the function: one RedisConfig is both the cache and the admin's store.
+    let deps = market_domain::processors::Deps { store: std::sync::Arc::new(market_tests::store().await), config: configs.clone(), clock: std::sync::Arc::new(market_domain::time::SystemClock) };
+    let update = UpdateMarketConfig(ConfigDeps { deps, configs: configs.clone() });
+    let set = |bps: u32| {
+        let body = ConfigChange { values: doc(bps), fields: vec![ConfigField::DefaultCommissionBps] };
+        update.process(AdminRequest { admin: market_tests::user("admin"), request_id: nanoid::nanoid!(), body })
+    };
+    set(1500).await.unwrap();
+    tokio::time::sleep(TTL).await;
+    assert_eq!(set(1500).await.unwrap(), doc(1500), "unchanged");
+    let mut raw = redis_client().await;
+    redis_cmd(&mut raw, &["DEL", &key]).await; // Redis restarted without the document
+    tokio::time::sleep(TTL).await;
+    set(1500).await.unwrap();
+    assert_eq!(configs.read().await.unwrap(), Some(doc(1500)), "written again");
+}
+
 async fn redis_client() -> tokio::net::TcpStream {
     let url = redis_url();
     let addr = url.trim_start_matches("redis://");

@@ -44,6 +44,7 @@ async fn reward(d: &TestDeps, buyer: &UserId, inviter: &UserId, o: &OrderId, amo
         occurred_at: SystemClock.now(),
         source_event_id: event_id(),
         holding_period_days: holding,
+        levels: Vec::new(),
     };
     ApplyReward(d.clone()).process(ev).await.unwrap();
 }

@@ -10,7 +10,10 @@
 //! `REDIS_AUTH_TOKEN` (ElastiCache AUTH token, if not in the URL), `MARKET_CONFIG_KEY`
 //! (default `helium:market:config`), `CONFIG_CACHE_TTL_MS` (default 5000).
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
+
+mod limiter;
+pub use limiter::RedisLimiter;
 use std::time::{Duration, Instant};
 
 use market_domain::config::MarketConfig;
@@ -92,7 +95,7 @@ impl Redis {
 
     /// Runs `call` on the connection; after a failure on an existing connection, once more
     /// on a new one.
-    async fn run<T, F, Fut>(&self, call: F) -> Result<T>
+    pub(crate) async fn run<T, F, Fut>(&self, call: F) -> Result<T>
     where
         F: Fn(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
@@ -115,7 +118,7 @@ impl Redis {
 }
 
 pub struct RedisConfig {
-    redis: Option<Redis>,
+    redis: Option<Arc<Redis>>,
     key: String,
     ttl: Duration,
     cache: RwLock<Cached>,
@@ -148,7 +151,7 @@ impl RedisConfig {
 
     pub fn new(redis: Option<Redis>, key: String, ttl: Duration, fallback: MarketConfig) -> Self {
         RedisConfig {
-            redis,
+            redis: redis.map(Arc::new),
             key,
             ttl,
             cache: RwLock::new(Cached {
@@ -158,6 +161,11 @@ impl RedisConfig {
             }),
             refresh: Default::default(),
         }
+    }
+
+    /// A rate limiter on the same connection, its buckets under `<config key>:limit:`.
+    pub fn limiter(&self) -> RedisLimiter {
+        RedisLimiter::new(self.redis.clone(), format!("{}:limit:", self.key))
     }
 
     /// The cached value, if it may still be served.

@@ -161,9 +161,15 @@ impl<S, C, K> Clone for ConfigDeps<S, C, K> {
 impl<S: MarketStore, C: ConfigSource, K: ConfigStore> ConfigDeps<S, C, K> {
     /// The stored document, or what the functions use without one.
     async fn stored_or_current(&self) -> Result<MarketConfig, MarketError> {
+        Ok(self.stored().await?.1)
+    }
+
+    /// Whether a document is stored, and the configuration in force (that document, or what
+    /// the functions use without one).
+    async fn stored(&self) -> Result<(bool, MarketConfig), MarketError> {
         Ok(match self.configs.read().await? {
-            Some(config) => config,
-            None => self.deps.config.current().await,
+            Some(config) => (true, config),
+            None => (false, self.deps.config.current().await),
         })
     }
 }
@@ -190,6 +196,8 @@ pub enum ConfigField {
     CodeExpiryDays,
     CodeRetentionDays,
     HoldingPeriodDays,
+    LevelBps,
+    ResolvePerHour,
 }
 
 impl ConfigField {
@@ -204,6 +212,8 @@ impl ConfigField {
             "code_expiry_days" => ConfigField::CodeExpiryDays,
             "code_retention_days" => ConfigField::CodeRetentionDays,
             "holding_period_days" => ConfigField::HoldingPeriodDays,
+            "level_bps" => ConfigField::LevelBps,
+            "resolve_per_hour" => ConfigField::ResolvePerHour,
             other => return Err(MarketError::InvalidArgument(format!("unknown config field {other:?}"))),
         })
     }
@@ -226,7 +236,7 @@ impl<S: MarketStore, C: ConfigSource, K: ConfigStore> Processor for UpdateMarket
         if change.fields.is_empty() {
             return Err(MarketError::InvalidArgument("no fields to update".into()));
         }
-        let before = self.0.stored_or_current().await?;
+        let (stored, before) = self.0.stored().await?;
         let mut after = before.clone();
         let v = &change.values;
         for field in &change.fields {
@@ -240,11 +250,15 @@ impl<S: MarketStore, C: ConfigSource, K: ConfigStore> Processor for UpdateMarket
                 ConfigField::CodeExpiryDays => after.code_expiry_days = v.code_expiry_days,
                 ConfigField::CodeRetentionDays => after.code_retention_days = v.code_retention_days,
                 ConfigField::HoldingPeriodDays => after.holding_period_days = v.holding_period_days,
+                ConfigField::LevelBps => after.level_bps = v.level_bps.clone(),
+                ConfigField::ResolvePerHour => after.resolve_per_hour = v.resolve_per_hour,
             }
         }
         // Nothing is written unless the whole document is valid.
         after.validate()?;
-        if after == before {
+        // Unchanged: nothing to write, unless no document is stored (Redis restarted empty):
+        // then `before` is only this container's last good value and the write must happen.
+        if stored && after == before {
             return Ok(after);
         }
         self.0.configs.write(&after).await?;

@@ -24,7 +24,20 @@ pub struct MarketConfig {
     /// Days a reward stays `pending` before it can be withdrawn (0 = available at once).
     /// The period in force when a reward is earned is the one that applies to it.
     pub holding_period_days: u32,
+    /// The share of an order paid to the inviter's inviter (level 2) and to theirs (level
+    /// 3), e.g. `[500, 200]`; empty = single level. Level 1 is the inviter's own rate.
+    pub level_bps: Vec<Bps>,
+    /// `ResolveInviteCode` checks allowed per caller address per hour (a token bucket of
+    /// [`RESOLVE_BURST`] refilled at this rate); 0 = no limit of our own (API Gateway's
+    /// route throttling still applies).
+    pub resolve_per_hour: u32,
 }
+
+/// Checks one address may make back to back before the hourly rate applies.
+pub const RESOLVE_BURST: u32 = 10;
+
+/// Levels paid above the inviter (`level_bps` holds at most this many rates).
+pub const MAX_EXTRA_LEVELS: usize = 2;
 
 /// Upper bound of `holding_period_days`.
 pub const MAX_HOLDING_PERIOD_DAYS: u32 = 365;
@@ -41,6 +54,8 @@ impl Default for MarketConfig {
             code_expiry_days: 0,
             code_retention_days: 30,
             holding_period_days: 0,
+            level_bps: Vec::new(),
+            resolve_per_hour: 60,
         }
     }
 }
@@ -77,6 +92,11 @@ impl MarketConfig {
                 "holding_period_days must be 0 to {MAX_HOLDING_PERIOD_DAYS}"
             )));
         }
+        if self.level_bps.len() > MAX_EXTRA_LEVELS {
+            return Err(MarketError::InvalidArgument(format!(
+                "level_bps holds at most {MAX_EXTRA_LEVELS} rates (levels 2 and 3)"
+            )));
+        }
         Ok(())
     }
 }
@@ -92,6 +112,9 @@ mod tests {
         assert_eq!(c.default_trigger_limit, TriggerLimit::limited(2).unwrap());
         assert_eq!(c.max_active_codes, 5);
         assert!(MarketConfig::default().validate().is_ok());
+        let levels = MarketConfig::from_json(r#"{"level_bps":[500,200]}"#).unwrap();
+        assert_eq!(levels.level_bps.iter().map(|b| b.get()).collect::<Vec<_>>(), [500, 200]);
+        assert!(MarketConfig::default().level_bps.is_empty(), "single level unless configured");
     }
 
     #[test]
@@ -104,6 +127,8 @@ mod tests {
             r#"{"currency":"euro"}"#,
             r#"{"code_retention_days":0}"#,
             r#"{"holding_period_days":366}"#,
+            r#"{"level_bps":[500,200,100]}"#,
+            r#"{"level_bps":[10001]}"#,
             r#"not json"#,
         ] {
             assert!(MarketConfig::from_json(doc).is_err(), "{doc}");

@@ -22,6 +22,9 @@ pub enum MarketError {
     MarketDisabled,
     #[error("nothing left of this reward to reverse")]
     NothingToReverse,
+    /// Too many requests of one caller (address or user): try again after `retry_after`.
+    #[error("too many requests, retry later")]
+    RateLimited { retry_after: std::time::Duration },
     #[error("idempotency key was already used for a different request")]
     IdempotencyConflict,
     #[error("amount out of range")]

@@ -36,6 +36,14 @@ pub struct AffiliateStats {
     /// next creation releases it).
     #[serde(default)]
     pub active_codes: u32,
+    /// Rewards earned (before refunds) as the buyer's inviter (level 1), as their inviter's
+    /// inviter (2) and one further up (3); `total_earned` also counts credit adjustments.
+    #[serde(default)]
+    pub earned_l1: Money,
+    #[serde(default)]
+    pub earned_l2: Money,
+    #[serde(default)]
+    pub earned_l3: Money,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<Timestamp>,
 }
@@ -52,8 +60,16 @@ impl AffiliateStats {
             withdrawn_total: Money::ZERO,
             reversed_total: Money::ZERO,
             active_codes: 0,
+            earned_l1: Money::ZERO,
+            earned_l2: Money::ZERO,
+            earned_l3: Money::ZERO,
             updated_at: None,
         }
+    }
+
+    /// Rewards earned per level, level 1 first.
+    pub fn earned_by_level(&self) -> [Money; 3] {
+        [self.earned_l1, self.earned_l2, self.earned_l3]
     }
 
     /// The figures exact at `now`: commissions whose holding period is over but which the
@@ -73,6 +89,9 @@ impl AffiliateStats {
         add(&mut self.total_earned, d.total_earned);
         add(&mut self.reversed_total, d.reversed_total);
         add(&mut self.withdrawn_total, d.withdrawn_total);
+        add(&mut self.earned_l1, d.earned_by_level[0]);
+        add(&mut self.earned_l2, d.earned_by_level[1]);
+        add(&mut self.earned_l3, d.earned_by_level[2]);
         self.rewarded_orders = self.rewarded_orders.saturating_add_signed(d.rewarded_orders);
     }
 }
@@ -118,6 +137,21 @@ pub struct RewardEvent {
     /// before holding periods existed: 0).
     #[serde(default)]
     pub holding_period_days: u32,
+    /// The rewards of the inviter's ancestors (levels 2 and 3), applied with the inviter's
+    /// in one transaction; empty = single level (and in events written before levels).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub levels: Vec<LevelReward>,
+}
+
+/// A share of the order for an ancestor of the inviter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LevelReward {
+    /// 2 = the inviter's inviter, 3 = theirs.
+    pub level: u8,
+    pub earner: UserId,
+    pub commission_bps: Bps,
+    /// `floor(order_amount × commission_bps / 10000)`.
+    pub reward: Money,
 }
 
 /// A completed withdrawal: what a retry with the same idempotency key gets back.
@@ -178,6 +212,9 @@ pub enum LedgerEntry {
         source_event_id: EventId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         matures_at: Option<Timestamp>,
+        /// 1 = as the buyer's inviter; 2, 3 = as an ancestor (absent before levels: 1).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        level: Option<u8>,
     },
     Withdrawal {
         user_id: UserId,
@@ -268,7 +305,14 @@ impl RewardEvent {
             earned_at: self.occurred_at,
             matures_at: self.occurred_at.plus_days(self.holding_period_days),
             source_event_id: self.source_event_id.clone(),
+            level: 1,
+            level_earners: self.levels.iter().map(|l| l.earner.clone()).collect(),
         }
+    }
+
+    /// An ancestor's share as the lifecycle records it (same order, time and maturity).
+    pub fn earned_at_level(&self, l: &LevelReward) -> crate::lifecycle::Earned {
+        crate::lifecycle::Earned { commission_bps: l.commission_bps, reward: l.reward, level: l.level, level_earners: Vec::new(), ..self.earned() }
     }
 }
 

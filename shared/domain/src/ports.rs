@@ -143,12 +143,13 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
-/// A lifecycle step of one commission, to write in one transaction: the commission as
-/// after the step (conditional on the version read), the ledger entries it appends, the
-/// earner's statistics, the audit records, and for a reward the buyer's trigger count.
+/// A lifecycle step of one order's commissions (level 1 first, then the levels above it,
+/// each a different earner), to write in one transaction: each commission as after the
+/// step (conditional on the version read), the ledger entries it appends, its earner's
+/// statistics, the audit records, and for a reward the buyer's trigger count (once).
 #[derive(Debug, Clone)]
 pub struct CommissionWrite {
-    pub change: Change,
+    pub changes: Vec<Change>,
     pub trigger: Option<TriggerCount>,
     pub audit: Vec<AuditRecord>,
     pub at: Timestamp,
@@ -295,6 +296,22 @@ pub trait ConfigStore: Send + Sync + 'static {
 /// built-in defaults (and logs it), so RPCs keep working when Redis is down.
 pub trait ConfigSource: Send + Sync + 'static {
     fn current(&self) -> impl Future<Output = MarketConfig> + Send;
+}
+
+/// A token bucket per key (the public code check's per-address limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Tokens a full bucket holds: requests allowed back to back.
+    pub burst: u32,
+    /// Tokens added per hour (continuously).
+    pub per_hour: u32,
+}
+
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Takes one token from `key`'s bucket, atomically. `Ok(None)`: allowed;
+    /// `Ok(Some(wait))`: limited, a token is back after `wait`; `Err`: the limiter is
+    /// unreachable (callers fail open: a limit must never take the service down).
+    fn take(&self, key: &str, limit: RateLimit) -> impl Future<Output = Result<Option<std::time::Duration>>> + Send;
 }
 
 /// A fixed configuration (tests, and deployments without Redis).

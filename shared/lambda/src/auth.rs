@@ -169,6 +169,25 @@ fn authorizer_claims<T>(request: &tonic::Request<T>) -> Option<&HashMap<String, 
     }
 }
 
+/// The caller's address, for per-address limits: the last `X-Forwarded-For` entry (API
+/// Gateway appends the address it saw there, after whatever the client sent; the local
+/// gateway does the same), else the request context's `sourceIp`, else "unknown".
+pub fn caller_address<T>(request: &tonic::Request<T>) -> String {
+    let forwarded = request
+        .metadata()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(str::trim)
+        .filter(|a| !a.is_empty());
+    let source = || match request.extensions().get::<RequestContext>()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    forwarded.map(str::to_owned).or_else(source).unwrap_or_else(|| "unknown".into())
+}
+
 /// The id of the invocation serving this request (Lambda's request id), for audit records.
 pub fn request_id<T>(request: &tonic::Request<T>) -> String {
     request

@@ -8,7 +8,7 @@ pub mod serve;
 pub mod sqs;
 pub mod status;
 
-pub use auth::{request_id, Authenticator};
+pub use auth::{caller_address, request_id, Authenticator};
 pub use lambda_http::Error;
 pub use serve::serve;
 pub use status::to_status;

@@ -135,6 +135,7 @@ pub fn error_outcome(e: &MarketError) -> &'static str {
         MarketError::Contention => "contention",
         MarketError::Unavailable(_) => "unavailable",
         MarketError::Internal(_) => "internal",
+        MarketError::RateLimited { .. } => "rate_limited",
     }
 }
 

@@ -4,9 +4,20 @@
 
 use market_domain::MarketError;
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{error, warn};
 
 pub fn to_status(err: MarketError) -> Status {
+    if let MarketError::RateLimited { retry_after } = &err {
+        // The standard google.rpc.RetryInfo detail (grpc-status-details-bin), which gRPC
+        // clients read; the message says it in words for the others.
+        let wait = retry_after.as_secs().max(1);
+        return Status::with_error_details(
+            Code::ResourceExhausted,
+            format!("too many requests, retry in {wait} s"),
+            ErrorDetails::with_retry_info(Some(*retry_after)),
+        );
+    }
     let code = match &err {
         MarketError::InvalidArgument(_) | MarketError::Overflow => Code::InvalidArgument,
         MarketError::NotFound => Code::NotFound,
@@ -19,6 +30,7 @@ pub fn to_status(err: MarketError) -> Status {
         MarketError::IdempotencyConflict => Code::AlreadyExists,
         MarketError::Contention | MarketError::CodeCollision | MarketError::Unavailable(_) => Code::Unavailable,
         MarketError::Internal(_) => Code::Internal,
+        MarketError::RateLimited { .. } => Code::ResourceExhausted,
     };
     match code {
         Code::Unavailable => {
@@ -48,5 +60,13 @@ mod tests {
         assert_eq!(to_status(MarketError::CodeLimitReached).code(), Code::FailedPrecondition);
         assert_eq!(to_status(MarketError::IdempotencyConflict).code(), Code::AlreadyExists);
         assert_eq!(to_status(MarketError::NotFound).code(), Code::NotFound);
+    }
+
+    #[test]
+    fn a_rate_limit_says_when_to_retry() {
+        let s = to_status(MarketError::RateLimited { retry_after: std::time::Duration::from_millis(61_500) });
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        assert_eq!(s.message(), "too many requests, retry in 61 s");
+        assert_eq!(s.get_details_retry_info().and_then(|r| r.retry_delay), Some(std::time::Duration::from_millis(61_500)));
     }
 }

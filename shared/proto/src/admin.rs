@@ -77,6 +77,8 @@ pub fn market_config(c: &MarketConfig) -> v1::MarketConfig {
         code_expiry_days: c.code_expiry_days,
         code_retention_days: c.code_retention_days,
         holding_period_days: c.holding_period_days,
+        level_bps: c.level_bps.iter().map(|b| u32::from(b.get())).collect(),
+        resolve_per_hour: c.resolve_per_hour,
     }
 }
 
@@ -100,6 +102,8 @@ pub fn config_change(c: Option<&v1::MarketConfig>, fields: &[String]) -> Result<
             ConfigField::CodeExpiryDays => values.code_expiry_days = c.code_expiry_days,
             ConfigField::CodeRetentionDays => values.code_retention_days = c.code_retention_days,
             ConfigField::HoldingPeriodDays => values.holding_period_days = c.holding_period_days,
+            ConfigField::ResolvePerHour => values.resolve_per_hour = c.resolve_per_hour,
+            ConfigField::LevelBps => values.level_bps = c.level_bps.iter().map(|b| Bps::new(*b)).collect::<Result<_, _>>()?,
         }
     }
     Ok((values, fields))
@@ -120,6 +124,7 @@ pub fn reward_entry(c: &Commission, now: Timestamp) -> Option<v1::RewardEntry> {
         status: r.status,
         pending_until: r.pending_until,
         refunded_amount: r.refunded_amount,
+        level: r.level,
     })
 }
 

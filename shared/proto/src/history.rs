@@ -34,6 +34,7 @@ pub fn reward(c: &Commission, now: Timestamp) -> Option<v1::RewardHistoryEntry> 
         pending_until: pending_until.map(timestamp),
         refunded_amount: c.refunded().minor(),
         currency: e.currency.to_string(),
+        level: u32::from(e.level),
     })
 }
 

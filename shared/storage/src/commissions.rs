@@ -70,12 +70,15 @@ impl CommissionStore for DynamoStore {
 
     async fn write_commission(&self, w: &CommissionWrite) -> Result<CommissionOutcome> {
         let t = self.tables();
-        let after = &w.change.after;
-        // 0: the commission is still as the step read it.
-        let mut items = vec![commission_put(&t.ledger, after)?];
-        if !w.change.stats.is_zero() {
+        // 0..k: each commission is still as the step read it.
+        let mut items = Vec::new();
+        for change in &w.changes {
+            items.push(commission_put(&t.ledger, &change.after)?);
+        }
+        let commissions = 0..items.len();
+        for change in w.changes.iter().filter(|c| !c.stats.is_zero()) {
             // The earner's statistics (untouched by a refund recorded before its reward).
-            items.push(stats_update(&t.stats, after.user_id.as_str(), &w.change.stats, w.at, &[], None, vec![])?);
+            items.push(stats_update(&t.stats, change.after.user_id.as_str(), &change.stats, w.at, &[], None, vec![])?);
         }
         let trigger_at = w.trigger.as_ref().map(|_| items.len());
         if let Some(tc) = &w.trigger {
@@ -91,15 +94,16 @@ impl CommissionStore for DynamoStore {
             items.push(update(&t.policy, key(attr::USER_ID, tc.buyer.as_str()), "ADD #rewards_triggered :one", Some(cond), values)?);
         }
         // The step's ledger entries: each exactly once.
-        let entries = items.len()..items.len() + w.change.entries.len();
-        for entry in &w.change.entries {
+        let first_entry = items.len();
+        for entry in w.changes.iter().flat_map(|c| &c.entries) {
             items.push(entry_put(&t.ledger, entry)?);
         }
+        let entries = first_entry..items.len();
         items.extend(audit_puts(&t.audit, &w.audit)?);
         Ok(match self.transact(items).await? {
             Ok(()) => CommissionOutcome::Written,
             Err(c) if c.any_failed(entries) => CommissionOutcome::Duplicate,
-            Err(c) if c.failed(0) => CommissionOutcome::Conflict,
+            Err(c) if c.any_failed(commissions) => CommissionOutcome::Conflict,
             Err(_) if trigger_at.is_some() => CommissionOutcome::LimitReached,
             Err(_) => CommissionOutcome::Conflict,
         })

@@ -45,6 +45,9 @@ pub mod attr {
     pub const DUE_DAY: &str = "due_day";
     pub const PENDING: &str = "pending";
     pub const REVERSED_TOTAL: &str = "reversed_total";
+    pub const EARNED_L1: &str = "earned_l1";
+    pub const EARNED_L2: &str = "earned_l2";
+    pub const EARNED_L3: &str = "earned_l3";
     pub const AT_KEY: &str = "at_key";
     pub const EVENT_ID: &str = "event_id";
     pub const RELAYED_AT: &str = "relayed_at";

@@ -15,6 +15,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use market_proto::v1::market_admin_service_client::MarketAdminServiceClient;
+use market_proto::v1::public_service_client::PublicServiceClient;
 use market_proto::v1::market_service_client::MarketServiceClient;
 use tonic_web::{GrpcWebCall, GrpcWebClientService};
 
@@ -26,10 +27,14 @@ type Inner = GrpcWebClientService<Client<Connector, GrpcWebCall<tonic::body::Bod
 /// or plain HTTP (the local stack). Built once per process: reading the roots takes ms.
 fn connector() -> Connector {
     static CONNECTOR: std::sync::OnceLock<Connector> = std::sync::OnceLock::new();
-    CONNECTOR.get_or_init(build_connector).clone()
+    CONNECTOR.get_or_init(|| build_connector(None)).clone()
 }
 
-fn build_connector() -> Connector {
+/// `local`: the address to connect from (a loopback alias, to be another caller locally).
+fn build_connector(local: Option<std::net::IpAddr>) -> Connector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_local_address(local);
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let tls = match builder.with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider()) {
         Ok(tls) => tls,
@@ -41,7 +46,7 @@ fn build_connector() -> Connector {
                 .unwrap_or_else(|_| rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth()),
         ),
     };
-    tls.https_or_http().enable_http1().build()
+    tls.https_or_http().enable_http1().wrap_connector(http)
 }
 
 /// `/helium.market.v1.MarketService/CreateInviteCode` -> `create-invite-code`.
@@ -177,6 +182,14 @@ impl Rpc {
     pub fn token_scoped(&self, user: &str, secret: &str, exp: u64, scope: Option<&str>) -> String {
         let claims = Claims { sub: user, iss: &self.issuer, aud: &self.audience, exp, iat: now_secs(), scope };
         encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap_or_default()
+    }
+
+    /// The public service (no token), connecting from `local` (e.g. `127.0.0.7`: every
+    /// loopback alias is another caller address to the local gateway), or as usual.
+    pub fn public(&self, local: Option<std::net::IpAddr>) -> PublicServiceClient<LambdaChannel> {
+        let connector = if local.is_some() { build_connector(local) } else { connector() };
+        let http = Client::builder(TokioExecutor::new()).build(connector);
+        PublicServiceClient::new(LambdaChannel { inner: GrpcWebClientService::new(http), base: self.base.clone() })
     }
 
     pub fn admin(&self) -> MarketAdminServiceClient<LambdaChannel> {

@@ -6,6 +6,7 @@
 //! (default 64) requests of one function in flight; the others wait for a slot, up to
 //! `LOCAL_GATEWAY_QUEUE_MS` (default 29 000, API Gateway's integration timeout) and are then
 //! answered 429 (Lambda's throttle), which gRPC-Web clients read as `UNAVAILABLE` and retry.
+//! Like API Gateway it appends the client's address to `X-Forwarded-For`.
 //!
 //! Why: `cargo lambda watch` (1.9.2) queues a function's invocations in a channel of 100 and
 //! pushes into it while holding the lock that every `/next` of every function needs, so the
@@ -79,7 +80,16 @@ impl Gateway {
         slots.entry(function.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(self.per_function))).clone()
     }
 
-    async fn handle(&self, mut request: Request<Incoming>) -> Response<Body> {
+    async fn handle(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        // As API Gateway does: the address it saw goes last in X-Forwarded-For (what the
+        // client sent stays in front of it; only the last entry can be trusted).
+        let forwarded = match request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(sent) => format!("{sent}, {}", peer.ip()),
+            None => peer.ip().to_string(),
+        };
+        if let Ok(value) = http::HeaderValue::from_str(&forwarded) {
+            request.headers_mut().insert("x-forwarded-for", value);
+        }
         let mut path_and_query = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
         if let Some(routed) = lambda_path(request.uri().path()) {
             let query = request.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
@@ -137,12 +147,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(addr).await?;
     eprintln!("[gateway] http://{addr} -> {} ({} in flight per function)", gateway.upstream, gateway.per_function);
     loop {
-        let (stream, _) = listener.accept().await?;
+        let (stream, peer) = listener.accept().await?;
         let gateway = gateway.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let gateway = gateway.clone();
-                async move { Ok::<_, std::convert::Infallible>(gateway.handle(request).await) }
+                async move { Ok::<_, std::convert::Infallible>(gateway.handle(request, peer).await) }
             });
             // A client that goes away mid-request is its own business, not the gateway's.
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;

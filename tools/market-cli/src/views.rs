@@ -56,6 +56,7 @@ pub fn stats(r: &GetAffiliateStatsResponse) -> View {
         ("available", money(s.available, c)),
         ("withdrawn", money(s.withdrawn_total, c)),
         ("total earned", money(s.total_earned, c)),
+        ("earned by level", s.earned_by_level.iter().map(|m| money(*m, c)).collect::<Vec<_>>().join(" / ")),
         ("reversed", money(s.reversed_total, c)),
         ("invited users", s.invited_count.to_string()),
         ("rewarded orders", s.rewarded_orders.to_string()),
@@ -67,7 +68,7 @@ pub fn stats(r: &GetAffiliateStatsResponse) -> View {
         + &codes_table(&r.codes);
     let json = json!({
         "currency": c, "pending": s.pending, "next_release_at": ts(s.next_release_at.as_ref()), "available": s.available,
-        "withdrawn": s.withdrawn_total, "total_earned": s.total_earned, "reversed": s.reversed_total,
+        "withdrawn": s.withdrawn_total, "total_earned": s.total_earned, "earned_by_level": s.earned_by_level, "reversed": s.reversed_total,
         "invited_users": s.invited_count, "rewarded_orders": s.rewarded_orders, "active_codes": s.active_codes,
         "policy": {"commission_bps": p.commission_bps, "trigger_limit": effective_limit(&p), "max_active_codes": p.max_active_codes, "affiliate_enabled": p.affiliate_enabled},
         "codes": codes_json(&r.codes), "updated_at": ts(s.updated_at.as_ref()),
@@ -124,9 +125,10 @@ pub fn history(entries: &[HistoryEntry], currency: &str) -> View {
         match &e.entry {
             Some(history_entry::Entry::Reward(r)) => {
                 let c = if r.currency.is_empty() { currency } else { &r.currency };
-                let detail = format!("order {} of {} at {}; {}", r.order_id, money(r.order_amount, c), bps(r.commission_bps), status_name(r.status));
+                let level = if r.level > 1 { format!(" (level {})", r.level) } else { String::new() };
+                let detail = format!("order {} of {} at {}{level}; {}", r.order_id, money(r.order_amount, c), bps(r.commission_bps), status_name(r.status));
                 rows.push(entry_row("reward", r.earned_at.as_ref(), money(r.reward, c), detail));
-                json.push(json!({"kind": "reward", "order_id": r.order_id, "order_amount": r.order_amount, "commission_bps": r.commission_bps, "reward": r.reward, "outstanding": r.amount, "refunded_amount": r.refunded_amount, "status": status_name(r.status), "earned_at": ts(r.earned_at.as_ref()), "pending_until": ts(r.pending_until.as_ref()), "currency": c}));
+                json.push(json!({"kind": "reward", "order_id": r.order_id, "order_amount": r.order_amount, "commission_bps": r.commission_bps, "level": r.level.max(1), "reward": r.reward, "outstanding": r.amount, "refunded_amount": r.refunded_amount, "status": status_name(r.status), "earned_at": ts(r.earned_at.as_ref()), "pending_until": ts(r.pending_until.as_ref()), "currency": c}));
             }
             Some(history_entry::Entry::Withdrawal(w)) => {
                 let c = if w.currency.is_empty() { currency } else { &w.currency };
@@ -164,6 +166,7 @@ pub fn ledger(entries: &[LedgerEntry], currency: &str) -> View {
                     pending_until: r.pending_until,
                     refunded_amount: r.refunded_amount,
                     currency: r.currency,
+                    level: r.level,
                 }),
                 ledger_entry::Entry::Withdrawal(w) => history_entry::Entry::Withdrawal(w),
                 ledger_entry::Entry::Reversal(r) => history_entry::Entry::Reversal(r),

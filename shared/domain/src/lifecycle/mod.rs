@@ -32,6 +32,21 @@ pub struct Earned {
     /// `earned_at + holding_period_days` (the period in force when it was earned).
     pub matures_at: Timestamp,
     pub source_event_id: EventId,
+    /// 1 = the buyer's inviter; 2 and 3 = their ancestors (absent before levels: 1).
+    #[serde(default = "level_one", skip_serializing_if = "is_level_one")]
+    pub level: u8,
+    /// On a level-1 commission: the earners of levels 2 and 3 of the same order, written in
+    /// the same transaction (a refund reverses theirs too, in the same transaction).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub level_earners: Vec<UserId>,
+}
+
+fn level_one() -> u8 {
+    1
+}
+
+fn is_level_one(level: &u8) -> bool {
+    *level == 1
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +128,8 @@ pub struct StatsDelta {
     pub reversed_total: i64,
     pub withdrawn_total: i64,
     pub rewarded_orders: i64,
+    /// Rewards earned (gross), by level (index 0 = level 1).
+    pub earned_by_level: [i64; 3],
 }
 
 impl StatsDelta {
@@ -134,6 +151,11 @@ impl StatsDelta {
             reversed_total: self.reversed_total.checked_add(o.reversed_total)?,
             withdrawn_total: self.withdrawn_total.checked_add(o.withdrawn_total)?,
             rewarded_orders: self.rewarded_orders.checked_add(o.rewarded_orders)?,
+            earned_by_level: [
+                self.earned_by_level[0].checked_add(o.earned_by_level[0])?,
+                self.earned_by_level[1].checked_add(o.earned_by_level[1])?,
+                self.earned_by_level[2].checked_add(o.earned_by_level[2])?,
+            ],
         })
     }
 }
@@ -289,6 +311,7 @@ impl Commission {
             at: earned.earned_at,
             source_event_id: earned.source_event_id.clone(),
             matures_at: Some(earned.matures_at),
+            level: (earned.level != 1).then_some(earned.level),
         }];
         let mut previous = gross;
         let mut refunded = Money::ZERO;
@@ -302,6 +325,8 @@ impl Commission {
         }
         let mut stats = StatsDelta { total_earned: gross, reversed_total: gross - previous, rewarded_orders: 1, ..StatsDelta::default() };
         stats.add_to(bucket, previous);
+        let level = usize::from(earned.level.clamp(1, 3)) - 1;
+        stats.earned_by_level[level] = gross;
         after.earned = Some(earned);
         Ok(Change { after, entries, stats })
     }

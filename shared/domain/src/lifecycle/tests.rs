@@ -18,6 +18,8 @@ fn earned(amount: i64, bps: u32, matures_at: i64) -> Earned {
         earned_at: Timestamp::from_millis(0),
         matures_at: Timestamp::from_millis(matures_at),
         source_event_id: id("ev"),
+        level: 1,
+        level_earners: Vec::new(),
     }
 }
 
@@ -32,9 +34,26 @@ fn fresh() -> Commission {
 const NOW: Timestamp = Timestamp::from_millis(10);
 
 #[test]
+fn an_ancestor_level_earns_its_own_floor_net_of_the_same_refunds() {
+    // Level 2 at 5 %: 9 999 → 499; a refund of 1 999 recorded before the reward (inherited
+    // from level 1) leaves floor(8 000 × 5 %) = 400, the difference reversed once.
+    let mut level2 = Commission::new(id("grand"), id("o1"), id("buyer"));
+    level2.refunds = vec![refund(1, 1999)];
+    let e = Earned { level: 2, ..earned(9999, 500, 100) };
+    let c = level2.earn(e, NOW).unwrap();
+    assert_eq!(c.after.amount(), Money::from_minor(400));
+    assert_eq!(c.stats, StatsDelta { pending: 400, total_earned: 499, reversed_total: 99, rewarded_orders: 1, earned_by_level: [0, 499, 0], ..Default::default() });
+    assert!(matches!(&c.entries[0], LedgerEntry::Reward { level: Some(2), .. }), "{:?}", c.entries[0]);
+    // Another refund after the reward: its own floor again.
+    let r = c.after.refund(refund(2, 4000), NOW).unwrap();
+    assert_eq!(r.after.amount(), Money::from_minor(200));
+    assert_eq!(r.stats.reversed_total, 200);
+}
+
+#[test]
 fn pending_then_available_at_the_exact_moment() {
     let c = fresh().earn(earned(1000, 1000, 100), NOW).unwrap();
-    assert_eq!(c.stats, StatsDelta { pending: 100, total_earned: 100, rewarded_orders: 1, ..Default::default() });
+    assert_eq!(c.stats, StatsDelta { pending: 100, total_earned: 100, rewarded_orders: 1, earned_by_level: [100, 0, 0], ..Default::default() });
     let c1 = c.after;
     assert_eq!(c1.status(Timestamp::from_millis(99)), Some(CommissionStatus::Pending));
     assert_eq!(c1.status(Timestamp::from_millis(100)), Some(CommissionStatus::Available));

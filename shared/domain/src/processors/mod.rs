@@ -11,10 +11,12 @@ use serde_json::json;
 
 mod balance;
 mod history;
+mod resolve;
 mod rewards;
 
 pub use balance::*;
 pub use history::*;
+pub use resolve::*;
 pub use rewards::*;
 
 use crate::audit::{Actor, AuditAction, AuditRecord};

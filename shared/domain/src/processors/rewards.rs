@@ -12,7 +12,8 @@ use crate::audit::{Actor, AuditAction, AuditRecord};
 use crate::error::MarketError;
 use crate::ids::{EventId, OrderId, RefundId, UserId};
 use crate::lifecycle::{Change, Commission, Refund, RefundReason, Refused};
-use crate::model::{LedgerEntry, RewardEvent};
+use crate::config::MarketConfig;
+use crate::model::{LedgerEntry, LevelReward, RewardEvent};
 use crate::money::{commission, Money};
 use crate::policy::EffectivePolicy;
 use crate::ports::{
@@ -78,7 +79,8 @@ impl<S: MarketStore, C: ConfigSource> Processor for DecideOrderReward<S, C> {
         if ev.currency != config.currency.as_str() {
             return no(NoReward::OtherCurrency);
         }
-        let policy = EffectivePolicy::resolve(d.store.get_policy(&inviter).await?.as_ref(), &config);
+        let inviter_policy = d.store.get_policy(&inviter).await?;
+        let policy = EffectivePolicy::resolve(inviter_policy.as_ref(), &config);
         if !policy.affiliate_enabled {
             return no(NoReward::InviterDisabled);
         }
@@ -89,6 +91,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for DecideOrderReward<S, C> {
         if !reward.is_positive() {
             return no(NoReward::ZeroReward);
         }
+        let levels = self.ancestors(&ev, &inviter, inviter_policy.and_then(|p| p.inviter), &config).await?;
         Ok(OrderDecision::Reward(RewardEvent {
             order_id: ev.order_id,
             buyer: ev.buyer,
@@ -101,7 +104,35 @@ impl<S: MarketStore, C: ConfigSource> Processor for DecideOrderReward<S, C> {
             occurred_at: ev.occurred_at,
             source_event_id: ev.event_id,
             holding_period_days: config.holding_period_days,
+            levels,
         }))
+    }
+}
+
+impl<S: MarketStore, C: ConfigSource> DecideOrderReward<S, C> {
+    /// The shares of the inviter's ancestors (`level_bps`): one policy read per level, up
+    /// the chain of inviters. A disabled ancestor is skipped (its level is not paid, nobody
+    /// else gets it); the walk ends at a user without inviter, and at a user already in the
+    /// chain (a cycle in stored data: logged, never followed).
+    async fn ancestors(&self, ev: &OrderPaid, inviter: &UserId, mut next: Option<UserId>, config: &MarketConfig) -> Result<Vec<LevelReward>, MarketError> {
+        let mut chain = vec![ev.buyer.clone(), inviter.clone()];
+        let mut levels = Vec::new();
+        for (level, bps) in (2u8..).zip(config.level_bps.iter().copied()) {
+            let Some(earner) = next.take() else { break };
+            if chain.contains(&earner) {
+                warn!(order_id = %ev.order_id, buyer = %ev.buyer, earner = %earner, level, "a cycle of inviters in stored data: the level walk stops");
+                break;
+            }
+            let policy = self.0.store.get_policy(&earner).await?;
+            let effective = EffectivePolicy::resolve(policy.as_ref(), config);
+            let reward = commission(ev.amount, bps)?;
+            if effective.affiliate_enabled && reward.is_positive() {
+                levels.push(LevelReward { level, earner: earner.clone(), commission_bps: bps, reward });
+            }
+            next = policy.and_then(|p| p.inviter);
+            chain.push(earner);
+        }
+        Ok(levels)
     }
 }
 
@@ -126,6 +157,28 @@ fn reversal_audits(entries: &[LedgerEntry], at: Timestamp, actor: &Actor) -> Vec
         .collect()
 }
 
+impl<S: MarketStore, C: ConfigSource> ApplyReward<S, C> {
+    /// The order's commissions as stored (or new), level 1 first, in one parallel round trip.
+    /// A level's new commission inherits the refunds recorded on level 1 before the reward,
+    /// so every level is replayed net of them.
+    async fn commissions(&self, ev: &RewardEvent) -> Result<Vec<Commission>, MarketError> {
+        let store = &self.0.store;
+        let earners: Vec<&UserId> = std::iter::once(&ev.inviter).chain(ev.levels.iter().map(|l| &l.earner)).collect();
+        let read = futures::future::try_join_all(earners.iter().map(|e| store.get_commission(e, &ev.order_id))).await?;
+        let mut read = read.into_iter();
+        let first = read.next().flatten().unwrap_or_else(|| Commission::new(ev.inviter.clone(), ev.order_id.clone(), ev.buyer.clone()));
+        let mut all = vec![first];
+        for (level, stored) in ev.levels.iter().zip(read) {
+            all.push(stored.unwrap_or_else(|| {
+                let mut c = Commission::new(level.earner.clone(), ev.order_id.clone(), ev.buyer.clone());
+                c.refunds = all[0].refunds.clone();
+                c
+            }));
+        }
+        Ok(all)
+    }
+}
+
 impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
     type Request = RewardEvent;
     type Response = RewardOutcome;
@@ -135,36 +188,43 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
         let actor = Actor::System(ORDER_SOURCE.into());
         for _ in 0..COMMISSION_ATTEMPTS {
             let now = d.clock.now();
-            let current = d
-                .store
-                .get_commission(&ev.inviter, &ev.order_id)
-                .await?
-                .unwrap_or_else(|| Commission::new(ev.inviter.clone(), ev.order_id.clone(), ev.buyer.clone()));
-            let change = match current.earn(ev.earned(), now) {
-                Ok(change) => change,
-                Err(Refused::Duplicate) => {
-                    // Invariant 8: the same event gets its first outcome again.
-                    let same_event = current.earned.as_ref().is_some_and(|e| e.source_event_id == ev.source_event_id);
-                    return Ok(if same_event { RewardOutcome::Replayed } else { RewardOutcome::Duplicate });
-                }
-                Err(_) => return Err(MarketError::Overflow),
-            };
-            let net = change.after.amount();
-            let mut audit = vec![AuditRecord::new(&ev.inviter, now, AuditAction::RewardEarned, actor.clone(), ev.source_event_id.as_str(), json!({
-                "order_id": ev.order_id, "buyer": ev.buyer, "order_amount": ev.order_amount, "currency": ev.currency,
-                "commission_bps": ev.commission_bps, "reward": ev.reward, "net_of_earlier_refunds": net,
-                "matures_at": change.after.earned.as_ref().map(|e| e.matures_at), "status": change.after.status(now),
-            }))];
-            audit.extend(reversal_audits(&change.entries, now, &Actor::System(REFUND_SOURCE.into())));
+            let current = self.commissions(&ev).await?;
+            let earned = std::iter::once(ev.earned()).chain(ev.levels.iter().map(|l| ev.earned_at_level(l)));
+            let mut changes = Vec::with_capacity(current.len());
+            let mut audit = Vec::new();
+            for (commission, earned) in current.iter().zip(earned) {
+                let (level, bps, reward) = (earned.level, earned.commission_bps, earned.reward);
+                let change = match commission.earn(earned, now) {
+                    Ok(change) => change,
+                    Err(Refused::Duplicate) if level == 1 => {
+                        // Invariant 8: the same event gets its first outcome again.
+                        let same_event = commission.earned.as_ref().is_some_and(|e| e.source_event_id == ev.source_event_id);
+                        return Ok(if same_event { RewardOutcome::Replayed } else { RewardOutcome::Duplicate });
+                    }
+                    Err(Refused::Duplicate) => {
+                        // Only written with level 1, so not reachable from consistent data.
+                        warn!(order_id = %ev.order_id, earner = %commission.user_id, level, "a level's commission exists without level 1's: skipped");
+                        continue;
+                    }
+                    Err(_) => return Err(MarketError::Overflow),
+                };
+                audit.push(AuditRecord::new(&commission.user_id, now, AuditAction::RewardEarned, actor.clone(), ev.source_event_id.as_str(), json!({
+                    "order_id": ev.order_id, "buyer": ev.buyer, "order_amount": ev.order_amount, "currency": ev.currency,
+                    "level": level, "commission_bps": bps, "reward": reward, "net_of_earlier_refunds": change.after.amount(),
+                    "matures_at": change.after.earned.as_ref().map(|e| e.matures_at), "status": change.after.status(now),
+                })));
+                audit.extend(reversal_audits(&change.entries, now, &Actor::System(REFUND_SOURCE.into())));
+                changes.push(change);
+            }
             let trigger = TriggerCount { buyer: ev.buyer.clone(), inviter: ev.inviter.clone(), limit: ev.trigger_limit };
-            let outcome = d.store.write_commission(&CommissionWrite { change, trigger: Some(trigger), audit, at: now }).await?;
+            let outcome = d.store.write_commission(&CommissionWrite { changes, trigger: Some(trigger), audit, at: now }).await?;
             let result = match outcome {
                 CommissionOutcome::Written => RewardOutcome::Applied,
                 CommissionOutcome::LimitReached => RewardOutcome::LimitReached,
                 // A twin wrote it meanwhile: re-read to tell a replay from another event.
                 CommissionOutcome::Duplicate | CommissionOutcome::Conflict => continue,
             };
-            info!(order_id = %ev.order_id, inviter = %ev.inviter, reward = %ev.reward, net = %net, outcome = ?result, "reward processed");
+            info!(order_id = %ev.order_id, inviter = %ev.inviter, reward = %ev.reward, levels = ev.levels.len(), outcome = ?result, "reward processed");
             return Ok(result);
         }
         Err(MarketError::Contention)
@@ -209,6 +269,32 @@ impl<S: MarketStore, C: ConfigSource> ApplyRefund<S, C> {
             "reason": reason, "detail": extra,
         }));
         self.0.store.put_audit(&record).await
+    }
+}
+
+impl<S: MarketStore, C: ConfigSource> ApplyRefund<S, C> {
+    /// The refund's steps on the commissions of levels 2 and 3 written with level 1's
+    /// reward (read in one parallel round trip). Before the reward there are none: the
+    /// refund recorded on level 1 is inherited by the levels when the reward arrives.
+    async fn levels(&self, level1: &Commission, ev: &OrderRefunded, refund: &Refund, now: Timestamp) -> Result<Vec<Change>, MarketError> {
+        let Some(earned) = &level1.earned else { return Ok(Vec::new()) };
+        let store = &self.0.store;
+        let read = futures::future::try_join_all(earned.level_earners.iter().map(|e| store.get_commission(e, &ev.order_id))).await?;
+        let mut changes = Vec::new();
+        for (earner, commission) in earned.level_earners.iter().zip(read) {
+            let Some(commission) = commission else {
+                warn!(order_id = %ev.order_id, earner = %earner, "a level's commission is missing: nothing to reverse there");
+                continue;
+            };
+            match commission.refund(refund.clone(), now) {
+                Ok(change) => changes.push(change),
+                Err(Refused::Duplicate) => {}
+                Err(e) => {
+                    warn!(order_id = %ev.order_id, earner = %earner, refused = ?e, "a level's commission refuses the refund level 1 accepts");
+                }
+            }
+        }
+        Ok(changes)
     }
 }
 
@@ -257,9 +343,17 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyRefund<S, C> {
                     "amount": reversed, "event_id": ev.event_id,
                 })));
             }
-            match d.store.write_commission(&CommissionWrite { change, trigger: None, audit, at: now }).await? {
+            // The levels above paid for the same order shrink by the same refund, each at
+            // its own rate, in the same transaction.
+            let mut changes = vec![change];
+            for level in self.levels(&current, &ev, &refund, now).await? {
+                audit.extend(reversal_audits(&level.entries, now, &actor));
+                changes.push(level);
+            }
+            let levels = changes.len() - 1;
+            match d.store.write_commission(&CommissionWrite { changes, trigger: None, audit, at: now }).await? {
                 CommissionOutcome::Written => {
-                    info!(event_id = %ev.event_id, order_id = %ev.order_id, refund_id = %ev.refund_id, reversed = %reversed, earned, "refund applied");
+                    info!(event_id = %ev.event_id, order_id = %ev.order_id, refund_id = %ev.refund_id, reversed = %reversed, earned, levels, "refund applied");
                     return Ok(if earned { RefundResult::Applied { reversed } } else { RefundResult::RecordedBeforeReward });
                 }
                 CommissionOutcome::Duplicate => return Ok(RefundResult::Duplicate),
@@ -417,7 +511,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for ReverseReward<S, C> {
                 a.details["request_id"] = json!(req.request_id);
             }
             let after = change.after.clone();
-            match d.store.write_commission(&CommissionWrite { change, trigger: None, audit, at: now }).await? {
+            match d.store.write_commission(&CommissionWrite { changes: vec![change], trigger: None, audit, at: now }).await? {
                 CommissionOutcome::Written => {
                     info!(admin = %req.admin, user_id = %r.user, order_id = %r.order_id, reversed = %reversed, "reward reversed");
                     return Ok(ReverseResult { reversed, commission: after, replayed: false, now });

@@ -122,6 +122,46 @@ async fn main() {
     println!("(functions are release builds under cargo lambda watch; local SQS is moto, single-threaded)");
 
     outbound(&d, n.min(500)).await;
+    levels(n.min(300)).await;
+}
+
+/// A paid order's decision and reward (in-process, sequential), single level next to three
+/// levels on the same kind of chain: latency per order and the capacity units it costs.
+async fn levels(n: usize) {
+    use market_domain::money::{Bps, Money};
+    use market_domain::processors::{DecideOrderReward, OrderDecision, OrderPaid};
+    println!("\nHelium Market levels benchmark: {n} paid orders each, decision + reward transaction");
+    let three_levels = MarketConfig { level_bps: vec![Bps::new(500).unwrap(), Bps::new(200).unwrap()], ..MarketConfig::default() };
+    let mut base = None;
+    for (name, config) in [("single level", MarketConfig::default()), ("three levels (level_bps [500, 200])", three_levels)] {
+        let d = market_tests::deps(config).await;
+        let (buyer, _) = market_tests::chain(&d).await;
+        let (cu0, trips0) = (d.store.usage().capacity_units(), d.store.usage().round_trips());
+        let mut latencies = Vec::with_capacity(n);
+        for _ in 0..n {
+            let paid = OrderPaid {
+                event_id: market_tests::event_id(),
+                order_id: market_tests::order(),
+                buyer: buyer.clone(),
+                amount: Money::from_minor(10_000),
+                currency: "USD".into(),
+                occurred_at: market_domain::time::Clock::now(&market_domain::time::SystemClock),
+            };
+            let started = Instant::now();
+            let OrderDecision::Reward(ev) = DecideOrderReward(d.clone()).process(paid).await.unwrap() else { panic!("a reward") };
+            ApplyReward(d.clone()).process(ev).await.unwrap();
+            latencies.push(started.elapsed());
+        }
+        latencies.sort();
+        let p = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0;
+        let cu = (d.store.usage().capacity_units() - cu0) / n as f64;
+        let trips = (d.store.usage().round_trips() - trips0) as f64 / n as f64;
+        let (b_cu, b_p50) = *base.get_or_insert((cu, p(0.5)));
+        println!(
+            "{name:<44} p50 {:>6.1} ms  p99 {:>6.1} ms  {cu:>5.1} CU in {trips:.1} calls per order  (x{:.2} CU, x{:.2} p50)",
+            p(0.5), p(0.99), cu / b_cu, p(0.5) / b_p50
+        );
+    }
 }
 
 /// Outbound: withdrawals (the processor, in-process, sequential) -> outbox stream -> relay
