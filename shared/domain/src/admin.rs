@@ -198,6 +198,7 @@ pub enum ConfigField {
     HoldingPeriodDays,
     LevelBps,
     ResolvePerHour,
+    CodesCreatedPerDay,
 }
 
 impl ConfigField {
@@ -214,6 +215,7 @@ impl ConfigField {
             "holding_period_days" => ConfigField::HoldingPeriodDays,
             "level_bps" => ConfigField::LevelBps,
             "resolve_per_hour" => ConfigField::ResolvePerHour,
+            "codes_created_per_day" => ConfigField::CodesCreatedPerDay,
             other => return Err(MarketError::InvalidArgument(format!("unknown config field {other:?}"))),
         })
     }
@@ -252,6 +254,7 @@ impl<S: MarketStore, C: ConfigSource, K: ConfigStore> Processor for UpdateMarket
                 ConfigField::HoldingPeriodDays => after.holding_period_days = v.holding_period_days,
                 ConfigField::LevelBps => after.level_bps = v.level_bps.clone(),
                 ConfigField::ResolvePerHour => after.resolve_per_hour = v.resolve_per_hour,
+                ConfigField::CodesCreatedPerDay => after.codes_created_per_day = v.codes_created_per_day,
             }
         }
         // Nothing is written unless the whole document is valid.

@@ -85,12 +85,15 @@ pub enum AuditAction {
     Withdrawal,
     PolicyChanged,
     ConfigChanged,
+    /// An abuse control fired (`rule`, the threshold, the retry time): nothing was changed.
+    LimitReached,
 }
 
 impl AuditAction {
     pub fn as_str(self) -> &'static str {
         match self {
             AuditAction::CodeCreated => "code_created",
+            AuditAction::LimitReached => "limit_reached",
             AuditAction::CodeDeactivated => "code_deactivated",
             AuditAction::CodeExpired => "code_expired",
             AuditAction::Registered => "registered",

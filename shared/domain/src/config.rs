@@ -31,6 +31,9 @@ pub struct MarketConfig {
     /// [`RESOLVE_BURST`] refilled at this rate); 0 = no limit of our own (API Gateway's
     /// route throttling still applies).
     pub resolve_per_hour: u32,
+    /// Code churn: invite codes one user may create per UTC day (deleted ones count);
+    /// 0 = no limit. Over it, `RESOURCE_EXHAUSTED` until the next UTC day.
+    pub codes_created_per_day: u32,
 }
 
 /// Checks one address may make back to back before the hourly rate applies.
@@ -56,6 +59,7 @@ impl Default for MarketConfig {
             holding_period_days: 0,
             level_bps: Vec::new(),
             resolve_per_hour: 60,
+            codes_created_per_day: 0,
         }
     }
 }

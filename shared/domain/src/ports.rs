@@ -30,6 +30,9 @@ pub struct NewCode {
     pub purge_at: Timestamp,
     /// Written with the change: the creation and each released expired code.
     pub audit: Vec<AuditRecord>,
+    /// Code churn: at most this many creations by the owner on the UTC day of `created_at`
+    /// (counted in the same transaction); `None` = no limit.
+    pub per_day: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

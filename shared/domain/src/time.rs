@@ -27,6 +27,11 @@ impl Timestamp {
 
 impl Timestamp {
     /// The UTC calendar day, `YYYY-MM-DD` (the maturity index's partition).
+    /// The start of the next UTC day.
+    pub fn next_utc_day(self) -> Timestamp {
+        Timestamp((self.0.div_euclid(Self::MS_PER_DAY) + 1).saturating_mul(Self::MS_PER_DAY))
+    }
+
     pub fn utc_day(self) -> String {
         // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
         let z = self.0.div_euclid(Self::MS_PER_DAY) + 719_468;

@@ -79,6 +79,7 @@ pub fn market_config(c: &MarketConfig) -> v1::MarketConfig {
         holding_period_days: c.holding_period_days,
         level_bps: c.level_bps.iter().map(|b| u32::from(b.get())).collect(),
         resolve_per_hour: c.resolve_per_hour,
+        codes_created_per_day: c.codes_created_per_day,
     }
 }
 
@@ -103,6 +104,7 @@ pub fn config_change(c: Option<&v1::MarketConfig>, fields: &[String]) -> Result<
             ConfigField::CodeRetentionDays => values.code_retention_days = c.code_retention_days,
             ConfigField::HoldingPeriodDays => values.holding_period_days = c.holding_period_days,
             ConfigField::ResolvePerHour => values.resolve_per_hour = c.resolve_per_hour,
+            ConfigField::CodesCreatedPerDay => values.codes_created_per_day = c.codes_created_per_day,
             ConfigField::LevelBps => values.level_bps = c.level_bps.iter().map(|b| Bps::new(*b)).collect::<Result<_, _>>()?,
         }
     }

@@ -31,6 +31,12 @@ fn request_key(owner: &UserId, key: &IdempotencyKey) -> String {
     format!("request#{owner}#{key}")
 }
 
+/// The code table's key of an owner's creation counter for one UTC day (code churn): never
+/// an invite code, no `active_owner`, removed by TTL two days later.
+fn churn_key(owner: &str, day: &str) -> String {
+    format!("churn#{owner}#{day}")
+}
+
 impl CodeStore for DynamoStore {
     async fn code_for_request(&self, owner: &UserId, request: &IdempotencyKey) -> Result<Option<InviteCode>> {
         let item = self.get_item(&self.tables().codes, key(attr::CODE, request_key(owner, request))).await?;
@@ -97,7 +103,20 @@ impl CodeStore for DynamoStore {
             // 2: the owner's affiliate ability is on.
             check(&self.tables().policy, key(attr::USER_ID, owner), POLICY_ENABLED, vec![(":true", b(true))])?,
         ];
-        // 3..: expired codes whose slots this creation takes back (still active and expired).
+        // 3 (with a churn limit): the owner's creations today, under the limit. An item of its
+        // own (`churn#<owner>#<day>`, TTL two days later), never a code, like request items.
+        let churn_at = new.per_day.map(|_| items.len());
+        if let Some(limit) = new.per_day {
+            let day = rec.created_at.utc_day();
+            items.push(update(
+                &self.tables().codes,
+                key(attr::CODE, churn_key(owner, &day)),
+                "ADD #created :one SET #purge_at = :purge",
+                Some("attribute_not_exists(#created) OR #created < :limit"),
+                vec![(":one", n(1)), (":limit", n(i64::from(limit))), (":purge", n(rec.created_at.next_utc_day().plus_days(1).epoch_seconds()))],
+            )?);
+        }
+        // Then: expired codes whose slots this creation takes back (still active and expired).
         for code in &new.release_expired {
             items.push(update(
                 &self.tables().codes,
@@ -129,6 +148,7 @@ impl CodeStore for DynamoStore {
                 created_code(keyed.and_then(|i| c.old_item(i)))?.map(Some).ok_or(MarketError::Contention)
             }
             Err(c) if c.failed(0) => Err(MarketError::CodeCollision),
+            Err(c) if churn_at.is_some_and(|i| c.failed(i)) => Err(MarketError::RateLimited { retry_after: std::time::Duration::ZERO }),
             Err(c) if c.failed(2) => Err(MarketError::AffiliateDisabled),
             Err(c) if c.failed(1) => Err(MarketError::CodeLimitReached),
             Err(_) => Err(MarketError::Contention),

@@ -235,12 +235,24 @@ impl<S: MarketStore, C: ConfigSource> Processor for CreateInviteCode<S, C> {
                 release_expired,
                 purge_at: now.plus_days(config.code_retention_days),
                 audit,
+                per_day: (config.codes_created_per_day > 0).then_some(config.codes_created_per_day),
             };
             match d.store.create_code(&new).await {
                 Ok(Some(first)) => return self.replay(&first).await,
                 Ok(None) => {
                     info!(user_id = %caller, code = %new.record.code, "invite code created");
                     return Ok(new.record);
+                }
+                Err(MarketError::RateLimited { .. }) => {
+                    // Until the next UTC day; audited (nothing else is written), anchored on
+                    // the code that was not created (each refusal its own record).
+                    let retry_after = std::time::Duration::from_millis(u64::try_from(now.next_utc_day().millis() - now.millis()).unwrap_or(0));
+                    let record = AuditRecord::new(&caller, now, AuditAction::LimitReached, Actor::User(caller.clone()), new.record.code.as_str(), json!({
+                        "rule": "codes_created_per_day", "limit": config.codes_created_per_day, "retry_after_s": retry_after.as_secs(),
+                    }));
+                    d.store.put_audit(&record).await?;
+                    warn!(user_id = %caller, limit = config.codes_created_per_day, "code churn limit reached");
+                    return Err(MarketError::RateLimited { retry_after });
                 }
                 Err(e @ (MarketError::CodeCollision | MarketError::Contention)) => {
                     warn!(user_id = %caller, error = %e, "retrying code creation");
