@@ -2,7 +2,9 @@
 //! visible in DynamoDB) and the bridge's relay rate, next to the raw rate of SQS
 //! `SendMessageBatch` and of the reward transaction alone, on the same local stack; then the
 //! refund path the same way (each order refunded in part), with the capacity units of a
-//! refund next to a reward's. BENCH_EVENTS sets the number of orders (default 1000).
+//! refund next to a reward's; then a three-level reward next to a single-level one.
+//! BENCH_EVENTS sets the number of orders (default 1000); BENCH_LEVELS_ONLY=1 runs only the
+//! levels comparison.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,11 @@ fn rate(n: usize, d: Duration) -> String {
 #[tokio::main]
 async fn main() {
     let n: usize = std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    if std::env::var("BENCH_LEVELS_ONLY").is_ok_and(|v| v == "1") {
+        // Only the levels comparison (in-process, minutes faster than the whole run).
+        levels(n.min(300)).await;
+        return;
+    }
     let d = market_tests::deps(MarketConfig::default()).await;
     let sqs = aws_sdk_sqs::Client::new(&market_storage::aws_config().await);
     println!("\nHelium Market event benchmark: {n} order.paid events");
