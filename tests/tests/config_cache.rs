@@ -120,6 +120,39 @@ async fn an_update_after_redis_restarted_empty_is_written_even_if_it_changes_not
     assert_eq!(configs.read().await.unwrap(), Some(doc(1500)), "written again");
 }
 
+#[tokio::test]
+async fn a_hanging_redis_makes_the_rate_limiter_fail_open_fast() {
+    use market_domain::ports::{RateLimit, RateLimiter};
+    // A peer that accepts and never answers: a partition, not a refusal.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let limiter = RedisConfig::with_url(&format!("redis://{addr}"), None, "k", TTL, MarketConfig::default()).unwrap().limiter();
+    let limit = RateLimit { burst: 10, per_hour: 60 };
+    let started = Instant::now();
+    assert!(limiter.take("resolve#1.2.3.4", limit).await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(4), "bounded by the timeouts: {:?}", started.elapsed());
+    // For a second after that, calls do not wait for Redis at all.
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert!(limiter.take("resolve#1.2.3.4", limit).await.is_err());
+    }
+    assert!(started.elapsed() < Duration::from_millis(100), "{:?}", started.elapsed());
+    held.abort();
+
+    // On the real Redis: a bucket of 10 gives exactly 10 of 12 at once.
+    let limiter = RedisConfig::with_url(&redis_url(), None, &format!("test:config:{}", nanoid::nanoid!(8)), TTL, MarketConfig::default()).unwrap().limiter();
+    let taken = futures::future::join_all((0..12).map(|_| limiter.take("k", limit))).await;
+    assert_eq!(taken.iter().filter(|t| matches!(t, Ok(None))).count(), 10, "{taken:?}");
+    let wait = taken.iter().find_map(|t| t.as_ref().ok().copied().flatten()).expect("a wait");
+    assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60), "{wait:?}");
+}
+
 async fn redis_client() -> tokio::net::TcpStream {
     let url = redis_url();
     let addr = url.trim_start_matches("redis://");

@@ -1,11 +1,13 @@
 //! Token buckets in Redis (the public code check's per-address limit): one hash per key,
 //! refilled continuously, taken from atomically by a Lua script that uses Redis's clock
-//! (every container agrees on time). Keys expire once a bucket would be full again.
+//! (every container agrees on time). Keys expire once a bucket would be full again. After a
+//! failure, calls fail open at once for a second instead of each waiting for Redis.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use market_domain::ports::{RateLimit, RateLimiter, Result};
+use market_domain::MarketError;
 
 use crate::Redis;
 
@@ -27,15 +29,30 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst / per_ms) + 1000)
 return wait
 ";
 
+/// After a failure the limiter is not asked for this long: a Redis that hangs (a partition)
+/// would otherwise cost every check its timeouts; failing open at once keeps it fast.
+const SKIP_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
 pub struct RedisLimiter {
     redis: Option<Arc<Redis>>,
     prefix: String,
     script: redis::Script,
+    /// Until when calls fail open without asking Redis.
+    skip_until: std::sync::Mutex<Option<Instant>>,
 }
 
 impl RedisLimiter {
     pub(crate) fn new(redis: Option<Arc<Redis>>, prefix: String) -> Self {
-        RedisLimiter { redis, prefix, script: redis::Script::new(TAKE) }
+        RedisLimiter { redis, prefix, script: redis::Script::new(TAKE), skip_until: std::sync::Mutex::new(None) }
+    }
+
+    fn skipping(&self) -> bool {
+        let until = *self.skip_until.lock().unwrap_or_else(|e| e.into_inner());
+        until.is_some_and(|u| Instant::now() < u)
+    }
+
+    fn failed(&self) {
+        *self.skip_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + SKIP_AFTER_FAILURE);
     }
 }
 
@@ -45,6 +62,9 @@ impl RateLimiter for RedisLimiter {
         let Some(redis) = &self.redis else { return Ok(None) };
         if limit.per_hour == 0 || limit.burst == 0 {
             return Ok(None);
+        }
+        if self.skipping() {
+            return Err(MarketError::Unavailable("rate limiter skipped after a recent failure".into()));
         }
         let bucket = format!("{}{key}", self.prefix);
         // EVALSHA, loading the script on first use; not retried on a new connection after
@@ -56,7 +76,8 @@ impl RateLimiter for RedisLimiter {
                 invocation.arg(limit.burst).arg(limit.per_hour);
                 async move { invocation.invoke_async(&mut c).await }
             })
-            .await?;
+            .await
+            .inspect_err(|_| self.failed())?;
         Ok((wait > 0).then(|| Duration::from_millis(wait)))
     }
 }
