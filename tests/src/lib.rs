@@ -79,6 +79,21 @@ impl Clock for ManualClock {
     }
 }
 
+/// A refund of `amount` of `order` with refund id `id`; a redelivery (same arguments) carries
+/// the same event id.
+pub fn refund_event(buyer: &UserId, order: &OrderId, id: &str, amount: i64, at: Timestamp) -> market_domain::processors::OrderRefunded {
+    market_domain::processors::OrderRefunded {
+        event_id: EventId::parse(format!("ev-{order}-{id}")).expect("valid id"),
+        refund_id: market_domain::ids::RefundId::parse(id).expect("valid refund id"),
+        order_id: order.clone(),
+        buyer: buyer.clone(),
+        amount: Money::from_minor(amount),
+        currency: "USD".into(),
+        reason: market_domain::lifecycle::RefundReason::Refund,
+        occurred_at: at,
+    }
+}
+
 /// Registers `invitee` with a new code of `inviter`.
 pub async fn refer(d: &TestDeps, inviter: &UserId, invitee: &UserId) {
     let code = CreateInviteCode::new(d.clone()).process(inviter.clone().into()).await.expect("code created").code;

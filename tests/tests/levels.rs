@@ -5,8 +5,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use market_domain::config::MarketConfig;
-use market_domain::ids::{EventId, OrderId, RefundId, UserId};
-use market_domain::lifecycle::RefundReason;
+use market_domain::ids::{EventId, OrderId, UserId};
 use market_domain::model::HistoryItem;
 use market_domain::money::{Bps, Money};
 use market_domain::policy::TriggerLimit;
@@ -47,19 +46,7 @@ async fn pay_3x(d: &TestDeps, buyer: &UserId, o: &OrderId, amount: i64) -> Vec<R
 }
 
 async fn refund(d: &TestDeps, buyer: &UserId, o: &OrderId, id: &str, amount: i64) -> RefundResult {
-    ApplyRefund(d.clone())
-        .process(OrderRefunded {
-            event_id: EventId::parse(format!("ev-{o}-{id}")).unwrap(),
-            refund_id: RefundId::parse(id).unwrap(),
-            order_id: o.clone(),
-            buyer: buyer.clone(),
-            amount: Money::from_minor(amount),
-            currency: "USD".into(),
-            reason: RefundReason::Refund,
-            occurred_at: d.clock.now(),
-        })
-        .await
-        .unwrap()
+    ApplyRefund(d.clone()).process(market_tests::refund_event(buyer, o, id, amount, d.clock.now())).await.unwrap()
 }
 
 /// (total earned, earned by level, what is left = pending + available) of each earner.

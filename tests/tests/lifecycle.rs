@@ -8,8 +8,8 @@ use std::sync::Arc;
 use market_domain::admin::AdminRequest;
 use market_domain::audit::AuditAction;
 use market_domain::config::MarketConfig;
-use market_domain::ids::{IdempotencyKey, OrderId, RefundId, UserId};
-use market_domain::lifecycle::{CommissionStatus, RefundReason};
+use market_domain::ids::{IdempotencyKey, OrderId, UserId};
+use market_domain::lifecycle::CommissionStatus;
 use market_domain::model::{AffiliateStats, HistoryItem, LedgerEntry};
 use market_domain::money::{commission, Bps, Money};
 use market_domain::ports::prelude::*;
@@ -49,19 +49,7 @@ async fn pay(d: &TestDeps, buyer: &UserId, order: &OrderId, amount: i64) -> Rewa
 }
 
 async fn refund(d: &TestDeps, buyer: &UserId, order: &OrderId, id: &str, amount: i64) -> Result<RefundResult, MarketError> {
-    // A redelivery carries the same event id.
-    ApplyRefund(d.clone())
-        .process(OrderRefunded {
-            event_id: market_domain::ids::EventId::parse(format!("ev-{order}-{id}")).unwrap(),
-            refund_id: RefundId::parse(id).unwrap(),
-            order_id: order.clone(),
-            buyer: buyer.clone(),
-            amount: Money::from_minor(amount),
-            currency: "USD".into(),
-            reason: RefundReason::Refund,
-            occurred_at: d.clock.now(),
-        })
-        .await
+    ApplyRefund(d.clone()).process(market_tests::refund_event(buyer, order, id, amount, d.clock.now())).await
 }
 
 async fn withdraw(d: &TestDeps, user: &UserId, amount: i64, key: &str) -> Result<WithdrawResult, MarketError> {

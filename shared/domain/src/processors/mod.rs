@@ -11,12 +11,18 @@ use serde_json::json;
 
 mod balance;
 mod history;
+mod maturity;
+mod refunds;
 mod resolve;
+mod reversal;
 mod rewards;
 
 pub use balance::*;
 pub use history::*;
+pub use maturity::*;
+pub use refunds::*;
 pub use resolve::*;
+pub use reversal::*;
 pub use rewards::*;
 
 use crate::audit::{Actor, AuditAction, AuditRecord};

@@ -1,0 +1,149 @@
+//! Refunds and chargebacks of a paid order: each shrinks the order's commissions (every
+//! level) exactly once per refund id, in one transaction; before the reward it is recorded.
+
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::audit::{Actor, AuditAction, AuditRecord};
+use crate::error::MarketError;
+use crate::ids::{EventId, OrderId, RefundId, UserId};
+use crate::lifecycle::{Change, Commission, Refund, RefundReason, Refused};
+use crate::money::Money;
+use crate::ports::{CommissionOutcome, CommissionWrite, ConfigSource, MarketStore};
+use crate::time::Timestamp;
+
+use super::rewards::{reversal_audits, COMMISSION_ATTEMPTS};
+use super::{Deps, Processor, REFUND_SOURCE};
+
+// ---------------------------------------------------------------- order.refunded
+
+#[derive(Debug, Clone)]
+pub struct OrderRefunded {
+    pub event_id: EventId,
+    pub refund_id: RefundId,
+    pub order_id: OrderId,
+    pub buyer: UserId,
+    pub amount: Money,
+    pub currency: String,
+    pub reason: RefundReason,
+    pub occurred_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundResult {
+    /// The commission shrank by `reversed` (0 when the refund did not change the floor).
+    Applied { reversed: Money },
+    /// Recorded before the order's reward: applied when the reward arrives.
+    RecordedBeforeReward,
+    /// This refund was applied before.
+    Duplicate,
+    /// The buyer has no inviter: nothing to reverse (audited on the buyer).
+    NoInviter,
+}
+
+/// Applies a refund or chargeback to the order's commission, exactly once per refund id.
+pub struct ApplyRefund<S, C>(pub Deps<S, C>);
+
+impl<S: MarketStore, C: ConfigSource> ApplyRefund<S, C> {
+    /// A refund that changes nothing is still on a trail. Its time is the event's, so a
+    /// redelivery rewrites the same record instead of adding one.
+    async fn reject(&self, subject: &UserId, ev: &OrderRefunded, reason: &str, extra: serde_json::Value) -> Result<(), MarketError> {
+        let record = AuditRecord::new(subject, ev.occurred_at, AuditAction::RefundRejected, Actor::System(REFUND_SOURCE.into()), ev.event_id.as_str(), json!({
+            "order_id": ev.order_id, "refund_id": ev.refund_id, "amount": ev.amount, "currency": ev.currency,
+            "reason": reason, "detail": extra,
+        }));
+        self.0.store.put_audit(&record).await
+    }
+}
+
+impl<S: MarketStore, C: ConfigSource> ApplyRefund<S, C> {
+    /// The refund's steps on the commissions of levels 2 and 3 written with level 1's
+    /// reward (read in one parallel round trip). Before the reward there are none: the
+    /// refund recorded on level 1 is inherited by the levels when the reward arrives.
+    async fn levels(&self, level1: &Commission, ev: &OrderRefunded, refund: &Refund, now: Timestamp) -> Result<Vec<Change>, MarketError> {
+        let Some(earned) = &level1.earned else { return Ok(Vec::new()) };
+        let store = &self.0.store;
+        let read = futures::future::try_join_all(earned.level_earners.iter().map(|e| store.get_commission(e, &ev.order_id))).await?;
+        let mut changes = Vec::new();
+        for (earner, commission) in earned.level_earners.iter().zip(read) {
+            let Some(commission) = commission else {
+                warn!(order_id = %ev.order_id, earner = %earner, "a level's commission is missing: nothing to reverse there");
+                continue;
+            };
+            match commission.refund(refund.clone(), now) {
+                Ok(change) => changes.push(change),
+                Err(Refused::Duplicate) => {}
+                Err(e) => {
+                    warn!(order_id = %ev.order_id, earner = %earner, refused = ?e, "a level's commission refuses the refund level 1 accepts");
+                }
+            }
+        }
+        Ok(changes)
+    }
+}
+
+impl<S: MarketStore, C: ConfigSource> Processor for ApplyRefund<S, C> {
+    type Request = OrderRefunded;
+    type Response = RefundResult;
+
+    async fn process(&self, ev: OrderRefunded) -> Result<RefundResult, MarketError> {
+        let d = &self.0;
+        let (buyer, config) = futures::join!(d.store.get_policy(&ev.buyer), d.config.current());
+        let Some(inviter) = buyer?.and_then(|p| p.inviter) else {
+            self.reject(&ev.buyer, &ev, "no_inviter", json!(null)).await?;
+            info!(event_id = %ev.event_id, order_id = %ev.order_id, "refund of an order without inviter: nothing to reverse");
+            return Ok(RefundResult::NoInviter);
+        };
+        if ev.currency != config.currency.as_str() {
+            self.reject(&inviter, &ev, "other_currency", json!({"expected": config.currency})).await?;
+            return Err(MarketError::InvalidArgument(format!("refund in {} but the market pays in {}", ev.currency, config.currency)));
+        }
+        let actor = Actor::System(REFUND_SOURCE.into());
+        let refund = Refund { refund_id: ev.refund_id.clone(), amount: ev.amount, reason: ev.reason, at: ev.occurred_at, event_id: ev.event_id.clone() };
+        for _ in 0..COMMISSION_ATTEMPTS {
+            let now = d.clock.now();
+            let current = d
+                .store
+                .get_commission(&inviter, &ev.order_id)
+                .await?
+                .unwrap_or_else(|| Commission::new(inviter.clone(), ev.order_id.clone(), ev.buyer.clone()));
+            let change = match current.refund(refund.clone(), now) {
+                Ok(change) => change,
+                Err(Refused::Duplicate) => return Ok(RefundResult::Duplicate),
+                Err(Refused::OverRefund { left }) => {
+                    self.reject(&inviter, &ev, "over_refund", json!({"left_of_order": left})).await?;
+                    warn!(event_id = %ev.event_id, order_id = %ev.order_id, refund_id = %ev.refund_id, left = %left, "refund exceeds what is left of the order");
+                    return Err(MarketError::InvalidArgument("refund exceeds what is left of the order".into()));
+                }
+                Err(_) => return Err(MarketError::Overflow),
+            };
+            let earned = change.after.earned.is_some();
+            let reversed = Money::from_minor(change.stats.reversed_total);
+            let mut audit = reversal_audits(&change.entries, now, &actor);
+            if audit.is_empty() {
+                let action = if earned { AuditAction::RewardReversed } else { AuditAction::RefundRecorded };
+                audit.push(AuditRecord::new(&inviter, now, action, actor.clone(), ev.refund_id.as_str(), json!({
+                    "order_id": ev.order_id, "refund_id": ev.refund_id, "refund_amount": ev.amount, "reason": ev.reason,
+                    "amount": reversed, "event_id": ev.event_id,
+                })));
+            }
+            // The levels above paid for the same order shrink by the same refund, each at
+            // its own rate, in the same transaction.
+            let mut changes = vec![change];
+            for level in self.levels(&current, &ev, &refund, now).await? {
+                audit.extend(reversal_audits(&level.entries, now, &actor));
+                changes.push(level);
+            }
+            let levels = changes.len() - 1;
+            match d.store.write_commission(&CommissionWrite { changes, trigger: None, audit, at: now }).await? {
+                CommissionOutcome::Written => {
+                    info!(event_id = %ev.event_id, order_id = %ev.order_id, refund_id = %ev.refund_id, reversed = %reversed, earned, levels, "refund applied");
+                    return Ok(if earned { RefundResult::Applied { reversed } } else { RefundResult::RecordedBeforeReward });
+                }
+                CommissionOutcome::Duplicate => return Ok(RefundResult::Duplicate),
+                CommissionOutcome::Conflict | CommissionOutcome::LimitReached => continue,
+            }
+        }
+        Err(MarketError::Contention)
+    }
+}

@@ -1,0 +1,82 @@
+//! The admin's void of one commission (`ReverseReward`), exactly once per idempotency key.
+
+use serde_json::json;
+use tracing::info;
+
+use crate::audit::Actor;
+use crate::error::MarketError;
+use crate::ids::{OrderId, UserId};
+use crate::lifecycle::Commission;
+use crate::money::Money;
+use crate::ports::{CommissionOutcome, CommissionWrite, ConfigSource, MarketStore};
+use crate::time::Timestamp;
+
+use super::rewards::{reversal_audits, COMMISSION_ATTEMPTS};
+use super::{Deps, Processor};
+
+// ---------------------------------------------------------------- ReverseReward (admin)
+
+pub struct ReverseRequest {
+    /// The earner whose commission is voided.
+    pub user: UserId,
+    pub order_id: OrderId,
+    /// Why (fraud, duplicate, ...): on the reversal entry and the audit record.
+    pub note: String,
+    pub idempotency_key: crate::ids::IdempotencyKey,
+}
+
+pub struct ReverseResult {
+    pub reversed: Money,
+    pub commission: Commission,
+    pub replayed: bool,
+    /// The moment the commission's status is shown for.
+    pub now: Timestamp,
+}
+
+/// Voids the rest of one commission, exactly once per key.
+pub struct ReverseReward<S, C>(pub Deps<S, C>);
+
+impl<S: MarketStore, C: ConfigSource> Processor for ReverseReward<S, C> {
+    type Request = crate::admin::AdminRequest<ReverseRequest>;
+    type Response = ReverseResult;
+
+    async fn process(&self, req: crate::admin::AdminRequest<ReverseRequest>) -> Result<ReverseResult, MarketError> {
+        let d = &self.0;
+        let r = &req.body;
+        let note = r.note.trim();
+        if note.is_empty() || note.chars().count() > super::MAX_REASON_CHARS {
+            return Err(MarketError::InvalidArgument(format!("note must be 1 to {} characters", super::MAX_REASON_CHARS)));
+        }
+        let id = crate::ids::ReversalId::derive(&r.user, &r.order_id, &r.idempotency_key);
+        let actor = Actor::Admin(req.admin.clone());
+        for _ in 0..COMMISSION_ATTEMPTS {
+            let now = d.clock.now();
+            let Some(current) = d.store.get_commission(&r.user, &r.order_id).await?.filter(|c| c.earned.is_some()) else {
+                return Err(MarketError::NotFound);
+            };
+            if let Some(void) = current.voided.as_ref().filter(|v| v.reversal_id == id) {
+                return Ok(ReverseResult { reversed: void.amount, replayed: true, commission: current, now });
+            }
+            let request = crate::lifecycle::VoidRequest { reversal_id: id.clone(), note: note.to_owned(), by: actor.to_string() };
+            let change = match current.void(request, now) {
+                Ok(change) => change,
+                Err(_) => return Err(MarketError::NothingToReverse),
+            };
+            let reversed = Money::from_minor(change.stats.reversed_total);
+            let mut audit = reversal_audits(&change.entries, now, &actor);
+            for a in &mut audit {
+                a.details["request_id"] = json!(req.request_id);
+            }
+            let after = change.after.clone();
+            match d.store.write_commission(&CommissionWrite { changes: vec![change], trigger: None, audit, at: now }).await? {
+                CommissionOutcome::Written => {
+                    info!(admin = %req.admin, user_id = %r.user, order_id = %r.order_id, reversed = %reversed, "reward reversed");
+                    return Ok(ReverseResult { reversed, commission: after, replayed: false, now });
+                }
+                // A twin with the same key won: the next read replays it.
+                CommissionOutcome::Duplicate | CommissionOutcome::Conflict | CommissionOutcome::LimitReached => continue,
+            }
+        }
+        Err(MarketError::Contention)
+    }
+}
