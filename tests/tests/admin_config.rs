@@ -120,7 +120,9 @@ async fn config_changes_reach_all_functions_within_the_ttl_and_survive_a_redis_o
     // Each container keeps the last value it read itself (a hook instance idle since before
     // the change still holds the previous one; one started during the outage has only the
     // fallback document): the reward is applied either way.
-    let fallback = MarketConfig::from_json(&std::env::var("MARKET_CONFIG_JSON").unwrap_or_else(|_| "{}".into())).unwrap();
+    // As the functions read it: unset or empty = the built-in defaults.
+    let fallback_doc = std::env::var("MARKET_CONFIG_JSON").ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "{}".into());
+    let fallback = MarketConfig::from_json(&fallback_doc).unwrap();
     let rates = [1234, i64::from(original.default_commission_bps), i64::from(fallback.default_commission_bps.get())];
     assert!(rates.contains(&earned), "{earned} not one of {rates:?}");
     let log = std::fs::read_to_string(format!("{}/logs/functions.log", std::env::var("MARKET_STACK_DIR").unwrap())).unwrap_or_default();

@@ -67,6 +67,16 @@ pub fn config_update(pairs: &[String]) -> Result<(MarketConfig, Vec<String>), Fa
             "code_expiry_days" => v.parse().map(|n| config.code_expiry_days = n).is_ok(),
             "code_retention_days" => v.parse().map(|n| config.code_retention_days = n).is_ok(),
             "holding_period_days" => v.parse().map(|n| config.holding_period_days = n).is_ok(),
+            // Comma-separated rates of levels 2 and 3; empty = single level.
+            "level_bps" => v
+                .split(',')
+                .filter(|r| !r.trim().is_empty())
+                .map(|r| r.trim().parse::<u32>())
+                .collect::<Result<Vec<_>, _>>()
+                .map(|rates| config.level_bps = rates)
+                .is_ok(),
+            "resolve_per_hour" => v.parse().map(|n| config.resolve_per_hour = n).is_ok(),
+            "codes_created_per_day" => v.parse().map(|n| config.codes_created_per_day = n).is_ok(),
             _ => false,
         };
         if !ok {

@@ -72,6 +72,8 @@ enum Command {
     },
     /// ListRewardHistory, every page.
     History { user: String },
+    /// ResolveInviteCode (public, no token): whether a code is usable.
+    Resolve { code: String },
     /// Publish auth/user.registered to RabbitMQ.
     PublishRegistered {
         user: String,
@@ -237,6 +239,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let rpc = rpc()?;
             let r = rpc.client().get_affiliate_stats(Rpc::authed(GetAffiliateStatsRequest {}, &user_token(&rpc, &user))).await?;
             emit(json, views::stats(&r.into_inner()));
+        }
+        Command::Resolve { code } => {
+            let rpc = rpc()?;
+            let r = rpc.public(None).resolve_invite_code(ResolveInviteCodeRequest { code: code.clone() }).await?.into_inner();
+            let text = format!("{code}: {}", if r.usable { "usable" } else { "not usable" });
+            emit(json, View { json: serde_json::json!({"code": code, "usable": r.usable}), text });
         }
         Command::Codes { user } => {
             let rpc = rpc()?;

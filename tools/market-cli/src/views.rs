@@ -223,12 +223,16 @@ pub fn config(c: &MarketConfig) -> View {
         ("code expiry", if c.code_expiry_days == 0 { "never".into() } else { format!("{} days", c.code_expiry_days) }),
         ("code retention", format!("{} days", c.code_retention_days)),
         ("holding period", format!("{} days", c.holding_period_days)),
+        ("levels 2, 3", if c.level_bps.is_empty() { "none (single level)".into() } else { c.level_bps.iter().map(|b| bps(*b)).collect::<Vec<_>>().join(", ") }),
+        ("code checks per address", if c.resolve_per_hour == 0 { "unlimited".into() } else { format!("{} per hour", c.resolve_per_hour) }),
+        ("codes per user per day", if c.codes_created_per_day == 0 { "unlimited".into() } else { c.codes_created_per_day.to_string() }),
     ]);
     let json = json!({
         "enabled": c.enabled, "currency": c.currency, "default_commission_bps": c.default_commission_bps,
         "default_trigger_limit": limit_of(c.default_trigger_limit.as_ref()), "max_active_codes": c.max_active_codes,
         "min_withdraw_amount": c.min_withdraw_amount, "code_expiry_days": c.code_expiry_days,
         "code_retention_days": c.code_retention_days, "holding_period_days": c.holding_period_days,
+        "level_bps": c.level_bps, "resolve_per_hour": c.resolve_per_hour, "codes_created_per_day": c.codes_created_per_day,
     });
     View { json, text }
 }
