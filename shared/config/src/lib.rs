@@ -13,7 +13,7 @@
 use std::sync::{Arc, RwLock};
 
 mod limiter;
-pub use limiter::RedisLimiter;
+pub use limiter::{RedisLimiter, SKIP_AFTER_FAILURE};
 use std::time::{Duration, Instant};
 
 use market_domain::config::MarketConfig;

@@ -31,7 +31,7 @@ return wait
 
 /// After a failure the limiter is not asked for this long: a Redis that hangs (a partition)
 /// would otherwise cost every check its timeouts; failing open at once keeps it fast.
-const SKIP_AFTER_FAILURE: Duration = Duration::from_secs(1);
+pub const SKIP_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 pub struct RedisLimiter {
     redis: Option<Arc<Redis>>,
