@@ -144,6 +144,7 @@ pub fn reward_event(buyer: &UserId, inviter: &UserId, reward: i64, limit: Trigge
         source_event_id: event_id(),
         holding_period_days: 0,
         levels: Vec::new(),
+        hold: None,
     }
 }
 
@@ -158,15 +159,15 @@ pub async fn fund(d: &TestDeps, inviter: &UserId, amount: i64) {
 }
 
 /// Invariants 2, 3 and 9 of the spec for one user, exactly: the stats add up
-/// (`total_earned = pending + available + withdrawn_total + reversed_total`), the ledger sums
-/// to them (rewards as earned + credits, each level's earnings, reversals + debits,
-/// withdrawals, pending = the not-yet-matured commissions), each commission's reversals are
+/// (`total_earned = pending + available + held + withdrawn_total + reversed_total`), the ledger
+/// sums to them (rewards as earned + credits, each level's earnings, reversals + debits,
+/// withdrawals, pending = the not-yet-matured commissions, held = those awaiting review), each commission's reversals are
 /// what it lost, and no withdrawal left `available` below 0. Returns the stats, the history and every violation.
 pub async fn money_violations(store: &DynamoStore, user: &UserId) -> Result<(AffiliateStats, Vec<HistoryItem>, Vec<String>), market_domain::MarketError> {
     let stats = store.get_stats(user).await?;
     let history = store.history(user).await?;
     let mut v = Vec::new();
-    let (mut earned, mut reversed, mut withdrawn, mut pending, mut rewarded) = (0i64, 0i64, 0i64, 0i64, 0u64);
+    let (mut earned, mut reversed, mut withdrawn, mut pending, mut held, mut rewarded) = (0i64, 0i64, 0i64, 0i64, 0i64, 0u64);
     let mut by_level = [0i64; 3];
     let mut reversals_by_order = std::collections::HashMap::<String, i64>::new();
     let mut lost_by_order = std::collections::HashMap::<String, i64>::new();
@@ -177,7 +178,9 @@ pub async fn money_violations(store: &DynamoStore, user: &UserId) -> Result<(Aff
                 earned += e.reward.minor();
                 by_level[usize::from(e.level.clamp(1, 3)) - 1] += e.reward.minor();
                 rewarded += 1;
-                if !c.matured {
+                if c.is_held() {
+                    held += c.amount().minor();
+                } else if !c.matured {
                     pending += c.amount().minor();
                 }
                 lost_by_order.insert(c.order_id.to_string(), e.reward.minor() - c.amount().minor());
@@ -206,10 +209,11 @@ pub async fn money_violations(store: &DynamoStore, user: &UserId) -> Result<(Aff
     expect("reversed_total = reversals + debits", stats.reversed_total.minor(), reversed);
     expect("withdrawn_total = sum of withdrawal entries", stats.withdrawn_total.minor(), withdrawn);
     expect("pending = commissions not matured", stats.pending.minor(), pending);
+    expect("held = commissions awaiting review", stats.held.minor(), held);
     expect(
-        "total_earned = pending + available + withdrawn_total + reversed_total",
+        "total_earned = pending + available + held + withdrawn_total + reversed_total",
         stats.total_earned.minor(),
-        stats.pending.minor() + stats.available.minor() + stats.withdrawn_total.minor() + stats.reversed_total.minor(),
+        stats.pending.minor() + stats.available.minor() + stats.held.minor() + stats.withdrawn_total.minor() + stats.reversed_total.minor(),
     );
     expect("rewarded_orders = earned commissions", stats.rewarded_orders as i64, rewarded as i64);
     for (level, (stored, from_ledger)) in stats.earned_by_level().iter().zip(by_level).enumerate() {

@@ -137,10 +137,11 @@ async fn a_hanging_redis_makes_the_rate_limiter_fail_open_fast() {
     let started = Instant::now();
     assert!(limiter.take("resolve#1.2.3.4", limit).await.is_err());
     assert!(started.elapsed() < Duration::from_secs(4), "bounded by the timeouts: {:?}", started.elapsed());
-    // For a second after that, calls do not wait for Redis at all.
+    // For a second after that, calls do not wait for Redis at all: open, and not reported as
+    // another failure (the caller logs one warning per window, not one per call).
     let started = Instant::now();
     for _ in 0..20 {
-        assert!(limiter.take("resolve#1.2.3.4", limit).await.is_err());
+        assert!(matches!(limiter.take("resolve#1.2.3.4", limit).await, Ok(None)));
     }
     assert!(started.elapsed() < Duration::from_millis(100), "{:?}", started.elapsed());
     held.abort();

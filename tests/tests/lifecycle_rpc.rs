@@ -1,21 +1,23 @@
 //! The commission lifecycle end to end: refunds from RabbitMQ through the bridge, SQS and
 //! the `on-order-refunded` hook (exactly once, either order, over-refunds to the DLQ), the
 //! affiliate's `ListRewardHistory` and `GetAffiliateStats` over gRPC-Web, the admin's
-//! `AdjustBalance` / `ReverseReward`, and the scheduled `mature-rewards` function.
+//! `AdjustBalance` / `ReverseReward` / `ListHeldRewards` / `ReviewReward`, and the scheduled
+//! `mature-rewards` function.
 
 use std::collections::HashSet;
 
 use market_domain::admin::AdminRequest;
 use market_domain::config::MarketConfig;
 use market_domain::ids::{IdempotencyKey, OrderId, UserId};
-use market_domain::model::RewardEvent;
+use market_domain::model::{HoldReason, RewardEvent};
 use market_domain::money::{Bps, Money};
 use market_domain::policy::TriggerLimit;
 use market_domain::ports::prelude::*;
 use market_domain::processors::{AdjustBalance, Adjustment, ApplyRefund, ApplyReward, OrderRefunded, Processor, WithdrawAffiliateReward, WithdrawRequest};
 use market_domain::time::{Clock, SystemClock};
 use market_proto::v1::{
-    history_entry::Entry, AdjustBalanceRequest, GetAffiliateStatsRequest, ListRewardHistoryRequest, RewardStatus, ReverseRewardRequest,
+    history_entry::Entry, AdjustBalanceRequest, GetAffiliateStatsRequest, ListHeldRewardsRequest, ListRewardHistoryRequest, RewardStatus,
+    ReverseRewardRequest, ReviewRewardRequest,
 };
 use market_tests::amqp::{eventually, Publisher};
 use market_tests::rpc::Rpc;
@@ -32,6 +34,10 @@ async fn deps(holding_period_days: u32) -> TestDeps {
 
 /// A reward applied through the reward processor, earned now with the given holding period.
 async fn reward(d: &TestDeps, buyer: &UserId, inviter: &UserId, o: &OrderId, amount: i64, holding: u32) {
+    reward_held(d, buyer, inviter, o, amount, holding, None).await;
+}
+
+async fn reward_held(d: &TestDeps, buyer: &UserId, inviter: &UserId, o: &OrderId, amount: i64, holding: u32, hold: Option<HoldReason>) {
     let ev = RewardEvent {
         order_id: o.clone(),
         buyer: buyer.clone(),
@@ -45,6 +51,7 @@ async fn reward(d: &TestDeps, buyer: &UserId, inviter: &UserId, o: &OrderId, amo
         source_event_id: event_id(),
         holding_period_days: holding,
         levels: Vec::new(),
+        hold,
     };
     ApplyReward(d.clone()).process(ev).await.unwrap();
 }
@@ -228,6 +235,59 @@ async fn admin_adjustments_and_reversals_over_grpc_web() {
     let trail = d.store.list_audit(target.as_str(), None, 100).await.unwrap().items;
     assert!(trail.iter().any(|r| r.action.as_str() == "balance_adjusted" && r.actor.to_string() == "admin:ops-1"));
     assert!(trail.iter().any(|r| r.action.as_str() == "reward_reversed" && r.actor.to_string() == "admin:ops-1"));
+}
+
+#[tokio::test]
+async fn held_rewards_are_listed_and_reviewed_once_over_grpc_web() {
+    let rpc = Rpc::from_env().unwrap();
+    let d = deps(0).await;
+    let target = user("held");
+    let (buyer, _) = referred_user(&d, &target).await;
+    let o = order();
+    reward_held(&d, &buyer, &target, &o, 5000, 0, Some(HoldReason::ReferralVelocity)).await;
+    let token = rpc.token(target.as_str());
+
+    // The affiliate sees it held: in the stats (not available) and in the history.
+    let s = rpc.client().get_affiliate_stats(Rpc::authed(GetAffiliateStatsRequest {}, &token)).await.unwrap().into_inner().stats.unwrap();
+    assert_eq!((s.held, s.available, s.total_earned), (500, 0, 500));
+    let history = rpc.client().list_reward_history(Rpc::authed(ListRewardHistoryRequest { page_size: 10, page_token: String::new() }, &token)).await.unwrap().into_inner();
+    let statuses: Vec<i32> = history.entries.iter().filter_map(|e| match &e.entry { Some(Entry::Reward(r)) => Some(r.status), _ => None }).collect();
+    assert_eq!(statuses, [i32::from(RewardStatus::HeldForReview)]);
+
+    // A user token is refused; the admin finds it in the queue (oldest first, paged).
+    let list = |token: String, page_token: String| {
+        let admin = rpc.admin();
+        async move { admin.clone().list_held_rewards(Rpc::authed(ListHeldRewardsRequest { page_size: 50, page_token }, &token)).await }
+    };
+    assert_eq!(list(token.clone(), String::new()).await.unwrap_err().code(), Code::PermissionDenied);
+    let admin_token = rpc.admin_token("ops-1");
+    let mut page_token = String::new();
+    let found = loop {
+        let page = list(admin_token.clone(), page_token).await.unwrap().into_inner();
+        if let Some(h) = page.rewards.iter().find(|h| h.user_id == target.as_str()) {
+            break h.clone();
+        }
+        assert!(!page.next_page_token.is_empty(), "the held reward is listed");
+        page_token = page.next_page_token;
+    };
+    let r = found.reward.unwrap();
+    assert_eq!((found.reason.as_str(), r.order_id.as_str(), r.amount, r.referred_user_id.as_str()), ("referral_velocity", o.as_str(), 500, buyer.as_str()));
+
+    // Approved three times at once: decided once; the other decision is refused.
+    let review = |approve: bool, token: String| {
+        let req = ReviewRewardRequest { user_id: target.to_string(), order_id: o.to_string(), approve, reason: "orders checked".into() };
+        let admin = rpc.admin();
+        async move { admin.clone().review_reward(Rpc::authed(req, &token)).await }
+    };
+    assert_eq!(review(true, token.clone()).await.unwrap_err().code(), Code::PermissionDenied);
+    let results = futures::future::join_all((0..3).map(|_| review(true, admin_token.clone()))).await;
+    let results: Vec<_> = results.into_iter().map(|r| r.unwrap().into_inner()).collect();
+    assert_eq!(results.iter().filter(|r| !r.replayed).count(), 1);
+    assert!(results.iter().all(|r| r.approved && r.reward.as_ref().unwrap().status == i32::from(RewardStatus::Available)));
+    assert_eq!(review(false, admin_token.clone()).await.unwrap_err().code(), Code::FailedPrecondition);
+    let s = rpc.client().get_affiliate_stats(Rpc::authed(GetAffiliateStatsRequest {}, &token)).await.unwrap().into_inner().stats.unwrap();
+    assert_eq!((s.held, s.available), (0, 500));
+    assert_money_invariants(&d.store, &target).await;
 }
 
 #[tokio::test]

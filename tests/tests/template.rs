@@ -1,7 +1,7 @@
 //! The code's view of the tables agrees with the tables the template defines (the local
 //! stack creates them from infra/template.yaml).
 
-use market_storage::tables::{attr, ACTIVE_BY_OWNER_INDEX, DUE_BY_DAY_INDEX, LEDGER_BY_TIME_INDEX, PENDING_BY_MATURITY_INDEX};
+use market_storage::tables::{attr, ACTIVE_BY_OWNER_INDEX, DUE_BY_DAY_INDEX, HELD_FOR_REVIEW_INDEX, LEDGER_BY_TIME_INDEX, PENDING_BY_MATURITY_INDEX};
 
 fn keys(schema: &[aws_sdk_dynamodb::types::KeySchemaElement]) -> Vec<String> {
     schema.iter().map(|k| k.attribute_name().to_owned()).collect()
@@ -31,6 +31,8 @@ async fn tables_have_the_keys_and_indexes_the_code_uses() {
     assert_eq!(keys(pending.key_schema()), [attr::USER_ID, attr::PENDING_UNTIL]);
     let due = ledger.global_secondary_indexes().iter().find(|i| i.index_name() == Some(DUE_BY_DAY_INDEX)).expect("GSI");
     assert_eq!(keys(due.key_schema()), [attr::DUE_DAY, attr::PENDING_UNTIL]);
+    let held = ledger.global_secondary_indexes().iter().find(|i| i.index_name() == Some(HELD_FOR_REVIEW_INDEX)).expect("GSI");
+    assert_eq!(keys(held.key_schema()), [attr::REVIEW_QUEUE, attr::HELD_KEY]);
 
     let audit = describe(t.audit).await;
     assert_eq!(keys(audit.key_schema()), [attr::SUBJECT, attr::AT_KEY]);

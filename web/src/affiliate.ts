@@ -65,6 +65,7 @@ export function affiliateView(ctx: Ctx): HTMLElement {
         { class: "stats" },
         ...row("Pending", money(s.pending) + (s.nextReleaseAt ? ` (next release ${when(s.nextReleaseAt)})` : ""), "pending"),
         ...row("Available", money(s.available), "available"),
+        ...(s.held ? row("Held for review", money(s.held), "held") : []),
         ...row("Withdrawn", money(s.withdrawnTotal), "withdrawn"),
         ...row("Total earned", money(s.totalEarned), "total"),
         ...row("Invited users", s.invitedCount.toString(), "invited"),
@@ -251,7 +252,9 @@ export function affiliateView(ctx: Ctx): HTMLElement {
                 ? `partly refunded (${money(r.refundedAmount)})`
                 : r.status === RewardStatus.REVERSED
                   ? "refunded"
-                  : "";
+                  : r.status === RewardStatus.HELD_FOR_REVIEW
+                    ? "held for review"
+                    : "";
         return row(when(r.earnedAt), `Reward for order ${r.orderId} (${formatBps(r.commissionBps)} of ${money(r.orderAmount)})`, money(r.amount), state, "reward");
       }
       case "withdrawal": {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use market_domain::ports::{RateLimit, RateLimiter, Result};
-use market_domain::MarketError;
 
 use crate::Redis;
 
@@ -63,8 +62,10 @@ impl RateLimiter for RedisLimiter {
         if limit.per_hour == 0 || limit.burst == 0 {
             return Ok(None);
         }
+        // Open without asking Redis for a moment after a failure; the failure itself was
+        // reported (and logged by the caller) once, not on every call of the window.
         if self.skipping() {
-            return Err(MarketError::Unavailable("rate limiter skipped after a recent failure".into()));
+            return Ok(None);
         }
         let bucket = format!("{}{key}", self.prefix);
         // EVALSHA, loading the script on first use; not retried on a new connection after

@@ -199,6 +199,8 @@ pub enum ConfigField {
     LevelBps,
     ResolvePerHour,
     CodesCreatedPerDay,
+    ReviewReferralsPerHour,
+    ReviewMinSeconds,
 }
 
 impl ConfigField {
@@ -216,6 +218,8 @@ impl ConfigField {
             "level_bps" => ConfigField::LevelBps,
             "resolve_per_hour" => ConfigField::ResolvePerHour,
             "codes_created_per_day" => ConfigField::CodesCreatedPerDay,
+            "review_referrals_per_hour" => ConfigField::ReviewReferralsPerHour,
+            "review_min_seconds" => ConfigField::ReviewMinSeconds,
             other => return Err(MarketError::InvalidArgument(format!("unknown config field {other:?}"))),
         })
     }
@@ -255,6 +259,8 @@ impl<S: MarketStore, C: ConfigSource, K: ConfigStore> Processor for UpdateMarket
                 ConfigField::LevelBps => after.level_bps = v.level_bps.clone(),
                 ConfigField::ResolvePerHour => after.resolve_per_hour = v.resolve_per_hour,
                 ConfigField::CodesCreatedPerDay => after.codes_created_per_day = v.codes_created_per_day,
+                ConfigField::ReviewReferralsPerHour => after.review_referrals_per_hour = v.review_referrals_per_hour,
+                ConfigField::ReviewMinSeconds => after.review_min_seconds = v.review_min_seconds,
             }
         }
         // Nothing is written unless the whole document is valid.

@@ -87,6 +87,11 @@ pub enum AuditAction {
     ConfigChanged,
     /// An abuse control fired (`rule`, the threshold, the retry time): nothing was changed.
     LimitReached,
+    /// An abuse control fired and holds money for review (`rule`): on the inviter when a
+    /// referral is flagged, on each earner when a reward is held.
+    HeldForReview,
+    /// An admin approved or rejected a held reward (`approved`, `note`, `amount`).
+    RewardReviewed,
 }
 
 impl AuditAction {
@@ -94,6 +99,8 @@ impl AuditAction {
         match self {
             AuditAction::CodeCreated => "code_created",
             AuditAction::LimitReached => "limit_reached",
+            AuditAction::HeldForReview => "held_for_review",
+            AuditAction::RewardReviewed => "reward_reviewed",
             AuditAction::CodeDeactivated => "code_deactivated",
             AuditAction::CodeExpired => "code_expired",
             AuditAction::Registered => "registered",

@@ -34,6 +34,12 @@ pub struct MarketConfig {
     /// Code churn: invite codes one user may create per UTC day (deleted ones count);
     /// 0 = no limit. Over it, `RESOURCE_EXHAUSTED` until the next UTC day.
     pub codes_created_per_day: u32,
+    /// Referral velocity: an inviter's referrals beyond this many in one UTC hour are
+    /// flagged, and the rewards their orders bring are held for review; 0 = off.
+    pub review_referrals_per_hour: u32,
+    /// Orders paid within this many seconds of the buyer's registration bring rewards held
+    /// for review; 0 = off.
+    pub review_min_seconds: u32,
 }
 
 /// Checks one address may make back to back before the hourly rate applies.
@@ -60,6 +66,8 @@ impl Default for MarketConfig {
             level_bps: Vec::new(),
             resolve_per_hour: 60,
             codes_created_per_day: 0,
+            review_referrals_per_hour: 0,
+            review_min_seconds: 0,
         }
     }
 }

@@ -22,6 +22,10 @@ pub enum MarketError {
     MarketDisabled,
     #[error("nothing left of this reward to reverse")]
     NothingToReverse,
+    #[error("this reward is not held for review")]
+    NotHeldForReview,
+    #[error("this reward was reviewed before with the other decision")]
+    AlreadyReviewed,
     /// Too many requests of one caller (address or user): try again after `retry_after`.
     #[error("too many requests, retry later")]
     RateLimited { retry_after: std::time::Duration },

@@ -113,6 +113,10 @@ impl ReversalId {
     pub fn derive(user: &UserId, order: &OrderId, key: &IdempotencyKey) -> Self {
         Self(derive("rev", &[user.as_str(), order.as_str(), key.as_str()]))
     }
+    /// The reversal of a rejected review: one per commission (it is reviewed once).
+    pub fn review(user: &UserId, order: &OrderId) -> Self {
+        Self(derive("review", &[user.as_str(), order.as_str()]))
+    }
 }
 
 impl From<&RefundId> for ReversalId {

@@ -29,6 +29,9 @@ pub struct AffiliateStats {
     pub available: Money,
     #[serde(default)]
     pub withdrawn_total: Money,
+    /// Rewards held for an admin's review (not withdrawable, not maturing).
+    #[serde(default)]
+    pub held: Money,
     /// Refunded, charged back or voided commissions, and debit adjustments.
     #[serde(default)]
     pub reversed_total: Money,
@@ -58,6 +61,7 @@ impl AffiliateStats {
             pending: Money::ZERO,
             available: Money::ZERO,
             withdrawn_total: Money::ZERO,
+            held: Money::ZERO,
             reversed_total: Money::ZERO,
             active_codes: 0,
             earned_l1: Money::ZERO,
@@ -89,6 +93,7 @@ impl AffiliateStats {
         add(&mut self.total_earned, d.total_earned);
         add(&mut self.reversed_total, d.reversed_total);
         add(&mut self.withdrawn_total, d.withdrawn_total);
+        add(&mut self.held, d.held);
         add(&mut self.earned_l1, d.earned_by_level[0]);
         add(&mut self.earned_l2, d.earned_by_level[1]);
         add(&mut self.earned_l3, d.earned_by_level[2]);
@@ -141,6 +146,9 @@ pub struct RewardEvent {
     /// in one transaction; empty = single level (and in events written before levels).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub levels: Vec<LevelReward>,
+    /// Set when an abuse rule fired: every level's reward of this order is held for review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<HoldReason>,
 }
 
 /// A share of the order for an ancestor of the inviter.
@@ -172,6 +180,28 @@ pub struct WithdrawalRecord {
 pub enum Bucket {
     Pending,
     Available,
+    /// Held for an admin's review (an abuse rule fired): neither matures nor withdrawable.
+    Held,
+}
+
+/// Why a reward is held for review instead of pending/available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldReason {
+    /// The inviter gained more than `review_referrals_per_hour` referrals in the UTC hour
+    /// the buyer registered in (flagged on the buyer at registration).
+    ReferralVelocity,
+    /// The order was paid within `review_min_seconds` of the buyer's registration.
+    FastFirstOrder,
+}
+
+impl HoldReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldReason::ReferralVelocity => "referral_velocity",
+            HoldReason::FastFirstOrder => "fast_first_order",
+        }
+    }
 }
 
 /// Why a commission was reduced.
@@ -182,6 +212,8 @@ pub enum ReversalCause {
     Chargeback,
     /// An admin's `ReverseReward` (fraud, duplicate, ...: the note says).
     Admin,
+    /// An admin rejected a reward held for review (`ReviewReward`).
+    ReviewRejected,
 }
 
 impl ReversalCause {
@@ -190,6 +222,7 @@ impl ReversalCause {
             ReversalCause::Refund => "refund",
             ReversalCause::Chargeback => "chargeback",
             ReversalCause::Admin => "admin",
+            ReversalCause::ReviewRejected => "review_rejected",
         }
     }
 }
@@ -307,6 +340,7 @@ impl RewardEvent {
             source_event_id: self.source_event_id.clone(),
             level: 1,
             level_earners: self.levels.iter().map(|l| l.earner.clone()).collect(),
+            hold: self.hold,
         }
     }
 

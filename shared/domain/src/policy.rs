@@ -100,6 +100,10 @@ pub struct AffiliatePolicy {
     pub registration_event: Option<EventId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_rejected: Option<crate::ports::ReferralRejection>,
+    /// Set at registration when an abuse rule flagged this referral: the rewards of this
+    /// user's orders are held for review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_reason: Option<crate::model::HoldReason>,
 }
 
 impl AffiliatePolicy {
@@ -116,6 +120,7 @@ impl AffiliatePolicy {
             registered_at: None,
             registration_event: None,
             registration_rejected: None,
+            review_reason: None,
         }
     }
 }

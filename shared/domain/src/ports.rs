@@ -58,6 +58,22 @@ pub struct Registration {
     pub rejected: Option<ReferralRejection>,
     /// Written with the registration (referral recorded/gained, or registered/rejected).
     pub audit: Vec<AuditRecord>,
+    /// Referral velocity: count this referral on the inviter's counter of its UTC hour.
+    pub velocity: Option<VelocityCount>,
+    /// Flag the referred user: the rewards of their orders are held for review.
+    pub review: Option<crate::model::HoldReason>,
+}
+
+/// A referral counted on its inviter's counter of one UTC hour (`review_referrals_per_hour`).
+#[derive(Debug, Clone)]
+pub struct VelocityCount {
+    /// `yyyy-mm-ddThh` (UTC) of the registration.
+    pub hour: String,
+    /// Count only while under this many (else the write fails with `VelocityExceeded` and
+    /// the referral is retried flagged); `None` = count unconditionally.
+    pub under: Option<u32>,
+    /// When the counter is purged (TTL).
+    pub purge_at: Timestamp,
 }
 
 /// Why a registration did not record a referral.
@@ -96,6 +112,8 @@ pub enum RegistrationOutcome {
     /// The referral's conditions failed at write time (code deactivated or inviter disabled
     /// concurrently): nothing was written.
     ReferralRejected(ReferralRejection),
+    /// The inviter's referrals this hour reached the velocity limit: nothing was written.
+    VelocityExceeded,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,6 +278,9 @@ pub trait CommissionStore: Send + Sync + 'static {
     /// Users with commissions due at `now` that mature on `day` (`YYYY-MM-DD`, UTC), from
     /// the maturity index (the scheduled catch-up; never a Scan).
     fn due_earners(&self, day: &str, now: Timestamp) -> impl Future<Output = Result<Vec<UserId>>> + Send;
+    /// Commissions waiting for an admin's review, oldest first (a sparse index, no Scan).
+    /// Errors: `InvalidArgument` for a bad page token.
+    fn held_commissions(&self, page_token: Option<&str>, limit: u32) -> impl Future<Output = Result<Page<Commission>>> + Send;
 }
 
 pub trait BalanceStore: Send + Sync + 'static {

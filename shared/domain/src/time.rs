@@ -47,6 +47,11 @@ impl Timestamp {
     }
 
     /// ISO 8601 in UTC with milliseconds, `YYYY-MM-DDThh:mm:ss.mmmZ` (what tools print).
+    /// The UTC hour as `yyyy-mm-ddThh`.
+    pub fn utc_hour(self) -> String {
+        format!("{}T{:02}", self.utc_day(), self.0.rem_euclid(Self::MS_PER_DAY) / 3_600_000)
+    }
+
     pub fn iso8601(self) -> String {
         let ms = self.0.rem_euclid(Self::MS_PER_DAY);
         let (h, m, s, milli) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
@@ -66,6 +71,7 @@ mod tests {
         assert_eq!(Timestamp::from_millis(-1).utc_day(), "1969-12-31");
         assert_eq!(Timestamp::from_millis(1_795_514_400_123).iso8601(), "2026-11-24T10:00:00.123Z");
         assert_eq!(Timestamp::from_millis(-1).iso8601(), "1969-12-31T23:59:59.999Z");
+        assert_eq!(Timestamp::from_millis(1_795_514_400_123).utc_hour(), "2026-11-24T10");
     }
 }
 

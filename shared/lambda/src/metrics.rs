@@ -50,8 +50,12 @@ pub mod names {
     pub const REVERSALS: &str = "Reversals";
     /// Admin balance adjustments by `Outcome` (`adjusted`, `replayed`, or the error kind).
     pub const ADJUSTMENTS: &str = "Adjustments";
+    /// The review queue by `Outcome`: `held` (an order's rewards held by an abuse rule, counted
+    /// when decided), and the admin's decisions `approved`, `rejected`, `replayed` (or the
+    /// error kind).
+    pub const REVIEWS: &str = "Reviews";
 
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 18] = [
         COLD_START,
         REQUESTS,
         MESSAGES,
@@ -69,6 +73,7 @@ pub mod names {
         CONFIG_READS,
         REVERSALS,
         ADJUSTMENTS,
+        REVIEWS,
     ];
 }
 
@@ -129,6 +134,8 @@ pub fn error_outcome(e: &MarketError) -> &'static str {
         MarketError::AffiliateDisabled => "affiliate_disabled",
         MarketError::MarketDisabled => "market_disabled",
         MarketError::NothingToReverse => "nothing_to_reverse",
+        MarketError::NotHeldForReview => "not_held",
+        MarketError::AlreadyReviewed => "already_reviewed",
         MarketError::IdempotencyConflict => "idempotency_conflict",
         MarketError::Overflow => "overflow",
         MarketError::CodeCollision => "code_collision",
@@ -177,6 +184,11 @@ pub fn registration(r: &Result<market_domain::processors::RegistrationResult, Ma
 
 pub fn order(r: &Result<market_domain::processors::OrderDecision, MarketError>) {
     use market_domain::processors::{NoReward as N, OrderDecision as D};
+    if let Ok(D::Reward(reward)) = r {
+        if reward.hold.is_some() {
+            outcome(names::REVIEWS, "held");
+        }
+    }
     result(names::ORDERS, r, |d| match d {
         D::Reward(_) => "reward",
         D::NoReward(N::NoInviter) => "no_inviter",

@@ -26,7 +26,9 @@ pub fn to_status(err: MarketError) -> Status {
         | MarketError::BelowMinimum
         | MarketError::AffiliateDisabled
         | MarketError::MarketDisabled
-        | MarketError::NothingToReverse => Code::FailedPrecondition,
+        | MarketError::NothingToReverse
+        | MarketError::NotHeldForReview
+        | MarketError::AlreadyReviewed => Code::FailedPrecondition,
         MarketError::IdempotencyConflict => Code::AlreadyExists,
         MarketError::Contention | MarketError::CodeCollision | MarketError::Unavailable(_) => Code::Unavailable,
         MarketError::Internal(_) => Code::Internal,

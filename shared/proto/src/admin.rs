@@ -80,6 +80,8 @@ pub fn market_config(c: &MarketConfig) -> v1::MarketConfig {
         level_bps: c.level_bps.iter().map(|b| u32::from(b.get())).collect(),
         resolve_per_hour: c.resolve_per_hour,
         codes_created_per_day: c.codes_created_per_day,
+        review_referrals_per_hour: c.review_referrals_per_hour,
+        review_min_seconds: c.review_min_seconds,
     }
 }
 
@@ -105,6 +107,8 @@ pub fn config_change(c: Option<&v1::MarketConfig>, fields: &[String]) -> Result<
             ConfigField::HoldingPeriodDays => values.holding_period_days = c.holding_period_days,
             ConfigField::ResolvePerHour => values.resolve_per_hour = c.resolve_per_hour,
             ConfigField::CodesCreatedPerDay => values.codes_created_per_day = c.codes_created_per_day,
+            ConfigField::ReviewReferralsPerHour => values.review_referrals_per_hour = c.review_referrals_per_hour,
+            ConfigField::ReviewMinSeconds => values.review_min_seconds = c.review_min_seconds,
             ConfigField::LevelBps => values.level_bps = c.level_bps.iter().map(|b| Bps::new(*b)).collect::<Result<_, _>>()?,
         }
     }
@@ -128,6 +132,12 @@ pub fn reward_entry(c: &Commission, now: Timestamp) -> Option<v1::RewardEntry> {
         refunded_amount: r.refunded_amount,
         level: r.level,
     })
+}
+
+/// A commission in the review queue: its earner, its state now and why it is held.
+pub fn held_reward(c: &Commission, now: Timestamp) -> Option<v1::HeldReward> {
+    let reason = c.earned.as_ref()?.hold?;
+    Some(v1::HeldReward { user_id: c.user_id.to_string(), reward: reward_entry(c, now), reason: reason.as_str().to_owned() })
 }
 
 /// One row of the admin's `ListLedger` (`None`: not shown, e.g. a refund-only commission).

@@ -15,6 +15,7 @@ pub fn status(s: Option<CommissionStatus>) -> v1::RewardStatus {
         Some(CommissionStatus::Available) => v1::RewardStatus::Available,
         Some(CommissionStatus::PartiallyReversed) => v1::RewardStatus::PartiallyReversed,
         Some(CommissionStatus::Reversed) => v1::RewardStatus::Reversed,
+        Some(CommissionStatus::HeldForReview) => v1::RewardStatus::HeldForReview,
         None => v1::RewardStatus::Unspecified,
     }
 }
@@ -48,6 +49,7 @@ pub fn reversal(e: &LedgerEntry) -> Option<v1::ReversalHistoryEntry> {
             taken_from: match from {
                 market_domain::model::Bucket::Pending => "pending",
                 market_domain::model::Bucket::Available => "available",
+                market_domain::model::Bucket::Held => "held",
             }
             .to_owned(),
             at: Some(timestamp(*at)),

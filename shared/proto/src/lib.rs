@@ -63,6 +63,7 @@ pub fn stats(s: &AffiliateStats, currency: &Currency) -> v1::AffiliateStats {
         reversed_total: s.reversed_total.minor(),
         next_release_at: None,
         earned_by_level: s.earned_by_level().iter().map(|m| m.minor()).collect(),
+        held: s.held.minor(),
     }
 }
 

@@ -70,7 +70,7 @@ pub(crate) fn audit_put(table: &str, record: &AuditRecord) -> Result<TransactWri
 
 impl DynamoStore {
     pub(crate) async fn audit_page(&self, subject: &str, page_token: Option<&str>, limit: u32) -> Result<Page<AuditRecord>> {
-        let (items, next) = self.query_page(&self.tables().audit, None, (attr::SUBJECT, subject), page_token, limit).await?;
+        let (items, next) = self.query_page(&self.tables().audit, (None, crate::paging::Listing::NewestFirst), (attr::SUBJECT, subject), page_token, limit).await?;
         let items = items.into_iter().map(audit_record).collect::<Result<Vec<_>>>()?;
         Ok(Page { items, next })
     }

@@ -3,7 +3,8 @@
 //! version it was computed from), the step's ledger entries (must not exist: a redelivery
 //! fails here), the earner's stats, the audit records, and for a reward the buyer's trigger
 //! count. Maturity reads the `pending-by-maturity` LSI (strongly consistent, per user) and,
-//! for the scheduled catch-up, the `due-by-day` GSI (keys only, by day).
+//! for the scheduled catch-up, the `due-by-day` GSI (keys only, by day). The review queue is
+//! the sparse `held-for-review` GSI: a held commission carries its keys until reviewed.
 
 use std::collections::BTreeSet;
 
@@ -11,14 +12,15 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use market_domain::ids::{OrderId, UserId};
 use market_domain::lifecycle::Commission;
 use market_domain::policy::TriggerLimit;
-use market_domain::ports::{CommissionOutcome, CommissionStore, CommissionWrite, Maturation, Result};
+use market_domain::ports::{CommissionOutcome, CommissionStore, CommissionWrite, Maturation, Page, Result};
 use market_domain::time::Timestamp;
 
 use crate::audit::{audit_put, audit_puts};
 use crate::error::sdk_error;
 use crate::expr::{key, key2, n, s, update, Item};
 use crate::ledger::{commission_from, commission_put, entry_put, stats_update};
-use crate::tables::{attr, commission_key, DUE_BY_DAY_INDEX, PENDING_BY_MATURITY_INDEX};
+use crate::paging::Listing;
+use crate::tables::{attr, commission_key, DUE_BY_DAY_INDEX, HELD_FOR_REVIEW_INDEX, PENDING_BY_MATURITY_INDEX, REVIEW_QUEUE_PARTITION};
 use crate::DynamoStore;
 
 impl DynamoStore {
@@ -177,5 +179,12 @@ impl CommissionStore for DynamoStore {
         let users: BTreeSet<String> =
             items.iter().filter_map(|i| i.get(attr::USER_ID).and_then(|v| v.as_s().ok()).cloned()).collect();
         users.into_iter().map(UserId::parse).collect()
+    }
+
+    async fn held_commissions(&self, page_token: Option<&str>, limit: u32) -> Result<Page<Commission>> {
+        let index = (Some(HELD_FOR_REVIEW_INDEX), Listing::GsiOldestFirst);
+        let (items, next) =
+            self.query_page(&self.tables().ledger, index, (attr::REVIEW_QUEUE, REVIEW_QUEUE_PARTITION), page_token, limit).await?;
+        Ok(Page { items: items.into_iter().map(commission_from).collect::<Result<_>>()?, next })
     }
 }

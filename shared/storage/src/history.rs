@@ -7,13 +7,14 @@ use market_domain::model::HistoryItem;
 use market_domain::ports::{HistoryStore, Page, Result};
 
 use crate::ledger::history_item;
+use crate::paging::Listing;
 use crate::tables::{attr, LEDGER_BY_TIME_INDEX};
 use crate::DynamoStore;
 
 impl HistoryStore for DynamoStore {
     async fn list_history(&self, user: &UserId, page_token: Option<&str>, limit: u32) -> Result<Page<HistoryItem>> {
         let (items, next) = self
-            .query_page(&self.tables().ledger, Some(LEDGER_BY_TIME_INDEX), (attr::USER_ID, user.as_str()), page_token, limit)
+            .query_page(&self.tables().ledger, (Some(LEDGER_BY_TIME_INDEX), Listing::NewestFirst), (attr::USER_ID, user.as_str()), page_token, limit)
             .await?;
         Ok(Page { items: items.into_iter().map(history_item).collect::<Result<_>>()?, next })
     }

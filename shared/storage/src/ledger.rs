@@ -11,7 +11,7 @@ use market_domain::MarketError;
 
 use crate::error::mapping_error;
 use crate::expr::{key, n, put, s, update, Item, Values};
-use crate::tables::{adjustment_entry_key, at_key, attr, commission_key, reversal_entry_key, reward_entry_key, withdrawal_entry_key};
+use crate::tables::{held_key, REVIEW_QUEUE_PARTITION, adjustment_entry_key, at_key, attr, commission_key, reversal_entry_key, reward_entry_key, withdrawal_entry_key};
 
 const COMMISSION_KIND: &str = "commission";
 
@@ -55,6 +55,10 @@ pub(crate) fn commission_item(c: &Commission) -> Result<Item> {
         item.insert(attr::PENDING_UNTIL.into(), n(until.millis()));
         item.insert(attr::DUE_DAY.into(), s(until.utc_day()));
     }
+    if let (true, Some(e)) = (c.awaits_review(), &c.earned) {
+        item.insert(attr::REVIEW_QUEUE.into(), s(REVIEW_QUEUE_PARTITION));
+        item.insert(attr::HELD_KEY.into(), s(held_key(e.earned_at.millis(), c.user_id.as_str(), c.order_id.as_str())));
+    }
     Ok(item)
 }
 
@@ -95,12 +99,13 @@ pub(crate) fn stats_update(
     condition: Option<&str>,
     mut values: Values,
 ) -> Result<TransactWriteItem> {
-    let figures: [(&str, &'static str, i64); 9] = [
+    let figures: [(&str, &'static str, i64); 10] = [
         (attr::PENDING, ":d_pending", d.pending),
         (attr::AVAILABLE, ":d_available", d.available),
         (attr::TOTAL_EARNED, ":d_total_earned", d.total_earned),
         (attr::REVERSED_TOTAL, ":d_reversed_total", d.reversed_total),
         (attr::WITHDRAWN_TOTAL, ":d_withdrawn_total", d.withdrawn_total),
+        (attr::HELD, ":d_held", d.held),
         (attr::REWARDED_ORDERS, ":d_rewarded_orders", d.rewarded_orders),
         (attr::EARNED_L1, ":d_earned_l1", d.earned_by_level[0]),
         (attr::EARNED_L2, ":d_earned_l2", d.earned_by_level[1]),

@@ -44,11 +44,19 @@ pub(crate) fn decode_token(subject: &str, token: Option<&str>) -> Result<Option<
     Ok(Some(t.k.into_iter().map(|(n, v)| (n, AttributeValue::S(v))).collect()))
 }
 
+/// The order of a listing: newest first, strongly consistent (the table or an LSI), or
+/// oldest first from a GSI (which only reads eventually consistent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listing {
+    NewestFirst,
+    GsiOldestFirst,
+}
+
 impl DynamoStore {
     pub(crate) async fn query_page(
         &self,
         table: &str,
-        index: Option<&str>,
+        (index, listing): (Option<&str>, Listing),
         hash: (&str, &str),
         page_token: Option<&str>,
         limit: u32,
@@ -62,8 +70,8 @@ impl DynamoStore {
             .key_condition_expression("#h = :h")
             .expression_attribute_names("#h", hash.0)
             .expression_attribute_values(":h", AttributeValue::S(hash.1.to_owned()))
-            .scan_index_forward(false)
-            .consistent_read(true)
+            .scan_index_forward(listing == Listing::GsiOldestFirst)
+            .consistent_read(listing == Listing::NewestFirst)
             .limit(i32::try_from(limit).unwrap_or(100))
             .set_exclusive_start_key(start)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)

@@ -1,7 +1,8 @@
 //! Policies and referrals: a user's policy (registration writes it once, with the inviter
 //! and code when the referral qualifies), and an admin's change of the overrides. Key design:
 //! the policy table (PK `user_id`); the referral's transaction also touches the code (its
-//! `registrations`) and the inviter's stats (`invited_count`).
+//! `registrations`), the inviter's stats (`invited_count`) and, under a velocity limit, the
+//! inviter's referral counter of the hour.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use market_domain::ids::UserId;
@@ -13,7 +14,7 @@ use crate::audit::{audit_put, audit_puts};
 use crate::codes::{now_set, POLICY_ENABLED};
 use crate::error::mapping_error;
 use crate::expr::{b, check, key, n, s, update};
-use crate::tables::attr;
+use crate::tables::{attr, velocity_key};
 use crate::DynamoStore;
 
 impl PolicyStore for DynamoStore {
@@ -45,20 +46,20 @@ impl PolicyStore for DynamoStore {
             return Ok(RegistrationOutcome::ReferralRejected(ReferralRejection::SelfReferral));
         }
         let inviter = referral.inviter.as_str();
+        let mut set = "SET #registered_at = :at, #inviter = :inviter, #invite_code = :code, #registration_event = :event".to_owned();
+        let mut values = vec![
+            (":at", at.clone()),
+            (":inviter", s(inviter)),
+            (":code", s(referral.code.as_str())),
+            (":event", s(reg.event_id.as_str())),
+        ];
+        if let Some(reason) = reg.review {
+            set.push_str(", #review_reason = :review");
+            values.push((":review", s(reason.as_str())));
+        }
         let mut items = vec![
             // 0: first registration of this user; the inviter is written once, here.
-            update(
-                &self.tables().policy,
-                key(attr::USER_ID, user),
-                "SET #registered_at = :at, #inviter = :inviter, #invite_code = :code, #registration_event = :event",
-                Some(first_time),
-                vec![
-                    (":at", at.clone()),
-                    (":inviter", s(inviter)),
-                    (":code", s(referral.code.as_str())),
-                    (":event", s(reg.event_id.as_str())),
-                ],
-            )?,
+            update(&self.tables().policy, key(attr::USER_ID, user), &set, Some(first_time), values)?,
             // 1: the code is still the inviter's, active and unexpired.
             update(
                 &self.tables().codes,
@@ -78,11 +79,31 @@ impl PolicyStore for DynamoStore {
             // 3: the inviter's affiliate ability is on.
             check(&self.tables().policy, key(attr::USER_ID, inviter), POLICY_ENABLED, vec![(":true", b(true))])?,
         ];
+        // 4 (referral velocity): the inviter's referrals this UTC hour, an item of its own in
+        // the code table (`velocity#<inviter>#<hour>`, TTL), like the churn counter. Under the
+        // limit, or counted unconditionally once the processor flags the referral.
+        let velocity_at = reg.velocity.as_ref().and_then(|v| v.under.map(|_| items.len()));
+        if let Some(v) = &reg.velocity {
+            let mut values = vec![(":one", n(1)), (":purge", n(v.purge_at.epoch_seconds()))];
+            let condition = v.under.map(|limit| {
+                values.push((":limit", n(i64::from(limit))));
+                "attribute_not_exists(#referrals) OR #referrals < :limit"
+            });
+            items.push(update(
+                &self.tables().codes,
+                key(attr::CODE, velocity_key(inviter, &v.hour)),
+                "ADD #referrals :one SET #purge_at = :purge",
+                condition,
+                values,
+            )?);
+        }
         items.extend(audit_puts(&self.tables().audit, &reg.audit)?);
         match self.transact(items).await? {
             Ok(()) => Ok(RegistrationOutcome::Registered { referred: true }),
             Err(c) if c.failed(0) => Ok(RegistrationOutcome::AlreadyRegistered),
             Err(c) if c.failed(3) => Ok(RegistrationOutcome::ReferralRejected(ReferralRejection::InviterDisabled)),
+            // Only the counter failed: the processor retries the referral flagged for review.
+            Err(c) if velocity_at.is_some_and(|i| c.failed(i)) && !c.failed(1) => Ok(RegistrationOutcome::VelocityExceeded),
             Err(c) => {
                 let old: Option<InviteCodeRecord> =
                     c.old_item(1).cloned().map(serde_dynamo::from_item).transpose().map_err(mapping_error)?;

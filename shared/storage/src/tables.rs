@@ -5,8 +5,8 @@
 //! |---|---|---|---|
 //! | policy (`affiliate_policy`) | PK `user_id` | GetItem | registration, reward (`rewards_triggered`), admin |
 //! | stats (`affiliate_stats`) | PK `user_id` | GetItem | every change it summarises, same transaction |
-//! | invite codes (`invite_code`) | PK `code` (upper-case); also `request#<owner>#<key>` (a keyed creation's code) and `churn#<owner>#<day>` (creations that UTC day, `created`; TTL) — never codes | sparse GSI `active-by-owner` (`active_owner`, `created_at`): the owner's not-yet-deactivated codes, newest first | create / deactivate / registration |
-//! | ledger (`affiliate_relation`) | PK `user_id`, SK `entry_key`: entries `reward#<order_id>`, `withdrawal#<id>`, `reversal#<order_id>#<refund or reversal id>`, `adjustment#<id>` (immutable); one `commission#<order_id>` per rewarded (or refunded) order: its lifecycle state, versioned | LSI `by-time` (`user_id`, `at_key` = `<ms, 13 digits>#<key>`): the history newest first (commissions, withdrawals, reversals, adjustments; reward entries are not in it — their commission is); sparse LSI `pending-by-maturity` (`user_id`, `pending_until`): a user's pending commissions by maturity, strongly consistent; sparse GSI `due-by-day` (`due_day`, `pending_until`, keys only): who has commissions maturing on a day (the scheduled catch-up) | reward, refund, maturity, withdrawal, adjustment, admin reversal |
+//! | invite codes (`invite_code`) | PK `code` (upper-case); also `request#<owner>#<key>` (a keyed creation's code) `churn#<owner>#<day>` (creations that UTC day, `created`; TTL) and `velocity#<inviter>#<hour>` (referrals that UTC hour, `referrals`; TTL) — never codes | sparse GSI `active-by-owner` (`active_owner`, `created_at`): the owner's not-yet-deactivated codes, newest first | create / deactivate / registration |
+//! | ledger (`affiliate_relation`) | PK `user_id`, SK `entry_key`: entries `reward#<order_id>`, `withdrawal#<id>`, `reversal#<order_id>#<refund or reversal id>`, `adjustment#<id>` (immutable); one `commission#<order_id>` per rewarded (or refunded) order: its lifecycle state, versioned | LSI `by-time` (`user_id`, `at_key` = `<ms, 13 digits>#<key>`): the history newest first (commissions, withdrawals, reversals, adjustments; reward entries are not in it — their commission is); sparse LSI `pending-by-maturity` (`user_id`, `pending_until`): a user's pending commissions by maturity, strongly consistent; sparse GSI `due-by-day` (`due_day`, `pending_until`, keys only): who has commissions maturing on a day (the scheduled catch-up); sparse GSI `held-for-review` (`review_queue` = `held`, `held_key` = `<earned ms, 13 digits>#<user>#<order>`): commissions waiting for an admin's review, oldest first | reward, refund, maturity, withdrawal, adjustment, admin reversal |
 //! | audit | PK `subject` (user id, or `#market` for the configuration), SK `at_key` = `<ms, 13 digits>#<action>#<request id>`: newest first | every state change, in its transaction |
 //! | outbox | PK `event_id` (= withdrawal id) | stream (NEW_IMAGE, INSERTs) to the relay, which sets `relayed_at` and TTL `purge_at` | withdrawal |
 //!
@@ -22,6 +22,11 @@ pub const LEDGER_BY_TIME_INDEX: &str = "by-time";
 pub const PENDING_BY_MATURITY_INDEX: &str = "pending-by-maturity";
 /// GSI of the ledger table (keys only): pending commissions by maturity day.
 pub const DUE_BY_DAY_INDEX: &str = "due-by-day";
+/// Sparse GSI of the ledger table: commissions held for review, oldest first.
+pub const HELD_FOR_REVIEW_INDEX: &str = "held-for-review";
+/// The one partition of the review queue (a queue read by admins, written once per held
+/// reward and once per decision: far below a partition's limits).
+pub const REVIEW_QUEUE_PARTITION: &str = "held";
 /// The RabbitMQ exchange of the market's outbound events.
 pub const MARKET_EXCHANGE: &str = "market";
 
@@ -44,6 +49,13 @@ pub mod attr {
     pub const PENDING_UNTIL: &str = "pending_until";
     pub const DUE_DAY: &str = "due_day";
     pub const PENDING: &str = "pending";
+    pub const HELD: &str = "held";
+    /// On a held commission waiting for review: the review queue's partition and sort key.
+    pub const REVIEW_QUEUE: &str = "review_queue";
+    pub const HELD_KEY: &str = "held_key";
+    /// On a velocity counter item: referrals that UTC hour.
+    pub const REFERRALS: &str = "referrals";
+    pub const REVIEW_REASON: &str = "review_reason";
     pub const REVERSED_TOTAL: &str = "reversed_total";
     pub const EARNED_L1: &str = "earned_l1";
     pub const EARNED_L2: &str = "earned_l2";
@@ -121,4 +133,14 @@ pub fn commission_key(order_id: &str) -> String {
 /// Sort key of the time index; 13 digits of milliseconds sort lexically until the year 2286.
 pub fn at_key(at_millis: i64, entry_key: &str) -> String {
     format!("{:013}#{entry_key}", at_millis.max(0))
+}
+
+/// Sort key of the review queue: oldest first, unique per commission.
+pub fn held_key(earned_millis: i64, user: &str, order: &str) -> String {
+    format!("{:013}#{user}#{order}", earned_millis.max(0))
+}
+
+/// The velocity counter of an inviter's referrals in one UTC hour (`yyyy-mm-ddThh`).
+pub fn velocity_key(inviter: &str, hour: &str) -> String {
+    format!("velocity#{inviter}#{hour}")
 }

@@ -77,6 +77,8 @@ pub fn config_update(pairs: &[String]) -> Result<(MarketConfig, Vec<String>), Fa
                 .is_ok(),
             "resolve_per_hour" => v.parse().map(|n| config.resolve_per_hour = n).is_ok(),
             "codes_created_per_day" => v.parse().map(|n| config.codes_created_per_day = n).is_ok(),
+            "review_referrals_per_hour" => v.parse().map(|n| config.review_referrals_per_hour = n).is_ok(),
+            "review_min_seconds" => v.parse().map(|n| config.review_min_seconds = n).is_ok(),
             _ => false,
         };
         if !ok {

@@ -139,6 +139,18 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// ListHeldRewards: rewards held for review, oldest first, every page.
+    Held,
+    /// ReviewReward: approve (→ pending/available) or reject (→ reversed) one held reward, once.
+    Review {
+        user: String,
+        order: String,
+        /// approve or reject
+        #[arg(value_parser = ["approve", "reject"])]
+        decision: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// Dead-letter queues: order-paid, order-refunded, user-registered, reward, market-events,
     /// outbox-relay-failures.
     Dlq {
@@ -393,6 +405,28 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let request = ReverseRewardRequest { user_id: user, order_id: order, idempotency_key: key, reason };
             let r = rpc.admin().reverse_reward(Rpc::authed(request, &token)).await?.into_inner();
             emit(json, views::reversed(&r, &currency(&rpc, &token).await));
+        }
+        Command::Held => {
+            let rpc = rpc()?;
+            let token = admin_token(&rpc);
+            let (mut rewards, mut page_token) = (Vec::new(), String::new());
+            loop {
+                let request = ListHeldRewardsRequest { page_size: 100, page_token };
+                let r = rpc.admin().list_held_rewards(Rpc::authed(request, &token)).await?.into_inner();
+                rewards.extend(r.rewards);
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = r.next_page_token;
+            }
+            emit(json, views::held(&rewards));
+        }
+        Command::Review { user, order, decision, reason } => {
+            let rpc = rpc()?;
+            let token = admin_token(&rpc);
+            let request = ReviewRewardRequest { user_id: user, order_id: order, approve: decision == "approve", reason };
+            let r = rpc.admin().review_reward(Rpc::authed(request, &token)).await?.into_inner();
+            emit(json, views::reviewed(&r));
         }
         Command::Dlq { command } => dead_letters::dead_letters(json, cli.outputs.as_deref(), command).await?,
     }

@@ -54,6 +54,7 @@ pub fn stats(r: &GetAffiliateStatsResponse) -> View {
     let text = fields(&[
         ("pending", format!("{} (next release {})", money(s.pending, c), time(s.next_release_at.as_ref()))),
         ("available", money(s.available, c)),
+        ("held for review", money(s.held, c)),
         ("withdrawn", money(s.withdrawn_total, c)),
         ("total earned", money(s.total_earned, c)),
         ("earned by level", s.earned_by_level.iter().map(|m| money(*m, c)).collect::<Vec<_>>().join(" / ")),
@@ -67,7 +68,7 @@ pub fn stats(r: &GetAffiliateStatsResponse) -> View {
     ]) + "\n\n"
         + &codes_table(&r.codes);
     let json = json!({
-        "currency": c, "pending": s.pending, "next_release_at": ts(s.next_release_at.as_ref()), "available": s.available,
+        "currency": c, "pending": s.pending, "next_release_at": ts(s.next_release_at.as_ref()), "available": s.available, "held": s.held,
         "withdrawn": s.withdrawn_total, "total_earned": s.total_earned, "earned_by_level": s.earned_by_level, "reversed": s.reversed_total,
         "invited_users": s.invited_count, "rewarded_orders": s.rewarded_orders, "active_codes": s.active_codes,
         "policy": {"commission_bps": p.commission_bps, "trigger_limit": effective_limit(&p), "max_active_codes": p.max_active_codes, "affiliate_enabled": p.affiliate_enabled},
@@ -109,6 +110,7 @@ fn status_name(status: i32) -> &'static str {
         Ok(RewardStatus::Available) => "available",
         Ok(RewardStatus::PartiallyReversed) => "partially reversed",
         Ok(RewardStatus::Reversed) => "reversed",
+        Ok(RewardStatus::HeldForReview) => "held for review",
         _ => "-",
     }
 }
@@ -226,6 +228,8 @@ pub fn config(c: &MarketConfig) -> View {
         ("levels 2, 3", if c.level_bps.is_empty() { "none (single level)".into() } else { c.level_bps.iter().map(|b| bps(*b)).collect::<Vec<_>>().join(", ") }),
         ("code checks per address", if c.resolve_per_hour == 0 { "unlimited".into() } else { format!("{} per hour", c.resolve_per_hour) }),
         ("codes per user per day", if c.codes_created_per_day == 0 { "unlimited".into() } else { c.codes_created_per_day.to_string() }),
+        ("review referrals beyond", if c.review_referrals_per_hour == 0 { "off".into() } else { format!("{} per inviter per hour", c.review_referrals_per_hour) }),
+        ("review orders within", if c.review_min_seconds == 0 { "off".into() } else { format!("{} s of registration", c.review_min_seconds) }),
     ]);
     let json = json!({
         "enabled": c.enabled, "currency": c.currency, "default_commission_bps": c.default_commission_bps,
@@ -233,6 +237,7 @@ pub fn config(c: &MarketConfig) -> View {
         "min_withdraw_amount": c.min_withdraw_amount, "code_expiry_days": c.code_expiry_days,
         "code_retention_days": c.code_retention_days, "holding_period_days": c.holding_period_days,
         "level_bps": c.level_bps, "resolve_per_hour": c.resolve_per_hour, "codes_created_per_day": c.codes_created_per_day,
+        "review_referrals_per_hour": c.review_referrals_per_hour, "review_min_seconds": c.review_min_seconds,
     });
     View { json, text }
 }
@@ -242,6 +247,36 @@ pub fn adjusted(r: &AdjustBalanceResponse, currency: &str) -> View {
     View {
         json: json!({"adjustment_id": r.adjustment_id, "amount": r.amount, "available_after": r.available_after, "at": ts(r.at.as_ref()), "replayed": r.replayed}),
         text: format!("adjusted by {} as {}; available now {}{replayed}", money(r.amount, currency), r.adjustment_id, money(r.available_after, currency)),
+    }
+}
+
+/// The review queue: one row per held reward, oldest first.
+pub fn held(rewards: &[HeldReward]) -> View {
+    let rows: Vec<Vec<String>> = rewards
+        .iter()
+        .map(|h| {
+            let r = h.reward.clone().unwrap_or_default();
+            vec![time(r.at.as_ref()), h.user_id.clone(), r.order_id, r.referred_user_id, r.level.to_string(), money(r.amount, &r.currency), h.reason.clone()]
+        })
+        .collect();
+    let json = rewards
+        .iter()
+        .map(|h| {
+            let r = h.reward.clone().unwrap_or_default();
+            json!({"user_id": h.user_id, "order_id": r.order_id, "buyer": r.referred_user_id, "level": r.level, "amount": r.amount,
+                   "currency": r.currency, "earned_at": ts(r.at.as_ref()), "reason": h.reason})
+        })
+        .collect();
+    View { json: Value::Array(json), text: table(&["EARNED", "EARNER", "ORDER", "BUYER", "LEVEL", "HELD", "REASON"], &rows) }
+}
+
+pub fn reviewed(r: &ReviewRewardResponse) -> View {
+    let w = r.reward.clone().unwrap_or_default();
+    let replayed = if r.replayed { " (replayed)" } else { "" };
+    let decision = if r.approved { "approved" } else { "rejected" };
+    View {
+        json: json!({"order_id": w.order_id, "approved": r.approved, "status": status_name(w.status), "amount": w.amount, "replayed": r.replayed}),
+        text: format!("{decision} order {}: now {} ({}){replayed}", w.order_id, status_name(w.status), money(w.amount, &w.currency)),
     }
 }
 

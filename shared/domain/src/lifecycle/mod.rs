@@ -5,9 +5,13 @@
 //!
 //! ```text
 //!   (refunds only) --earn--> pending --mature (matures_at reached)--> available
-//!                               \                                      /
-//!                    refund / chargeback / admin void: the rest shrinks (reversal entries)
+//!          \                    \                                      /
+//!           \        refund / chargeback / admin void: the rest shrinks (reversal entries)
+//!            --earn (an abuse rule fired)--> held --approve--> pending or available
+//!                                                 --reject---> reversed (review_rejected)
 //! ```
+//! A held commission neither matures nor can be withdrawn; refunds and voids shrink it like
+//! any other. Each held commission is reviewed exactly once.
 //! The commission of an order of amount A after accepted refunds R is exactly
 //! `floor((A − R) × bps / 10000)` at the rate it was earned with; each refund reverses the
 //! difference once. Refunds known before the reward are replayed when it arrives, so the
@@ -16,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{EventId, OrderId, RefundId, ReversalId, UserId};
-use crate::model::{Bucket, LedgerEntry, ReversalCause};
+use crate::model::{Bucket, HoldReason, LedgerEntry, ReversalCause};
 use crate::money::{commission, Bps, Currency, Money};
 use crate::time::Timestamp;
 
@@ -39,6 +43,18 @@ pub struct Earned {
     /// the same transaction (a refund reverses theirs too, in the same transaction).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub level_earners: Vec<UserId>,
+    /// Why the reward was held for review when it was earned (`None`: it was not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<HoldReason>,
+}
+
+/// An admin's decision on a held commission (made once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    pub approved: bool,
+    pub note: String,
+    pub by: String,
+    pub at: Timestamp,
 }
 
 fn level_one() -> u8 {
@@ -101,6 +117,10 @@ pub struct Commission {
     pub refunds: Vec<Refund>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voided: Option<Void>,
+    /// The review of a commission earned on hold (`None` while it waits, or if never held);
+    /// boxed: rare, and it keeps every commission small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Box<Review>>,
     /// Whether the stored statistics count this commission as available (else pending).
     #[serde(default)]
     pub matured: bool,
@@ -117,6 +137,8 @@ pub enum CommissionStatus {
     Available,
     PartiallyReversed,
     Reversed,
+    /// Waiting for an admin's review (an abuse rule fired when it was earned).
+    HeldForReview,
 }
 
 /// Signed changes of one user's statistics, applied with `ADD` in the change's transaction.
@@ -127,6 +149,7 @@ pub struct StatsDelta {
     pub total_earned: i64,
     pub reversed_total: i64,
     pub withdrawn_total: i64,
+    pub held: i64,
     pub rewarded_orders: i64,
     /// Rewards earned (gross), by level (index 0 = level 1).
     pub earned_by_level: [i64; 3],
@@ -140,6 +163,7 @@ impl StatsDelta {
         match bucket {
             Bucket::Pending => self.pending += amount,
             Bucket::Available => self.available += amount,
+            Bucket::Held => self.held += amount,
         }
     }
     /// Checked sum of two deltas.
@@ -150,6 +174,7 @@ impl StatsDelta {
             total_earned: self.total_earned.checked_add(o.total_earned)?,
             reversed_total: self.reversed_total.checked_add(o.reversed_total)?,
             withdrawn_total: self.withdrawn_total.checked_add(o.withdrawn_total)?,
+            held: self.held.checked_add(o.held)?,
             rewarded_orders: self.rewarded_orders.checked_add(o.rewarded_orders)?,
             earned_by_level: [
                 self.earned_by_level[0].checked_add(o.earned_by_level[0])?,
@@ -179,8 +204,12 @@ pub enum Refused {
     NotEarned,
     /// Already voided, or nothing left to reverse.
     NothingLeft,
-    /// Not due yet, or already matured.
+    /// Not due yet, or already matured (or held for review).
     NotDue,
+    /// Not held for review (never was, or nothing is left of it).
+    NotHeld,
+    /// Reviewed before, with this decision.
+    AlreadyReviewed { approved: bool },
     Overflow,
 }
 
@@ -208,12 +237,24 @@ impl<'a> Why<'a> {
 
 impl Commission {
     pub fn new(user_id: UserId, order_id: OrderId, buyer: UserId) -> Self {
-        Commission { user_id, order_id, buyer, earned: None, refunds: Vec::new(), voided: None, matured: false, version: 0 }
+        Commission { user_id, order_id, buyer, earned: None, refunds: Vec::new(), voided: None, review: None, matured: false, version: 0 }
+    }
+
+    /// Earned on hold and not reviewed yet (whatever is left of it sits in `held`).
+    pub fn is_held(&self) -> bool {
+        self.earned.as_ref().is_some_and(|e| e.hold.is_some()) && self.review.is_none()
+    }
+
+    /// Waiting in the review queue: held with something left to decide on.
+    pub fn awaits_review(&self) -> bool {
+        self.is_held() && self.amount().is_positive()
     }
 
     /// Where the stored statistics hold this commission's amount.
     pub fn bucket(&self) -> Bucket {
-        if self.matured {
+        if self.is_held() {
+            Bucket::Held
+        } else if self.matured {
             Bucket::Available
         } else {
             Bucket::Pending
@@ -253,7 +294,7 @@ impl Commission {
     /// Still to mature (for the pending index): earned, not yet matured and worth something.
     pub fn pending_until(&self) -> Option<Timestamp> {
         let e = self.earned.as_ref()?;
-        (!self.matured && self.amount().is_positive()).then_some(e.matures_at)
+        (!self.matured && !self.is_held() && self.amount().is_positive()).then_some(e.matures_at)
     }
 
     pub fn status(&self, now: Timestamp) -> Option<CommissionStatus> {
@@ -261,6 +302,8 @@ impl Commission {
         let amount = self.amount();
         Some(if !amount.is_positive() {
             CommissionStatus::Reversed
+        } else if self.is_held() {
+            CommissionStatus::HeldForReview
         } else if amount < e.reward {
             CommissionStatus::PartiallyReversed
         } else if !self.matured && now < e.matures_at {
@@ -297,8 +340,8 @@ impl Commission {
             return Err(Refused::Duplicate);
         }
         let mut after = self.next();
-        after.matured = earned.matures_at <= now;
-        let bucket = after.bucket();
+        after.matured = earned.hold.is_none() && earned.matures_at <= now;
+        let bucket = if earned.hold.is_some() { Bucket::Held } else { after.bucket() };
         let gross = earned.reward.minor();
         let mut entries = vec![LedgerEntry::Reward {
             user_id: self.user_id.clone(),
@@ -380,10 +423,44 @@ impl Commission {
         Ok(Change { after, entries: vec![entry], stats })
     }
 
+    /// An admin's decision on a held commission, made once: approve moves what is left to
+    /// pending (or available, once its holding period is over); reject reverses it
+    /// (cause `review_rejected`, from `held`).
+    pub fn review(&self, review: Review, now: Timestamp) -> Result<Change, Refused> {
+        if self.earned.is_none() {
+            return Err(Refused::NotEarned);
+        }
+        if let Some(r) = &self.review {
+            return Err(Refused::AlreadyReviewed { approved: r.approved });
+        }
+        if !self.awaits_review() {
+            return Err(Refused::NotHeld);
+        }
+        let amount = self.amount().minor();
+        let mut after = self.next();
+        let mut entries = Vec::new();
+        let mut stats = StatsDelta { held: -amount, ..StatsDelta::default() };
+        if review.approved {
+            after.review = Some(Box::new(review));
+            after.matured = self.earned.as_ref().is_some_and(|e| e.matures_at <= now);
+            stats.add_to(after.bucket(), amount);
+        } else {
+            if amount > 0 {
+                let reversal_id = ReversalId::review(&self.user_id, &self.order_id);
+                let why = Why { id: reversal_id.clone(), cause: ReversalCause::ReviewRejected, note: &review.note, source: &review.by };
+                entries.push(self.reversal(why, amount, Bucket::Held, now));
+                after.voided = Some(Void { reversal_id, amount: Money::from_minor(amount), note: review.note.clone(), by: review.by.clone(), at: now });
+            }
+            stats.reversed_total = amount;
+            after.review = Some(Box::new(review));
+        }
+        Ok(Change { after, entries, stats })
+    }
+
     /// The holding period is over: move what is left from pending to available.
     pub fn mature(&self, now: Timestamp) -> Result<Change, Refused> {
         let Some(e) = &self.earned else { return Err(Refused::NotEarned) };
-        if self.matured || now < e.matures_at {
+        if self.matured || self.is_held() || now < e.matures_at {
             return Err(Refused::NotDue);
         }
         let mut after = self.next();

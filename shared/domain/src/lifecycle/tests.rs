@@ -20,6 +20,7 @@ fn earned(amount: i64, bps: u32, matures_at: i64) -> Earned {
         source_event_id: id("ev"),
         level: 1,
         level_earners: Vec::new(),
+        hold: None,
     }
 }
 
@@ -48,6 +49,53 @@ fn an_ancestor_level_earns_its_own_floor_net_of_the_same_refunds() {
     let r = c.after.refund(refund(2, 4000), NOW).unwrap();
     assert_eq!(r.after.amount(), Money::from_minor(200));
     assert_eq!(r.stats.reversed_total, 200);
+}
+
+fn review(approved: bool) -> Review {
+    Review { approved, note: "checked".into(), by: "admin:a".into(), at: NOW }
+}
+
+#[test]
+fn a_held_reward_waits_for_review_then_is_approved_once() {
+    let held = Earned { hold: Some(HoldReason::FastFirstOrder), ..earned(1000, 1000, 100) };
+    let c = fresh().earn(held, Timestamp::from_millis(200)).unwrap();
+    assert_eq!(c.stats, StatsDelta { held: 100, total_earned: 100, rewarded_orders: 1, earned_by_level: [100, 0, 0], ..Default::default() });
+    let c1 = c.after;
+    // Past its holding period it still neither matures nor counts as pending.
+    assert_eq!(c1.status(Timestamp::from_millis(500)), Some(CommissionStatus::HeldForReview));
+    assert_eq!(c1.mature(Timestamp::from_millis(500)), Err(Refused::NotDue));
+    assert_eq!(c1.pending_until(), None);
+    assert!(c1.awaits_review());
+    // A refund while held shrinks the held amount.
+    let r = c1.refund(refund(1, 500), NOW).unwrap();
+    assert_eq!(r.stats, StatsDelta { held: -50, reversed_total: 50, ..Default::default() });
+    assert!(matches!(&r.entries[0], LedgerEntry::Reversal { from: Bucket::Held, .. }));
+    // Approved before its holding period ends: pending, with its maturity back in the index.
+    let a = r.after.review(review(true), Timestamp::from_millis(50)).unwrap();
+    assert_eq!(a.stats, StatsDelta { held: -50, pending: 50, ..Default::default() });
+    assert!(a.entries.is_empty());
+    assert_eq!(a.after.pending_until(), Some(Timestamp::from_millis(100)));
+    assert_eq!(a.after.status(Timestamp::from_millis(50)), Some(CommissionStatus::PartiallyReversed));
+    assert_eq!(a.after.review(review(false), NOW), Err(Refused::AlreadyReviewed { approved: true }));
+    // Approved after it: available at once.
+    let late = fresh().earn(Earned { hold: Some(HoldReason::ReferralVelocity), ..earned(1000, 1000, 100) }, NOW).unwrap().after;
+    let a = late.review(review(true), Timestamp::from_millis(100)).unwrap();
+    assert_eq!(a.stats, StatsDelta { held: -100, available: 100, ..Default::default() });
+    assert!(a.after.matured);
+}
+
+#[test]
+fn a_rejected_review_reverses_what_is_held_once() {
+    let held = fresh().earn(Earned { hold: Some(HoldReason::ReferralVelocity), ..earned(1000, 1000, 100) }, NOW).unwrap().after;
+    let r = held.review(review(false), NOW).unwrap();
+    assert_eq!(r.stats, StatsDelta { held: -100, reversed_total: 100, ..Default::default() });
+    assert!(matches!(&r.entries[..], [LedgerEntry::Reversal { cause: ReversalCause::ReviewRejected, from: Bucket::Held, .. }]));
+    assert_eq!(r.after.amount(), Money::ZERO);
+    assert_eq!(r.after.status(NOW), Some(CommissionStatus::Reversed));
+    assert_eq!(r.after.review(review(false), NOW), Err(Refused::AlreadyReviewed { approved: false }));
+    // Never held: nothing to review.
+    let plain = fresh().earn(earned(1000, 1000, 100), NOW).unwrap().after;
+    assert_eq!(plain.review(review(true), NOW), Err(Refused::NotHeld));
 }
 
 #[test]
@@ -107,6 +155,7 @@ enum Step {
     Earn,
     Refund(u32, i64),
     Mature,
+    Review(bool),
 }
 
 /// Applies steps, skipping refused ones (as the processors do); returns the final state
@@ -118,6 +167,7 @@ fn run(steps: &[Step], e: &Earned) -> (Commission, StatsDelta, Vec<LedgerEntry>)
             Step::Earn => c.earn(e.clone(), NOW),
             Step::Refund(n, a) => c.refund(refund(*n, *a), NOW),
             Step::Mature => c.mature(Timestamp::from_millis(1_000)),
+            Step::Review(approved) => c.review(review(*approved), NOW),
         };
         if let Ok(ch) = r {
             total = total.plus(ch.stats).unwrap();
@@ -129,7 +179,7 @@ fn run(steps: &[Step], e: &Earned) -> (Commission, StatsDelta, Vec<LedgerEntry>)
 }
 
 fn stats_sum_invariant(total: StatsDelta) -> bool {
-    total.total_earned == total.pending + total.available + total.reversed_total
+    total.total_earned == total.pending + total.available + total.held + total.reversed_total
 }
 
 proptest! {
@@ -170,20 +220,25 @@ proptest! {
         prop_assert_eq!(reversed(&eb), sb.reversed_total);
     }
 
-    /// Whatever happens, earned = pending + available + reversed, and maturity moves the
-    /// whole rest exactly once.
+    /// Whatever happens (held or not, reviewed either way), earned = pending + available +
+    /// held + reversed, the whole rest sits in exactly one bucket, and a review is made once.
     #[test]
-    fn stats_always_add_up(amount in 1i64..1_000_000, bps in 0u32..=10_000, ops in proptest::collection::vec((0u8..3, 0i64..500_000), 0..12)) {
-        let e = earned(amount, bps, 500);
+    fn stats_always_add_up(amount in 1i64..1_000_000, bps in 0u32..=10_000, on_hold in any::<bool>(), ops in proptest::collection::vec((0u8..5, 0i64..500_000), 0..12)) {
+        let hold = on_hold.then_some(HoldReason::ReferralVelocity);
+        let e = Earned { hold, ..earned(amount, bps, 500) };
         let steps: Vec<Step> = ops.iter().enumerate().map(|(i, (k, a))| match k {
-            0 => Step::Earn, 1 => Step::Refund(i as u32, *a), _ => Step::Mature,
+            0 => Step::Earn, 1 => Step::Refund(i as u32, *a), 2 => Step::Mature, 3 => Step::Review(true), _ => Step::Review(false),
         }).collect();
         let (c, total, _) = run(&steps, &e);
         prop_assert!(stats_sum_invariant(total));
         if c.earned.is_some() {
-            let held = if c.matured { total.available } else { total.pending };
-            prop_assert_eq!(held, c.amount().minor());
-            prop_assert!(total.pending >= 0 && total.available >= 0);
+            let bucket = match c.bucket() { Bucket::Held => total.held, Bucket::Available => total.available, Bucket::Pending => total.pending };
+            prop_assert_eq!(bucket, c.amount().minor());
+            prop_assert_eq!(total.pending + total.available + total.held, c.amount().minor());
+            prop_assert!(total.pending >= 0 && total.available >= 0 && total.held >= 0);
+            if !on_hold {
+                prop_assert!(c.review.is_none(), "only a held reward is reviewed");
+            }
         }
     }
 }

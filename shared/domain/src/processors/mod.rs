@@ -15,6 +15,7 @@ mod maturity;
 mod refunds;
 mod resolve;
 mod reversal;
+mod review;
 mod rewards;
 
 pub use balance::*;
@@ -23,6 +24,7 @@ pub use maturity::*;
 pub use refunds::*;
 pub use resolve::*;
 pub use reversal::*;
+pub use review::*;
 pub use rewards::*;
 
 use crate::audit::{Actor, AuditAction, AuditRecord};
@@ -31,9 +33,10 @@ use crate::error::MarketError;
 use crate::ids::{EventId, IdempotencyKey, UserId};
 use crate::model::{AffiliateStats, InviteCodeRecord};
 use crate::policy::EffectivePolicy;
+use crate::model::HoldReason;
 use crate::ports::{
     ConfigSource, Deactivation, MarketStore, NewCode, Referral, ReferralRejection, Registration,
-    RegistrationOutcome,
+    RegistrationOutcome, VelocityCount,
 };
 use crate::time::{Clock, SystemClock, Timestamp};
 
@@ -377,18 +380,36 @@ impl<S: MarketStore, C: ConfigSource> Processor for RegisterUser<S, C> {
                         AuditRecord::new(&ev.user, now, AuditAction::ReferralRecorded, actor.clone(), ev.event_id.as_str(), json!({
                             "inviter": inviter, "code": referral.code,
                         })),
-                        AuditRecord::new(&inviter, now, AuditAction::ReferralGained, actor, ev.event_id.as_str(), json!({
+                        AuditRecord::new(&inviter, now, AuditAction::ReferralGained, actor.clone(), ev.event_id.as_str(), json!({
                             "user": ev.user, "code": referral.code,
                         })),
                     ];
-                    let reg = Registration { user: ev.user.clone(), event_id: ev.event_id.clone(), at: now, referral: Some(referral), rejected: None, audit };
-                    match store.register_user(&reg).await? {
+                    // Referral velocity: counted per inviter and UTC hour in the same
+                    // transaction; beyond the limit the referral is recorded flagged.
+                    let per_hour = self.0.config.current().await.review_referrals_per_hour;
+                    let velocity = (per_hour > 0).then(|| VelocityCount { hour: now.utc_hour(), under: Some(per_hour), purge_at: now.plus_days(2) });
+                    let mut reg = Registration { user: ev.user.clone(), event_id: ev.event_id.clone(), at: now, referral: Some(referral), rejected: None, audit, velocity, review: None };
+                    let mut outcome = store.register_user(&reg).await?;
+                    if outcome == RegistrationOutcome::VelocityExceeded {
+                        reg.review = Some(HoldReason::ReferralVelocity);
+                        if let Some(v) = reg.velocity.as_mut() {
+                            v.under = None;
+                        }
+                        reg.audit.push(AuditRecord::new(&inviter, now, AuditAction::HeldForReview, actor, ev.event_id.as_str(), json!({
+                            "rule": "review_referrals_per_hour", "limit": per_hour, "hour": now.utc_hour(), "user": ev.user,
+                        })));
+                        warn!(event_id = %ev.event_id, user_id = %ev.user, inviter = %inviter, limit = per_hour, "referral velocity: the referral's rewards will be held for review");
+                        outcome = store.register_user(&reg).await?;
+                    }
+                    match outcome {
                         RegistrationOutcome::Registered { .. } => {
                             info!(event_id = %ev.event_id, user_id = %ev.user, inviter = %inviter, "referral recorded");
                             return Ok(RegistrationResult::Referred { inviter });
                         }
                         RegistrationOutcome::AlreadyRegistered => return self.already_registered(&ev).await,
                         RegistrationOutcome::ReferralRejected(reason) => rejected = Some(reason),
+                        // Counted unconditionally on the second attempt: not reachable.
+                        RegistrationOutcome::VelocityExceeded => return Err(MarketError::Contention),
                     }
                 }
                 Err(reason) => rejected = Some(reason),
@@ -402,7 +423,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for RegisterUser<S, C> {
             None => (AuditAction::Registered, json!({})),
         };
         let audit = vec![AuditRecord::new(&ev.user, now, action, Actor::System(REGISTRATION_SOURCE.into()), ev.event_id.as_str(), details)];
-        let reg = Registration { user: ev.user.clone(), event_id: ev.event_id.clone(), at: now, referral: None, rejected, audit };
+        let reg = Registration { user: ev.user.clone(), event_id: ev.event_id.clone(), at: now, referral: None, rejected, audit, velocity: None, review: None };
         match store.register_user(&reg).await? {
             RegistrationOutcome::AlreadyRegistered => self.already_registered(&ev).await,
             _ => Ok(RegistrationResult::Registered { rejected }),

@@ -12,9 +12,9 @@ use crate::error::MarketError;
 use crate::ids::{EventId, OrderId, UserId};
 use crate::lifecycle::{Commission, Refused};
 use crate::config::MarketConfig;
-use crate::model::{LedgerEntry, LevelReward, RewardEvent};
+use crate::model::{HoldReason, LedgerEntry, LevelReward, RewardEvent};
 use crate::money::{commission, Money};
-use crate::policy::EffectivePolicy;
+use crate::policy::{AffiliatePolicy, EffectivePolicy};
 use crate::ports::{
     CommissionOutcome, CommissionWrite, ConfigSource, MarketStore, RewardOutcome, TriggerCount,
 };
@@ -90,6 +90,10 @@ impl<S: MarketStore, C: ConfigSource> Processor for DecideOrderReward<S, C> {
             return no(NoReward::ZeroReward);
         }
         let levels = self.ancestors(&ev, &inviter, inviter_policy.and_then(|p| p.inviter), &config).await?;
+        let hold = hold_for_review(&buyer, &ev, &config);
+        if let Some(reason) = hold {
+            warn!(order_id = %ev.order_id, buyer = %ev.buyer, inviter = %inviter, reason = reason.as_str(), "the order's rewards are held for review");
+        }
         Ok(OrderDecision::Reward(RewardEvent {
             order_id: ev.order_id,
             buyer: ev.buyer,
@@ -103,8 +107,22 @@ impl<S: MarketStore, C: ConfigSource> Processor for DecideOrderReward<S, C> {
             source_event_id: ev.event_id,
             holding_period_days: config.holding_period_days,
             levels,
+            hold,
         }))
     }
+}
+
+/// Whether an abuse rule holds the order's rewards for review: the buyer's referral was
+/// flagged at registration (referral velocity), or the order was paid within
+/// `review_min_seconds` of the buyer's registration (the market's time of recording it).
+/// Decided from what the event carries and what is stored, so a redelivery decides alike.
+pub fn hold_for_review(buyer: &AffiliatePolicy, ev: &OrderPaid, config: &MarketConfig) -> Option<HoldReason> {
+    if let Some(reason) = buyer.review_reason {
+        return Some(reason);
+    }
+    let window_ms = i64::from(config.review_min_seconds) * 1000;
+    let registered = buyer.registered_at?;
+    (window_ms > 0 && ev.occurred_at.millis() - registered.millis() < window_ms).then_some(HoldReason::FastFirstOrder)
 }
 
 impl<S: MarketStore, C: ConfigSource> DecideOrderReward<S, C> {
@@ -211,6 +229,11 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
                     "level": level, "commission_bps": bps, "reward": reward, "net_of_earlier_refunds": change.after.amount(),
                     "matures_at": change.after.earned.as_ref().map(|e| e.matures_at), "status": change.after.status(now),
                 })));
+                if let Some(reason) = ev.hold {
+                    audit.push(AuditRecord::new(&commission.user_id, now, AuditAction::HeldForReview, actor.clone(), ev.source_event_id.as_str(), json!({
+                        "rule": reason.as_str(), "order_id": ev.order_id, "buyer": ev.buyer, "level": level, "held": change.stats.held,
+                    })));
+                }
                 audit.extend(reversal_audits(&change.entries, now, &Actor::System(REFUND_SOURCE.into())));
                 changes.push(change);
             }
@@ -222,7 +245,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
                 // A twin wrote it meanwhile: re-read to tell a replay from another event.
                 CommissionOutcome::Duplicate | CommissionOutcome::Conflict => continue,
             };
-            info!(order_id = %ev.order_id, inviter = %ev.inviter, reward = %ev.reward, levels = ev.levels.len(), outcome = ?result, "reward processed");
+            info!(order_id = %ev.order_id, inviter = %ev.inviter, reward = %ev.reward, levels = ev.levels.len(), held = ev.hold.map(HoldReason::as_str), outcome = ?result, "reward processed");
             return Ok(result);
         }
         Err(MarketError::Contention)
