@@ -372,3 +372,50 @@ async fn admin_adjustments_and_reversals_happen_once_per_key_and_are_audited() {
     assert_eq!(trail.iter().filter(|r| r.action == AuditAction::BalanceAdjusted && r.actor.to_string() == by_admin).count(), 2);
     assert_eq!(trail.iter().filter(|r| r.action == AuditAction::RewardReversed && r.actor.to_string() == by_admin).count(), 1);
 }
+
+/// A popular affiliate's withdrawal is not starved by its own reward stream: rewards keep
+/// landing on its stats item (8 writers, until the withdrawals are done or 3 000 rewards),
+/// and each of 5 withdrawals succeeds meanwhile. (Before the debit became a conditional
+/// `ADD`, every reward between a withdrawal's read and write cancelled it: one withdrawal
+/// in a 38 s stream.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn withdrawals_are_not_starved_by_a_stream_of_rewards() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    const CAP: usize = 3000;
+    // A day ahead of the rewards' event times: each is available at once.
+    let clock = ManualClock::starting_now();
+    clock.advance_days(1);
+    let d = deps(0, clock).await;
+    let inviter = user("hot");
+    let (buyer, _) = referred_user(&d, &inviter).await;
+    let first = market_tests::reward_event(&buyer, &inviter, 100, market_domain::policy::TriggerLimit::Unlimited);
+    assert_eq!(ApplyReward(d.clone()).process(first).await.unwrap(), RewardOutcome::Applied);
+    let (done, applied) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let (d, buyer, inviter, done, applied) = (d.clone(), buyer.clone(), inviter.clone(), done.clone(), applied.clone());
+            tokio::spawn(async move {
+                while !done.load(Ordering::SeqCst) && applied.load(Ordering::SeqCst) < CAP {
+                    let ev = market_tests::reward_event(&buyer, &inviter, 10, market_domain::policy::TriggerLimit::Unlimited);
+                    assert_eq!(ApplyReward(d.clone()).process(ev).await.unwrap(), RewardOutcome::Applied);
+                    applied.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    // Let the stream get going first.
+    while applied.load(Ordering::SeqCst) < 20 {
+        tokio::task::yield_now().await;
+    }
+    for i in 0..5 {
+        withdraw(&d, &inviter, 1, &format!("hot-{i}")).await.expect("a withdrawal during the stream succeeds");
+    }
+    let during = applied.load(Ordering::SeqCst);
+    done.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert!(during < CAP, "the withdrawals finished while rewards were still landing ({during} applied)");
+    let stats = assert_money_invariants(&d.store, &inviter).await;
+    assert_eq!(stats.withdrawn_total.minor(), 5);
+}

@@ -29,6 +29,11 @@ pub struct AffiliateStats {
     pub available: Money,
     #[serde(default)]
     pub withdrawn_total: Money,
+    /// Withdrawals and adjustments applied so far: each is conditional on the count it read
+    /// (so they apply one after another, each entry's `available_after` exact among them),
+    /// while rewards never touch it (so they never cancel a withdrawal).
+    #[serde(default)]
+    pub balance_changes: u64,
     /// Rewards held for an admin's review (not withdrawable, not maturing).
     #[serde(default)]
     pub held: Money,
@@ -61,6 +66,7 @@ impl AffiliateStats {
             pending: Money::ZERO,
             available: Money::ZERO,
             withdrawn_total: Money::ZERO,
+            balance_changes: 0,
             held: Money::ZERO,
             reversed_total: Money::ZERO,
             active_codes: 0,

@@ -11,7 +11,7 @@ use crate::error::MarketError;
 use crate::ids::{AdjustmentId, EventId, IdempotencyKey, OrderId, UserId, WithdrawalId};
 use crate::lifecycle::{Change, Commission, StatsDelta};
 use crate::model::{AffiliateStats, HistoryItem, InviteCodeRecord, LedgerEntry, OutboundEvent, WithdrawalRecord};
-use crate::money::{Bps, Money};
+use crate::money::Bps;
 use crate::policy::{AffiliatePolicy, TriggerLimit};
 use crate::time::Timestamp;
 
@@ -207,17 +207,18 @@ pub struct Maturation {
 
 /// A debit or credit of `available` (a withdrawal, an admin adjustment), conditional on the
 /// `available` read, with the matured commissions it spends folded into the same
-/// transaction so the ledger records the exact balance after it.
+/// transaction. `available` changes by `ADD` (so rewards landing meanwhile commute with it
+/// instead of cancelling it), conditional on the result staying ≥ 0 unless allowed.
 #[derive(Debug, Clone)]
 pub struct BalanceChange {
     pub user: UserId,
-    pub expected_available: Money,
-    pub available_after: Money,
+    /// `balance_changes` as read: withdrawals and adjustments apply one after another.
+    pub expected_changes: u64,
     /// Only an admin debit with the explicit flag may leave `available` negative.
     pub allow_negative: bool,
     pub matured: Vec<Change>,
-    /// The other figures (`withdrawn_total`, `total_earned`, `reversed_total`, and `pending`
-    /// of the folded commissions); `available` is set to `available_after`.
+    /// Every figure, `ADD`ed: `available` (+ folded ± amount), `withdrawn_total`,
+    /// `total_earned`, `reversed_total`, and `pending` of the folded commissions.
     pub stats: StatsDelta,
     pub entry: LedgerEntry,
     pub outbox: Option<OutboundEvent>,
@@ -230,7 +231,8 @@ pub enum BalanceOutcome {
     Done,
     /// The entry exists already (same idempotency key): it, as first written.
     Replayed(LedgerEntry),
-    /// `available` or a folded commission changed since it was read: read again.
+    /// Another withdrawal or adjustment applied, `available` fell below what the change
+    /// needs, or a folded commission changed, since it was read: read again.
     Changed,
 }
 

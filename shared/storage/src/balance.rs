@@ -1,6 +1,8 @@
 //! The balance: stats reads and the debits/credits of `available` (withdrawals, admin
-//! adjustments). One transaction each: the stats item (conditional on the `available` read,
-//! so the entry records the exact balance after it), the ledger entry (its key derived from
+//! adjustments). One transaction each: the stats item (`ADD` to `available`, conditional on
+//! it staying ≥ 0 and on the user's `balance_changes` count as read — rewards never touch
+//! that count and their `ADD`s commute with the debit, so a stream of rewards to a popular
+//! affiliate cannot starve the affiliate's withdrawal), the ledger entry (its key derived from
 //! the idempotency key: a retry finds it and replays), the outbox record for a withdrawal,
 //! the matured commissions the change spends (each conditional on its version) and the
 //! audit records.
@@ -48,27 +50,28 @@ impl BalanceStore for DynamoStore {
     }
 
     async fn change_balance(&self, c: &BalanceChange) -> Result<BalanceOutcome> {
-        if c.available_after.minor() < 0 && !c.allow_negative {
-            return Err(MarketError::internal("a balance change would make available negative"));
-        }
         let t = self.tables();
-        // A user without statistics has available 0 (the attribute is absent).
-        let condition = if c.expected_available.minor() == 0 {
-            "attribute_not_exists(#available) OR #available = :expected"
+        // `available` + the change stays ≥ 0 (a user without statistics has 0: the attribute
+        // is absent). A credit, or an allowed negative debit, has no condition.
+        let floor = c.stats.available.checked_neg().ok_or(MarketError::Overflow)?;
+        let expected = i64::try_from(c.expected_changes).map_err(|_| MarketError::Overflow)?;
+        let next = expected.checked_add(1).ok_or(MarketError::Overflow)?;
+        let mut values = Vec::new();
+        // No other withdrawal or adjustment applied since the read (rewards do not count).
+        let mut conditions = vec![if c.expected_changes == 0 {
+            "attribute_not_exists(#balance_changes)"
         } else {
-            "#available = :expected"
-        };
+            values.push((":changes", n(expected)));
+            "#balance_changes = :changes"
+        }];
+        if !c.allow_negative {
+            values.push((":floor", n(floor)));
+            conditions.push(if floor > 0 { "#available >= :floor" } else { "(attribute_not_exists(#available) OR #available >= :floor)" });
+        }
+        let condition = conditions.join(" AND ");
         let mut items = vec![
-            // 0: `available` is still what the change was computed from; set exactly.
-            crate::ledger::stats_update(
-                &t.stats,
-                c.user.as_str(),
-                &c.stats,
-                c.at,
-                &[(attr::AVAILABLE, ":available_after", c.available_after.minor())],
-                Some(condition),
-                vec![(":expected", n(c.expected_available.minor()))],
-            )?,
+            // 0: the stats: `available` changed by `ADD`, the count of balance changes moved on.
+            crate::ledger::stats_update(&t.stats, c.user.as_str(), &c.stats, c.at, &[(attr::BALANCE_CHANGES, ":next_changes", next)], Some(condition.as_str()), values)?,
             // 1: the entry; its key is derived from the idempotency key.
             entry_put(&t.ledger, &c.entry)?,
         ];

@@ -50,6 +50,7 @@ pub mod attr {
     pub const DUE_DAY: &str = "due_day";
     pub const PENDING: &str = "pending";
     pub const HELD: &str = "held";
+    pub const BALANCE_CHANGES: &str = "balance_changes";
     /// On a held commission waiting for review: the review queue's partition and sort key.
     pub const REVIEW_QUEUE: &str = "review_queue";
     pub const HELD_KEY: &str = "held_key";

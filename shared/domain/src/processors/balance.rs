@@ -1,7 +1,11 @@
 //! Moving money out of (or into) `available`: the user's withdrawal and an admin's
-//! adjustment. Both are one transaction conditional on the `available` read, with the
-//! matured commissions they spend folded in, so each ledger entry records the exact balance
-//! after it; both are exactly once by a key derived from the client's idempotency key.
+//! adjustment. Both are one transaction that `ADD`s to `available` conditional on it staying
+//! ≥ 0, with the matured commissions they spend folded in; both are exactly once by a key
+//! derived from the client's idempotency key. Withdrawals and adjustments of one user apply
+//! one after another (conditional on the `balance_changes` count they read, which rewards
+//! never touch), so rewards landing meanwhile never cancel them; an entry's
+//! `available_after` is exact among the user's withdrawals and adjustments, and does not
+//! include rewards or refunds that landed between its read and its write.
 
 use serde_json::json;
 use tracing::info;
@@ -18,14 +22,14 @@ use crate::time::Timestamp;
 
 use super::{maturation_audit, maturations, Deps, MatureRewards, Processor};
 
-/// Optimistic-concurrency rounds; each lost round means another write to this user's
-/// balance succeeded, so this bounds only pathological contention.
+/// Read-decide-write rounds; a round is lost only when the balance fell below what the
+/// change needs or a folded commission changed meanwhile.
 const BALANCE_ATTEMPTS: usize = 64;
 
 /// What a balance change can spend: the stored `available` plus the commissions that
 /// matured but are not folded yet (folded by the same transaction).
 struct Spendable {
-    expected_available: Money,
+    changes: u64,
     matured: Vec<Change>,
     folded: i64,
     total: Money,
@@ -35,7 +39,7 @@ fn spendable(stats: &AffiliateStats, due: &[Commission], now: Timestamp) -> Resu
     let matured = maturations(due, now);
     let folded = matured.iter().try_fold(0i64, |acc, c| acc.checked_add(c.stats.available)).ok_or(MarketError::Overflow)?;
     let total = stats.available.checked_add(Money::from_minor(folded))?;
-    Ok(Spendable { expected_available: stats.available, matured, folded, total })
+    Ok(Spendable { changes: stats.balance_changes, matured, folded, total })
 }
 
 /// Reads what a balance change needs, in one parallel round trip.
@@ -131,12 +135,12 @@ impl<S: MarketStore, C: ConfigSource> Processor for WithdrawAffiliateReward<S, C
             if !s.matured.is_empty() {
                 audit.push(maturation_audit(&req.caller, now, actor, &s.matured));
             }
+            let available = s.folded.checked_sub(req.amount.minor()).ok_or(MarketError::Overflow)?;
             let change = BalanceChange {
                 user: req.caller.clone(),
-                expected_available: s.expected_available,
-                available_after: record.available_after,
+                expected_changes: s.changes,
                 allow_negative: false,
-                stats: StatsDelta { withdrawn_total: req.amount.minor(), pending: -s.folded, ..StatsDelta::default() },
+                stats: StatsDelta { withdrawn_total: req.amount.minor(), pending: -s.folded, available, ..StatsDelta::default() },
                 matured: s.matured,
                 entry: LedgerEntry::from(&record),
                 outbox: Some(OutboundEvent::from(&record)),
@@ -233,7 +237,8 @@ impl<S: MarketStore, C: ConfigSource> Processor for AdjustBalance<S, C> {
             if !s.matured.is_empty() {
                 audit.push(maturation_audit(&a.user, now, actor, &s.matured));
             }
-            let mut stats_delta = StatsDelta { pending: -s.folded, ..StatsDelta::default() };
+            let available = s.folded.checked_add(a.amount.minor()).ok_or(MarketError::Overflow)?;
+            let mut stats_delta = StatsDelta { pending: -s.folded, available, ..StatsDelta::default() };
             if a.amount.is_positive() {
                 stats_delta.total_earned = a.amount.minor();
             } else {
@@ -241,8 +246,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for AdjustBalance<S, C> {
             }
             let change = BalanceChange {
                 user: a.user.clone(),
-                expected_available: s.expected_available,
-                available_after: after,
+                expected_changes: s.changes,
                 allow_negative,
                 matured: s.matured,
                 stats: stats_delta,
