@@ -17,6 +17,9 @@ target/release/market-bench
 target/release/market-bench-events
 target/release/market-bench-hot
 python3 scripts/coldstart.py 10
+# Again as AWS pays it: DynamoDB, SQS and Redis over TLS, next to a hello world and a
+# one-GetItem floor built from this workspace.
+python3 scripts/coldstart.py --tls --no-metrics-cost 10
 # The web console: bundle size gzipped, time to first meaningful render in Chromium.
 npm --prefix web run --silent build >/dev/null
 scripts/stack.sh console "$STACK"

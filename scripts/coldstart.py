@@ -10,10 +10,19 @@ The functions talk to the local stack from the environment (run through `make be
 Each function is measured twice, interleaved: as built, and with METRICS_DISABLED=1 (the
 EMF collector not installed, nothing flushed), to show what the metrics cost a cold start.
 
-usage: coldstart.py [runs] [function...]
+With --tls, DynamoDB, SQS and Redis are reached over TLS, as in AWS: a TLS terminator on
+loopback (this script, Python's ssl) with a throw-away CA that the binaries trust through
+SSL_CERT_FILE (the system bundle plus that CA), so init + first invoke pay the root store,
+the handshake and the entropy set-up that a first call pays in Lambda. Two references from
+the same workspace are measured in the same run: a lambda_http hello world and a function
+making one DynamoDB GetItem with the functions' SDK settings (the floor for a function
+that must talk to DynamoDB). Cold overhead = init + first invoke - warm invoke.
+
+usage: coldstart.py [--tls] [--no-metrics-cost] [runs] [function...]
 """
-import base64, json, os, statistics, subprocess, sys, threading, time
+import asyncio, base64, json, os, ssl, statistics, subprocess, sys, tempfile, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
 
 FUNCTIONS = {  # binary -> gRPC method it serves
     "get-affiliate-stats": "GetAffiliateStats",
@@ -23,6 +32,76 @@ FUNCTIONS = {  # binary -> gRPC method it serves
     "withdraw-affiliate-reward": "WithdrawAffiliateReward",
     "list-reward-history": "ListRewardHistory",
 }
+REFERENCES = {"coldstart-hello": "Hello", "coldstart-floor": "GetItem"}
+FLOOR = "coldstart-floor"
+
+
+def make_certs(d):
+    """A throw-away CA and a server certificate for localhost / 127.0.0.1 signed by it."""
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True, cwd=d)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=coldstart throw-away CA")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    bundle = os.path.join(d, "bundle.pem")
+    with open(bundle, "w") as out:
+        for src in ("/etc/ssl/certs/ca-certificates.crt", os.path.join(d, "ca.pem")):
+            if os.path.exists(src):
+                out.write(open(src).read())
+    return os.path.join(d, "server.pem"), os.path.join(d, "server.key"), bundle
+
+
+class Terminator:
+    """TLS on loopback in front of plain local services: one listener per target."""
+
+    def __init__(self, cert, key):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    def front(self, host, port):
+        async def pipe(reader, writer):
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, ssl.SSLError):
+                pass
+            finally:
+                writer.close()
+
+        async def handle(reader, writer):
+            try:
+                up_reader, up_writer = await asyncio.open_connection(host, port)
+            except OSError:
+                writer.close()
+                return
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+        async def start():
+            server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=self.ctx)
+            return server.sockets[0].getsockname()[1]
+
+        return asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+
+
+def tls_env(tmp):
+    """The services behind TLS: the environment the measured processes get."""
+    cert, key, bundle = make_certs(tmp)
+    term = Terminator(cert, key)
+    env = {"SSL_CERT_FILE": bundle}
+    for var in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS"):
+        if os.environ.get(var):
+            u = urlparse(os.environ[var])
+            env[var] = f"https://localhost:{term.front(u.hostname, u.port)}"
+    if os.environ.get("REDIS_URL", "").startswith("redis://"):
+        u = urlparse(os.environ["REDIS_URL"])
+        env["REDIS_URL"] = f"rediss://localhost:{term.front(u.hostname, u.port)}"
+    return env
 
 
 def event(method, body):
@@ -70,6 +149,17 @@ class Runtime(BaseHTTPRequestHandler):
         self.end_headers()
 
 
+def path_of(binary):
+    """A binary of this build, or a reference built elsewhere (`label=path` in COLDSTART_EXTRA)."""
+    return EXTRA.get(binary, f"target/release/{binary}")
+
+
+# E.g. COLDSTART_EXTRA="floor-jitter-on=target/jitter-on/release/coldstart-floor": the floor
+# built with aws-lc's CPU-jitter entropy on (AWS_LC_SYS_NO_JITTER_ENTROPY=0, its own target
+# dir), measured in the same run.
+EXTRA = dict(kv.split("=", 1) for kv in os.environ.get("COLDSTART_EXTRA", "").split(",") if "=" in kv)
+
+
 def measure(binary, method, extra_env=None):
     body = b"\x00\x00\x00\x00\x00"  # an empty message in one gRPC frame
     if method == "WithdrawAffiliateReward":
@@ -81,7 +171,7 @@ def measure(binary, method, extra_env=None):
                AWS_LAMBDA_FUNCTION_NAME=binary, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128",
                AWS_LAMBDA_FUNCTION_VERSION="1", RUST_LOG="error", **(extra_env or {}))
     start = time.perf_counter()
-    proc = subprocess.Popen([f"target/release/{binary}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([path_of(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server.state["done"].wait(20)
     rss = None
     try:
@@ -100,27 +190,49 @@ def measure(binary, method, extra_env=None):
 
 
 def main():
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    only = set(sys.argv[2:])
-    print(f"\nCold start, release x86_64, minimal Runtime API on loopback, median of {runs} fresh processes")
-    print(f"{'function':<28}{'init':>10}{'first invoke':>15}{'warm invoke':>14}{'peak RSS':>11}{'binary':>10}"
-          f"{'metrics cost (init+first)':>28}")
-    for binary, method in FUNCTIONS.items():
-        if only and binary not in only:
+    args = sys.argv[1:]
+    tls = "--tls" in args
+    metrics_cost = "--no-metrics-cost" not in args
+    args = [a for a in args if not a.startswith("--")]
+    runs = int(args[0]) if args else 10
+    only = set(args[1:])
+    base = {}
+    if tls:
+        base = tls_env(tempfile.mkdtemp(prefix="coldstart-tls-"))
+    where = "DynamoDB, SQS and Redis over TLS (loopback terminator, throw-away CA)" if tls else "plain HTTP to the local services"
+    print(f"\nCold start, release x86_64, minimal Runtime API on loopback, {where}, median of {runs} fresh processes")
+    print(f"{'function':<28}{'init':>9}{'first':>9}{'warm':>8}{'cold overhead':>15}{'x floor':>9}{'peak RSS':>10}{'binary':>9}"
+          + (f"{'metrics cost':>14}" if metrics_cost else ""))
+    floor = None
+    targets = list(REFERENCES.items()) + [(label, "GetItem") for label in EXTRA] + [(b, m) for b, m in FUNCTIONS.items() if not only or b in only]
+    for binary, method in targets:
+        if not os.path.exists(path_of(binary)):
+            print(f"{binary:<28} not built")
             continue
+        reference = binary in REFERENCES or binary in EXTRA
         # Interleaved, so drift on the machine hits both variants alike.
-        pairs = [(measure(binary, method), measure(binary, method, {"METRICS_DISABLED": "1"})) for _ in range(runs)]
+        with_cost = metrics_cost and not reference
+        pairs = [(measure(binary, method, base), measure(binary, method, dict(base, METRICS_DISABLED="1")) if with_cost else None)
+                 for _ in range(runs)]
         results = [a for a, _ in pairs if a]
         bare = [b for _, b in pairs if b]
-        if not results or not bare:
+        if not results or (with_cost and not bare):
             print(f"{binary:<28} failed")
             continue
         med = lambda rs, i: statistics.median(r[i] for r in rs)
         rss = statistics.median(r[3] for r in results if r[3]) if any(r[3] for r in results) else float("nan")
-        size = os.path.getsize(f"target/release/{binary}") / 1048576
-        cost = (med(results, 0) + med(results, 1)) - (med(bare, 0) + med(bare, 1))
-        print(f"{binary:<28}{med(results, 0):>8.1f}ms{med(results, 1):>13.1f}ms{med(results, 2):>12.1f}ms{rss:>8.1f}MiB"
-              f"{size:>7.1f}MiB{cost:>+26.2f}ms")
+        size = os.path.getsize(path_of(binary)) / 1048576
+        overhead = statistics.median(r[0] + r[1] - r[2] for r in results)
+        if binary == FLOOR:
+            floor = overhead
+        ratio = f"{overhead / floor:>8.2f}x" if floor and not reference else f"{'':>9}"
+        line = (f"{binary:<28}{med(results, 0):>7.1f}ms{med(results, 1):>7.1f}ms{med(results, 2):>6.1f}ms{overhead:>13.1f}ms"
+                f"{ratio}{rss:>7.1f}MiB{size:>6.1f}MiB")
+        if with_cost:
+            line += f"{(med(results, 0) + med(results, 1)) - (med(bare, 0) + med(bare, 1)):>+12.2f}ms"
+        print(line)
+    print("targets (issue 15): every RPC function's cold overhead <= 20 ms and <= 1.2x the floor over TLS;"
+          " peak RSS < 24 MiB; binary < 8 MiB")
 
 
 if __name__ == "__main__":
