@@ -179,6 +179,16 @@ pub struct AdjustResult {
 
 pub const MAX_REASON_CHARS: usize = 500;
 
+/// An admin's free-text reason (adjustment, reversal, review), trimmed: 1 to
+/// [`MAX_REASON_CHARS`] characters, else `InvalidArgument` naming `field`.
+pub(super) fn admin_reason<'a>(field: &str, text: &'a str) -> Result<&'a str, MarketError> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > MAX_REASON_CHARS {
+        return Err(MarketError::InvalidArgument(format!("{field} must be 1 to {MAX_REASON_CHARS} characters")));
+    }
+    Ok(text)
+}
+
 pub struct AdjustBalance<S, C>(pub Deps<S, C>);
 
 fn replay_adjustment(entry: LedgerEntry, amount: Money) -> Result<AdjustResult, MarketError> {
@@ -198,10 +208,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for AdjustBalance<S, C> {
         if a.amount.minor() == 0 {
             return Err(MarketError::InvalidArgument("amount must not be 0".into()));
         }
-        let reason = a.reason.trim();
-        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
-            return Err(MarketError::InvalidArgument(format!("reason must be 1 to {MAX_REASON_CHARS} characters")));
-        }
+        let reason = admin_reason("reason", &a.reason)?;
         let id = AdjustmentId::derive(&a.user, &a.idempotency_key);
         let now = d.clock.now();
         let (existing, balance) = futures::join!(d.store.get_adjustment(&a.user, &id), read_balance(d, &a.user, now));

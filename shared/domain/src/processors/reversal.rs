@@ -43,10 +43,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for ReverseReward<S, C> {
     async fn process(&self, req: crate::admin::AdminRequest<ReverseRequest>) -> Result<ReverseResult, MarketError> {
         let d = &self.0;
         let r = &req.body;
-        let note = r.note.trim();
-        if note.is_empty() || note.chars().count() > super::MAX_REASON_CHARS {
-            return Err(MarketError::InvalidArgument(format!("note must be 1 to {} characters", super::MAX_REASON_CHARS)));
-        }
+        let note = super::balance::admin_reason("note", &r.note)?;
         let id = crate::ids::ReversalId::derive(&r.user, &r.order_id, &r.idempotency_key);
         let actor = Actor::Admin(req.admin.clone());
         for _ in 0..COMMISSION_ATTEMPTS {

@@ -15,7 +15,7 @@ use crate::ports::{CommissionOutcome, CommissionWrite, ConfigSource, MarketStore
 use crate::time::Timestamp;
 
 use super::rewards::{reversal_audits, COMMISSION_ATTEMPTS};
-use super::{Deps, Processor, MAX_REASON_CHARS};
+use super::{Deps, Processor};
 
 // ---------------------------------------------------------------- ListHeldRewards (admin)
 
@@ -76,10 +76,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for ReviewReward<S, C> {
     async fn process(&self, req: AdminRequest<ReviewRequest>) -> Result<ReviewResult, MarketError> {
         let d = &self.0;
         let r = &req.body;
-        let note = r.note.trim();
-        if note.is_empty() || note.chars().count() > MAX_REASON_CHARS {
-            return Err(MarketError::InvalidArgument(format!("reason must be 1 to {MAX_REASON_CHARS} characters")));
-        }
+        let note = super::balance::admin_reason("reason", &r.note)?;
         let actor = Actor::Admin(req.admin.clone());
         for _ in 0..COMMISSION_ATTEMPTS {
             let now = d.clock.now();

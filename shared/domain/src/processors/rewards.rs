@@ -122,7 +122,7 @@ pub fn hold_for_review(buyer: &AffiliatePolicy, ev: &OrderPaid, config: &MarketC
     }
     let window_ms = i64::from(config.review_min_seconds) * 1000;
     let registered = buyer.registered_at?;
-    (window_ms > 0 && ev.occurred_at.millis() - registered.millis() < window_ms).then_some(HoldReason::FastFirstOrder)
+    (window_ms > 0 && ev.occurred_at.millis().saturating_sub(registered.millis()) < window_ms).then_some(HoldReason::FastFirstOrder)
 }
 
 impl<S: MarketStore, C: ConfigSource> DecideOrderReward<S, C> {
