@@ -9,10 +9,26 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 export SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 started=$SECONDS
+phase() { echo "== $* (at $((SECONDS - started)) s)"; }
 
+# The build is most of a fresh clone's time and needs nothing setup installs: start it now,
+# so it overlaps the downloads and the stack's start. The same two commands as below (the
+# functions' build, then the tests'), so each later one only finds its work done.
+BUILD_LOG="$ROOT/target/test-build.log"
+mkdir -p "$ROOT/target"
+case "$MODE" in
+  soak) TESTS=(-p market-tests --test chaos) ;;
+  *) TESTS=(--workspace) ;;
+esac
+( cargo build --workspace --bins --locked --quiet && cargo test "${TESTS[@]}" --locked --no-run --quiet ) >"$BUILD_LOG" 2>&1 &
+BUILD_PID=$!
+stop_build() { pkill -TERM -P "$BUILD_PID" 2>/dev/null || true; kill "$BUILD_PID" 2>/dev/null || true; }
+trap stop_build EXIT
+
+phase setup
 scripts/setup.sh
 
-echo "== template checks"
+phase "template checks"
 .local/venv/bin/cfn-lint infra/template.yaml
 .local/venv/bin/sam validate --lint -t infra/template.yaml >/dev/null
 
@@ -21,12 +37,15 @@ STACK="test-$$"
 # seconds (visibility 10 s, 3 receives), and a 2 s configuration cache (the tests wait for
 # config changes); the definitions are otherwise the template's.
 export LOCAL_PARAMETERS="MaxReceiveCount=3,ConfigCacheTtlMs=2000" LOCAL_QUEUE_VISIBILITY_TIMEOUT=10
-trap 'scripts/stack.sh down "$STACK"' EXIT
+trap 'stop_build; scripts/stack.sh down "$STACK"' EXIT
+phase "stack up"
 scripts/stack.sh up "$STACK"
+phase "build (started at 0 s)"
+if ! wait "$BUILD_PID"; then cat "$BUILD_LOG" >&2; echo "build failed" >&2; exit 1; fi
 # The functions' configuration for the end-to-end tests (tests/tests/rpc.rs relies on it).
 export MARKET_CONFIG_JSON='{"max_active_codes":5,"min_withdraw_amount":10,"currency":"USD"}'
 export RUST_LOG="${TEST_RUST_LOG:-warn}"
-echo "== functions (cargo lambda watch)"
+phase "functions (cargo lambda watch)"
 scripts/stack.sh functions "$STACK" --test
 set -a; . ".local/stacks/$STACK/env"; set +a
 
@@ -35,9 +54,9 @@ export CHAOS_REPORT="$ROOT/target/chaos-report.txt"
 rm -f "$CHAOS_REPORT"
 case "$MODE" in
   all)
-    echo "== cargo test"
+    phase "cargo test"
     cargo test --workspace --locked
-    echo "== web console in Chromium (Playwright)"
+    phase "web console in Chromium (Playwright)"
     npm --prefix web run --silent build >/dev/null
     scripts/stack.sh console "$STACK"
     set -a; . ".local/stacks/$STACK/env"; set +a
@@ -45,7 +64,7 @@ case "$MODE" in
     MARKET_CLI="$ROOT/target/debug/market-cli" MARKET_STACK_ENV="$ROOT/.local/stacks/$STACK/env" \
       CONSOLE_ARTIFACTS="$ROOT/target/console-artifacts" npm --prefix web test --silent ;;
   soak)
-    echo "== soak: chaos workload, ${SOAK_OPS:-20000} operations"
+    phase "soak: chaos workload, ${SOAK_OPS:-20000} operations"
     CHAOS_OPS="${SOAK_OPS:-20000}" cargo test --locked -p market-tests --test chaos -- --nocapture ;;
   *) echo "usage: $0 [all|soak]" >&2; exit 2 ;;
 esac

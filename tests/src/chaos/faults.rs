@@ -38,7 +38,7 @@ impl Fault {
 pub fn schedule(rng: &mut StdRng, count: usize) -> Vec<(Duration, Fault)> {
     (0..count)
         .map(|_| {
-            let gap = Duration::from_millis(rng.gen_range(2_000..6_000));
+            let gap = Duration::from_millis(rng.gen_range(3_000..8_000));
             let ms = |lo: u64, hi: u64, rng: &mut StdRng| Duration::from_millis(rng.gen_range(lo..=hi));
             let fault = match rng.gen_range(0..10) {
                 0..=3 => Fault::PauseDynamo(ms(500, 5_000, rng)),

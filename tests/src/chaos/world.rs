@@ -104,7 +104,7 @@ pub struct World {
     pub inviters: Vec<UserId>,
     pub deps: Deps<DynamoStore, RedisConfig>,
     /// Creates codes dated three days back with a one-day expiry: expired when used.
-    past: Deps<DynamoStore, StaticConfig>,
+    pub(super) past: Deps<DynamoStore, StaticConfig>,
     configs: Arc<RedisConfig>,
     pub fallback: MarketConfig,
     pub rpc: Rpc,
