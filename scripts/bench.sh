@@ -5,7 +5,25 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 scripts/setup.sh
 STACK="bench-$$"
-trap 'scripts/stack.sh down "$STACK"' EXIT
+# Every benchmark writes its figures as a section here; merged into bench.json at the end
+# (also when one fails: what was measured is kept).
+export BENCH_OUT="$ROOT/target/bench"
+rm -rf "$BENCH_OUT"; mkdir -p "$BENCH_OUT"
+merge() {
+  python3 - "$BENCH_OUT" <<'PY'
+import json, os, sys, datetime
+out = sys.argv[1]
+doc = {"measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+for name in sorted(os.listdir(out)):
+    if name.endswith(".json") and name != "bench.json":
+        with open(os.path.join(out, name)) as f:
+            doc[name[:-5]] = json.load(f)
+with open(os.path.join(out, "bench.json"), "w") as f:
+    json.dump(doc, f, indent=2)
+print(f"figures: {os.path.join(out, 'bench.json')}")
+PY
+}
+trap 'merge; scripts/stack.sh down "$STACK"' EXIT
 scripts/stack.sh up "$STACK"
 export MARKET_CONFIG_JSON='{"max_active_codes":50,"min_withdraw_amount":1,"currency":"USD"}' RUST_LOG=warn
 scripts/stack.sh functions "$STACK" --bench

@@ -204,6 +204,7 @@ def main():
     print(f"{'function':<28}{'init':>9}{'first':>9}{'warm':>8}{'cold overhead':>15}{'x floor':>9}{'peak RSS':>10}{'binary':>9}"
           + (f"{'metrics cost':>14}" if metrics_cost else ""))
     floor = None
+    figures = {}  # for bench.json (BENCH_OUT, set by scripts/bench.sh)
     targets = list(REFERENCES.items()) + [(label, "GetItem") for label in EXTRA] + [(b, m) for b, m in FUNCTIONS.items() if not only or b in only]
     for binary, method in targets:
         if not os.path.exists(path_of(binary)):
@@ -228,11 +229,22 @@ def main():
         ratio = f"{overhead / floor:>8.2f}x" if floor and not reference else f"{'':>9}"
         line = (f"{binary:<28}{med(results, 0):>7.1f}ms{med(results, 1):>7.1f}ms{med(results, 2):>6.1f}ms{overhead:>13.1f}ms"
                 f"{ratio}{rss:>7.1f}MiB{size:>6.1f}MiB")
+        figures[binary] = {"init_ms": med(results, 0), "first_ms": med(results, 1), "warm_ms": med(results, 2),
+                           "cold_overhead_ms": overhead, "x_floor": overhead / floor if floor and not reference else None,
+                           "peak_rss_mib": rss if rss == rss else None, "binary_mib": size}
         if with_cost:
-            line += f"{(med(results, 0) + med(results, 1)) - (med(bare, 0) + med(bare, 1)):>+12.2f}ms"
+            cost = (med(results, 0) + med(results, 1)) - (med(bare, 0) + med(bare, 1))
+            figures[binary]["metrics_cost_ms"] = cost
+            line += f"{cost:>+12.2f}ms"
         print(line)
     print("targets (issue 15): every RPC function's cold overhead <= 20 ms and <= 1.2x the floor over TLS;"
           " peak RSS < 24 MiB; binary < 8 MiB")
+    out = os.environ.get("BENCH_OUT")
+    if out:
+        os.makedirs(out, exist_ok=True)
+        name = "coldstart_tls" if tls else "coldstart"
+        with open(os.path.join(out, f"{name}.json"), "w") as f:
+            json.dump({"runs": runs, "where": where, "functions": figures}, f, indent=2)
 
 
 if __name__ == "__main__":

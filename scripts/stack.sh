@@ -165,7 +165,7 @@ functions() {
   local flags=() build=()
   case "${1:-}" in
     --test) flags=(--ignore-changes --concurrency 4) ;;
-    --bench) flags=(--ignore-changes --release); build=(--release) ;;
+    --bench) flags=(--ignore-changes --concurrency 4 --release); build=(--release) ;;
   esac
   # Every function instance of `cargo lambda watch` watches the checkout recursively (even
   # with --ignore-changes): a second stack's functions can exhaust the inotify limit, and an

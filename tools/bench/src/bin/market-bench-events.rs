@@ -8,14 +8,15 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use market_domain::config::MarketConfig;
 use market_domain::policy::TriggerLimit;
 use market_domain::ports::prelude::*;
 use market_domain::processors::{ApplyRefund, ApplyReward, CreateInviteCode, OrderRefunded, Processor};
+use market_bench::{event_path, per_second};
 use market_tests::amqp::{eventually, Publisher};
+use serde_json::json;
 
 fn rate(n: usize, d: Duration) -> String {
     format!("{:>8.0}/s  ({n} in {:.2} s)", n as f64 / d.as_secs_f64(), d.as_secs_f64())
@@ -33,17 +34,10 @@ async fn main() {
     let sqs = aws_sdk_sqs::Client::new(&market_storage::aws_config().await);
     println!("\nHelium Market event benchmark: {n} order.paid events");
 
-    // Raw SQS SendMessageBatch (10 per call, sequential) to a scratch queue.
-    let scratch = sqs.create_queue().queue_name(format!("bench-raw-{}", nanoid::nanoid!(6))).send().await.unwrap();
-    let scratch = scratch.queue_url().unwrap().to_owned();
-    let started = Instant::now();
-    for chunk in 0..n.div_ceil(10) {
-        let entries: Vec<_> = (0..10)
-            .map(|i| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(format!("{{\"n\":{}}}", chunk * 10 + i)).build().unwrap())
-            .collect();
-        sqs.send_message_batch().queue_url(&scratch).set_entries(Some(entries)).send().await.unwrap();
-    }
-    let raw_sqs = started.elapsed();
+    // Raw SQS: one hop (SendMessageBatch of 10, sequential) and two hops (the reward path's
+    // SQS calls with the event sources' pollers, no functions).
+    let raw_sqs = event_path::raw_one_hop(&sqs, n).await;
+    let raw_two = event_path::raw_two_hops(&sqs, n).await;
 
     // The reward transaction alone (sequential), for a referred buyer.
     let inviter = market_tests::user("bench-inviter");
@@ -81,6 +75,32 @@ async fn main() {
     let store = market_tests::store().await;
     eventually("referral", 60, || async { store.get_policy(&b).await.unwrap().and_then(|p| p.inviter).is_some() }).await;
 
+    // Stage by stage: the bridge alone (event sources paused, so it shares the local SQS with
+    // nothing and the events wait in the OrderPaid queue), then the hook and the processor
+    // working off that backlog.
+    let order_paid_queue = std::env::var("ORDER_PAID_QUEUE_URL").expect("ORDER_PAID_QUEUE_URL");
+    let (bridge_alone, from_queue) = {
+        let paused = event_path::SourcesPaused::pause();
+        let waiting = event_path::queued(&sqs, &order_paid_queue).await;
+        let started = Instant::now();
+        for i in 0..n {
+            publisher.order_paid(&format!("ev-{b}-s{i}"), &format!("{b}-s{i}"), b.as_str(), 100).await;
+        }
+        while event_path::queued(&sqs, &order_paid_queue).await < waiting + n {
+            assert!(started.elapsed() < Duration::from_secs(600), "the bridge did not relay every event");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let bridge_alone = started.elapsed();
+        drop(paused);
+        let started = Instant::now();
+        while store.get_stats(&a).await.unwrap().rewarded_orders < n as u64 {
+            assert!(started.elapsed() < Duration::from_secs(600), "the backlog was not worked off");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (bridge_alone, started.elapsed())
+    };
+
+    // End to end, everything running.
     let url = std::env::var("AMQP_URL").unwrap();
     let conn = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await.unwrap();
     let probe = conn.create_channel().await.unwrap();
@@ -92,7 +112,7 @@ async fn main() {
     // Relay: until the bridge's RabbitMQ queue is drained (it acks only after SQS accepted).
     let options = QueueDeclareOptions { passive: true, durable: true, ..Default::default() };
     let mut drained = None;
-    while drained.is_none() || store.get_stats(&a).await.unwrap().rewarded_orders < n as u64 {
+    while drained.is_none() || store.get_stats(&a).await.unwrap().rewarded_orders < 2 * n as u64 {
         if drained.is_none() {
             let q = probe.queue_declare("helium-market.shop.order.paid".into(), options, FieldTable::default()).await.unwrap();
             if q.message_count() == 0 {
@@ -115,16 +135,55 @@ async fn main() {
     }
     let e2e_refunds = started.elapsed();
 
-    println!("{:<44} {}", "raw SQS SendMessageBatch (10/call)", rate(n, raw_sqs));
-    println!("{:<44} {}", "raw reward transaction (ApplyReward)", rate(n, raw_tx));
-    println!("{:<44} {}", "RabbitMQ publish with confirms (test client)", rate(n, published));
-    println!("{:<44} {}", "bridge relay (RabbitMQ queue drained)", rate(n, drained.unwrap_or(e2e)));
-    println!("{:<44} {}", "end to end (publish -> reward in DynamoDB)", rate(n, e2e));
-    println!("{:<44} {}", "raw refund (read + transaction, ApplyRefund)", rate(n, raw_refund));
-    println!("{:<44} {}", "end to end (publish -> refund in DynamoDB)", rate(n, e2e_refunds));
+    let relay = drained.unwrap_or(e2e);
+    println!("{:<52} {}", "raw reward transaction (ApplyReward)", rate(n, raw_tx));
+    println!("{:<52} {}", "RabbitMQ publish with confirms (test client)", rate(n, published));
+    println!("{:<52} {}", "bridge relay, end to end running (queue drained)", rate(n, relay));
+    println!("{:<52} {}", "raw refund (read + transaction, ApplyRefund)", rate(n, raw_refund));
+    println!("{:<52} {}", "end to end (publish -> refund in DynamoDB)", rate(n, e2e_refunds));
     println!(
-        "{:<44} reward {:.1} CU in {:.1} calls; refund {:.1} CU in {:.1} calls",
+        "{:<52} reward {:.1} CU in {:.1} calls; refund {:.1} CU in {:.1} calls",
         "capacity per event (consistent read + transaction)", reward_cost.0, reward_cost.1, refund_cost.0, refund_cost.1
+    );
+
+    // Where one event's time goes: each stage at its own rate, in ms per event.
+    let ms_per = |d: Duration| d.as_secs_f64() * 1000.0 / n as f64;
+    println!("\nEvent path, stage by stage ({n} events each; ms per event = 1 / rate):");
+    println!("{:<60} {:>18} {:>10}", "stage", "rate", "ms/event");
+    let stages = [
+        ("raw SQS SendMessageBatch (10/call, sequential)", raw_sqs),
+        ("raw SQS two hops (send; receive, send, delete; receive, delete)", raw_two),
+        ("bridge alone: RabbitMQ -> bridge -> SQS (sources paused)", bridge_alone),
+        ("from the queue: SQS -> hook -> SQS -> processor -> DynamoDB", from_queue),
+        ("end to end: publish -> reward in DynamoDB (all running)", e2e),
+    ];
+    for (name, d) in stages {
+        println!("{name:<60} {:>14.1}/s {:>8.1}", per_second(n, d), ms_per(d));
+    }
+    let e2e_ratio = per_second(n, e2e) / per_second(n, raw_two);
+    let bridge_ratio = per_second(n, bridge_alone) / per_second(n, raw_sqs);
+    println!("end to end / raw two hops      {e2e_ratio:.2}x (target >= 0.8x)");
+    println!("bridge alone / raw one hop     {bridge_ratio:.2}x (target >= 0.9x)");
+    println!("({} pollers per queue in the raw path, as the local event sources run)", event_path::pollers());
+    market_bench::record(
+        "events",
+        json!({
+            "events": n,
+            "per_second": {
+                "raw_sqs_send_message_batch": per_second(n, raw_sqs),
+                "raw_sqs_two_hops": per_second(n, raw_two),
+                "raw_reward_transaction": per_second(n, raw_tx),
+                "raw_refund": per_second(n, raw_refund),
+                "rabbitmq_publish": per_second(n, published),
+                "bridge_alone": per_second(n, bridge_alone),
+                "bridge_with_end_to_end": per_second(n, relay),
+                "from_queue_hook_and_processor": per_second(n, from_queue),
+                "end_to_end_rewards": per_second(n, e2e),
+                "end_to_end_refunds": per_second(n, e2e_refunds),
+            },
+            "ratios": { "end_to_end_vs_raw_two_hops": e2e_ratio, "bridge_alone_vs_raw_one_hop": bridge_ratio },
+            "capacity_units": { "reward": reward_cost.0, "reward_calls": reward_cost.1, "refund": refund_cost.0, "refund_calls": refund_cost.1 },
+        }),
     );
     println!("(functions are release builds under cargo lambda watch; local SQS is moto, single-threaded)");
 

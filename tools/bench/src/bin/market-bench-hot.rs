@@ -173,4 +173,13 @@ async fn main() {
         p(0.99)
     );
     println!("invariants 1–3 exact for the hot inviter: {} rewards, total earned {}", stats.rewarded_orders, stats.total_earned.minor());
+    let run = |r: &Run| serde_json::json!({ "rewards_per_second": r.rate, "seconds": r.elapsed.as_secs_f64(), "conflicts_retried": r.conflicts, "gave_up": r.gave_up, "capacity_units_per_reward": r.cu_per_reward });
+    market_bench::record(
+        &format!("hot_affiliate_c{concurrency}"),
+        serde_json::json!({
+            "rewards": n, "concurrency": concurrency, "spread": run(&spread_run), "hot": run(&hot_run),
+            "hot_vs_spread": hot_run.rate / spread_run.rate,
+            "hot_withdrawals": { "paid": ok, "refused": refused, "gave_up": unavailable, "p50_ms": p(0.5), "p99_ms": p(0.99) },
+        }),
+    );
 }

@@ -93,8 +93,18 @@ async fn main() {
         "rpc", "rpc p50", "rpc p99", "direct p50", "direct p99", "ratio", "ddb calls", "CU/call", "binary", "peak RSS"
     );
 
+    let rows = std::cell::RefCell::new(serde_json::Map::new());
     let row = |name: &str, binary: &str, rpc_s: Vec<Duration>, direct_s: Vec<Duration>, trips: f64, cu: f64| {
         let (r, dd) = (figures(rpc_s), figures(direct_s));
+        rows.borrow_mut().insert(
+            name.to_owned(),
+            serde_json::json!({
+                "rpc_p50_ms": r.p50.as_secs_f64() * 1e3, "rpc_p99_ms": r.p99.as_secs_f64() * 1e3,
+                "direct_p50_ms": dd.p50.as_secs_f64() * 1e3, "direct_p99_ms": dd.p99.as_secs_f64() * 1e3,
+                "ratio_p50": r.p50.as_secs_f64() / dd.p50.as_secs_f64(), "dynamodb_calls": trips, "capacity_units": cu,
+                "binary_mib": binary_mib(binary), "peak_rss_mib": peak_rss_mib(binary),
+            }),
+        );
         println!(
             "{:<24} {:>7}ms {:>7}ms {:>8}ms {:>8}ms {:>6.1}x {:>11.1} {:>8.1} {:>7.1}MiB {:>6}MiB",
             name,
@@ -326,4 +336,5 @@ async fn main() {
     let after = usage_c(&cd);
     row("UpdateMarketConfig (Redis)", "update-market-config", rpc_s, direct_s, (after.0 - before.0) as f64 / n as f64, (after.1 - before.1) / n as f64);
     println!("\nddb calls (issued in parallel where they are reads) and CU/call are measured on the direct path (the same calls the function makes).");
+    market_bench::record("rpc", serde_json::json!({ "calls_per_rpc": n, "rpcs": rows.into_inner() }));
 }

@@ -107,6 +107,7 @@ async fn main() {
 
     let mut all = std::mem::take(&mut *samples.lock().unwrap_or_else(|p| p.into_inner()));
     let (mut total, mut internal) = (0usize, 0usize);
+    let mut per_rpc = serde_json::Map::new();
     println!("| RPC | calls | p50 | p99 | max | status codes |");
     println!("|---|---|---|---|---|---|");
     for (name, s) in RPCS.iter().zip(all.iter_mut()) {
@@ -116,9 +117,16 @@ async fn main() {
         total += s.latencies.len();
         internal += s.codes.get(&format!("{:?}", Code::Internal)).copied().unwrap_or(0);
         println!("| {name} | {} | {} | {} | {} | {:?} |", s.latencies.len(), ms(at(0.5)), ms(at(0.99)), ms(at(1.0)), s.codes);
+        let f = |d: Duration| d.as_secs_f64() * 1000.0;
+        per_rpc.insert(name.to_string(), serde_json::json!({ "calls": s.latencies.len(), "p50_ms": f(at(0.5)), "p99_ms": f(at(0.99)), "max_ms": f(at(1.0)), "codes": s.codes }));
     }
     let hung = hung.lock().unwrap_or_else(|p| p.into_inner()).len();
     println!("load: {total} calls in {:.1} s = {:.0} calls/s; INTERNAL {internal}; hung (> {} s) {hung}", elapsed.as_secs_f64(), total as f64 / elapsed.as_secs_f64(), hang.as_secs());
+    market_bench::record(
+        "load",
+        serde_json::json!({ "clients": clients, "seconds": seconds, "calls": total, "calls_per_second": total as f64 / elapsed.as_secs_f64(),
+                            "internal": internal, "hung": hung, "rpcs": per_rpc }),
+    );
     if internal > 0 || hung > 0 {
         std::process::exit(1);
     }
