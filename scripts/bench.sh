@@ -30,7 +30,8 @@ scripts/stack.sh functions "$STACK" --bench
 set -a; . ".local/stacks/$STACK/env"; set +a
 # Built first, then run as plain processes: a `cargo run` would hold the target directory's
 # lock that `cargo lambda watch` needs to (re)start a function.
-cargo build --release -q -p market-bench
+# (--workspace: the features resolve as for the functions' build, so only the bench compiles)
+cargo build --release -q --workspace --bins
 target/release/market-bench
 target/release/market-bench-events
 target/release/market-bench-hot

@@ -174,8 +174,10 @@ functions() {
   if [ "${others:-0}" -gt 0 ]; then
     log "warning: $others other stack(s) of this checkout serve functions; with fs.inotify.max_user_watches=$(cat /proc/sys/fs/inotify/max_user_watches 2>/dev/null) their watchers may not fit (raise it, or stop the other stack)"
   fi
-  # Build first so the first invocation does not pay for compilation.
-  (cd "$ROOT" && cargo build --workspace --bins --quiet "${build[@]}")
+  # Build first so the first invocation does not pay for compilation. Every binary but the
+  # benchmarks' (scripts/bench.sh builds those); the features resolve as for the whole
+  # workspace, so nothing is built twice.
+  (cd "$ROOT" && cargo build --workspace --exclude market-bench --bins --quiet "${build[@]}")
   sed -i '/^MARKET_RPC_URL=/d; /^MARKET_API_URL=/d' "$ENV_FILE"
   echo "MARKET_RPC_URL=http://127.0.0.1:$gateway/lambda-url" >> "$ENV_FILE"
   # The API as a browser sees it (one base URL, routed by gRPC path, as the HTTP API's ApiUrl).

@@ -20,7 +20,7 @@ case "$MODE" in
   soak) TESTS=(-p market-tests --test chaos) ;;
   *) TESTS=(--workspace) ;;
 esac
-( cargo build --workspace --bins --locked --quiet && cargo test "${TESTS[@]}" --locked --no-run --quiet ) >"$BUILD_LOG" 2>&1 &
+( cargo build --workspace --exclude market-bench --bins --locked --quiet && cargo test "${TESTS[@]}" --locked --no-run --quiet ) >"$BUILD_LOG" 2>&1 &
 BUILD_PID=$!
 stop_build() { pkill -TERM -P "$BUILD_PID" 2>/dev/null || true; kill "$BUILD_PID" 2>/dev/null || true; }
 trap stop_build EXIT

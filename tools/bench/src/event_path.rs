@@ -4,8 +4,8 @@
 //! - raw one hop: `SendMessageBatch` of 10, sequential, of the messages the bridge sends
 //!   (the platform's body and the bridge's attributes);
 //! - raw two hops: send to queue A, and per queue as many pollers as the local event sources
-//!   run: receive 10, (A: send the batch to B), delete the batch — the SQS calls of the
-//!   reward path without any function;
+//!   run (taking turns receiving, as theirs do): receive 10, (A: send the batch to B),
+//!   delete the batch — the SQS calls of the reward path without any function;
 //! - the bridge alone (event sources paused): RabbitMQ -> bridge -> SQS;
 //! - hook and processor from that backlog (event sources resumed): SQS -> on-order-paid ->
 //!   SQS -> process-affiliate-reward -> DynamoDB;
@@ -67,10 +67,16 @@ pub async fn raw_one_hop(sqs: &Client, n: usize) -> Duration {
 }
 
 /// One poller: receive up to 10 (long poll 1 s), forward the bodies to `next` if any,
-/// delete the batch; until `done` counts `n` at the last queue.
-async fn poller(sqs: Client, queue: String, next: Option<String>, done: Arc<AtomicUsize>, n: usize) {
+/// delete the batch; until `done` counts `n` at the last queue. A queue's pollers take turns
+/// receiving, as the local event sources' do (moto's receive is not safe against a
+/// concurrent one on the same queue).
+async fn poller(sqs: Client, queue: String, turn: Arc<tokio::sync::Mutex<()>>, next: Option<String>, done: Arc<AtomicUsize>, n: usize) {
     while done.load(Ordering::Relaxed) < n {
-        let Ok(out) = sqs.receive_message().queue_url(&queue).max_number_of_messages(10).wait_time_seconds(1).send().await else { continue };
+        let received = {
+            let _turn = turn.lock().await;
+            sqs.receive_message().queue_url(&queue).max_number_of_messages(10).wait_time_seconds(1).send().await
+        };
+        let Ok(out) = received else { continue };
         let messages = out.messages();
         if messages.is_empty() {
             continue;
@@ -97,9 +103,10 @@ pub async fn raw_two_hops(sqs: &Client, n: usize) -> Duration {
     let done = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
+    let (turn_a, turn_b) = (Arc::new(tokio::sync::Mutex::new(())), Arc::new(tokio::sync::Mutex::new(())));
     for _ in 0..pollers() {
-        tasks.push(tokio::spawn(poller(sqs.clone(), a.clone(), Some(b.clone()), done.clone(), n)));
-        tasks.push(tokio::spawn(poller(sqs.clone(), b.clone(), None, done.clone(), n)));
+        tasks.push(tokio::spawn(poller(sqs.clone(), a.clone(), turn_a.clone(), Some(b.clone()), done.clone(), n)));
+        tasks.push(tokio::spawn(poller(sqs.clone(), b.clone(), turn_b.clone(), None, done.clone(), n)));
     }
     for chunk in 0..n.div_ceil(10) {
         send_batch(sqs, &a, (0..10).map(|i| event(chunk * 10 + i))).await;
