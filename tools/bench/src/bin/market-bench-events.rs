@@ -19,7 +19,7 @@ use market_tests::amqp::{eventually, Publisher};
 use serde_json::json;
 
 fn rate(n: usize, d: Duration) -> String {
-    format!("{:>8.0}/s  ({n} in {:.2} s)", n as f64 / d.as_secs_f64(), d.as_secs_f64())
+    format!("{:>8.0}/s  ({n} in {:.2} s)", per_second(n, d), d.as_secs_f64())
 }
 
 #[tokio::main]
