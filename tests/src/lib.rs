@@ -38,8 +38,26 @@ pub async fn store() -> DynamoStore {
     DynamoStore::from_env(&config).await.expect("table names in the environment")
 }
 
+/// The processors' rule tests (`deps`) fire up to a few hundred requests at once at DynamoDB
+/// Local, which serves them about one at a time on a 2-core machine: a request can wait
+/// seconds in its queue there although it takes milliseconds on DynamoDB, and the functions'
+/// 2 s attempt timeout then fails a test that is about the rules, not the timeouts (seen in
+/// CI). So these wait longer; the functions, `store()`, the chaos run and the lost-response
+/// proxy keep the production timeouts, which is what `unavailable`, `idempotency` and chaos test.
+async fn patient_store() -> DynamoStore {
+    require_stack();
+    let shared = market_storage::aws_config().await;
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .operation_attempt_timeout(std::time::Duration::from_secs(20))
+        .operation_timeout(std::time::Duration::from_secs(60))
+        .build();
+    let config = aws_sdk_dynamodb::config::Builder::from(&shared).timeout_config(timeouts).build();
+    DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), market_storage::Tables::from_env().expect("table names in the environment"))
+}
+
 pub async fn deps(config: MarketConfig) -> TestDeps {
-    Deps::new(store().await, StaticConfig(config))
+    Deps::new(patient_store().await, StaticConfig(config))
 }
 
 /// A user id no other test (or earlier run on the same stack) uses.
