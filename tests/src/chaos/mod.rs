@@ -62,6 +62,8 @@ pub struct Report {
     pub requests: u64,
     /// DynamoDB calls the in-process operations made (the workload's own store), during the workload.
     pub dynamodb_calls: u64,
+    /// Of those, transactions cancelled for a conflict with another one (and retried).
+    pub conflicts: u64,
     pub retries: u64,
     pub published: u64,
     pub faults: Vec<Fault>,
@@ -80,7 +82,7 @@ impl fmt::Display for Report {
         writeln!(f, "  operations   {} ({} end to end): {:?}", self.ops, self.end_to_end, self.by_kind)?;
         writeln!(f, "  requests     {} ({} retries after failures), {} events published", self.requests, self.retries, self.published)?;
         let per_s = self.dynamodb_calls as f64 / self.workload_time.as_secs_f64().max(0.001);
-        writeln!(f, "  dynamodb     {} calls in process during the workload ({per_s:.0}/s)", self.dynamodb_calls)?;
+        writeln!(f, "  dynamodb     {} calls in process during the workload ({per_s:.0}/s), {} transaction conflicts", self.dynamodb_calls, self.conflicts)?;
         let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
         for fault in &self.faults {
             *kinds.entry(fault.name()).or_default() += 1;
@@ -178,6 +180,7 @@ pub async fn run(s: &Settings) -> Report {
     }
     let workload_time = started.elapsed();
     let dynamodb_calls = world.deps.store.usage().round_trips() + world.past.store.usage().round_trips();
+    let conflicts = world.deps.store.usage().conflicts() + world.past.store.usage().conflicts();
     let _ = stop.send(true);
     let injected = match faults_task {
         Some(t) => t.await.unwrap_or_default(),
@@ -203,6 +206,7 @@ pub async fn run(s: &Settings) -> Report {
         by_kind,
         requests: world.counters.requests.load(Ordering::Relaxed),
         dynamodb_calls,
+        conflicts,
         retries: world.counters.retries.load(Ordering::Relaxed),
         published: world.counters.published.load(Ordering::Relaxed),
         faults: injected,
