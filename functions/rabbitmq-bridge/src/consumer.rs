@@ -29,6 +29,10 @@ use crate::publisher::{close_bounded, BROKER_TIMEOUT};
 /// Messages per SQS batch, and how long to wait for more before sending a partial one.
 const BATCH: usize = 10;
 const LINGER: Duration = Duration::from_millis(5);
+/// How long a batch SQS did not take waits before it is requeued: the broker redelivers a
+/// requeued message at once, and without a pause the bridge would retry a struggling SQS in
+/// a tight loop.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 enum End {
     Shutdown,
@@ -90,6 +94,9 @@ async fn session(
         }
         let messages: Vec<InboundMessage> = batch.iter().map(inbound).collect();
         let results = relay.relay(&messages).await;
+        if results.iter().any(|r| matches!(r, Err(e) if !matches!(e, MarketError::InvalidArgument(_)))) {
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
         // The broker answers acks at once; an ack that hangs means the connection is gone (what
         // was not acked is redelivered after the reconnect).
         tokio::time::timeout(BROKER_TIMEOUT, settle(&batch, results)).await.map_err(|_| "broker did not take the acks")??;

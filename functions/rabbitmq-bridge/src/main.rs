@@ -38,9 +38,12 @@ async fn main() -> Result<(), market_lambda::Error> {
         let stop = shutdown_signal()?;
         let outbound = match std::env::var("MARKET_EVENTS_QUEUE_URL") {
             Ok(queue) if !queue.is_empty() => {
-                // Long polls need more room than the request paths' 5 s operation timeout.
+                // Long polls need more room than the request paths' timeouts (2 s per attempt,
+                // 5 s in all): with the shared 2 s attempt timeout every idle 2 s poll timed out
+                // and dropped its connection.
                 let timeouts = aws_config::timeout::TimeoutConfig::builder()
                     .connect_timeout(std::time::Duration::from_secs(1))
+                    .operation_attempt_timeout(std::time::Duration::from_secs(10))
                     .operation_timeout(std::time::Duration::from_secs(30))
                     .build();
                 let sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&aws).timeout_config(timeouts).build());

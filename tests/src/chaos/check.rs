@@ -2,6 +2,10 @@
 //! plus the model: each order's commission computed independently from what was sent.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::hash::Hash;
+
+use futures::StreamExt;
 
 use market_domain::code::InviteCode;
 use market_domain::ids::UserId;
@@ -17,6 +21,21 @@ fn expected(amount: i64, bps: u32) -> i64 {
     (i128::from(amount) * i128::from(bps) / 10_000) as i64
 }
 
+/// The check is a few thousand point reads: made this many at once, not one after another.
+const READS_AT_ONCE: usize = 16;
+
+async fn read_all<K, T, Fut>(keys: impl IntoIterator<Item = K>, read: impl Fn(K) -> Fut) -> HashMap<K, T>
+where
+    K: Eq + Hash + Clone,
+    Fut: Future<Output = T>,
+{
+    let reads = keys.into_iter().map(|k| {
+        let read = read(k.clone());
+        async move { (k, read.await) }
+    });
+    futures::stream::iter(reads).buffer_unordered(READS_AT_ONCE).collect().await
+}
+
 /// Every violation found, and the withdrawals in the ledger (for the outbound check).
 pub async fn check(w: &World) -> (Vec<String>, HashSet<String>) {
     let mut v = std::mem::take(&mut w.sent().violations);
@@ -27,8 +46,11 @@ pub async fn check(w: &World) -> (Vec<String>, HashSet<String>) {
     // Buyers: one inviter at most, never themselves, only through a valid code they sent.
     let mut policies = HashMap::new();
     let mut invited: HashMap<UserId, u64> = HashMap::new();
+    let stored = read_all(sent.buyers.iter().map(|b| b.user.clone()), |u| async move { store.get_policy(&u).await.ok() }).await;
+    let codes: HashSet<String> = stored.values().flatten().flatten().filter_map(|p| p.invite_code.as_ref().map(|c| c.to_string())).chain(sent.created.iter().map(|(_, _, c)| c.clone())).collect();
+    let stored_codes = read_all(codes.into_iter().filter_map(|c| InviteCode::parse(&c).ok()), |c| async move { store.get_code(&c).await }).await;
     for b in &sent.buyers {
-        let Ok(policy) = store.get_policy(&b.user).await else {
+        let Some(Some(policy)) = stored.get(&b.user).cloned() else {
             v.push(format!("{}: policy unreadable", b.user));
             continue;
         };
@@ -50,8 +72,8 @@ pub async fn check(w: &World) -> (Vec<String>, HashSet<String>) {
                 v.push(format!("{}: referred by {inviter} with {code:?}, not a valid code it registered with: {:?}", b.user, b.registrations));
             }
             if let Some(c) = p.invite_code.as_ref() {
-                match store.get_code(c).await {
-                    Ok(Some(rec)) if &rec.owner_id == inviter => {}
+                match stored_codes.get(c) {
+                    Some(Ok(Some(rec))) if &rec.owner_id == inviter => {}
                     other => v.push(format!("{}: code {c} is not {inviter}'s: {other:?}", b.user)),
                 }
             }
@@ -61,12 +83,18 @@ pub async fn check(w: &World) -> (Vec<String>, HashSet<String>) {
 
     // Orders: the commission of each, from what was sent.
     let mut earned_per_buyer: HashMap<UserId, u32> = HashMap::new();
+    let commission_keys = sent.orders.iter().filter_map(|o| Some((policies.get(&o.buyer)?.inviter.clone()?, o.order.clone())));
+    let commissions = read_all(commission_keys, |(inviter, order)| async move { store.get_commission(&inviter, &order).await }).await;
     for o in &sent.orders {
         let Some(inviter) = policies.get(&o.buyer).and_then(|p| p.inviter.clone()) else { continue };
         let i = w.inviters.iter().position(|u| u == &inviter);
-        let c = match store.get_commission(&inviter, &o.order).await {
-            Ok(c) => c,
-            Err(e) => {
+        let c = match commissions.get(&(inviter.clone(), o.order.clone())) {
+            Some(Ok(c)) => c.clone(),
+            None => {
+                v.push(format!("order {}: commission not read", o.order));
+                continue;
+            }
+            Some(Err(e)) => {
                 v.push(format!("order {}: commission unreadable: {e}", o.order));
                 continue;
             }
@@ -136,8 +164,8 @@ pub async fn check(w: &World) -> (Vec<String>, HashSet<String>) {
     }
     for (code, owner) in &owners {
         match InviteCode::parse(code) {
-            Ok(c) => match store.get_code(&c).await {
-                Ok(Some(rec)) if rec.owner_id == w.inviters[*owner] => {}
+            Ok(c) => match stored_codes.get(&c) {
+                Some(Ok(Some(rec))) if rec.owner_id == w.inviters[*owner] => {}
                 other => v.push(format!("code {code}: answered to {} but stored {other:?}", w.inviters[*owner])),
             },
             Err(e) => v.push(format!("code {code} answered, not a code: {e}")),
@@ -146,8 +174,14 @@ pub async fn check(w: &World) -> (Vec<String>, HashSet<String>) {
 
     // Inviters: money invariants, codes within the limit, referrals counted.
     let mut withdrawn_ids = HashSet::new();
+    let mut accounts = read_all(w.inviters.iter().cloned(), |user| async move {
+        let (money, codes) = futures::join!(money_violations(store, &user), store.list_active_codes(&user));
+        (money, codes.map(|c| c.len() as u64).unwrap_or(u64::MAX))
+    })
+    .await;
     for (i, user) in w.inviters.iter().enumerate() {
-        let (stats, history, money) = match money_violations(store, user).await {
+        let Some((money, active)) = accounts.remove(user) else { continue };
+        let (stats, history, money) = match money {
             Ok(r) => r,
             Err(e) => {
                 v.push(format!("{user}: unreadable: {e}"));
@@ -155,7 +189,6 @@ pub async fn check(w: &World) -> (Vec<String>, HashSet<String>) {
             }
         };
         v.extend(money);
-        let active = store.list_active_codes(user).await.map(|c| c.len() as u64).unwrap_or(u64::MAX);
         let max = u64::from(sent.max_codes.get(&i).copied().unwrap_or(0).max(global_max_codes));
         if active > max || active != u64::from(stats.active_codes) {
             v.push(format!("{user}: {active} active codes, counter {}, max ever {max}", stats.active_codes));

@@ -73,6 +73,8 @@ pub struct Report {
     /// (operation, path) → (count, total time): where the workload's time goes.
     pub timings: BTreeMap<(&'static str, &'static str), (u32, Duration)>,
     pub workload_time: Duration,
+    /// Waiting for the queues to drain (redeliveries after faults) and redriving dead letters.
+    pub drain_time: Duration,
     pub total_time: Duration,
 }
 
@@ -89,7 +91,8 @@ impl fmt::Display for Report {
         }
         writeln!(f, "  faults       {} injected: {kinds:?}", self.faults.len())?;
         writeln!(f, "  drained      {} dead letters redriven, {} withdrawal events on RabbitMQ", self.redriven, self.outbound)?;
-        writeln!(f, "  time         workload {:.1} s, total {:.1} s", self.workload_time.as_secs_f64(), self.total_time.as_secs_f64())?;
+        let (workload, drain, total) = (self.workload_time.as_secs_f64(), self.drain_time.as_secs_f64(), self.total_time.as_secs_f64());
+        writeln!(f, "  time         workload {workload:.1} s, drain {drain:.1} s, check and the rest {:.1} s, total {total:.1} s", total - workload - drain)?;
         let means: Vec<String> = self
             .timings
             .iter()
@@ -187,7 +190,9 @@ pub async fn run(s: &Settings) -> Report {
         None => vec![],
     };
 
+    let drain_started = Instant::now();
     let redriven = drain(&world).await;
+    let drain_time = drain_started.elapsed();
     let (mut violations, withdrawn) = check::check(&world).await;
     let users: Vec<&str> = world.inviters.iter().map(|u| u.as_str()).collect();
     let received = withdrawn_events(&outbound, &withdrawn, &users, 180).await;
@@ -215,6 +220,7 @@ pub async fn run(s: &Settings) -> Report {
         violations,
         timings,
         workload_time,
+        drain_time,
         total_time: started.elapsed(),
     }
 }
