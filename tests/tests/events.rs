@@ -10,6 +10,11 @@ use market_proto::v1::GetAffiliateStatsRequest;
 use market_tests::amqp::{eventually, Publisher};
 use market_tests::rpc::Rpc;
 
+/// How long an event may take to be applied. These tests run at once, and
+/// `a_killed_bridge_loses_nothing` puts 1 000 orders in the same queues: an event published
+/// meanwhile waits behind them (in CI one took 66 s, over the 60 s this used to be).
+const QUEUED: u64 = 240;
+
 fn id(prefix: &str) -> String {
     format!("{prefix}-{}", nanoid::nanoid!(10))
 }
@@ -47,12 +52,12 @@ async fn registration_and_paid_orders_reach_the_inviters_stats() {
     let (a, b) = (market_tests::user("a"), market_tests::user("b"));
     let code = code_for(&a).await;
     publisher.user_registered(&id("ev"), b.as_str(), Some(&code.to_lowercase())).await;
-    eventually("B referred by A", 60, || async { inviter_of(&b).await.as_ref() == Some(&a) }).await;
+    eventually("B referred by A", QUEUED, || async { inviter_of(&b).await.as_ref() == Some(&a) }).await;
 
     publisher.order_paid(&id("ev"), &id("order"), b.as_str(), 1999).await;
     publisher.order_paid(&id("ev"), &id("order"), b.as_str(), 500).await;
     let store = market_tests::store().await;
-    eventually("two rewards", 60, || async { store.get_stats(&a).await.unwrap().rewarded_orders == 2 }).await;
+    eventually("two rewards", QUEUED, || async { store.get_stats(&a).await.unwrap().rewarded_orders == 2 }).await;
 
     let rpc = Rpc::from_env().unwrap();
     let stats = rpc.client().get_affiliate_stats(Rpc::authed(GetAffiliateStatsRequest {}, &rpc.token(a.as_str()))).await.unwrap().into_inner();
@@ -68,11 +73,11 @@ async fn trigger_limit_one_rewards_only_the_first_order() {
     let code = code_for(&a).await;
     set_trigger_limit(&a, 1).await;
     publisher.user_registered(&id("ev"), b.as_str(), Some(&code)).await;
-    eventually("B referred", 60, || async { inviter_of(&b).await.is_some() }).await;
+    eventually("B referred", QUEUED, || async { inviter_of(&b).await.is_some() }).await;
     let first = id("order");
     publisher.order_paid(&id("ev"), &first, b.as_str(), 1000).await;
     let store = market_tests::store().await;
-    eventually("first reward", 60, || async { store.get_stats(&a).await.unwrap().rewarded_orders == 1 }).await;
+    eventually("first reward", QUEUED, || async { store.get_stats(&a).await.unwrap().rewarded_orders == 1 }).await;
     let second_event = id("ev");
     publisher.order_paid(&second_event, &id("order"), b.as_str(), 1000).await;
     // A marker order of another referral, published after the second: once it is rewarded,
@@ -80,9 +85,9 @@ async fn trigger_limit_one_rewards_only_the_first_order() {
     let (c, d) = (market_tests::user("c"), market_tests::user("d"));
     let code_c = code_for(&c).await;
     publisher.user_registered(&id("ev"), d.as_str(), Some(&code_c)).await;
-    eventually("D referred", 60, || async { inviter_of(&d).await.is_some() }).await;
+    eventually("D referred", QUEUED, || async { inviter_of(&d).await.is_some() }).await;
     publisher.order_paid(&id("ev"), &id("order"), d.as_str(), 1000).await;
-    eventually("marker reward", 60, || async { store.get_stats(&c).await.unwrap().rewarded_orders == 1 }).await;
+    eventually("marker reward", QUEUED, || async { store.get_stats(&c).await.unwrap().rewarded_orders == 1 }).await;
     let stats = store.get_stats(&a).await.unwrap();
     assert_eq!((stats.rewarded_orders, stats.total_earned.minor()), (1, 100));
     assert_eq!(store.get_policy(&b).await.unwrap().unwrap().rewards_triggered, 1);
@@ -94,7 +99,7 @@ async fn redelivered_and_invalid_referrals_change_nothing_twice() {
     let (a, b) = (market_tests::user("a"), market_tests::user("b"));
     let code = code_for(&a).await;
     publisher.user_registered(&id("ev"), b.as_str(), Some(&code)).await;
-    eventually("B referred", 60, || async { inviter_of(&b).await.is_some() }).await;
+    eventually("B referred", QUEUED, || async { inviter_of(&b).await.is_some() }).await;
 
     // The same order three times.
     let (event, order) = (id("ev"), id("order"));
@@ -117,15 +122,15 @@ async fn redelivered_and_invalid_referrals_change_nothing_twice() {
     publisher.user_registered(&id("ev"), h.as_str(), Some(&g_code)).await;
 
     let store = market_tests::store().await;
-    eventually("registrations processed", 60, || async {
+    eventually("registrations processed", QUEUED, || async {
         registered(&a).await && registered(&stranger).await && registered(&h).await
     })
     .await;
-    eventually("the order rewarded", 60, || async { store.get_stats(&a).await.unwrap().rewarded_orders >= 1 }).await;
+    eventually("the order rewarded", QUEUED, || async { store.get_stats(&a).await.unwrap().rewarded_orders >= 1 }).await;
     // A marker published last on the same queue: once it is applied, the duplicates were seen.
     let marker_event = id("ev");
     publisher.order_paid(&marker_event, &id("order"), b.as_str(), 10).await;
-    eventually("marker reward", 60, || async { store.get_stats(&a).await.unwrap().rewarded_orders == 2 }).await;
+    eventually("marker reward", QUEUED, || async { store.get_stats(&a).await.unwrap().rewarded_orders == 2 }).await;
 
     let stats = store.get_stats(&a).await.unwrap();
     assert_eq!((stats.rewarded_orders, stats.total_earned.minor(), stats.invited_count), (2, 101, 1));
@@ -144,7 +149,7 @@ async fn a_poison_message_goes_to_the_dlq_and_its_siblings_are_applied() {
     let (a, b) = (market_tests::user("a"), market_tests::user("b"));
     let code = code_for(&a).await;
     publisher.user_registered(&id("ev"), b.as_str(), Some(&code)).await;
-    eventually("B referred", 60, || async { inviter_of(&b).await.is_some() }).await;
+    eventually("B referred", QUEUED, || async { inviter_of(&b).await.is_some() }).await;
 
     let marker = id("poison");
     publisher.publish("shop", "order.paid", &marker, &format!("{{\"event_id\":\"{marker}\",\"amount\":\"lots\"}}")).await;
@@ -152,11 +157,11 @@ async fn a_poison_message_goes_to_the_dlq_and_its_siblings_are_applied() {
         publisher.order_paid(&id("ev"), &id("order"), b.as_str(), 1000).await;
     }
     let store = market_tests::store().await;
-    eventually("the three valid orders", 60, || async { store.get_stats(&a).await.unwrap().rewarded_orders == 3 }).await;
+    eventually("the three valid orders", QUEUED, || async { store.get_stats(&a).await.unwrap().rewarded_orders == 3 }).await;
 
     let sqs = aws_sdk_sqs::Client::new(&market_storage::aws_config().await);
     let dlq = std::env::var("QUEUE_URL_OrderPaidDLQ").unwrap();
-    eventually("the poison message in the DLQ", 90, || {
+    eventually("the poison message in the DLQ", QUEUED + 30, || {
         let (sqs, dlq, marker) = (sqs.clone(), dlq.clone(), marker.clone());
         async move {
             let out = sqs
@@ -185,7 +190,7 @@ async fn a_killed_bridge_loses_nothing() {
     let (a, b) = (market_tests::user("a"), market_tests::user("b"));
     let code = code_for(&a).await;
     publisher.user_registered(&id("ev"), b.as_str(), Some(&code)).await;
-    eventually("B referred", 60, || async { inviter_of(&b).await.is_some() }).await;
+    eventually("B referred", QUEUED, || async { inviter_of(&b).await.is_some() }).await;
 
     let stack_dir = std::env::var("MARKET_STACK_DIR").unwrap();
     let pid = std::fs::read_to_string(format!("{stack_dir}/pids/bridge.pid")).unwrap().trim().to_owned();
