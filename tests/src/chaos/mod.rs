@@ -14,7 +14,7 @@ pub mod world;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -129,7 +129,7 @@ pub async fn run(s: &Settings) -> Report {
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(s.seed);
     let ops = workload::draw(&mut rng, s.ops, s.inviters, s.e2e_percent);
-    let schedule = faults::schedule(&mut rng, 10_000);
+    let schedule = faults::schedule(&mut rng, s.ops / 250 + 1);
     let world = Arc::new(World::new(format!("chaos-{}", nanoid::nanoid!(6, &nanoid::alphabet::SAFE[2..])), s.inviters).await);
     let original = world.stored_config().await;
     let outbound = WithdrawnQueue::bind().await;
@@ -142,29 +142,39 @@ pub async fn run(s: &Settings) -> Report {
     let queue = Arc::new(Mutex::new(ops.into_iter().collect::<VecDeque<_>>()));
     let timings = Arc::new(Mutex::new(BTreeMap::new()));
 
+    // Operations taken by the workers so far: the fault schedule counts in operations.
+    let taken = Arc::new(AtomicUsize::new(0));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let faults_task = tokio::spawn(async move {
-        let mut injected = Vec::new();
-        for (gap, fault) in schedule {
-            let mut stopped = stopped.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(gap) => {}
-                _ = stopped.wait_for(|s| *s) => break,
+    let faults_task = tokio::spawn({
+        let taken = taken.clone();
+        async move {
+            let mut injected = Vec::new();
+            let mut due = 0;
+            for (gap, fault) in schedule {
+                due += gap;
+                while taken.load(Ordering::Relaxed) < due {
+                    let mut stopped = stopped.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                        _ = stopped.wait_for(|s| *s) => return injected,
+                    }
+                }
+                faults::inject(fault).await;
+                injected.push(fault);
             }
-            faults::inject(fault).await;
-            injected.push(fault);
+            injected
         }
-        injected
     });
     let faults_task = if s.faults { Some(faults_task) } else { faults_task.abort(); None };
 
     let workers: Vec<_> = (0..s.workers)
         .map(|_| {
-            let (queue, world, timings) = (queue.clone(), world.clone(), timings.clone());
+            let (queue, world, timings, taken) = (queue.clone(), world.clone(), timings.clone(), taken.clone());
             tokio::spawn(async move {
                 loop {
                     let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
                     let Some((op, via)) = next else { return };
+                    taken.fetch_add(1, Ordering::Relaxed);
                     let (name, path) = (kind(&op), if via == Via::InProcess { "in-process" } else { "e2e" });
                     let started = Instant::now();
                     world.execute(op, via).await;
