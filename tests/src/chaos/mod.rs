@@ -14,7 +14,7 @@ pub mod world;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -139,20 +139,21 @@ pub async fn run(s: &Settings) -> Report {
         *by_kind.entry(kind(op)).or_default() += 1;
     }
     let end_to_end = ops.iter().filter(|(_, via)| *via == Via::EndToEnd).count();
+    let total_ops = ops.len();
     let queue = Arc::new(Mutex::new(ops.into_iter().collect::<VecDeque<_>>()));
     let timings = Arc::new(Mutex::new(BTreeMap::new()));
 
-    // Operations taken by the workers so far: the fault schedule counts in operations.
-    let taken = Arc::new(AtomicUsize::new(0));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let faults_task = tokio::spawn({
-        let taken = taken.clone();
+        let queue = queue.clone();
+        // Operations the workers have taken so far: the fault schedule counts in operations.
+        let taken = move || total_ops - queue.lock().unwrap_or_else(|p| p.into_inner()).len();
         async move {
             let mut injected = Vec::new();
             let mut due = 0;
             for (gap, fault) in schedule {
                 due += gap;
-                while taken.load(Ordering::Relaxed) < due {
+                while taken() < due {
                     let mut stopped = stopped.clone();
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(20)) => {}
@@ -169,12 +170,11 @@ pub async fn run(s: &Settings) -> Report {
 
     let workers: Vec<_> = (0..s.workers)
         .map(|_| {
-            let (queue, world, timings, taken) = (queue.clone(), world.clone(), timings.clone(), taken.clone());
+            let (queue, world, timings) = (queue.clone(), world.clone(), timings.clone());
             tokio::spawn(async move {
                 loop {
                     let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
                     let Some((op, via)) = next else { return };
-                    taken.fetch_add(1, Ordering::Relaxed);
                     let (name, path) = (kind(&op), if via == Via::InProcess { "in-process" } else { "e2e" });
                     let started = Instant::now();
                     world.execute(op, via).await;
