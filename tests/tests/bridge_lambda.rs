@@ -3,7 +3,8 @@
 //! confirms and every message that is not confirmed — malformed, unroutable (`mandatory`),
 //! broker unreachable — is reported for retry; an Amazon MQ batch is relayed to SQS with its
 //! AMQP message id. A broker that stops answering mid-batch costs one bounded wait, never a
-//! hung relay: the batch is reported and the next one reconnects.
+//! hung relay: the batch is reported and the next one reconnects. The forwarding hooks'
+//! batch (decide each message, send what is forwarded ten per call) retries only what failed.
 
 use std::collections::HashMap;
 
@@ -142,4 +143,52 @@ async fn an_amazon_mq_batch_is_relayed_to_sqs_with_its_message_id() {
     // A queue without a route fails the whole invocation (the event source redelivers it).
     let unknown = serde_json::from_value(json!({"eventSource": "aws:rmq", "rmqMessagesByQueue": {"someone.else::/": []}})).unwrap();
     assert!(rabbitmq_bridge::amazon_mq(&relay, unknown).await.is_err());
+}
+
+/// The forwarding hooks' batch (`on-order-paid`'s shape), in-process against the local SQS:
+/// twelve messages decided concurrently (a failed decision, one with nothing to forward, ten
+/// forwarded) go out as `SendMessageBatch`es; only the failed decision is retried and the
+/// ten arrive with their attributes. To a queue that does not exist exactly the forwarded
+/// messages are retried, and the one with nothing to forward is not.
+#[tokio::test]
+async fn a_forwarding_hook_sends_in_batches_and_retries_only_what_failed() {
+    use aws_lambda_events::sqs::SqsMessage;
+    use market_domain::MarketError;
+    use market_lambda::sqs::handle_forwarding_batch;
+    use market_messaging::Outgoing;
+
+    let sqs = aws_sdk_sqs::Client::new(&market_storage::aws_config().await);
+    let url = sqs.create_queue().queue_name(format!("forward-test-{}", nanoid::nanoid!(8))).send().await.unwrap().queue_url.unwrap();
+    let event = |n: usize| -> SqsEvent {
+        let records: Vec<Value> = (0..n).map(|i| record(&format!("m{i:02}"), &format!("body-{i:02}"), &[])).collect();
+        serde_json::from_value(json!({"Records": records})).unwrap()
+    };
+    let handler = |m: SqsMessage| async move {
+        let body = m.body.unwrap_or_default();
+        match body.as_str() {
+            "body-00" => Err(MarketError::InvalidArgument("undecidable".into())),
+            "body-01" => Ok(None),
+            _ => Ok(Some(Outgoing { body: format!("fwd-{body}"), attributes: vec![("amqp_message_id".into(), m.message_id.unwrap_or_default())] })),
+        }
+    };
+    let response = handle_forwarding_batch(&handler, &Sqs::new(sqs.clone()), &url, event(12)).await;
+    assert_eq!(failures(&response), vec!["m00"]);
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while got.len() < 10 {
+        assert!(std::time::Instant::now() < deadline, "only {} of 10 forwarded messages arrived", got.len());
+        let out = sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).message_attribute_names("All").send().await.unwrap();
+        for m in out.messages() {
+            let id = m.message_attributes().and_then(|a| a.get("amqp_message_id")).and_then(|v| v.string_value()).unwrap_or("").to_owned();
+            got.push((m.body().unwrap_or("").to_owned(), id));
+            sqs.delete_message().queue_url(&url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+        }
+    }
+    got.sort();
+    let expected: Vec<(String, String)> = (2..12).map(|i| (format!("fwd-body-{i:02}"), format!("m{i:02}"))).collect();
+    assert_eq!(got, expected);
+
+    let response = handle_forwarding_batch(&handler, &Sqs::new(sqs.clone()), &format!("{url}-missing"), event(3)).await;
+    assert_eq!(failures(&response), vec!["m00", "m02"]);
+    let _ = sqs.delete_queue().queue_url(&url).send().await;
 }

@@ -1,22 +1,25 @@
-//! `order.paid` hook: parse, decide the reward, emit it to the internal reward queue
-//! (the reward processor applies it exactly once).
+//! `order.paid` hook: parse, decide the reward, forward it to the internal reward queue
+//! (the reward processor applies it exactly once). A batch's rewards go out in one
+//! `SendMessageBatch` ([`sqs::run_forwarding`]).
 
 use market_domain::events::OrderPaidEvent;
 use market_domain::processors::{DecideOrderReward, OrderDecision, Processor};
+use market_domain::MarketError;
 use market_lambda::{env, sqs, Market};
 use market_messaging::outbound::ATTR_MESSAGE_ID;
+use market_messaging::Outgoing;
 use std::sync::Arc;
 
 use tracing::info;
 
 #[tokio::main]
 async fn main() -> Result<(), market_lambda::Error> {
-    let market = Market::init().await?;
-    let reward_queue = Arc::new(env("REWARD_QUEUE_URL")?);
-    let sqs_client = Arc::new(market.sqs());
+    let market = Market::init().await?.warm_config();
+    let reward_queue = env("REWARD_QUEUE_URL")?;
+    let sqs_client = market.sqs();
     let decide = Arc::new(DecideOrderReward(market.deps));
-    sqs::run(move |message| {
-        let (decide, sqs_client, reward_queue) = (decide.clone(), sqs_client.clone(), reward_queue.clone());
+    sqs::run_forwarding(sqs_client, reward_queue, move |message| {
+        let decide = decide.clone();
         async move {
             let event = OrderPaidEvent::parse(sqs::body(&message)?)?;
             let order_id = event.order_id.clone();
@@ -26,12 +29,13 @@ async fn main() -> Result<(), market_lambda::Error> {
                 OrderDecision::Reward(reward) => {
                     // The platform's event id travels on: the reward processor's logs and
                     // metrics carry it too, so one order can be followed end to end.
-                    let event_id = vec![(ATTR_MESSAGE_ID.to_owned(), reward.source_event_id.to_string())];
-                    sqs_client.send_json_with(&reward_queue, &reward, event_id).await
+                    let attributes = vec![(ATTR_MESSAGE_ID.to_owned(), reward.source_event_id.to_string())];
+                    let body = serde_json::to_string(&reward).map_err(|e| MarketError::Internal(Box::new(e)))?;
+                    Ok(Some(Outgoing { body, attributes }))
                 }
                 OrderDecision::NoReward(reason) => {
                     info!(order_id = %order_id, ?reason, "no reward");
-                    Ok(())
+                    Ok(None)
                 }
             }
         }

@@ -9,7 +9,7 @@ use tracing::info;
 
 #[tokio::main]
 async fn main() -> Result<(), market_lambda::Error> {
-    let market = Market::init().await?;
+    let market = Market::init().await?.warm_config();
     let apply = std::sync::Arc::new(ApplyRefund(market.deps));
     sqs::run(move |message| {
         let apply = apply.clone();

@@ -6,7 +6,7 @@ use market_lambda::{sqs, Market};
 
 #[tokio::main]
 async fn main() -> Result<(), market_lambda::Error> {
-    let market = Market::init().await?;
+    let market = Market::init().await?.warm_config();
     let register = std::sync::Arc::new(RegisterUser(market.deps));
     sqs::run(move |message| {
         let register = register.clone();

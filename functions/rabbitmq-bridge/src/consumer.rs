@@ -103,25 +103,25 @@ async fn session(
     }
 }
 
-/// Acks what SQS accepted; the rest is dropped (unroutable) or requeued.
+/// Acks what SQS accepted; the rest is dropped (unroutable) or requeued. The batch's acks
+/// and nacks are handed to the connection together (each resolves once written), not one
+/// awaited after another: settling ten one by one cost several times the SQS call itself.
 async fn settle(batch: &[Delivery], results: Vec<Result<(), MarketError>>) -> Result<(), lapin::Error> {
-    for (delivery, result) in batch.iter().zip(results) {
+    let settled = batch.iter().zip(results).map(|(delivery, result)| async move {
         match result {
-            Ok(()) => {
-                delivery.ack(BasicAckOptions::default()).await?;
-            }
+            Ok(()) => delivery.ack(BasicAckOptions::default()).await,
             // Unroutable: it would never succeed; let the broker dead-letter or drop it.
             Err(MarketError::InvalidArgument(reason)) => {
                 warn!(%reason, "message dropped");
-                delivery.nack(BasicNackOptions { requeue: false, ..Default::default() }).await?;
+                delivery.nack(BasicNackOptions { requeue: false, ..Default::default() }).await
             }
             Err(e) => {
                 warn!(error = %e, "SQS did not accept the message, requeued");
-                delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
+                delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await
             }
         }
-    }
-    Ok(())
+    });
+    futures::future::try_join_all(settled).await.map(|_| ())
 }
 
 /// Connects, declares each route's durable queue and binding, and starts its consumer.

@@ -2,6 +2,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), market_lambda::Error> {
-    let market = market_lambda::Market::init().await?;
+    let market = market_lambda::Market::init().await?.warm_config();
     market_lambda::serve(resolve_invite_code::service(market.deps)).await
 }

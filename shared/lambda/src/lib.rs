@@ -14,6 +14,7 @@ pub use serve::serve;
 pub use status::to_status;
 
 use market_domain::config::MarketConfig;
+use market_domain::ports::ConfigSource;
 use market_domain::processors::Deps;
 use market_storage::DynamoStore;
 
@@ -22,18 +23,23 @@ pub type Store = DynamoStore;
 pub type Config = market_config::RedisConfig;
 pub type MarketDeps = Deps<Store, Config>;
 
-/// JSON logs in Lambda (CloudWatch), compact text locally; level from `RUST_LOG`.
+/// JSON logs in Lambda (CloudWatch), compact text locally; levels from `RUST_LOG` as
+/// targets and levels (`warn`, `info,market_storage=debug`; default `info`).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing_subscriber::filter::Targets>().ok())
+        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt().with_target(false).with_ansi(ansi);
     if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
         && std::env::var_os("MARKET_LOG_TEXT").is_none()
     {
-        builder.json().with_current_span(true).without_time().init();
+        builder.json().with_current_span(true).without_time().finish().with(filter).init();
     } else {
-        builder.compact().init();
+        builder.compact().finish().with(filter).init();
     }
 }
 
@@ -61,6 +67,18 @@ impl Market {
         let config = market_config::RedisConfig::from_env(fallback)?;
         let auth = Authenticator::from_env()?;
         Ok(Market { deps: Deps::new(store, config), auth, aws: sdk })
+    }
+
+    /// For a function whose requests read the market config: the first read (Redis connect,
+    /// TLS handshake, GET) starts now, in the background. It overlaps the rest of start-up
+    /// and the first request's own reads instead of coming before them, and Lambda runs init
+    /// at full CPU where a 128 MB function's request gets a fraction of a core. A request
+    /// that needs the config meanwhile waits for this same read (one refresh at a time). A
+    /// function that never reads the config does not call this: it would pay a connection.
+    pub fn warm_config(self) -> Self {
+        let config = self.deps.config.clone();
+        tokio::spawn(async move { config.current().await });
+        self
     }
 }
 

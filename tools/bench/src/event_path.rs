@@ -6,7 +6,8 @@
 //! - raw two hops: send to queue A, and per queue as many pollers as the local event sources
 //!   run (taking turns receiving, as theirs do): receive 10, (A: send the batch to B),
 //!   delete the batch — the SQS calls of the reward path without any function;
-//! - the bridge alone (event sources paused): RabbitMQ -> bridge -> SQS;
+//! - the bridge alone (event sources paused): a backlog published to RabbitMQ while the
+//!   bridge was paused, relayed to SQS — the bridge's rate, not the publisher's;
 //! - hook and processor from that backlog (event sources resumed): SQS -> on-order-paid ->
 //!   SQS -> process-affiliate-reward -> DynamoDB;
 //! - end to end with everything running.
@@ -16,14 +17,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
 use aws_sdk_sqs::Client;
 use market_tests::amqp::Publisher;
 
 /// Pollers per queue in the raw two-hop path: as many as the local event sources run
-/// (`EVENT_SOURCE_POLLERS`, default 2), so the raw path gets the same concurrency as ours.
+/// (`EVENT_SOURCE_POLLERS`, default 4), so the raw path gets the same concurrency as ours.
 pub fn pollers() -> usize {
-    std::env::var("EVENT_SOURCE_POLLERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2)
+    std::env::var("EVENT_SOURCE_POLLERS").ok().and_then(|v| v.parse().ok()).unwrap_or(4)
 }
 
 async fn scratch(sqs: &Client, name: &str) -> String {
@@ -66,7 +69,8 @@ pub async fn raw_one_hop(sqs: &Client, n: usize) -> Duration {
     elapsed
 }
 
-/// One poller: receive up to 10 (long poll 1 s), forward the bodies to `next` if any,
+/// One poller: receive up to 10 (long poll 1 s, the attributes a Lambda record carries),
+/// forward the bodies to `next` if any,
 /// delete the batch; until `done` counts `n` at the last queue. A queue's pollers take turns
 /// receiving, as the local event sources' do (moto's receive is not safe against a
 /// concurrent one on the same queue).
@@ -74,7 +78,20 @@ async fn poller(sqs: Client, queue: String, turn: Arc<tokio::sync::Mutex<()>>, n
     while done.load(Ordering::Relaxed) < n {
         let received = {
             let _turn = turn.lock().await;
-            sqs.receive_message().queue_url(&queue).max_number_of_messages(10).wait_time_seconds(1).send().await
+            // The receive the local event sources make: a Lambda record carries the message
+            // attributes and these system attributes.
+            sqs.receive_message()
+                .queue_url(&queue)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .message_attribute_names("All")
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+                .message_system_attribute_names(MessageSystemAttributeName::SenderId)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateFirstReceiveTimestamp)
+                .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
+                .send()
+                .await
         };
         let Ok(out) = received else { continue };
         let messages = out.messages();
@@ -138,20 +155,22 @@ pub async fn queued(sqs: &Client, queue: &str) -> usize {
     out.attributes().map_or(0, |a| a.values().filter_map(|v| v.parse::<usize>().ok()).sum())
 }
 
-/// The local event sources, paused (`SIGSTOP`) while this lives: the bridge then shares the
-/// local SQS with nothing, and what it relays waits in the queue. Resumed when dropped.
-pub struct SourcesPaused(String);
+/// A process of the local stack (`event-sources`, `bridge`), paused (`SIGSTOP`) while this
+/// lives, resumed when dropped. With the event sources paused the bridge shares the local
+/// SQS with nothing and what it relays waits in the queue; with the bridge paused a backlog
+/// builds up in RabbitMQ.
+pub struct Paused(String);
 
-impl SourcesPaused {
-    pub fn pause() -> SourcesPaused {
+impl Paused {
+    pub fn pause(process: &str) -> Paused {
         let dir = std::env::var("MARKET_STACK_DIR").expect("MARKET_STACK_DIR (the stack's env)");
-        let pid = std::fs::read_to_string(format!("{dir}/pids/event-sources.pid")).expect("event sources' pid").trim().to_owned();
+        let pid = std::fs::read_to_string(format!("{dir}/pids/{process}.pid")).expect("the process's pid").trim().to_owned();
         signal("-STOP", &pid);
-        SourcesPaused(pid)
+        Paused(pid)
     }
 }
 
-impl Drop for SourcesPaused {
+impl Drop for Paused {
     fn drop(&mut self) {
         signal("-CONT", &self.0);
     }
@@ -160,4 +179,46 @@ impl Drop for SourcesPaused {
 fn signal(sig: &str, pid: &str) {
     let status = std::process::Command::new("kill").args([sig, pid]).status().expect("kill runs");
     assert!(status.success(), "kill {sig} {pid}");
+}
+
+/// CPU time (user + system, ms) every process on the machine has used so far, by command
+/// name (`/proc/*/stat`): the difference across a stage shows which process the stage's
+/// events cost, ours (functions, bridge, event sources) or the local services'.
+pub fn cpu_by_command() -> HashMap<String, f64> {
+    let tick_ms = 1000.0 / clock_ticks_per_second();
+    let mut by = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return by };
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // "pid (comm) state ppid ... utime stime": comm may hold spaces, so split at its ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = stat[open + 1..close].to_owned();
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks: f64 = [11, 12].iter().filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok())).sum();
+        *by.entry(comm).or_insert(0.0) += ticks * tick_ms;
+    }
+    by
+}
+
+/// `_SC_CLK_TCK`; 100 on every Linux this runs on (`getconf CLK_TCK`).
+fn clock_ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The CPU a stage cost per event, by command, largest first (from two [`cpu_by_command`]
+/// snapshots).
+pub fn cpu_per_event(before: &HashMap<String, f64>, after: &HashMap<String, f64>, events: usize) -> Vec<(String, f64)> {
+    let mut per: Vec<(String, f64)> = after
+        .iter()
+        .map(|(comm, ms)| (comm.clone(), (ms - before.get(comm).copied().unwrap_or(0.0)) / events as f64))
+        .filter(|(_, ms)| *ms > 0.0)
+        .collect();
+    per.sort_by(|a, b| b.1.total_cmp(&a.1));
+    per
 }

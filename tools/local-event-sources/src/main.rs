@@ -75,17 +75,34 @@ async fn invoke(http: &Http, base: &str, function: &str, event: &Value) -> Resul
     serde_json::from_slice(&body).map_err(|e| format!("bad function response: {e}"))
 }
 
-async fn poll(sqs: aws_sdk_sqs::Client, http: Http, base: Arc<String>, source: Source) {
+/// The system attributes Lambda's SQS records carry (asking for `All` makes the local SQS
+/// compute and send every other one for nothing).
+const LAMBDA_ATTRIBUTES: [MessageSystemAttributeName; 5] = [
+    MessageSystemAttributeName::ApproximateReceiveCount,
+    MessageSystemAttributeName::SentTimestamp,
+    MessageSystemAttributeName::SenderId,
+    MessageSystemAttributeName::ApproximateFirstReceiveTimestamp,
+    MessageSystemAttributeName::AwsTraceHeader,
+];
+
+/// One poller of a queue. A queue's pollers take turns receiving (`turn`): moto's receive
+/// is not safe against a concurrent one on the same queue (`ValueError: list.remove(x)`
+/// inside its `receive_message`, seen in the stack's `sqs.log`), where Lambda's pollers have
+/// no such limit. Only the receive is serialised: one poller's invocation and delete overlap
+/// the next one's receive.
+async fn poll(sqs: aws_sdk_sqs::Client, http: Http, base: Arc<String>, source: Source, turn: Arc<tokio::sync::Mutex<()>>) {
     loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(&source.queue_url)
-            .max_number_of_messages(source.batch_size.min(10))
-            .wait_time_seconds(1)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await;
+        let received = {
+            let _turn = turn.lock().await;
+            sqs.receive_message()
+                .queue_url(&source.queue_url)
+                .max_number_of_messages(source.batch_size.min(10))
+                .wait_time_seconds(1)
+                .set_message_system_attribute_names(Some(LAMBDA_ATTRIBUTES.to_vec()))
+                .message_attribute_names("All")
+                .send()
+                .await
+        };
         let messages = match received {
             Ok(out) => out.messages.unwrap_or_default(),
             Err(e) => {
@@ -162,7 +179,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let http: Http = Client::builder(TokioExecutor::new()).build_http();
-    let pollers: usize = std::env::var("EVENT_SOURCE_POLLERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    // Lambda reads a standard queue with five concurrent batches to start with; four here keep
+    // moto (one process for every queue) busy without crowding it.
+    let pollers: usize = std::env::var("EVENT_SOURCE_POLLERS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
     let base = Arc::new(base.trim_end_matches('/').to_owned());
     let mut tasks = Vec::new();
     let checkpoints = Arc::new(streams::Checkpoints::load(std::path::Path::new(path).with_file_name("stream-checkpoints.json")));
@@ -174,8 +193,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for source in sources.sqs {
         eprintln!("[event-sources] {} <- {}", source.function, source.queue_url);
+        let turn = Arc::new(tokio::sync::Mutex::new(()));
         for _ in 0..pollers {
-            tasks.push(tokio::spawn(poll(sqs.clone(), http.clone(), base.clone(), source.clone())));
+            tasks.push(tokio::spawn(poll(sqs.clone(), http.clone(), base.clone(), source.clone(), turn.clone())));
         }
     }
     for s in sources.schedules {

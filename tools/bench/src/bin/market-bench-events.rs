@@ -37,7 +37,9 @@ async fn main() {
     // Raw SQS: one hop (SendMessageBatch of 10, sequential) and two hops (the reward path's
     // SQS calls with the event sources' pollers, no functions).
     let raw_sqs = event_path::raw_one_hop(&sqs, n).await;
+    let cpu_before = event_path::cpu_by_command();
     let raw_two = event_path::raw_two_hops(&sqs, n).await;
+    let raw_two_cpu = event_path::cpu_per_event(&cpu_before, &event_path::cpu_by_command(), n);
 
     // The reward transaction alone (sequential), for a referred buyer.
     let inviter = market_tests::user("bench-inviter");
@@ -75,16 +77,41 @@ async fn main() {
     let store = market_tests::store().await;
     eventually("referral", 60, || async { store.get_policy(&b).await.unwrap().and_then(|p| p.inviter).is_some() }).await;
 
+    // The broker's side of the bridge: messages ready in its order.paid queue.
+    let url = std::env::var("AMQP_URL").unwrap();
+    let conn = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await.unwrap();
+    let probe = conn.create_channel().await.unwrap();
+
+    // Warm-up, not measured: `cargo lambda watch` starts a function's instances on their
+    // first invocations (a `cargo run` each), which would otherwise land in the first stage.
+    // Enough orders at once that every poller invokes concurrently.
+    let warm_up = 50;
+    for i in 0..warm_up {
+        publisher.order_paid(&format!("ev-{b}-w{i}"), &format!("{b}-w{i}"), b.as_str(), 100).await;
+    }
+    eventually("warm-up orders rewarded", 120, || async { store.get_stats(&a).await.unwrap().rewarded_orders >= warm_up }).await;
+
     // Stage by stage: the bridge alone (event sources paused, so it shares the local SQS with
-    // nothing and the events wait in the OrderPaid queue), then the hook and the processor
-    // working off that backlog.
+    // nothing and the events wait in the OrderPaid queue) relaying a backlog published while
+    // it was paused, then the hook and the processor working off the SQS backlog.
     let order_paid_queue = std::env::var("ORDER_PAID_QUEUE_URL").expect("ORDER_PAID_QUEUE_URL");
     let (bridge_alone, from_queue) = {
-        let paused = event_path::SourcesPaused::pause();
+        let paused = event_path::Paused::pause("event-sources");
         let waiting = event_path::queued(&sqs, &order_paid_queue).await;
+        // The backlog is published while the bridge is paused too: the measured time is the
+        // relay's (broker -> bridge -> SQS), with no publisher competing for the 2 cores.
+        {
+            let _bridge = event_path::Paused::pause("bridge");
+            for i in 0..n {
+                publisher.order_paid(&format!("ev-{b}-s{i}"), &format!("{b}-s{i}"), b.as_str(), 100).await;
+            }
+        }
         let started = Instant::now();
-        for i in 0..n {
-            publisher.order_paid(&format!("ev-{b}-s{i}"), &format!("{b}-s{i}"), b.as_str(), 100).await;
+        // Counting the SQS queue costs the local SQS a call: only once the broker has handed
+        // everything to the bridge (nothing ready), so the bridge has SQS to itself until then.
+        while ready(&probe).await > 0 {
+            assert!(started.elapsed() < Duration::from_secs(600), "the bridge did not take every event");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         while event_path::queued(&sqs, &order_paid_queue).await < waiting + n {
             assert!(started.elapsed() < Duration::from_secs(600), "the bridge did not relay every event");
@@ -93,7 +120,7 @@ async fn main() {
         let bridge_alone = started.elapsed();
         drop(paused);
         let started = Instant::now();
-        while store.get_stats(&a).await.unwrap().rewarded_orders < n as u64 {
+        while store.get_stats(&a).await.unwrap().rewarded_orders < warm_up + n as u64 {
             assert!(started.elapsed() < Duration::from_secs(600), "the backlog was not worked off");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -101,28 +128,23 @@ async fn main() {
     };
 
     // End to end, everything running.
-    let url = std::env::var("AMQP_URL").unwrap();
-    let conn = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await.unwrap();
-    let probe = conn.create_channel().await.unwrap();
+    let cpu_before = event_path::cpu_by_command();
     let started = Instant::now();
     for i in 0..n {
         publisher.order_paid(&format!("ev-{b}-{i}"), &format!("{b}-{i}"), b.as_str(), 100).await;
     }
     let published = started.elapsed();
     // Relay: until the bridge's RabbitMQ queue is drained (it acks only after SQS accepted).
-    let options = QueueDeclareOptions { passive: true, durable: true, ..Default::default() };
     let mut drained = None;
-    while drained.is_none() || store.get_stats(&a).await.unwrap().rewarded_orders < 2 * n as u64 {
-        if drained.is_none() {
-            let q = probe.queue_declare("helium-market.shop.order.paid".into(), options, FieldTable::default()).await.unwrap();
-            if q.message_count() == 0 {
-                drained = Some(started.elapsed());
-            }
+    while drained.is_none() || store.get_stats(&a).await.unwrap().rewarded_orders < warm_up + 2 * n as u64 {
+        if drained.is_none() && ready(&probe).await == 0 {
+            drained = Some(started.elapsed());
         }
         assert!(started.elapsed() < Duration::from_secs(600), "end to end did not finish");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let e2e = started.elapsed();
+    let e2e_cpu = event_path::cpu_per_event(&cpu_before, &event_path::cpu_by_command(), n);
 
     // Refunds end to end: half of every order, published to shop/order.refunded.
     let started = Instant::now();
@@ -153,7 +175,7 @@ async fn main() {
     let stages = [
         ("raw SQS SendMessageBatch (10/call, sequential)", raw_sqs),
         ("raw SQS two hops (send; receive, send, delete; receive, delete)", raw_two),
-        ("bridge alone: RabbitMQ -> bridge -> SQS (sources paused)", bridge_alone),
+        ("bridge alone: RabbitMQ backlog -> bridge -> SQS (sources paused)", bridge_alone),
         ("from the queue: SQS -> hook -> SQS -> processor -> DynamoDB", from_queue),
         ("end to end: publish -> reward in DynamoDB (all running)", e2e),
     ];
@@ -165,6 +187,18 @@ async fn main() {
     println!("end to end / raw two hops      {e2e_ratio:.2}x (target >= 0.8x)");
     println!("bridge alone / raw one hop     {bridge_ratio:.2}x (target >= 0.9x)");
     println!("({} pollers per queue in the raw path, as the local event sources run)", event_path::pollers());
+    // Where the CPU goes: on this machine every process shares the same cores, so the local
+    // services' CPU per event bounds the rate as much as ours does.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    println!("\nCPU per event by process (ms; the machine has {cores} cores: {cores} x wall ms per event is all there is):");
+    let mut cpu_json = serde_json::Map::new();
+    for (name, d, cpu) in [("raw SQS two hops", raw_two, &raw_two_cpu), ("end to end", e2e, &e2e_cpu)] {
+        let total: f64 = cpu.iter().map(|(_, ms)| ms).sum();
+        let top: Vec<String> = cpu.iter().take(8).map(|(comm, ms)| format!("{comm} {ms:.2}")).collect();
+        println!("{name:<18} {total:>5.2} of {:.2} available: {}", cores * ms_per(d), top.join(", "));
+        cpu_json.insert(name.into(), json!({"total_ms": total, "available_ms": cores * ms_per(d),
+            "by_process_ms": cpu.iter().take(12).map(|(c, ms)| (c.clone(), json!(ms))).collect::<serde_json::Map<_, _>>()}));
+    }
     market_bench::record(
         "events",
         json!({
@@ -182,6 +216,7 @@ async fn main() {
                 "end_to_end_refunds": per_second(n, e2e_refunds),
             },
             "ratios": { "end_to_end_vs_raw_two_hops": e2e_ratio, "bridge_alone_vs_raw_one_hop": bridge_ratio },
+            "cpu_per_event": cpu_json,
             "capacity_units": { "reward": reward_cost.0, "reward_calls": reward_cost.1, "refund": refund_cost.0, "refund_calls": refund_cost.1 },
         }),
     );
@@ -189,6 +224,12 @@ async fn main() {
 
     outbound(&d, n.min(500)).await;
     levels(n.min(300)).await;
+}
+
+/// Messages ready (not yet handed to a consumer) in the bridge's order.paid queue.
+async fn ready(probe: &lapin::Channel) -> u32 {
+    let options = QueueDeclareOptions { passive: true, durable: true, ..Default::default() };
+    probe.queue_declare("helium-market.shop.order.paid".into(), options, FieldTable::default()).await.unwrap().message_count()
 }
 
 /// A paid order's decision and reward (in-process, sequential), single level next to three

@@ -1,0 +1,75 @@
+//! The processors behind `scripts/coldstart.py`'s requests, called in-process with the
+//! functions' clients (`market_storage::aws_config`, the Redis config source) and the same
+//! endpoints (over TLS when `coldstart.py --tls` runs this): what a warm invoke costs without
+//! the Runtime API, the HTTP event and the gRPC-Web framing. The same requests as `coldstart.py`
+//! sends (a fresh owner per created code, as its processes each have one); a refused request
+//! (no balance) is timed like an answered one.
+//!
+//! Prints one JSON object, function -> median ms of INPROC_RUNS (default 50) calls after
+//! 5 warm-up calls.
+
+use std::future::Future;
+use std::time::Instant;
+
+use market_domain::admin::ListRequest;
+use market_domain::config::MarketConfig;
+use market_domain::ids::{IdempotencyKey, UserId};
+use market_domain::money::Money;
+use market_domain::processors::*;
+
+async fn median_ms<F, Fut>(runs: usize, call: F) -> f64
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for _ in 0..5 {
+        call().await;
+    }
+    let mut ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        call().await;
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    ms[ms.len() / 2]
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let runs: usize = std::env::var("INPROC_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(50).max(1);
+    let sdk = market_storage::aws_config().await;
+    let store = market_storage::DynamoStore::from_env(&sdk).await?;
+    let fallback = match std::env::var("MARKET_CONFIG_JSON") {
+        Ok(doc) if !doc.trim().is_empty() => MarketConfig::from_json(&doc)?,
+        _ => MarketConfig::default(),
+    };
+    let d = Deps::new(store, market_config::RedisConfig::from_env(fallback)?);
+    let caller = UserId::parse("coldstart-user")?;
+    let key = IdempotencyKey::parse("k")?;
+    let mut out = serde_json::Map::new();
+    let stats = GetAffiliateStats(d.clone());
+    out.insert("get-affiliate-stats".into(), median_ms(runs, || async { let _ = stats.process(caller.clone()).await; }).await.into());
+    let list = ListInviteCodes(d.clone());
+    out.insert("list-invite-codes".into(), median_ms(runs, || async { let _ = list.process(caller.clone()).await; }).await.into());
+    // A fresh owner per call, as coldstart.py's processes are: never at the active-code limit.
+    let create = CreateInviteCode::new(d.clone());
+    let owners = std::sync::atomic::AtomicUsize::new(0);
+    let owner = || UserId::parse(format!("coldstart-inproc-{}-{}", std::process::id(), owners.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    out.insert("create-invite-code".into(), median_ms(runs, || async {
+        if let Ok(owner) = owner() {
+            let _ = create.process(owner.into()).await;
+        }
+    }).await.into());
+    let delete = DeleteInviteCode(d.clone());
+    let request = || DeleteInviteCodeRequest { caller: caller.clone(), code: "ABCDEFGH".into() };
+    out.insert("delete-invite-code".into(), median_ms(runs, || async { let _ = delete.process(request()).await; }).await.into());
+    let withdraw = WithdrawAffiliateReward(d.clone());
+    let request = || WithdrawRequest { caller: caller.clone(), amount: Money::from_minor(1), idempotency_key: key.clone() };
+    out.insert("withdraw-affiliate-reward".into(), median_ms(runs, || async { let _ = withdraw.process(request()).await; }).await.into());
+    let history = ListRewardHistory(d.clone());
+    let request = || ListRequest { of: caller.clone(), page_size: 0, page_token: None };
+    out.insert("list-reward-history".into(), median_ms(runs, || async { let _ = history.process(request()).await; }).await.into());
+    println!("{}", serde_json::Value::Object(out));
+    Ok(())
+}
