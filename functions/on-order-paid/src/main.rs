@@ -4,7 +4,6 @@
 
 use market_domain::events::OrderPaidEvent;
 use market_domain::processors::{DecideOrderReward, OrderDecision, Processor};
-use market_domain::MarketError;
 use market_lambda::{env, sqs, Market};
 use market_messaging::outbound::ATTR_MESSAGE_ID;
 use market_messaging::Outgoing;
@@ -30,8 +29,7 @@ async fn main() -> Result<(), market_lambda::Error> {
                     // The platform's event id travels on: the reward processor's logs and
                     // metrics carry it too, so one order can be followed end to end.
                     let attributes = vec![(ATTR_MESSAGE_ID.to_owned(), reward.source_event_id.to_string())];
-                    let body = serde_json::to_string(&reward).map_err(|e| MarketError::Internal(Box::new(e)))?;
-                    Ok(Some(Outgoing { body, attributes }))
+                    Outgoing::json(&reward, attributes).map(Some)
                 }
                 OrderDecision::NoReward(reason) => {
                     info!(order_id = %order_id, ?reason, "no reward");

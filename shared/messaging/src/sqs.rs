@@ -79,19 +79,12 @@ impl Sqs {
             })
             .collect()
     }
+}
 
-    /// Sends one JSON message.
-    pub async fn send_json<T: Serialize>(&self, queue_url: &str, message: &T) -> Result<(), MarketError> {
-        self.send_json_with(queue_url, message, vec![]).await
-    }
-
-    /// As [`Sqs::send_json`], with string message attributes (e.g. the platform event id).
-    pub async fn send_json_with<T: Serialize>(&self, queue_url: &str, message: &T, attributes: Vec<(String, String)>) -> Result<(), MarketError> {
+impl Outgoing {
+    /// `message` as a JSON body, with string message attributes (e.g. the platform event id).
+    pub fn json<T: Serialize>(message: &T, attributes: Vec<(String, String)>) -> Result<Outgoing, MarketError> {
         let body = serde_json::to_string(message).map_err(|e| MarketError::Internal(Box::new(e)))?;
-        self.send_all(queue_url, &[Outgoing { body, attributes }])
-            .await
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| Err(MarketError::internal("no send result")))
+        Ok(Outgoing { body, attributes })
     }
 }
