@@ -273,7 +273,7 @@ bridge() {
   if running bridge; then return 0; fi
   local profile; profile=$(cat "$DIR/profile" 2>/dev/null || echo debug)
   ( set -a; . "$ENV_FILE"; set +a
-    start bridge "$ROOT/target/$profile/rabbitmq-bridge" )
+    start bridge "$ROOT/target/$profile/rabbitmq-bridge-service" )
 }
 
 case "$cmd" in

@@ -107,6 +107,41 @@ async fn a_reward_is_pending_then_available_at_the_exact_moment() {
     assert!(trail.iter().any(|r| r.action == AuditAction::RewardsMatured && r.actor.to_string() == "system:market/maturation"));
 }
 
+/// The overview's one read of pending commissions: the due ones and the next release; when
+/// more are due than it reads, the next release still comes from past them.
+#[tokio::test]
+async fn pending_commissions_give_the_due_ones_and_the_next_release() {
+    // 100 days before `PAST`: outside the window of the catch-up the test above runs.
+    let start = PAST - 100 * DAY;
+    let clock = ManualClock::at(start);
+    let d = deps(1, clock.clone()).await;
+    let inviter = user("pending");
+    let (buyer, _) = referred_user(&d, &inviter).await;
+    for i in 0..3 {
+        clock.set(start + i * 1000);
+        assert_eq!(pay(&d, &buyer, &order(), 1000).await, RewardOutcome::Applied);
+    }
+    let at = |ms: i64| Timestamp::from_millis(start + ms);
+    let read = |now: i64, limit: usize| {
+        let (d, inviter) = (d.clone(), inviter.clone());
+        async move { d.store.pending_commissions(&inviter, at(now), limit).await.unwrap() }
+    };
+    let p = read(0, 10).await;
+    assert_eq!((p.due.len(), p.next_release), (0, Some(at(DAY))));
+    let p = read(DAY + 1000, 10).await;
+    assert_eq!((p.due.len(), p.next_release), (2, Some(at(DAY + 2000))));
+    assert!(p.due[0].order_id != p.due[1].order_id);
+    let p = read(DAY + 1000, 1).await;
+    assert_eq!((p.due.len(), p.next_release), (1, Some(at(DAY + 2000))), "past the limit");
+    let p = read(DAY + 2000, 10).await;
+    assert_eq!((p.due.len(), p.next_release), (3, None));
+    // The same figures the overview shows.
+    clock.set(start + DAY + 1000);
+    let overview = GetAffiliateStats(d.clone()).process(inviter.clone()).await.unwrap();
+    assert_eq!((overview.stats.pending.minor(), overview.stats.available.minor()), (100, 200));
+    assert_eq!(overview.next_release_at, Some(at(DAY + 2000)));
+}
+
 /// Runs the same events in both arrival orders (refunds before / after the reward), each
 /// delivered three times, and returns the inviter's figures of each run.
 async fn both_orders(holding: u32, amount: i64, refunds: &[(&str, i64)]) -> [(i64, i64, i64, i64, i64); 2] {

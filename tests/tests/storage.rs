@@ -421,8 +421,22 @@ async fn stats_overview_resolves_the_effective_policy() {
     assert_eq!(overview.codes.len(), 1);
     assert_eq!(overview.codes[0].code, code.code);
     assert_eq!(overview.stats.active_codes, 1);
+    // The policy comes in the same batch read as the stats: an override shows.
+    d.store
+        .client()
+        .update_item()
+        .table_name(&d.store.tables().policy)
+        .key("user_id", AttributeValue::S(me.to_string()))
+        .update_expression("SET max_active_codes = :n")
+        .expression_attribute_values(":n", AttributeValue::N("7".into()))
+        .send()
+        .await
+        .unwrap();
+    let overview = GetAffiliateStats(d.clone()).process(me.clone()).await.unwrap();
+    assert_eq!((overview.policy.max_active_codes, overview.stats.active_codes), (7, 1));
     // A user nobody has seen: zero stats, defaults.
     let nobody = GetAffiliateStats(d.clone()).process(user("nobody")).await.unwrap();
     assert_eq!(nobody.stats.total_earned, Money::ZERO);
     assert!(nobody.codes.is_empty());
+    assert_eq!(nobody.policy.max_active_codes, 3);
 }

@@ -10,7 +10,7 @@ use publish_market_events::OutboxRelay;
 async fn main() -> Result<(), market_lambda::Error> {
     market_lambda::init_tracing();
     market_lambda::metrics::init();
-    let aws = market_storage::aws_config().await;
+    let aws = market_lambda::aws::sdk_config()?;
     let relay = Arc::new(OutboxRelay {
         store: market_storage::DynamoStore::from_env(&aws).await?,
         sqs: market_messaging::Sqs::new(aws_sdk_sqs::Client::new(&aws)),

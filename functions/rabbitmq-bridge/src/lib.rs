@@ -4,9 +4,10 @@
 //! - outbound, SQS -> RabbitMQ: the market's own events (the outbox relay's queue),
 //!   published with confirms ([`outbound`]).
 //!
-//! Two entry points: on Lambda, one function takes both the Amazon MQ event source (inbound)
-//! and the outbound queue's SQS event source; elsewhere a long-running process runs the
-//! inbound consumer ([`consumer`]) and the outbound loop side by side.
+//! Two binaries: on Lambda, `rabbitmq-bridge` takes both the Amazon MQ event source
+//! (inbound) and the outbound queue's SQS event source; elsewhere the long-running
+//! `rabbitmq-bridge-service` runs the inbound consumer ([`consumer`]) and the outbound loop
+//! side by side.
 
 pub mod consumer;
 pub mod outbound;

@@ -267,14 +267,25 @@ pub trait PolicyStore: Send + Sync + 'static {
     fn register_user(&self, registration: &Registration) -> impl Future<Output = Result<RegistrationOutcome>> + Send;
 }
 
+/// A user's pending commissions as an overview needs them.
+#[derive(Debug, Clone, Default)]
+pub struct PendingCommissions {
+    /// Due at the time asked (oldest first, at most the limit asked).
+    pub due: Vec<Commission>,
+    /// When the first pending commission not yet due matures.
+    pub next_release: Option<Timestamp>,
+}
+
 pub trait CommissionStore: Send + Sync + 'static {
     fn get_commission(&self, earner: &UserId, order: &OrderId) -> impl Future<Output = Result<Option<Commission>>> + Send;
     fn write_commission(&self, write: &CommissionWrite) -> impl Future<Output = Result<CommissionOutcome>> + Send;
     /// Up to `limit` of the user's pending commissions due at `now` (matures_at <= now),
     /// oldest first: one strongly consistent `Query`.
     fn due_commissions(&self, user: &UserId, now: Timestamp, limit: usize) -> impl Future<Output = Result<Vec<Commission>>> + Send;
-    /// When the user's next pending commission matures (after `now`).
-    fn next_release(&self, user: &UserId, now: Timestamp) -> impl Future<Output = Result<Option<Timestamp>>> + Send;
+    /// The due commissions as [`CommissionStore::due_commissions`] reads them, and when the
+    /// next one after `now` matures: one round trip unless more than `limit` are due.
+    fn pending_commissions(&self, user: &UserId, now: Timestamp, limit: usize)
+        -> impl Future<Output = Result<PendingCommissions>> + Send;
     /// `Ok(false)`: a commission changed since it was read (nothing written).
     fn mature(&self, maturation: &Maturation) -> impl Future<Output = Result<bool>> + Send;
     /// Users with commissions due at `now` that mature on `day` (`YYYY-MM-DD`, UTC), from
@@ -288,6 +299,9 @@ pub trait CommissionStore: Send + Sync + 'static {
 pub trait BalanceStore: Send + Sync + 'static {
     /// Zero statistics for a user who has none yet.
     fn get_stats(&self, user: &UserId) -> impl Future<Output = Result<AffiliateStats>> + Send;
+    /// The statistics and the user's policy in one round trip (an overview shows both).
+    fn get_stats_and_policy(&self, user: &UserId)
+        -> impl Future<Output = Result<(AffiliateStats, Option<AffiliatePolicy>)>> + Send;
     fn get_withdrawal(&self, user: &UserId, id: &WithdrawalId)
         -> impl Future<Output = Result<Option<WithdrawalRecord>>> + Send;
     fn get_adjustment(&self, user: &UserId, id: &AdjustmentId) -> impl Future<Output = Result<Option<LedgerEntry>>> + Send;

@@ -3,6 +3,7 @@
 //! and gRPC-Web serving ([`serve()`]).
 
 pub mod auth;
+pub mod aws;
 pub mod metrics;
 pub mod serve;
 pub mod sqs;
@@ -55,7 +56,7 @@ impl Market {
     pub async fn init() -> Result<Self, lambda_http::Error> {
         init_tracing();
         metrics::init();
-        let sdk = market_storage::aws_config().await;
+        let sdk = aws::sdk_config()?;
         let store = DynamoStore::from_env(&sdk).await?;
         // The configuration comes from Redis (cached per container); until the first read
         // succeeds, and whenever Redis has no valid document, the fallback applies:

@@ -1,5 +1,5 @@
-//! The balance: stats reads and the debits/credits of `available` (withdrawals, admin
-//! adjustments). One transaction each: the stats item (`ADD` to `available`, conditional on
+//! The balance: stats reads (with the policy, one `BatchGetItem`) and the debits/credits of
+//! `available` (withdrawals, admin adjustments). One transaction each: the stats item (`ADD` to `available`, conditional on
 //! it staying ≥ 0 and on the user's `balance_changes` count as read — rewards never touch
 //! that count and their `ADD`s commute with the debit, so a stream of rewards to a popular
 //! affiliate cannot starve the affiliate's withdrawal), the ledger entry (its key derived from
@@ -9,6 +9,7 @@
 
 use market_domain::ids::{AdjustmentId, UserId, WithdrawalId};
 use market_domain::model::{AffiliateStats, LedgerEntry, WithdrawalRecord};
+use market_domain::policy::AffiliatePolicy;
 use market_domain::ports::{BalanceChange, BalanceOutcome, BalanceStore, Result};
 use market_domain::MarketError;
 
@@ -33,6 +34,18 @@ impl BalanceStore for DynamoStore {
             Some(item) => serde_dynamo::from_item(item).map_err(mapping_error),
             None => Ok(AffiliateStats::empty(user.clone())),
         }
+    }
+
+    async fn get_stats_and_policy(&self, user: &UserId) -> Result<(AffiliateStats, Option<AffiliatePolicy>)> {
+        let t = self.tables();
+        let k = key(attr::USER_ID, user.as_str());
+        let mut items = self.get_items(vec![(&t.stats, k.clone()), (&t.policy, k)]).await?.into_iter();
+        let (stats, policy) = (items.next().flatten(), items.next().flatten());
+        let stats = match stats {
+            Some(item) => serde_dynamo::from_item(item).map_err(mapping_error)?,
+            None => AffiliateStats::empty(user.clone()),
+        };
+        Ok((stats, policy.map(|i| serde_dynamo::from_item(i).map_err(mapping_error)).transpose()?))
     }
 
     async fn get_withdrawal(&self, user: &UserId, id: &WithdrawalId) -> Result<Option<WithdrawalRecord>> {

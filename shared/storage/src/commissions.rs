@@ -12,7 +12,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use market_domain::ids::{OrderId, UserId};
 use market_domain::lifecycle::Commission;
 use market_domain::policy::TriggerLimit;
-use market_domain::ports::{CommissionOutcome, CommissionStore, CommissionWrite, Maturation, Page, Result};
+use market_domain::ports::{CommissionOutcome, CommissionStore, CommissionWrite, Maturation, Page, PendingCommissions, Result};
+use market_domain::MarketError;
 use market_domain::time::Timestamp;
 
 use crate::audit::{audit_put, audit_puts};
@@ -62,6 +63,34 @@ impl DynamoStore {
             }
         }
     }
+
+    /// When the user's next pending commission matures (after `now`).
+    async fn next_release(&self, user: &UserId, now: Timestamp) -> Result<Option<Timestamp>> {
+        let out = self
+            .client()
+            .query()
+            .table_name(&self.tables().ledger)
+            .index_name(PENDING_BY_MATURITY_INDEX)
+            .key_condition_expression("#u = :u AND #p > :now")
+            .expression_attribute_names("#u", attr::USER_ID)
+            .expression_attribute_names("#p", attr::PENDING_UNTIL)
+            .expression_attribute_values(":u", s(user.as_str()))
+            .expression_attribute_values(":now", n(now.millis()))
+            .projection_expression("#p")
+            .consistent_read(true)
+            .limit(1)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        self.usage().record(out.consumed_capacity());
+        Ok(out.items().first().and_then(pending_until))
+    }
+}
+
+/// The maturity index's sort key of an item.
+fn pending_until(item: &Item) -> Option<Timestamp> {
+    item.get(attr::PENDING_UNTIL).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).map(Timestamp::from_millis)
 }
 
 impl CommissionStore for DynamoStore {
@@ -124,32 +153,27 @@ impl CommissionStore for DynamoStore {
         items.into_iter().map(commission_from).collect()
     }
 
-    async fn next_release(&self, user: &UserId, now: Timestamp) -> Result<Option<Timestamp>> {
-        let out = self
-            .client()
-            .query()
-            .table_name(&self.tables().ledger)
-            .index_name(PENDING_BY_MATURITY_INDEX)
-            .key_condition_expression("#u = :u AND #p > :now")
-            .expression_attribute_names("#u", attr::USER_ID)
-            .expression_attribute_names("#p", attr::PENDING_UNTIL)
-            .expression_attribute_values(":u", s(user.as_str()))
-            .expression_attribute_values(":now", n(now.millis()))
-            .projection_expression("#p")
-            .consistent_read(true)
-            .limit(1)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        self.usage().record(out.consumed_capacity());
-        Ok(out
-            .items()
-            .first()
-            .and_then(|i| i.get(attr::PENDING_UNTIL))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .map(Timestamp::from_millis))
+    async fn pending_commissions(&self, user: &UserId, now: Timestamp, limit: usize) -> Result<PendingCommissions> {
+        // All pending, oldest first: the due ones, then the first not yet due (one more item
+        // read, and no second request).
+        let items = self
+            .query_index(PENDING_BY_MATURITY_INDEX, "#user_id = :u", vec![(":u", s(user.as_str()))], true, limit.saturating_add(1))
+            .await?;
+        let mut pending = PendingCommissions::default();
+        for item in items {
+            let until = pending_until(&item).ok_or_else(|| MarketError::internal("pending commission without pending_until"))?;
+            if until > now {
+                pending.next_release = Some(until);
+                return Ok(pending);
+            }
+            if pending.due.len() == limit {
+                // More are due than asked for: the next release is further down the index.
+                pending.next_release = self.next_release(user, now).await?;
+                return Ok(pending);
+            }
+            pending.due.push(commission_from(item)?);
+        }
+        Ok(pending)
     }
 
     async fn mature(&self, m: &Maturation) -> Result<bool> {

@@ -27,20 +27,22 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 
-/// Shared AWS configuration with timeouts suited to a 10 s Lambda: a dead dependency
-/// surfaces as `UNAVAILABLE` quickly instead of hanging the invocation. Endpoints come
-/// from the standard variables (`AWS_ENDPOINT_URL_DYNAMODB` locally).
+/// Timeouts suited to a 10 s Lambda: a dead dependency surfaces as `UNAVAILABLE` quickly
+/// instead of hanging the invocation.
+pub fn sdk_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build()
+}
+
+/// The AWS configuration of tools and tests on a developer's machine: the SDK's full
+/// credential and region chains (profiles, SSO, ...) with the functions' timeouts.
+/// Endpoints come from the standard variables (`AWS_ENDPOINT_URL_DYNAMODB` locally).
+/// Functions use `market_lambda::aws::sdk_config` (Lambda's environment only).
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(5))
-                .build(),
-        )
-        .load()
-        .await
+    aws_config::defaults(BehaviorVersion::latest()).timeout_config(sdk_timeouts()).load().await
 }
 
 impl DynamoStore {

@@ -1,15 +1,17 @@
 //! The DynamoDB store: the client, the tables, and what every aggregate's adapter shares —
 //! one `TransactWriteItems` per change (conflicts retried, cancellation reasons with the old
-//! items handed back as [`Cancelled`]), consistent `GetItem`, and capacity accounting.
+//! items handed back as [`Cancelled`]), consistent `GetItem` and `BatchGetItem`, and capacity
+//! accounting.
 //! The domain's store ports are implemented one file per aggregate: [`crate::codes`],
 //! [`crate::referrals`], [`crate::commissions`], [`crate::balance`], [`crate::history`].
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{CancellationReason, ConsumedCapacity, ReturnConsumedCapacity, TransactWriteItem};
+use aws_sdk_dynamodb::types::{CancellationReason, ConsumedCapacity, KeysAndAttributes, ReturnConsumedCapacity, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use market_domain::ports::Result;
 use market_domain::MarketError;
@@ -154,6 +156,38 @@ impl DynamoStore {
             .map_err(sdk_error)?;
         self.usage.record(out.consumed_capacity());
         Ok(out.item)
+    }
+
+    /// Consistent reads of one item from each of several tables in one `BatchGetItem`, in
+    /// the order asked. A key DynamoDB leaves unprocessed (throttling) is read on its own.
+    pub(crate) async fn get_items(&self, keys: Vec<(&str, Item)>) -> Result<Vec<Option<Item>>> {
+        let mut request = HashMap::with_capacity(keys.len());
+        for (table, key) in &keys {
+            let read = KeysAndAttributes::builder().keys(key.clone()).consistent_read(true).build().map_err(|e| MarketError::Internal(Box::new(e)))?;
+            if request.insert((*table).to_owned(), read).is_some() {
+                return Err(MarketError::internal("one key per table in a batch read"));
+            }
+        }
+        let out = self
+            .client
+            .batch_get_item()
+            .set_request_items(Some(request))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        self.usage.record(out.consumed_capacity());
+        let mut found = out.responses.unwrap_or_default();
+        let unprocessed = out.unprocessed_keys.unwrap_or_default();
+        let mut items = Vec::with_capacity(keys.len());
+        for (table, key) in keys {
+            items.push(if unprocessed.contains_key(table) {
+                self.get_item(table, key).await?
+            } else {
+                found.remove(table).and_then(|mut rows| rows.pop())
+            });
+        }
+        Ok(items)
     }
 }
 

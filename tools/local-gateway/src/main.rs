@@ -139,7 +139,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let gateway = Arc::new(Gateway {
         upstream: upstream.trim_end_matches('/').to_owned(),
-        client: Client::builder(TokioExecutor::new()).build_http(),
+        client: Client::builder(TokioExecutor::new()).build(nodelay_connector()),
         per_function: env_or("LOCAL_GATEWAY_CONCURRENCY", 64).clamp(1, 99) as usize,
         queue_timeout: Duration::from_millis(env_or("LOCAL_GATEWAY_QUEUE_MS", 29_000)),
         slots: Mutex::new(HashMap::new()),
@@ -148,6 +148,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("[gateway] http://{addr} -> {} ({} in flight per function)", gateway.upstream, gateway.per_function);
     loop {
         let (stream, peer) = listener.accept().await?;
+        // Headers and body are separate writes: with Nagle on, the body waits for the ACK the
+        // peer delays by 40 ms.
+        let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
@@ -158,6 +161,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
     }
+}
+
+/// To `cargo lambda watch`, without Nagle (see the accept loop).
+fn nodelay_connector() -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http
 }
 
 #[cfg(test)]

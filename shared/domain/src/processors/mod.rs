@@ -99,19 +99,18 @@ impl<S: MarketStore, C: ConfigSource> Processor for GetAffiliateStats<S, C> {
     async fn process(&self, caller: UserId) -> Result<AffiliateOverview, MarketError> {
         let d = &self.0;
         let now = d.clock.now();
-        // One parallel round trip.
-        let (policy, stats, codes, config, due, next) = futures::join!(
-            d.store.get_policy(&caller),
-            d.store.get_stats(&caller),
+        // One parallel round trip of three requests (each opens a connection on a cold start).
+        let (stats_and_policy, codes, config, pending) = futures::join!(
+            d.store.get_stats_and_policy(&caller),
             d.store.list_active_codes(&caller),
             d.config.current(),
-            d.store.due_commissions(&caller, now, DUE_READ_LIMIT),
-            d.store.next_release(&caller, now)
+            d.store.pending_commissions(&caller, now, DUE_READ_LIMIT)
         );
+        let ((stats, policy), pending) = (stats_and_policy?, pending?);
         Ok(AffiliateOverview {
-            stats: stats?.live(&due?),
-            next_release_at: next?,
-            policy: EffectivePolicy::resolve(policy?.as_ref(), &config),
+            stats: stats.live(&pending.due),
+            next_release_at: pending.next_release,
+            policy: EffectivePolicy::resolve(policy.as_ref(), &config),
             codes: codes?.into_iter().filter(|c| c.is_usable(now)).collect(),
             currency: config.currency,
             min_withdraw_amount: config.min_withdraw_amount,

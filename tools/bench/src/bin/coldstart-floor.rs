@@ -1,5 +1,5 @@
 //! Cold-start reference (`scripts/coldstart.py`): the floor of a function that must talk to
-//! DynamoDB — the same SDK configuration as the functions (`market_storage::aws_config`),
+//! DynamoDB — the same SDK configuration as the functions (`market_lambda::aws::sdk_config`),
 //! the client built once per cold start, one `GetItem` per invocation. Not deployed.
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -7,7 +7,7 @@ use lambda_http::{service_fn, Body, Error, Request, Response};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let config = market_storage::aws_config().await;
+    let config = market_lambda::aws::sdk_config()?;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = std::env::var("POLICY_TABLE")?;
     lambda_http::run(service_fn(|_: Request| {

@@ -1,5 +1,5 @@
 //! The processors behind `scripts/coldstart.py`'s requests, called in-process with the
-//! functions' clients (`market_storage::aws_config`, the Redis config source) and the same
+//! functions' clients (`market_lambda::aws::sdk_config`, the Redis config source) and the same
 //! endpoints (over TLS when `coldstart.py --tls` runs this): what a warm invoke costs without
 //! the Runtime API, the HTTP event and the gRPC-Web framing. The same requests as `coldstart.py`
 //! sends (a fresh owner per created code, as its processes each have one); a refused request
@@ -36,9 +36,9 @@ where
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), market_lambda::Error> {
     let runs: usize = std::env::var("INPROC_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(50).max(1);
-    let sdk = market_storage::aws_config().await;
+    let sdk = market_lambda::aws::sdk_config()?;
     let store = market_storage::DynamoStore::from_env(&sdk).await?;
     let fallback = match std::env::var("MARKET_CONFIG_JSON") {
         Ok(doc) if !doc.trim().is_empty() => MarketConfig::from_json(&doc)?,
