@@ -1,6 +1,7 @@
 //! The standalone consumer: durable queues bound to the routes, manual acks only after SQS
-//! accepted the message, bounded prefetch, reconnect with backoff, and on SIGTERM/Ctrl-C:
-//! finish the batch in flight (send, ack), then close — the broker requeues whatever was
+//! accepted the message (a batch's acks written while the next batch goes to SQS), bounded
+//! prefetch, reconnect with backoff, and on SIGTERM/Ctrl-C: finish the batch in flight
+//! (send, ack), then close — the broker requeues whatever was
 //! prefetched but not acked. A killed bridge loses nothing: unacked messages are redelivered
 //! (duplicates are harmless downstream).
 //!
@@ -67,6 +68,10 @@ async fn session(
     *backoff = Duration::from_millis(200);
     let mut deliveries = futures::stream::select_all(consumers);
     let mut check = tokio::time::interval(Duration::from_secs(1));
+    // The previous batch's acks, on the wire while the next batch goes to SQS: the broker's
+    // answer no longer adds to every batch. One batch's acks at a time, each only after SQS
+    // took its messages; a crash meanwhile leaves them unacked, and the broker redelivers.
+    let mut settling: Option<tokio::task::JoinHandle<Result<(), market_lambda::Error>>> = None;
     loop {
         let first = tokio::select! {
             d = deliveries.next() => d,
@@ -77,7 +82,11 @@ async fn session(
                 return Err("broker connection lost".into());
             }
             _ = stop.wait_for(|s| *s) => {
-                // Nothing in flight here: closing returns every unacked message to the queue.
+                // Only the last batch's acks can be in flight: finish them, then closing
+                // returns every unacked message to the queue.
+                if let Some(previous) = settling.take() {
+                    let _ = previous.await;
+                }
                 close_bounded(&channel, &connection).await;
                 info!("inbound consumer stopped");
                 return Ok(End::Shutdown);
@@ -97,9 +106,15 @@ async fn session(
         if results.iter().any(|r| matches!(r, Err(e) if !matches!(e, MarketError::InvalidArgument(_)))) {
             tokio::time::sleep(RETRY_PAUSE).await;
         }
+        if let Some(previous) = settling.take() {
+            previous.await??;
+        }
         // The broker answers acks at once; an ack that hangs means the connection is gone (what
         // was not acked is redelivered after the reconnect).
-        tokio::time::timeout(BROKER_TIMEOUT, settle(&batch, results)).await.map_err(|_| "broker did not take the acks")??;
+        settling = Some(tokio::spawn(async move {
+            tokio::time::timeout(BROKER_TIMEOUT, settle(&batch, results)).await.map_err(|_| "broker did not take the acks")??;
+            Ok(())
+        }));
     }
 }
 
