@@ -108,7 +108,7 @@ async fn a_reward_is_pending_then_available_at_the_exact_moment() {
 }
 
 /// The overview's one read of pending commissions: the due ones and the next release; when
-/// more are due than it reads, the next release still comes from past them.
+/// due ones fill its page, the next release still comes from past them.
 #[tokio::test]
 async fn pending_commissions_give_the_due_ones_and_the_next_release() {
     // 100 days before `PAST`: outside the window of the catch-up the test above runs.

@@ -283,7 +283,8 @@ pub trait CommissionStore: Send + Sync + 'static {
     /// oldest first: one strongly consistent `Query`.
     fn due_commissions(&self, user: &UserId, now: Timestamp, limit: usize) -> impl Future<Output = Result<Vec<Commission>>> + Send;
     /// The due commissions as [`CommissionStore::due_commissions`] reads them, and when the
-    /// next one after `now` matures: one round trip unless more than `limit` are due.
+    /// next one after `now` matures: one small `Query` unless a backlog of due commissions
+    /// fills it (then those two queries, in parallel).
     fn pending_commissions(&self, user: &UserId, now: Timestamp, limit: usize)
         -> impl Future<Output = Result<PendingCommissions>> + Send;
     /// `Ok(false)`: a commission changed since it was read (nothing written).

@@ -88,6 +88,10 @@ impl DynamoStore {
     }
 }
 
+/// How many pending commissions an overview reads in its one request: the due ones between
+/// two daily catch-ups fit, and the item after them says when the next one matures.
+const PENDING_FIRST_PAGE: usize = 25;
+
 /// The maturity index's sort key of an item.
 fn pending_until(item: &Item) -> Option<Timestamp> {
     item.get(attr::PENDING_UNTIL).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).map(Timestamp::from_millis)
@@ -154,26 +158,28 @@ impl CommissionStore for DynamoStore {
     }
 
     async fn pending_commissions(&self, user: &UserId, now: Timestamp, limit: usize) -> Result<PendingCommissions> {
-        // All pending, oldest first: the due ones, then the first not yet due (one more item
-        // read, and no second request).
-        let items = self
-            .query_index(PENDING_BY_MATURITY_INDEX, "#user_id = :u", vec![(":u", s(user.as_str()))], true, limit.saturating_add(1))
-            .await?;
-        let mut pending = PendingCommissions::default();
+        // The user's pending commissions, oldest first: the due ones, then the first not yet
+        // due, in one small page. Bounded, so that an affiliate with many commissions in
+        // their holding period does not make every overview read them all.
+        let page = PENDING_FIRST_PAGE.min(limit.saturating_add(1));
+        let items = self.query_index(PENDING_BY_MATURITY_INDEX, "#user_id = :u", vec![(":u", s(user.as_str()))], true, page).await?;
+        let full = items.len() >= page;
+        let mut due = Vec::new();
         for item in items {
             let until = pending_until(&item).ok_or_else(|| MarketError::internal("pending commission without pending_until"))?;
             if until > now {
-                pending.next_release = Some(until);
-                return Ok(pending);
+                return Ok(PendingCommissions { due, next_release: Some(until) });
             }
-            if pending.due.len() == limit {
-                // More are due than asked for: the next release is further down the index.
-                pending.next_release = self.next_release(user, now).await?;
-                return Ok(pending);
-            }
-            pending.due.push(commission_from(item)?);
+            due.push(commission_from(item)?);
         }
-        Ok(pending)
+        if !full {
+            // Every pending commission is due.
+            return Ok(PendingCommissions { due, next_release: None });
+        }
+        // More are due than the page holds (a backlog since the last catch-up): the due ones
+        // up to the limit and the next maturity, as two queries.
+        let (due, next_release) = tokio::try_join!(self.due_commissions(user, now, limit), self.next_release(user, now))?;
+        Ok(PendingCommissions { due, next_release })
     }
 
     async fn mature(&self, m: &Maturation) -> Result<bool> {
