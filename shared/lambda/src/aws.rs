@@ -42,7 +42,9 @@ fn sdk_config_from(vars: HashMap<String, String>) -> Result<SdkConfig, Error> {
     if let Some(url) = var("AWS_ENDPOINT_URL") {
         builder = builder.endpoint_url(url);
     }
-    Ok(builder.service_config(EnvEndpoints(vars)).build())
+    // Only the endpoint variables: the credentials must not sit in a value that derives Debug.
+    let endpoints = vars.into_iter().filter(|(k, _)| k.starts_with("AWS_ENDPOINT_URL_")).collect();
+    Ok(builder.service_config(EnvEndpoints(endpoints)).build())
 }
 
 /// `AWS_ENDPOINT_URL_<SERVICE ID, upper case, spaces as _>`, as the SDK's own environment
@@ -68,14 +70,14 @@ mod tests {
     }
 
     const LAMBDA: &[(&str, &str)] =
-        &[("AWS_REGION", "eu-west-1"), ("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "secret"), ("AWS_SESSION_TOKEN", "token")];
+        &[("AWS_REGION", "eu-west-1"), ("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "wJalrSECRET"), ("AWS_SESSION_TOKEN", "FwoGTOKEN")];
 
     #[tokio::test]
     async fn lambda_s_variables_give_region_and_credentials() {
         let c = config(LAMBDA).unwrap();
         assert_eq!(c.region().map(|r| r.as_ref()), Some("eu-west-1"));
         let creds = c.credentials_provider().unwrap().provide_credentials().await.unwrap();
-        assert_eq!((creds.access_key_id(), creds.secret_access_key(), creds.session_token()), ("AKID", "secret", Some("token")));
+        assert_eq!((creds.access_key_id(), creds.secret_access_key(), creds.session_token()), ("AKID", "wJalrSECRET", Some("FwoGTOKEN")));
         assert_eq!(c.timeout_config(), Some(&market_storage::sdk_timeouts()));
         assert_eq!((c.use_fips(), c.use_dual_stack()), (Some(false), Some(false)));
         assert!(c.endpoint_url().is_none());
@@ -94,6 +96,8 @@ mod tests {
         assert_eq!(load("SQS"), None, "the SDK then takes the global endpoint");
         assert_eq!(c.endpoint_url(), Some("http://127.0.0.1:2"));
         assert_eq!(c.use_fips(), Some(true));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("wJalrSECRET") && !shown.contains("FwoGTOKEN"), "no credentials in Debug: {shown}");
     }
 
     #[test]
