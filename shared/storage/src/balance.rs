@@ -28,12 +28,17 @@ impl DynamoStore {
     }
 }
 
+/// The stats item as read; zero statistics for a user who has none yet.
+fn stats_of(user: &UserId, item: Option<crate::expr::Item>) -> Result<AffiliateStats> {
+    match item {
+        Some(item) => serde_dynamo::from_item(item).map_err(mapping_error),
+        None => Ok(AffiliateStats::empty(user.clone())),
+    }
+}
+
 impl BalanceStore for DynamoStore {
     async fn get_stats(&self, user: &UserId) -> Result<AffiliateStats> {
-        match self.get_item(&self.tables().stats, key(attr::USER_ID, user.as_str())).await? {
-            Some(item) => serde_dynamo::from_item(item).map_err(mapping_error),
-            None => Ok(AffiliateStats::empty(user.clone())),
-        }
+        stats_of(user, self.get_item(&self.tables().stats, key(attr::USER_ID, user.as_str())).await?)
     }
 
     async fn get_stats_and_policy(&self, user: &UserId) -> Result<(AffiliateStats, Option<AffiliatePolicy>)> {
@@ -41,11 +46,7 @@ impl BalanceStore for DynamoStore {
         let k = key(attr::USER_ID, user.as_str());
         let mut items = self.get_items(vec![(&t.stats, k.clone()), (&t.policy, k)]).await?.into_iter();
         let (stats, policy) = (items.next().flatten(), items.next().flatten());
-        let stats = match stats {
-            Some(item) => serde_dynamo::from_item(item).map_err(mapping_error)?,
-            None => AffiliateStats::empty(user.clone()),
-        };
-        Ok((stats, policy.map(|i| serde_dynamo::from_item(i).map_err(mapping_error)).transpose()?))
+        Ok((stats_of(user, stats)?, policy.map(|i| serde_dynamo::from_item(i).map_err(mapping_error)).transpose()?))
     }
 
     async fn get_withdrawal(&self, user: &UserId, id: &WithdrawalId) -> Result<Option<WithdrawalRecord>> {
