@@ -24,6 +24,9 @@ use crate::model::{Bucket, HoldReason, LedgerEntry, ReversalCause};
 use crate::money::{commission, Bps, Currency, Money};
 use crate::time::Timestamp;
 
+mod delta;
+pub use delta::StatsDelta;
+
 /// The reward as it was earned (immutable once set).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Earned {
@@ -139,50 +142,6 @@ pub enum CommissionStatus {
     Reversed,
     /// Waiting for an admin's review (an abuse rule fired when it was earned).
     HeldForReview,
-}
-
-/// Signed changes of one user's statistics, applied with `ADD` in the change's transaction.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StatsDelta {
-    pub pending: i64,
-    pub available: i64,
-    pub total_earned: i64,
-    pub reversed_total: i64,
-    pub withdrawn_total: i64,
-    pub held: i64,
-    pub rewarded_orders: i64,
-    /// Rewards earned (gross), by level (index 0 = level 1).
-    pub earned_by_level: [i64; 3],
-}
-
-impl StatsDelta {
-    pub fn is_zero(&self) -> bool {
-        *self == StatsDelta::default()
-    }
-    fn add_to(&mut self, bucket: Bucket, amount: i64) {
-        match bucket {
-            Bucket::Pending => self.pending += amount,
-            Bucket::Available => self.available += amount,
-            Bucket::Held => self.held += amount,
-        }
-    }
-    /// Checked sum of two deltas.
-    pub fn plus(self, o: StatsDelta) -> Option<StatsDelta> {
-        Some(StatsDelta {
-            pending: self.pending.checked_add(o.pending)?,
-            available: self.available.checked_add(o.available)?,
-            total_earned: self.total_earned.checked_add(o.total_earned)?,
-            reversed_total: self.reversed_total.checked_add(o.reversed_total)?,
-            withdrawn_total: self.withdrawn_total.checked_add(o.withdrawn_total)?,
-            held: self.held.checked_add(o.held)?,
-            rewarded_orders: self.rewarded_orders.checked_add(o.rewarded_orders)?,
-            earned_by_level: [
-                self.earned_by_level[0].checked_add(o.earned_by_level[0])?,
-                self.earned_by_level[1].checked_add(o.earned_by_level[1])?,
-                self.earned_by_level[2].checked_add(o.earned_by_level[2])?,
-            ],
-        })
-    }
 }
 
 /// The result of a lifecycle step: write `after`, append `entries`, add `stats`.

@@ -1,0 +1,47 @@
+//! What a lifecycle step adds to the earner's statistics.
+
+use crate::model::Bucket;
+
+/// Signed changes of one user's statistics, applied with `ADD` in the change's transaction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsDelta {
+    pub pending: i64,
+    pub available: i64,
+    pub total_earned: i64,
+    pub reversed_total: i64,
+    pub withdrawn_total: i64,
+    pub held: i64,
+    pub rewarded_orders: i64,
+    /// Rewards earned (gross), by level (index 0 = level 1).
+    pub earned_by_level: [i64; 3],
+}
+
+impl StatsDelta {
+    pub fn is_zero(&self) -> bool {
+        *self == StatsDelta::default()
+    }
+    pub(super) fn add_to(&mut self, bucket: Bucket, amount: i64) {
+        match bucket {
+            Bucket::Pending => self.pending += amount,
+            Bucket::Available => self.available += amount,
+            Bucket::Held => self.held += amount,
+        }
+    }
+    /// Checked sum of two deltas.
+    pub fn plus(self, o: StatsDelta) -> Option<StatsDelta> {
+        Some(StatsDelta {
+            pending: self.pending.checked_add(o.pending)?,
+            available: self.available.checked_add(o.available)?,
+            total_earned: self.total_earned.checked_add(o.total_earned)?,
+            reversed_total: self.reversed_total.checked_add(o.reversed_total)?,
+            withdrawn_total: self.withdrawn_total.checked_add(o.withdrawn_total)?,
+            held: self.held.checked_add(o.held)?,
+            rewarded_orders: self.rewarded_orders.checked_add(o.rewarded_orders)?,
+            earned_by_level: [
+                self.earned_by_level[0].checked_add(o.earned_by_level[0])?,
+                self.earned_by_level[1].checked_add(o.earned_by_level[1])?,
+                self.earned_by_level[2].checked_add(o.earned_by_level[2])?,
+            ],
+        })
+    }
+}

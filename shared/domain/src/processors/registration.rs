@@ -1,0 +1,132 @@
+//! user.registered: the new user, and the referral its invite code earns (or why not).
+
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::{Deps, Processor, REGISTRATION_SOURCE};
+use crate::audit::{Actor, AuditAction, AuditRecord};
+use crate::code::InviteCode;
+use crate::error::MarketError;
+use crate::ids::{EventId, UserId};
+use crate::model::HoldReason;
+use crate::ports::{ConfigSource, MarketStore, Referral, ReferralRejection, Registration, RegistrationOutcome, VelocityCount};
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone)]
+pub struct UserRegistered {
+    pub event_id: EventId,
+    pub user: UserId,
+    pub invite_code: Option<String>,
+    pub occurred_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationResult {
+    Referred { inviter: UserId },
+    /// Registered without a referral (no code, or the code did not qualify).
+    Registered { rejected: Option<ReferralRejection> },
+    AlreadyRegistered,
+}
+
+pub struct RegisterUser<S, C>(pub Deps<S, C>);
+
+impl<S: MarketStore, C: ConfigSource> RegisterUser<S, C> {
+    /// Checks the code as read; the store re-checks code and inviter at write time.
+    async fn referral_for(&self, user: &UserId, code: &str, now: Timestamp) -> Result<Result<Referral, ReferralRejection>, MarketError> {
+        let Ok(code) = InviteCode::parse(code) else { return Ok(Err(ReferralRejection::InvalidCode)) };
+        let Some(record) = self.0.store.get_code(&code).await? else {
+            return Ok(Err(ReferralRejection::UnknownCode));
+        };
+        if !record.active {
+            return Ok(Err(ReferralRejection::InactiveCode));
+        }
+        if record.is_expired(now) {
+            return Ok(Err(ReferralRejection::ExpiredCode));
+        }
+        if &record.owner_id == user {
+            return Ok(Err(ReferralRejection::SelfReferral));
+        }
+        Ok(Ok(Referral { inviter: record.owner_id, code }))
+    }
+
+    /// The user is registered: by this very event (a redelivery, or a retry after a lost
+    /// response) → its first outcome, from the policy; by another event → `AlreadyRegistered`.
+    async fn already_registered(&self, ev: &UserRegistered) -> Result<RegistrationResult, MarketError> {
+        let policy = self.0.store.get_policy(&ev.user).await?;
+        Ok(match policy {
+            Some(p) if p.registration_event.as_ref() == Some(&ev.event_id) => match p.inviter {
+                Some(inviter) => RegistrationResult::Referred { inviter },
+                None => RegistrationResult::Registered { rejected: p.registration_rejected },
+            },
+            _ => RegistrationResult::AlreadyRegistered,
+        })
+    }
+}
+
+impl<S: MarketStore, C: ConfigSource> Processor for RegisterUser<S, C> {
+    type Request = UserRegistered;
+    type Response = RegistrationResult;
+
+    async fn process(&self, ev: UserRegistered) -> Result<RegistrationResult, MarketError> {
+        let store = &self.0.store;
+        let now = self.0.clock.now();
+        let mut rejected = None;
+        if let Some(code) = ev.invite_code.as_deref().filter(|c| !c.trim().is_empty()) {
+            match self.referral_for(&ev.user, code, now).await? {
+                Ok(referral) => {
+                    let inviter = referral.inviter.clone();
+                    let actor = Actor::System(REGISTRATION_SOURCE.into());
+                    let audit = vec![
+                        AuditRecord::new(&ev.user, now, AuditAction::ReferralRecorded, actor.clone(), ev.event_id.as_str(), json!({
+                            "inviter": inviter, "code": referral.code,
+                        })),
+                        AuditRecord::new(&inviter, now, AuditAction::ReferralGained, actor.clone(), ev.event_id.as_str(), json!({
+                            "user": ev.user, "code": referral.code,
+                        })),
+                    ];
+                    // Referral velocity: counted per inviter and UTC hour in the same
+                    // transaction; beyond the limit the referral is recorded flagged.
+                    let per_hour = self.0.config.current().await.review_referrals_per_hour;
+                    let velocity = (per_hour > 0).then(|| VelocityCount { hour: now.utc_hour(), under: Some(per_hour), purge_at: now.plus_days(2) });
+                    let mut reg = Registration { user: ev.user.clone(), event_id: ev.event_id.clone(), at: now, referral: Some(referral), rejected: None, audit, velocity, review: None };
+                    let mut outcome = store.register_user(&reg).await?;
+                    if outcome == RegistrationOutcome::VelocityExceeded {
+                        reg.review = Some(HoldReason::ReferralVelocity);
+                        if let Some(v) = reg.velocity.as_mut() {
+                            v.under = None;
+                        }
+                        reg.audit.push(AuditRecord::new(&inviter, now, AuditAction::HeldForReview, actor, ev.event_id.as_str(), json!({
+                            "rule": "review_referrals_per_hour", "limit": per_hour, "hour": now.utc_hour(), "user": ev.user,
+                        })));
+                        warn!(event_id = %ev.event_id, user_id = %ev.user, inviter = %inviter, limit = per_hour, "referral velocity: the referral's rewards will be held for review");
+                        outcome = store.register_user(&reg).await?;
+                    }
+                    match outcome {
+                        RegistrationOutcome::Registered { .. } => {
+                            info!(event_id = %ev.event_id, user_id = %ev.user, inviter = %inviter, "referral recorded");
+                            return Ok(RegistrationResult::Referred { inviter });
+                        }
+                        RegistrationOutcome::AlreadyRegistered => return self.already_registered(&ev).await,
+                        RegistrationOutcome::ReferralRejected(reason) => rejected = Some(reason),
+                        // Counted unconditionally on the second attempt: not reachable.
+                        RegistrationOutcome::VelocityExceeded => return Err(MarketError::Contention),
+                    }
+                }
+                Err(reason) => rejected = Some(reason),
+            }
+        }
+        if let Some(reason) = rejected {
+            warn!(event_id = %ev.event_id, user_id = %ev.user, reason = reason.as_str(), "referral rejected");
+        }
+        let (action, details) = match rejected {
+            Some(reason) => (AuditAction::ReferralRejected, json!({"code": ev.invite_code, "reason": reason.as_str()})),
+            None => (AuditAction::Registered, json!({})),
+        };
+        let audit = vec![AuditRecord::new(&ev.user, now, action, Actor::System(REGISTRATION_SOURCE.into()), ev.event_id.as_str(), details)];
+        let reg = Registration { user: ev.user.clone(), event_id: ev.event_id.clone(), at: now, referral: None, rejected, audit, velocity: None, review: None };
+        match store.register_user(&reg).await? {
+            RegistrationOutcome::AlreadyRegistered => self.already_registered(&ev).await,
+            _ => Ok(RegistrationResult::Registered { rejected }),
+        }
+    }
+}
