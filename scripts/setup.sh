@@ -14,6 +14,8 @@ command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
 # The console's end-to-end tests drive Debian's Chromium (Playwright cannot download its own).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# The throw-away CAs of the Redis TLS test and `coldstart.py --tls`.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -21,6 +21,7 @@ pub mod chaos;
 pub mod proxy;
 pub mod rpc;
 pub mod silent_proxy;
+pub mod tls_front;
 
 pub type TestDeps = Deps<DynamoStore, StaticConfig>;
 
