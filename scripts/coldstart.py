@@ -18,9 +18,16 @@ the handshake and the entropy set-up that a first call pays in Lambda. Two refer
 the same workspace are measured in the same run: a lambda_http hello world and a function
 making one DynamoDB GetItem with the functions' SDK settings (the floor for a function
 that must talk to DynamoDB). Cold overhead = init + first invoke - warm invoke.
+"x shape" divides a function's cold overhead by that of the floor of its own I/O shape (the
+floor binary making the function's first parallel reads: n connections and the Redis config,
+SHAPE below), so what the function's code adds is told apart from what its connections cost.
+"answers" is what the invokes answered (gRPC status): a row whose warm invokes answer
+otherwise than its first compares different requests, and is flagged.
 
 Next to each function: the same request's processor called in-process, warm, with the same
-clients and endpoints (target/release/market-bench-inproc), and warm invoke / in-process.
+clients and endpoints (target/release/market-bench-inproc), and warm invoke / in-process (and
+minus, in ms). The floors' requests are timed in-process too: their warm invoke over
+in-process is what the harness (Runtime API, event) adds to a read that does nothing else.
 
 usage: coldstart.py [--tls] [--no-metrics-cost] [runs] [function...]
 """
@@ -43,6 +50,22 @@ FUNCTIONS = {  # binary -> gRPC method it serves
 WARM = 10
 REFERENCES = {"coldstart-hello": "Hello", "coldstart-floor": "GetItem"}
 FLOOR = "coldstart-floor"
+# The floor of each function's I/O shape (the same binary, configured): n DynamoDB requests
+# in parallel (n connections on a first invoke) and the config read from Redis, as the
+# function's first invoke makes them. What a function pays over its shape's floor is ours.
+SHAPE_FLOORS = {
+    "floor-1+config": {"FLOOR_PARALLEL": "1", "FLOOR_CONFIG": "1"},
+    "floor-2+config": {"FLOOR_PARALLEL": "2", "FLOOR_CONFIG": "1"},
+    "floor-3+config": {"FLOOR_PARALLEL": "3", "FLOOR_CONFIG": "1"},
+}
+SHAPE = {  # function -> the floor of its first invoke's I/O (its processor's parallel reads)
+    "get-affiliate-stats": "floor-3+config",        # stats+policy batch, codes, pending; config
+    "withdraw-affiliate-reward": "floor-3+config",  # withdrawal for the key, stats, due; config
+    "create-invite-code": "floor-2+config",         # policy, active codes; config (then a write)
+    "delete-invite-code": "floor-1+config",         # config, then the deactivation
+    "list-invite-codes": FLOOR,
+    "list-reward-history": FLOOR,
+}
 
 
 def make_certs(d):
@@ -143,15 +166,60 @@ class Runtime(BaseHTTPRequestHandler):
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length", 0))
-        self.rfile.read(length)
+        body = self.rfile.read(length)
         self.server.state["marks"].append(("response" if "/response" in self.path else "error", time.perf_counter()))
+        self.server.state["statuses"].append(grpc_status(body) if "/response" in self.path else "runtime error")
         self.send_response(202)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
 
+GRPC_CODES = {0: "OK", 3: "INVALID_ARGUMENT", 5: "NOT_FOUND", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED",
+              9: "FAILED_PRECONDITION", 14: "UNAVAILABLE", 13: "INTERNAL", 16: "UNAUTHENTICATED"}
+
+
+def is_reference(binary):
+    return binary in REFERENCES or binary in EXTRA or binary in SHAPE_FLOORS
+
+
+def grpc_status(payload):
+    """The gRPC status of an invoke's response (API Gateway v2 JSON around gRPC-Web): from
+    the headers (a trailers-only answer) or the body's trailer frame; for the hello world and
+    the floor, the HTTP status. Kept so a row cannot silently measure refusals."""
+    try:
+        resp = json.loads(payload)
+        headers = {k.lower(): v for k, v in (resp.get("headers") or {}).items()}
+        if "grpc-status" in headers:
+            code = int(headers["grpc-status"])
+        else:
+            raw = resp.get("body") or ""
+            raw = base64.b64decode(raw) if resp.get("isBase64Encoded") else raw.encode()
+            code, i = None, 0
+            while i + 5 <= len(raw):
+                flag, n = raw[i], int.from_bytes(raw[i + 1:i + 5], "big")
+                if flag & 0x80:
+                    for line in raw[i + 5:i + 5 + n].decode(errors="replace").split("\r\n"):
+                        if line.lower().startswith("grpc-status:"):
+                            code = int(line.split(":", 1)[1])
+                i += 5 + n
+            if code is None:
+                return f"HTTP {resp.get('statusCode')}"
+        return GRPC_CODES.get(code, str(code))
+    except (ValueError, TypeError, AttributeError):
+        return "unparsed"
+
+
+# The measured processes' environment: this shell's (the stack's endpoints, tables, keys)
+# without SSL_CERT_DIR, which Lambda does not set and some machines do (this one: the
+# /etc/ssl/certs directory). With it, every root-store load (the SDK's, Redis's) also reads
+# each of that directory's ~300 entries: milliseconds no Lambda pays.
+LAMBDA_LIKE_ENV = {k: v for k, v in os.environ.items() if k != "SSL_CERT_DIR"}
+
+
 def path_of(binary):
     """A binary of this build, or a reference built elsewhere (`label=path` in COLDSTART_EXTRA)."""
+    if binary in SHAPE_FLOORS:
+        binary = FLOOR
     return EXTRA.get(binary, f"target/release/{binary}")
 
 
@@ -171,9 +239,10 @@ def measure(binary, method, extra_env=None):
     # the active-code limit however many runs), as market-bench-inproc's created codes are.
     sub = f"coldstart-{binary}-{time.monotonic_ns()}"
     server = ThreadingHTTPServer(("127.0.0.1", 0), Runtime)
-    server.state = {"served": 0, "marks": [], "done": threading.Event(), "event": event(method, body, sub)}
+    server.state = {"served": 0, "marks": [], "statuses": [], "done": threading.Event(), "event": event(method, body, sub)}
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}",
+    extra_env = dict(extra_env or {}, **SHAPE_FLOORS.get(binary, {}))
+    env = dict(LAMBDA_LIKE_ENV, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}",
                AWS_LAMBDA_FUNCTION_NAME=binary, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128",
                AWS_LAMBDA_FUNCTION_VERSION="1", RUST_LOG="error", **(extra_env or {}))
     start = time.perf_counter()
@@ -193,7 +262,8 @@ def measure(binary, method, extra_env=None):
     if len(nexts) < 1 + WARM or len(resps) < 1 + WARM:
         return None
     warm = statistics.median((r - n) * 1e3 for n, r in zip(nexts[1:], resps[1:]))
-    return (nexts[0] - start) * 1e3, (resps[0] - nexts[0]) * 1e3, warm, rss
+    st = server.state["statuses"]
+    return (nexts[0] - start) * 1e3, (resps[0] - nexts[0]) * 1e3, warm, rss, st[0], st[1:1 + WARM]
 
 
 def main():
@@ -208,14 +278,15 @@ def main():
         base = tls_env(tempfile.mkdtemp(prefix="coldstart-tls-"))
     where = "DynamoDB, SQS and Redis over TLS (loopback terminator, throw-away CA)" if tls else "plain HTTP to the local services"
     print(f"\nCold start, release x86_64, minimal Runtime API on loopback, {where}, median of {runs} fresh processes")
-    targets = list(REFERENCES.items()) + [(label, "GetItem") for label in EXTRA] + [(b, m) for b, m in FUNCTIONS.items() if not only or b in only]
+    targets = (list(REFERENCES.items()) + [(label, "GetItem") for label in EXTRA] + [(label, "GetItem") for label in SHAPE_FLOORS]
+               + [(b, m) for b, m in FUNCTIONS.items() if not only or b in only])
     built = [(b, m) for b, m in targets if os.path.exists(path_of(b))]
     samples = {b: ([], []) for b, _ in built}
     # Round-robin: each round starts every binary once (and each variant), so drift on the
     # machine (DynamoDB Local's JIT, other load) hits the functions and the floor alike.
     for _ in range(runs):
         for binary, method in built:
-            with_cost = metrics_cost and not (binary in REFERENCES or binary in EXTRA)
+            with_cost = metrics_cost and not is_reference(binary)
             a = measure(binary, method, base)
             b = measure(binary, method, dict(base, METRICS_DISABLED="1")) if with_cost else None
             if a:
@@ -228,18 +299,20 @@ def main():
     # after the processes, so DynamoDB Local's JVM is as warm for it as for the warm invokes.
     inproc = {}
     if os.path.exists(path_of("market-bench-inproc")):
-        done = subprocess.run([path_of("market-bench-inproc")], env=dict(os.environ, RUST_LOG="error", **base),
+        done = subprocess.run([path_of("market-bench-inproc")], env=dict(LAMBDA_LIKE_ENV, RUST_LOG="error", **base),
                               capture_output=True, text=True, timeout=300)
         inproc = json.loads(done.stdout) if done.returncode == 0 else {}
-    print(f"{'function':<28}{'init':>9}{'first':>9}{'warm':>8}{'cold overhead':>15}{'x floor':>9}{'peak RSS':>10}{'binary':>9}"
-          f"{'in-proc':>9}{'warm/in-proc':>13}" + (f"{'metrics cost':>14}" if metrics_cost else ""))
+    print(f"{'function':<28}{'init':>9}{'first':>9}{'warm':>8}{'cold overhead':>15}{'x floor':>9}{'x shape':>9}{'peak RSS':>10}{'binary':>9}"
+          f"{'in-proc':>9}{'warm/in-proc':>13}{'warm-in':>9}" + (f"{'metrics cost':>14}" if metrics_cost else "") + "  answers")
     floor = None
+    overheads = {}
+    mismatched = []
     figures = {}  # for bench.json (BENCH_OUT, set by scripts/bench.sh)
     for binary, results, bare in measured:
         if results is None:
             print(f"{binary:<28} not built")
             continue
-        reference = binary in REFERENCES or binary in EXTRA
+        reference = is_reference(binary)
         with_cost = metrics_cost and not reference
         if not results or (with_cost and not bare):
             print(f"{binary:<28} failed")
@@ -248,24 +321,42 @@ def main():
         rss = statistics.median(r[3] for r in results if r[3]) if any(r[3] for r in results) else float("nan")
         size = os.path.getsize(path_of(binary)) / 1048576
         overhead = statistics.median(r[0] + r[1] - r[2] for r in results)
+        overheads[binary] = overhead
         if binary == FLOOR:
             floor = overhead
-        ratio = f"{overhead / floor:>8.2f}x" if floor and not reference else f"{'':>9}"
+        # References: x the one-GetItem floor too (what a shape's connections cost).
+        ratio = f"{overhead / floor:>8.2f}x" if floor and binary != FLOOR and binary != "coldstart-hello" else f"{'':>9}"
+        shape = overheads.get(SHAPE.get(binary))
+        x_shape = overhead / shape if shape else None
         line = (f"{binary:<28}{med(results, 0):>7.1f}ms{med(results, 1):>7.1f}ms{med(results, 2):>6.1f}ms{overhead:>13.1f}ms"
-                f"{ratio}{rss:>7.1f}MiB{size:>6.1f}MiB")
+                f"{ratio}" + (f"{x_shape:>8.2f}x" if x_shape else f"{'':>9}") + f"{rss:>7.1f}MiB{size:>6.1f}MiB")
         warm_ratio = med(results, 2) / inproc[binary] if inproc.get(binary) else None
-        line += f"{inproc[binary]:>7.1f}ms{warm_ratio:>12.2f}x" if warm_ratio else f"{'':>22}"
-        figures[binary] = {"init_ms": med(results, 0), "first_ms": med(results, 1), "warm_ms": med(results, 2),
-                           "cold_overhead_ms": overhead, "x_floor": overhead / floor if floor and not reference else None,
+        # ...and in ms: the floor's own difference is what the harness adds to a plain read.
+        line += (f"{inproc[binary]:>7.1f}ms{warm_ratio:>12.2f}x{med(results, 2) - inproc[binary]:>+9.1f}ms" if warm_ratio
+                 else f"{'':>31}")
+        # What the invokes answered: a warm invoke that answers other than the first (e.g. a
+        # limit reached after the first) measures a different request; the row says so.
+        first_status = sorted({r[4] for r in results})
+        warm_status = sorted({s for r in results for s in r[5]})
+        answers = "/".join(first_status) if warm_status == first_status else f"first {'/'.join(first_status)}, warm {'/'.join(warm_status)}"
+        if warm_status != first_status:
+            mismatched.append(binary)
+        figures[binary] = {"answers": {"first": first_status, "warm": warm_status}, "init_ms": med(results, 0), "first_ms": med(results, 1), "warm_ms": med(results, 2),
+                           "cold_overhead_ms": overhead, "x_floor": overhead / floor if floor and binary != FLOOR else None,
+                           "shape_floor": SHAPE.get(binary), "x_shape_floor": x_shape,
                            "peak_rss_mib": rss if rss == rss else None, "binary_mib": size,
-                           "in_process_ms": inproc.get(binary), "warm_vs_in_process": warm_ratio}
+                           "in_process_ms": inproc.get(binary), "warm_vs_in_process": warm_ratio,
+                           "warm_minus_in_process_ms": med(results, 2) - inproc[binary] if warm_ratio else None}
         if with_cost:
             cost = (med(results, 0) + med(results, 1)) - (med(bare, 0) + med(bare, 1))
             figures[binary]["metrics_cost_ms"] = cost
             line += f"{cost:>+12.2f}ms"
-        print(line)
+        print(f"{line}  {answers}")
     for proc in TERMINATORS:
         proc.kill()
+    if mismatched:
+        print(f"warning: warm invokes answered differently from the first for {', '.join(mismatched)}:"
+              " their warm and cold-overhead figures compare different requests")
     # Every deployed function's binary (the template's Binary of each function = its crate).
     sizes = {name: os.path.getsize(path_of(name)) / 1048576 for name in sorted(os.listdir("functions"))
              if os.path.exists(path_of(name))}
@@ -275,7 +366,8 @@ def main():
         print(f"binaries: {len(sizes) - len(over)} of {len(sizes)} functions under 8 MiB "
               f"({min(sizes.values()):.2f}-{sizes[largest]:.2f} MiB, largest {largest})"
               + (f"; over: {', '.join(f'{n} {s:.2f}' for n, s in over.items())}" if over else ""))
-    print("targets (issue 15): every RPC function's cold overhead <= 20 ms and <= 1.2x the floor over TLS;"
+    print("targets (issue 15): every RPC function's cold overhead <= 20 ms and <= 1.2x the floor over TLS"
+          " (x shape: over the floor of its own I/O shape);"
           " warm invoke <= 1.2x in-process; peak RSS < 24 MiB; binary < 8 MiB")
     out = os.environ.get("BENCH_OUT")
     if out:

@@ -5,8 +5,8 @@
 //! sends (a fresh owner per created code, as its processes each have one); a refused request
 //! (no balance) is timed like an answered one.
 //!
-//! Prints one JSON object, function -> median ms of INPROC_RUNS (default 50) calls after
-//! 5 warm-up calls.
+//! Prints one JSON object, function (or floor) -> median ms of INPROC_RUNS (default 50) calls
+//! after 5 warm-up calls.
 
 use std::future::Future;
 use std::time::Instant;
@@ -15,6 +15,7 @@ use market_domain::admin::ListRequest;
 use market_domain::config::MarketConfig;
 use market_domain::ids::{IdempotencyKey, UserId};
 use market_domain::money::Money;
+use market_domain::ports::ConfigSource;
 use market_domain::processors::*;
 
 async fn median_ms<F, Fut>(runs: usize, call: F) -> f64
@@ -70,6 +71,23 @@ async fn main() -> Result<(), market_lambda::Error> {
     let history = ListRewardHistory(d.clone());
     let request = || ListRequest { of: caller.clone(), page_size: 0, page_token: None };
     out.insert("list-reward-history".into(), median_ms(runs, || async { let _ = history.process(request()).await; }).await.into());
+    // The floors' requests too (coldstart-floor's GetItems, and the config read of the shape
+    // floors): the floor's own warm invoke / in-process is what the harness adds to a read
+    // that does nothing else, the yardstick for the functions' ratios.
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = market_lambda::env("POLICY_TABLE")?;
+    let gets = |n: usize| {
+        let (client, table) = (&client, &table);
+        futures::future::join_all((0..n).map(move |i| {
+            let key = aws_sdk_dynamodb::types::AttributeValue::S(format!("coldstart-user-{i}"));
+            client.get_item().table_name(table).key("user_id", key).send()
+        }))
+    };
+    out.insert("coldstart-floor".into(), median_ms(runs, || async { gets(1).await; }).await.into());
+    for (label, n) in [("floor-1+config", 1), ("floor-2+config", 2), ("floor-3+config", 3)] {
+        let ms = median_ms(runs, || async { futures::join!(gets(n), d.config.current()); }).await;
+        out.insert(label.into(), ms.into());
+    }
     println!("{}", serde_json::Value::Object(out));
     Ok(())
 }
