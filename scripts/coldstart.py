@@ -68,33 +68,15 @@ SHAPE = {  # function -> the floor of its first invoke's I/O (its processor's pa
 }
 
 
-def make_certs(d):
-    """A throw-away CA and a server certificate for localhost / 127.0.0.1 signed by it.
-    The server key is RSA-2048, as DynamoDB's and SQS's certificates; COLDSTART_SERVER_KEY=ec
-    makes it P-256, whose signature costs the terminator (which shares this machine's cores
-    with the function, unlike AWS's servers) a fraction of RSA's."""
-    run = lambda *a: subprocess.run(a, check=True, capture_output=True, cwd=d)
-    server_key = (["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] if os.environ.get("COLDSTART_SERVER_KEY") == "ec"
-                  else ["rsa:2048"])
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "2", "-subj", "/CN=coldstart throw-away CA")
-    run("openssl", "req", "-newkey", *server_key, "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
-    with open(os.path.join(d, "ext.cnf"), "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
-    run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
-    bundle = os.path.join(d, "bundle.pem")
-    with open(bundle, "w") as out:
-        for src in ("/etc/ssl/certs/ca-certificates.crt", os.path.join(d, "ca.pem")):
-            if os.path.exists(src):
-                out.write(open(src).read())
-    return os.path.join(d, "server.pem"), os.path.join(d, "server.key"), bundle
-
-
-def terminator(cert, key, upstreams):
+def terminator(tmp, upstreams):
     """TLS on loopback in front of plain local services (target/release/tls-front: rustls,
-    multi-threaded): the loopback port fronting each upstream, in order."""
-    proc = subprocess.Popen([path_of("tls-front"), cert, key, *upstreams], stdout=subprocess.PIPE, text=True)
+    multi-threaded), with a throw-away CA it makes in `tmp` (ca.pem): the loopback port
+    fronting each upstream, in order. The server key is RSA-2048, as DynamoDB's and SQS's
+    certificates; COLDSTART_SERVER_KEY=ec makes it P-256, whose signature costs the
+    terminator (which shares this machine's cores with the function, unlike AWS's servers)
+    a fraction of RSA's."""
+    key = "ec" if os.environ.get("COLDSTART_SERVER_KEY") == "ec" else "rsa"
+    proc = subprocess.Popen([path_of("tls-front"), tmp, key, *upstreams], stdout=subprocess.PIPE, text=True)
     TERMINATORS.append(proc)
     return [int(proc.stdout.readline()) for _ in upstreams]
 
@@ -103,9 +85,9 @@ TERMINATORS = []
 
 
 def tls_env(tmp):
-    """The services behind TLS: the environment the measured processes get."""
-    cert, key, bundle = make_certs(tmp)
-    env = {"SSL_CERT_FILE": bundle}
+    """The services behind TLS: the environment the measured processes get. They trust the
+    system bundle plus the throw-away CA through SSL_CERT_FILE, as a Lambda function would
+    trust its platform's bundle."""
     targets = {}  # variable -> (scheme, host:port)
     for var in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS"):
         if os.environ.get(var):
@@ -114,7 +96,13 @@ def tls_env(tmp):
     if os.environ.get("REDIS_URL", "").startswith("redis://"):
         u = urlparse(os.environ["REDIS_URL"])
         targets["REDIS_URL"] = ("rediss", f"{u.hostname}:{u.port}")
-    ports = terminator(cert, key, [t for _, t in targets.values()])
+    ports = terminator(tmp, [t for _, t in targets.values()])
+    bundle = os.path.join(tmp, "bundle.pem")
+    with open(bundle, "w") as out:
+        for src in ("/etc/ssl/certs/ca-certificates.crt", os.path.join(tmp, "ca.pem")):
+            if os.path.exists(src):
+                out.write(open(src).read())
+    env = {"SSL_CERT_FILE": bundle}
     for (var, (scheme, _)), port in zip(targets.items(), ports):
         env[var] = f"{scheme}://localhost:{port}"
     return env

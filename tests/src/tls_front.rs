@@ -13,15 +13,29 @@ use tokio_rustls::TlsAcceptor;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// The server certificate's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKey {
+    /// What DynamoDB's and SQS's certificates use.
+    Rsa2048,
+    /// A fraction of RSA's signing cost for the terminator, which shares the machine's cores
+    /// with what it measures (AWS's servers do not).
+    P256,
+}
+
 /// A throw-away CA (`ca.pem`) and a certificate for `localhost` / 127.0.0.1 signed by it,
 /// made by the `openssl` command in `dir`: the server's (cert, key) paths and the CA's.
-pub fn throwaway_ca(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), Error> {
+pub fn throwaway_ca(dir: &Path, server_key: ServerKey) -> Result<(PathBuf, PathBuf, PathBuf), Error> {
     let run = |args: &[&str]| -> Result<(), Error> {
         let out = Command::new("openssl").args(args).current_dir(dir).output()?;
         if out.status.success() { Ok(()) } else { Err(format!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into()) }
     };
+    let newkey: &[&str] = match server_key {
+        ServerKey::Rsa2048 => &["-newkey", "rsa:2048"],
+        ServerKey::P256 => &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"],
+    };
     run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=throw-away test CA"])?;
-    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"])?;
+    run(&[&["req"], newkey, &["-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]].concat())?;
     std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")?;
     run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"])?;
     Ok((dir.join("server.pem"), dir.join("server.key"), dir.join("ca.pem")))

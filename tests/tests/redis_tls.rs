@@ -18,7 +18,7 @@ async fn rediss_trusts_the_ca_of_ssl_cert_file_and_nothing_else() {
     let redis_url = std::env::var("REDIS_URL").expect("REDIS_URL: run inside `make test`");
     let dir = std::env::temp_dir().join(format!("redis-tls-{}", nanoid::nanoid!(8)));
     std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key, ca) = market_tests::tls_front::throwaway_ca(&dir).unwrap();
+    let (cert, key, ca) = market_tests::tls_front::throwaway_ca(&dir, market_tests::tls_front::ServerKey::Rsa2048).unwrap();
     let acceptor = market_tests::tls_front::acceptor(&cert, &key).unwrap();
     let port = market_tests::tls_front::front(acceptor, redis_url.trim_start_matches("redis://").to_owned()).await.unwrap();
     let rediss = format!("rediss://localhost:{port}");
