@@ -232,7 +232,7 @@ def measure(binary, method, extra_env=None):
     extra_env = dict(extra_env or {}, **SHAPE_FLOORS.get(binary, {}))
     env = dict(LAMBDA_LIKE_ENV, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}",
                AWS_LAMBDA_FUNCTION_NAME=binary, AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128",
-               AWS_LAMBDA_FUNCTION_VERSION="1", RUST_LOG="error", **(extra_env or {}))
+               AWS_LAMBDA_FUNCTION_VERSION="1", RUST_LOG="error", **extra_env)
     start = time.perf_counter()
     proc = subprocess.Popen([path_of(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server.state["done"].wait(20)
@@ -312,8 +312,10 @@ def main():
         overheads[binary] = overhead
         if binary == FLOOR:
             floor = overhead
-        # References: x the one-GetItem floor too (what a shape's connections cost).
-        ratio = f"{overhead / floor:>8.2f}x" if floor and binary != FLOOR and binary != "coldstart-hello" else f"{'':>9}"
+        # Every row but the two references: x the one-GetItem floor (for the shape floors, what
+        # their connections cost).
+        x_floor = overhead / floor if floor and binary not in REFERENCES else None
+        ratio = f"{x_floor:>8.2f}x" if x_floor else f"{'':>9}"
         shape = overheads.get(SHAPE.get(binary))
         x_shape = overhead / shape if shape else None
         line = (f"{binary:<28}{med(results, 0):>7.1f}ms{med(results, 1):>7.1f}ms{med(results, 2):>6.1f}ms{overhead:>13.1f}ms"
@@ -330,7 +332,7 @@ def main():
         if warm_status != first_status:
             mismatched.append(binary)
         figures[binary] = {"answers": {"first": first_status, "warm": warm_status}, "init_ms": med(results, 0), "first_ms": med(results, 1), "warm_ms": med(results, 2),
-                           "cold_overhead_ms": overhead, "x_floor": overhead / floor if floor and binary != FLOOR else None,
+                           "cold_overhead_ms": overhead, "x_floor": x_floor,
                            "shape_floor": SHAPE.get(binary), "x_shape_floor": x_shape,
                            "peak_rss_mib": rss if rss == rss else None, "binary_mib": size,
                            "in_process_ms": inproc.get(binary), "warm_vs_in_process": warm_ratio,
