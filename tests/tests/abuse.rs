@@ -121,7 +121,7 @@ async fn an_order_within_review_min_seconds_of_registration_is_held_and_at_it_is
     let (early, _) = market_tests::referred_user(&d, &inviter).await;
     let (on_time, _) = market_tests::referred_user(&d, &inviter).await;
     let registered = d.store.get_policy(&early).await.unwrap().unwrap().registered_at.unwrap().millis();
-    assert_eq!(registered, T0, "the market's time of recording the registration");
+    assert_eq!(registered, T0, "the registration event's time");
     clock.set(T0 + 60_000);
     let (_, hold) = pay(&d, &early, 1000, T0 + 59_999).await;
     assert_eq!(hold, Some(HoldReason::FastFirstOrder));
@@ -212,6 +212,8 @@ async fn held_rewards_are_listed_oldest_first_and_reviewed_exactly_once_at_every
     let s = assert_money_invariants(&d.store, &great).await;
     assert_eq!(s.held.minor(), 100);
     let (plain, _) = market_tests::referred_user(&d, &great).await;
+    // Two hours later (an order is never dated after the market's clock).
+    clock.set(T0 + 7_200_000);
     let (plain_order, hold) = pay(&d, &plain, 1000, T0 + 7_200_000).await;
     assert_eq!(hold, None);
     assert!(matches!(review(&d, &great, &plain_order, true).await, Err(MarketError::NotHeldForReview)));

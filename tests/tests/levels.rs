@@ -37,7 +37,7 @@ async fn pay_3x(d: &TestDeps, buyer: &UserId, o: &OrderId, amount: i64) -> Vec<R
     let runs = (0..3).map(|_| async {
         match decide(d, paid(buyer, o, amount, &event)).await {
             OrderDecision::Reward(ev) => ApplyReward(d.clone()).process(ev).await.unwrap(),
-            OrderDecision::NoReward(r) => panic!("no reward: {r:?}"),
+            other => panic!("no reward: {other:?}"),
         }
     });
     let mut outcomes = futures::future::join_all(runs).await;

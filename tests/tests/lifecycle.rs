@@ -44,7 +44,7 @@ async fn pay(d: &TestDeps, buyer: &UserId, order: &OrderId, amount: i64) -> Rewa
     };
     match DecideOrderReward(d.clone()).process(paid).await.expect("decided") {
         OrderDecision::Reward(ev) => ApplyReward(d.clone()).process(ev).await.expect("applied"),
-        OrderDecision::NoReward(r) => panic!("no reward: {r:?}"),
+        other => panic!("no reward: {other:?}"),
     }
 }
 

@@ -399,7 +399,8 @@ async fn order_paid_decides_rewards_by_the_rules() {
         currency: currency.into(),
         occurred_at: d.clock.now(),
     };
-    assert_eq!(decide.process(paid(&user("nobody"), 1000, "USD")).await.unwrap(), OrderDecision::NoReward(NoReward::NoInviter));
+    // A buyer the market has not seen register: the order waits for the registration.
+    assert_eq!(decide.process(paid(&user("nobody"), 1000, "USD")).await.unwrap(), OrderDecision::Waiting);
     assert_eq!(decide.process(paid(&buyer, 1000, "EUR")).await.unwrap(), OrderDecision::NoReward(NoReward::OtherCurrency));
     assert_eq!(decide.process(paid(&buyer, 0, "USD")).await.unwrap(), OrderDecision::NoReward(NoReward::NonPositiveAmount));
     assert_eq!(decide.process(paid(&buyer, 9, "USD")).await.unwrap(), OrderDecision::NoReward(NoReward::ZeroReward));

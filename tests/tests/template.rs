@@ -1,7 +1,7 @@
 //! The code's view of the tables agrees with the tables the template defines (the local
 //! stack creates them from infra/template.yaml).
 
-use market_storage::tables::{attr, ACTIVE_BY_OWNER_INDEX, DUE_BY_DAY_INDEX, HELD_FOR_REVIEW_INDEX, LEDGER_BY_TIME_INDEX, PENDING_BY_MATURITY_INDEX};
+use market_storage::tables::{attr, ACTIVE_BY_OWNER_INDEX, DUE_BY_DAY_INDEX, EXPIRING_BY_DAY_INDEX, HELD_FOR_REVIEW_INDEX, LEDGER_BY_TIME_INDEX, PENDING_BY_MATURITY_INDEX};
 
 fn keys(schema: &[aws_sdk_dynamodb::types::KeySchemaElement]) -> Vec<String> {
     schema.iter().map(|k| k.attribute_name().to_owned()).collect()
@@ -37,13 +37,18 @@ async fn tables_have_the_keys_and_indexes_the_code_uses() {
     let audit = describe(t.audit).await;
     assert_eq!(keys(audit.key_schema()), [attr::SUBJECT, attr::AT_KEY]);
 
+    let parked = describe(t.parked).await;
+    assert_eq!(keys(parked.key_schema()), [attr::USER_ID, attr::EVENT_KEY]);
+    let expiring = parked.global_secondary_indexes().iter().find(|i| i.index_name() == Some(EXPIRING_BY_DAY_INDEX)).expect("GSI");
+    assert_eq!(keys(expiring.key_schema()), [attr::EXPIRE_DAY, attr::EXPIRES_AT]);
+
     let outbox = describe(t.outbox).await;
     assert_eq!(keys(outbox.key_schema()), [attr::EVENT_ID]);
     assert!(outbox.stream_specification().is_some_and(|s| s.stream_enabled()), "outbox stream");
 }
 
-/// The local event sources are the template's: four SQS hooks, the outbox stream and the
-/// maturity schedule.
+/// The local event sources are the template's: four SQS hooks, the outbox stream, the
+/// maturity schedule and the expiry of waiting events.
 #[test]
 fn local_event_sources_come_from_the_template() {
     let dir = std::env::var("MARKET_STACK_DIR").expect("MARKET_STACK_DIR: run inside `make test`");
@@ -53,8 +58,9 @@ fn local_event_sources_come_from_the_template() {
     };
     assert_eq!(functions("sqs"), ["on-user-registered", "on-order-paid", "process-affiliate-reward", "on-order-refunded"]);
     assert_eq!(functions("streams"), ["publish-market-events"]);
-    assert_eq!(functions("schedules"), ["mature-rewards"]);
+    assert_eq!(functions("schedules"), ["mature-rewards", "expire-waiting-events"]);
     assert_eq!(sources["schedules"][0]["every_seconds"], 300, "rate(5 minutes)");
+    assert_eq!(sources["schedules"][1]["every_seconds"], 3600, "rate(1 hour)");
     let stream = &sources["streams"][0];
     assert_eq!(stream["event_names"], serde_json::json!(["INSERT"]));
     assert_eq!(stream["maximum_retry_attempts"], -1);

@@ -35,6 +35,8 @@ async fn main() -> Result<(), market_lambda::Error> {
                     info!(order_id = %order_id, ?reason, "no reward");
                     Ok(None)
                 }
+                // Decided when the buyer's registration arrives (on-user-registered).
+                OrderDecision::Waiting => Ok(None),
             }
         }
     })

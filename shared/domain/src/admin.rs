@@ -201,6 +201,7 @@ pub enum ConfigField {
     CodesCreatedPerDay,
     ReviewReferralsPerHour,
     ReviewMinSeconds,
+    RegistrationWaitDays,
 }
 
 impl ConfigField {
@@ -220,6 +221,7 @@ impl ConfigField {
             "codes_created_per_day" => ConfigField::CodesCreatedPerDay,
             "review_referrals_per_hour" => ConfigField::ReviewReferralsPerHour,
             "review_min_seconds" => ConfigField::ReviewMinSeconds,
+            "registration_wait_days" => ConfigField::RegistrationWaitDays,
             other => return Err(MarketError::InvalidArgument(format!("unknown config field {other:?}"))),
         })
     }
@@ -261,6 +263,7 @@ impl<S: MarketStore, C: ConfigSource, K: ConfigStore> Processor for UpdateMarket
                 ConfigField::CodesCreatedPerDay => after.codes_created_per_day = v.codes_created_per_day,
                 ConfigField::ReviewReferralsPerHour => after.review_referrals_per_hour = v.review_referrals_per_hour,
                 ConfigField::ReviewMinSeconds => after.review_min_seconds = v.review_min_seconds,
+                ConfigField::RegistrationWaitDays => after.registration_wait_days = v.registration_wait_days,
             }
         }
         // Nothing is written unless the whole document is valid.

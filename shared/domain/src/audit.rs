@@ -92,6 +92,15 @@ pub enum AuditAction {
     HeldForReview,
     /// An admin approved or rejected a held reward (`approved`, `note`, `amount`).
     RewardReviewed,
+    /// On the buyer: an order or refund arrived before the buyer's registration and waits
+    /// for it (`kind`, `order_id`, `expires_at`).
+    WaitingForRegistration,
+    /// On the buyer: a waiting order or refund was decided when the registration arrived
+    /// (`outcome`, `waited_ms`).
+    WaitingEventDecided,
+    /// On the buyer: the registration never came; the waiting order or refund was dropped
+    /// at `expires_at` (`registration_wait_days`).
+    WaitingEventExpired,
 }
 
 impl AuditAction {
@@ -116,6 +125,9 @@ impl AuditAction {
             AuditAction::Withdrawal => "withdrawal",
             AuditAction::PolicyChanged => "policy_changed",
             AuditAction::ConfigChanged => "config_changed",
+            AuditAction::WaitingForRegistration => "waiting_for_registration",
+            AuditAction::WaitingEventDecided => "waiting_event_decided",
+            AuditAction::WaitingEventExpired => "waiting_event_expired",
         }
     }
 }

@@ -40,6 +40,11 @@ pub struct MarketConfig {
     /// Orders paid within this many seconds of the buyer's registration bring rewards held
     /// for review; 0 = off.
     pub review_min_seconds: u32,
+    /// How long an order or refund of a buyer whose registration the market has not seen
+    /// waits for it (arrival order: the events travel on different queues). After it, the
+    /// event is dropped, audited on the buyer and counted (users who never register with
+    /// the market, e.g. from before its deployment). 0 = do not wait.
+    pub registration_wait_days: u32,
 }
 
 /// Checks one address may make back to back before the hourly rate applies.
@@ -47,6 +52,13 @@ pub const RESOLVE_BURST: u32 = 10;
 
 /// Levels paid above the inviter (`level_bps` holds at most this many rates).
 pub const MAX_EXTRA_LEVELS: usize = 2;
+
+/// Default of `registration_wait_days`: SQS's longest retention, so a registration the
+/// platform's own queue could still hold is still waited for.
+pub const DEFAULT_REGISTRATION_WAIT_DAYS: u32 = 14;
+
+/// Upper bound of `registration_wait_days`.
+pub const MAX_REGISTRATION_WAIT_DAYS: u32 = 90;
 
 /// Upper bound of `holding_period_days`.
 pub const MAX_HOLDING_PERIOD_DAYS: u32 = 365;
@@ -68,6 +80,7 @@ impl Default for MarketConfig {
             codes_created_per_day: 0,
             review_referrals_per_hour: 0,
             review_min_seconds: 0,
+            registration_wait_days: DEFAULT_REGISTRATION_WAIT_DAYS,
         }
     }
 }
@@ -102,6 +115,11 @@ impl MarketConfig {
         if self.holding_period_days > MAX_HOLDING_PERIOD_DAYS {
             return Err(MarketError::InvalidArgument(format!(
                 "holding_period_days must be 0 to {MAX_HOLDING_PERIOD_DAYS}"
+            )));
+        }
+        if self.registration_wait_days > MAX_REGISTRATION_WAIT_DAYS {
+            return Err(MarketError::InvalidArgument(format!(
+                "registration_wait_days must be 0 to {MAX_REGISTRATION_WAIT_DAYS}"
             )));
         }
         if self.level_bps.len() > MAX_EXTRA_LEVELS {

@@ -5,9 +5,8 @@ use serde::{Deserialize, Deserializer};
 
 use crate::error::MarketError;
 use crate::ids::{EventId, OrderId, RefundId, UserId};
-use crate::lifecycle::RefundReason;
 use crate::money::Money;
-use crate::processors::{OrderPaid, OrderRefunded, UserRegistered};
+use crate::inbound::{OrderPaid, OrderRefunded, RefundReason, UserRegistered};
 use crate::time::Timestamp;
 
 /// `occurred_at`: RFC 3339 text or Unix epoch milliseconds.

@@ -2,6 +2,7 @@
 //!
 //! - [`ids`], [`money`], [`code`], [`time`]: validated values.
 //! - [`policy`], [`config`]: per-user policy and global configuration, and how they combine.
+//! - [`inbound`]: the platform's events as the rules take them.
 //! - [`model`]: the records the rules read and write.
 //! - [`lifecycle`]: a commission from earned to pending, available, refunded or voided.
 //! - [`ports`]: what the rules need from storage and configuration.
@@ -14,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod inbound;
 pub mod lifecycle;
 pub mod model;
 pub mod money;

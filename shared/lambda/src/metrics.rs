@@ -54,8 +54,13 @@ pub mod names {
     /// when decided), and the admin's decisions `approved`, `rejected`, `replayed` (or the
     /// error kind).
     pub const REVIEWS: &str = "Reviews";
+    /// Orders and refunds that arrived before their buyer's registration and were dropped
+    /// because it never came, by `Outcome`: `expired` (the scheduled expiry, after
+    /// `registration_wait_days`) or `not_waited` (waiting off, or the event older than it).
+    /// Those still waiting count as `Orders`/`Refunds` `waiting`.
+    pub const WAITING_EVENTS: &str = "WaitingEvents";
 
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 19] = [
         COLD_START,
         REQUESTS,
         MESSAGES,
@@ -74,6 +79,7 @@ pub mod names {
         REVERSALS,
         ADJUSTMENTS,
         REVIEWS,
+        WAITING_EVENTS,
     ];
 }
 
@@ -198,7 +204,12 @@ pub fn order(r: &Result<market_domain::processors::OrderDecision, MarketError>) 
         D::NoReward(N::InviterDisabled) => "inviter_disabled",
         D::NoReward(N::TriggerLimitReached) => "trigger_limit_reached",
         D::NoReward(N::ZeroReward) => "zero_reward",
+        D::NoReward(N::NotRegistered) => "not_registered",
+        D::Waiting => "waiting",
     });
+    if matches!(r, Ok(D::NoReward(N::NotRegistered))) {
+        outcome(names::WAITING_EVENTS, "not_waited");
+    }
 }
 
 /// A reward's outcome, and the amount credited when it was applied now.
@@ -222,7 +233,12 @@ pub fn refund(r: &Result<market_domain::processors::RefundResult, MarketError>) 
         R::RecordedBeforeReward => "recorded_before_reward",
         R::Duplicate => "duplicate",
         R::NoInviter => "no_inviter",
+        R::Waiting => "waiting",
+        R::NotRegistered => "not_registered",
     });
+    if matches!(r, Ok(R::NotRegistered)) {
+        outcome(names::WAITING_EVENTS, "not_waited");
+    }
 }
 
 /// A withdrawal's outcome; the amount counts first answers only (a replay paid nothing).

@@ -82,6 +82,7 @@ pub fn market_config(c: &MarketConfig) -> v1::MarketConfig {
         codes_created_per_day: c.codes_created_per_day,
         review_referrals_per_hour: c.review_referrals_per_hour,
         review_min_seconds: c.review_min_seconds,
+        registration_wait_days: c.registration_wait_days,
     }
 }
 
@@ -109,6 +110,7 @@ pub fn config_change(c: Option<&v1::MarketConfig>, fields: &[String]) -> Result<
             ConfigField::CodesCreatedPerDay => values.codes_created_per_day = c.codes_created_per_day,
             ConfigField::ReviewReferralsPerHour => values.review_referrals_per_hour = c.review_referrals_per_hour,
             ConfigField::ReviewMinSeconds => values.review_min_seconds = c.review_min_seconds,
+            ConfigField::RegistrationWaitDays => values.registration_wait_days = c.registration_wait_days,
             ConfigField::LevelBps => values.level_bps = c.level_bps.iter().map(|b| Bps::new(*b)).collect::<Result<_, _>>()?,
         }
     }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use market_domain::ids::{OrderId, UserId};
 use market_domain::lifecycle::Commission;
 use market_domain::policy::TriggerLimit;
@@ -25,45 +25,6 @@ use crate::tables::{attr, commission_key, DUE_BY_DAY_INDEX, HELD_FOR_REVIEW_INDE
 use crate::DynamoStore;
 
 impl DynamoStore {
-    /// One page after another of a key condition on a ledger index, up to `limit` items.
-    async fn query_index(
-        &self,
-        index: &str,
-        condition: &str,
-        values: Vec<(&str, AttributeValue)>,
-        consistent: bool,
-        limit: usize,
-    ) -> Result<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let remaining = i32::try_from(limit.saturating_sub(items.len())).unwrap_or(i32::MAX);
-            let mut q = self
-                .client()
-                .query()
-                .table_name(&self.tables().ledger)
-                .index_name(index)
-                .key_condition_expression(condition)
-                .consistent_read(consistent)
-                .limit(remaining)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            for name in crate::expr::names_in(&[condition]).unwrap_or_default() {
-                q = q.expression_attribute_names(name.0, name.1);
-            }
-            for (k, v) in values.iter().cloned() {
-                q = q.expression_attribute_values(k, v);
-            }
-            let out = q.send().await.map_err(sdk_error)?;
-            self.usage().record(out.consumed_capacity());
-            items.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
-            if start.is_none() || items.len() >= limit {
-                return Ok(items);
-            }
-        }
-    }
-
     /// When the user's next pending commission matures (after `now`).
     async fn next_release(&self, user: &UserId, now: Timestamp) -> Result<Option<Timestamp>> {
         let out = self
@@ -146,8 +107,9 @@ impl CommissionStore for DynamoStore {
 
     async fn due_commissions(&self, user: &UserId, now: Timestamp, limit: usize) -> Result<Vec<Commission>> {
         let items = self
-            .query_index(
-                PENDING_BY_MATURITY_INDEX,
+            .query(
+                &self.tables().ledger,
+                Some(PENDING_BY_MATURITY_INDEX),
                 "#user_id = :u AND #pending_until <= :now",
                 vec![(":u", s(user.as_str())), (":now", n(now.millis()))],
                 true,
@@ -162,7 +124,7 @@ impl CommissionStore for DynamoStore {
         // due, in one small page. Bounded, so that an affiliate with many commissions in
         // their holding period does not make every overview read them all.
         let page = PENDING_FIRST_PAGE.min(limit.saturating_add(1));
-        let items = self.query_index(PENDING_BY_MATURITY_INDEX, "#user_id = :u", vec![(":u", s(user.as_str()))], true, page).await?;
+        let items = self.query(&self.tables().ledger, Some(PENDING_BY_MATURITY_INDEX), "#user_id = :u", vec![(":u", s(user.as_str()))], true, page).await?;
         let full = items.len() >= page;
         let mut due = Vec::new();
         for item in items {
@@ -198,8 +160,9 @@ impl CommissionStore for DynamoStore {
         // Bounded per run: what is left is picked up by the next one.
         const MAX_PER_DAY: usize = 10_000;
         let items = self
-            .query_index(
-                DUE_BY_DAY_INDEX,
+            .query(
+                &self.tables().ledger,
+                Some(DUE_BY_DAY_INDEX),
                 "#due_day = :d AND #pending_until <= :now",
                 vec![(":d", s(day)), (":now", n(now.millis()))],
                 false,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use market_domain::MarketError;
 
@@ -85,6 +85,18 @@ pub fn update(
         .build()
         .map_err(build_error)?;
     Ok(TransactWriteItem::builder().update(update).build())
+}
+
+pub fn delete(table: &str, key: Item, cond: &str, vals: Values) -> Result<TransactWriteItem, MarketError> {
+    let delete = Delete::builder()
+        .table_name(table)
+        .set_key(Some(key))
+        .set_condition_expression((!cond.is_empty()).then(|| cond.to_owned()))
+        .set_expression_attribute_names(names_in(&[cond]))
+        .set_expression_attribute_values(values(vals))
+        .build()
+        .map_err(build_error)?;
+    Ok(TransactWriteItem::builder().delete(delete).build())
 }
 
 pub fn check(table: &str, key: Item, cond: &str, vals: Values) -> Result<TransactWriteItem, MarketError> {

@@ -1,7 +1,7 @@
 //! DynamoDB adapter of the Helium Market store ports, one file per aggregate:
 //! [`codes`], [`referrals`] (policies and registration), [`commissions`] (rewards,
 //! refunds, reversals, maturity), [`balance`] (withdrawals, adjustments), [`history`]
-//! (listings and audit), with the shared pieces in [`store`] (client, transactions),
+//! (listings and audit), [`parked`] (events waiting for their buyer's registration), with the shared pieces in [`store`] (client, transactions),
 //! [`ledger`] (item shapes), [`audit`], [`paging`] and [`expr`]. Key design: [`tables`].
 
 mod audit;
@@ -14,6 +14,7 @@ mod history;
 mod ledger;
 pub mod outbox;
 mod paging;
+mod parked;
 mod referrals;
 mod store;
 pub mod tables;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{CancellationReason, ConsumedCapacity, KeysAndAttributes, ReturnConsumedCapacity, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, ConsumedCapacity, KeysAndAttributes, ReturnConsumedCapacity, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use market_domain::ports::Result;
 use market_domain::MarketError;
@@ -141,6 +141,47 @@ impl DynamoStore {
             tokio::time::sleep(Duration::from_millis(pause)).await;
         }
         Err(MarketError::Contention)
+    }
+
+    /// One page after another of a key condition on a table or one of its indexes, up to
+    /// `limit` items (ascending sort key).
+    pub(crate) async fn query(
+        &self,
+        table: &str,
+        index: Option<&str>,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        consistent: bool,
+        limit: usize,
+    ) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let remaining = i32::try_from(limit.saturating_sub(items.len())).unwrap_or(i32::MAX);
+            let mut q = self
+                .client
+                .query()
+                .table_name(table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression(condition)
+                .consistent_read(consistent)
+                .limit(remaining)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            for name in crate::expr::names_in(&[condition]).unwrap_or_default() {
+                q = q.expression_attribute_names(name.0, name.1);
+            }
+            for (k, v) in values.iter().cloned() {
+                q = q.expression_attribute_values(k, v);
+            }
+            let out = q.send().await.map_err(sdk_error)?;
+            self.usage.record(out.consumed_capacity());
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() || items.len() >= limit {
+                return Ok(items);
+            }
+        }
     }
 
     pub(crate) async fn get_item(&self, table: &str, key: Item) -> Result<Option<Item>> {

@@ -8,6 +8,7 @@
 //! | invite codes (`invite_code`) | PK `code` (upper-case); also `request#<owner>#<key>` (a keyed creation's code) `churn#<owner>#<day>` (creations that UTC day, `created`; TTL) and `velocity#<inviter>#<hour>` (referrals that UTC hour, `referrals`; TTL) — never codes | sparse GSI `active-by-owner` (`active_owner`, `created_at`): the owner's not-yet-deactivated codes, newest first | create / deactivate / registration |
 //! | ledger (`affiliate_relation`) | PK `user_id`, SK `entry_key`: entries `reward#<order_id>`, `withdrawal#<id>`, `reversal#<order_id>#<refund or reversal id>`, `adjustment#<id>` (immutable); one `commission#<order_id>` per rewarded (or refunded) order: its lifecycle state, versioned | LSI `by-time` (`user_id`, `at_key` = `<ms, 13 digits>#<key>`): the history newest first (commissions, withdrawals, reversals, adjustments; reward entries are not in it — their commission is); sparse LSI `pending-by-maturity` (`user_id`, `pending_until`): a user's pending commissions by maturity, strongly consistent; sparse GSI `due-by-day` (`due_day`, `pending_until`, keys only): who has commissions maturing on a day (the scheduled catch-up); sparse GSI `held-for-review` (`review_queue` = `held`, `held_key` = `<earned ms, 13 digits>#<user>#<order>`): commissions waiting for an admin's review, oldest first | reward, refund, maturity, withdrawal, adjustment, admin reversal |
 //! | audit | PK `subject` (user id, or `#market` for the configuration), SK `at_key` = `<ms, 13 digits>#<action>#<request id>`: newest first | every state change, in its transaction |
+//! | parked events | PK `user_id` (the buyer), SK `event_key` = `order#<order_id>` or `refund#<order_id>#<refund_id>`: an order or refund that arrived before its buyer's registration (`event`, `parked_at`, `expires_at`; TTL `purge_at` a week after) | the buyer's waiting events (strongly consistent `Query`); sparse GSI `expiring-by-day` (`expire_day`, `expires_at`): what the scheduled expiry drops | order and refund hooks (park, conditional on the buyer's policy not registered), registration (decide and delete), scheduled expiry (delete) |
 //! | outbox | PK `event_id` (= withdrawal id) | stream (NEW_IMAGE, INSERTs) to the relay, which sets `relayed_at` and TTL `purge_at` | withdrawal |
 //!
 //! The entry keys are what make repeats harmless: one `reward#<order_id>` per order (an
@@ -22,6 +23,8 @@ pub const LEDGER_BY_TIME_INDEX: &str = "by-time";
 pub const PENDING_BY_MATURITY_INDEX: &str = "pending-by-maturity";
 /// GSI of the ledger table (keys only): pending commissions by maturity day.
 pub const DUE_BY_DAY_INDEX: &str = "due-by-day";
+/// GSI of the parked-events table: waiting events by the UTC day their wait ends.
+pub const EXPIRING_BY_DAY_INDEX: &str = "expiring-by-day";
 /// Sparse GSI of the ledger table: commissions held for review, oldest first.
 pub const HELD_FOR_REVIEW_INDEX: &str = "held-for-review";
 /// The one partition of the review queue (a queue read by admins, written once per held
@@ -62,6 +65,11 @@ pub mod attr {
     pub const EARNED_L2: &str = "earned_l2";
     pub const EARNED_L3: &str = "earned_l3";
     pub const AT_KEY: &str = "at_key";
+    /// Parked events: the event, when it was parked, when its wait ends (and that day).
+    pub const EVENT: &str = "event";
+    pub const EVENT_KEY: &str = "event_key";
+    pub const PARKED_AT: &str = "parked_at";
+    pub const EXPIRE_DAY: &str = "expire_day";
     pub const EVENT_ID: &str = "event_id";
     pub const RELAYED_AT: &str = "relayed_at";
     pub const INVITER: &str = "inviter";
@@ -90,6 +98,7 @@ pub struct Tables {
     pub ledger: String,
     pub outbox: String,
     pub audit: String,
+    pub parked: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +116,7 @@ impl Tables {
             ledger: var("LEDGER_TABLE")?,
             outbox: var("OUTBOX_TABLE")?,
             audit: var("AUDIT_TABLE")?,
+            parked: var("PARKED_EVENTS_TABLE")?,
         })
     }
 }

@@ -7,6 +7,7 @@ use std::hash::Hash;
 
 use futures::StreamExt;
 
+use market_domain::audit::AuditAction;
 use market_domain::code::InviteCode;
 use market_domain::ids::UserId;
 use market_domain::model::{HistoryItem, LedgerEntry};
@@ -36,8 +37,59 @@ where
     futures::stream::iter(reads).buffer_unordered(READS_AT_ONCE).collect().await
 }
 
-/// Every violation found, and the withdrawals in the ledger (for the outbound check).
-pub async fn check(w: &World) -> (Vec<String>, HashSet<String>) {
+/// Arrival order in a run: what overtook its buyer's registration, and how it was decided.
+#[derive(Debug, Default, Clone)]
+pub struct Arrivals {
+    pub overtaking_orders: usize,
+    pub overtaking_refunds: usize,
+    /// From the buyers' audit trails: waiting orders and refunds decided after the registration.
+    pub decided_orders: usize,
+    pub decided_refunds: usize,
+    /// Of the decided orders, those whose reward was applied then.
+    pub rewarded_late: usize,
+    /// Waiting events left after the drain (each is a violation: every buyer registered).
+    pub still_waiting: usize,
+}
+
+/// Every buyer's registration was delivered, so nothing may still wait; counts what waited.
+async fn arrivals(w: &World, sent: &super::world::Sent, v: &mut Vec<String>) -> Arrivals {
+    let store = &*w.deps.store;
+    let mut a = Arrivals { overtaking_orders: sent.overtaking_orders, overtaking_refunds: sent.overtaking_refunds, ..Arrivals::default() };
+    let read = read_all(sent.buyers.iter().map(|b| b.user.clone()), |u| async move {
+        let (waiting, trail) = futures::join!(store.parked_events(&u, 10), store.list_audit(u.as_str(), None, 500));
+        (waiting, trail)
+    })
+    .await;
+    for (user, (waiting, trail)) in read {
+        match waiting {
+            Ok(waiting) if waiting.is_empty() => {}
+            Ok(waiting) => {
+                a.still_waiting += waiting.len();
+                v.push(format!("{user}: {} events still wait for a registration that was delivered: {:?}", waiting.len(), waiting.iter().map(|p| p.event.key()).collect::<Vec<_>>()));
+            }
+            Err(e) => v.push(format!("{user}: waiting events unreadable: {e}")),
+        }
+        let Ok(trail) = trail else {
+            v.push(format!("{user}: audit trail unreadable"));
+            continue;
+        };
+        for r in trail.items.iter().filter(|r| r.action == AuditAction::WaitingEventDecided) {
+            if r.details["kind"] == "refund" {
+                a.decided_refunds += 1;
+            } else {
+                a.decided_orders += 1;
+                if r.details["outcome"].as_str().is_some_and(|o| o.starts_with("reward: Applied")) {
+                    a.rewarded_late += 1;
+                }
+            }
+        }
+    }
+    a
+}
+
+/// Every violation found, the withdrawals in the ledger (for the outbound check), and what
+/// overtook its registration.
+pub async fn check(w: &World) -> (Vec<String>, HashSet<String>, Arrivals) {
     let mut v = std::mem::take(&mut w.sent().violations);
     let store = &*w.deps.store;
     let sent = w.sent().clone();
@@ -232,5 +284,6 @@ pub async fn check(w: &World) -> (Vec<String>, HashSet<String>) {
         }
         withdrawn_ids.extend(ledger);
     }
-    (v, withdrawn_ids)
+    let arrivals = arrivals(w, &sent, &mut v).await;
+    (v, withdrawn_ids, arrivals)
 }

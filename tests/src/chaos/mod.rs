@@ -69,6 +69,8 @@ pub struct Report {
     pub faults: Vec<Fault>,
     pub redriven: usize,
     pub outbound: usize,
+    /// Orders and refunds that overtook their buyer's registration, and how they ended.
+    pub arrivals: check::Arrivals,
     pub violations: Vec<String>,
     /// (operation, path) → (count, total time): where the workload's time goes.
     pub timings: BTreeMap<(&'static str, &'static str), (u32, Duration)>,
@@ -91,6 +93,12 @@ impl fmt::Display for Report {
         }
         writeln!(f, "  faults       {} injected: {kinds:?}", self.faults.len())?;
         writeln!(f, "  drained      {} dead letters redriven, {} withdrawal events on RabbitMQ", self.redriven, self.outbound)?;
+        let a = &self.arrivals;
+        writeln!(
+            f,
+            "  arrival      {} orders and {} refunds sent before their buyer's registration; decided late (after it): {} orders ({} rewarded), {} refunds; {} still waiting",
+            a.overtaking_orders, a.overtaking_refunds, a.decided_orders, a.rewarded_late, a.decided_refunds, a.still_waiting
+        )?;
         let (workload, drain, total) = (self.workload_time.as_secs_f64(), self.drain_time.as_secs_f64(), self.total_time.as_secs_f64());
         writeln!(f, "  time         workload {workload:.1} s, drain {drain:.1} s, check and the rest {:.1} s, total {total:.1} s", total - workload - drain)?;
         let means: Vec<String> = self
@@ -114,6 +122,7 @@ fn kind(op: &workload::Op) -> &'static str {
         CreateExpiredCode { .. } => "create_expired_code",
         DeleteCode { .. } => "delete_code",
         Register { .. } => "register",
+        LateRegistration { .. } => "late_registration",
         RegisterAgain { .. } => "register_again",
         Order { .. } => "order",
         ReuseOrder { .. } => "reuse_order",
@@ -191,6 +200,9 @@ pub async fn run(s: &Settings) -> Report {
             world.sent().violations.push(format!("a client task panicked: {e}"));
         }
     }
+    // Every buyer registers in the end: the registrations still held back, after their
+    // buyers' orders and refunds.
+    world.deliver_held_back().await;
     let workload_time = started.elapsed();
     let dynamodb_calls = world.deps.store.usage().round_trips() + world.past.store.usage().round_trips();
     let conflicts = world.deps.store.usage().conflicts() + world.past.store.usage().conflicts();
@@ -203,7 +215,7 @@ pub async fn run(s: &Settings) -> Report {
     let drain_started = Instant::now();
     let redriven = drain(&world).await;
     let drain_time = drain_started.elapsed();
-    let (mut violations, withdrawn) = check::check(&world).await;
+    let (mut violations, withdrawn, arrivals) = check::check(&world).await;
     let users: Vec<&str> = world.inviters.iter().map(|u| u.as_str()).collect();
     let received = withdrawn_events(&outbound, &withdrawn, &users, 180).await;
     let ids: std::collections::HashSet<String> = received.iter().filter_map(|r| r.message_id.clone()).collect();
@@ -227,6 +239,7 @@ pub async fn run(s: &Settings) -> Report {
         faults: injected,
         redriven,
         outbound: ids.len(),
+        arrivals,
         violations,
         timings,
         workload_time,

@@ -47,7 +47,11 @@ pub enum Op {
     /// A code created in the past with a one-day expiry (it is expired when used).
     CreateExpiredCode { owner: usize },
     DeleteCode { owner: usize, pick: u32 },
-    Register { inviter: usize, kind: CodeKind, pick: u32, deliveries: u8 },
+    /// `late`: the registration is held back and delivered by a later [`Op::LateRegistration`]
+    /// (or at the end of the workload), so the buyer's orders and refunds overtake it.
+    Register { inviter: usize, kind: CodeKind, pick: u32, deliveries: u8, late: bool },
+    /// Delivers one held-back registration.
+    LateRegistration { pick: u32 },
     /// A second registration event (another event id) for an already registered buyer.
     RegisterAgain { pick: u32, inviter: usize },
     Order { pick: u32, amount: i64, deliveries: u8 },
@@ -101,10 +105,13 @@ pub fn draw(rng: &mut StdRng, ops: usize, inviters: usize, e2e_percent: u32) -> 
                     87..=93 => CodeKind::Expired,
                     _ => CodeKind::None,
                 };
-                Op::Register { inviter, kind, pick, deliveries }
+                Op::Register { inviter, kind, pick, deliveries, late: rng.gen_bool(0.35) }
             }
             290..=299 => Op::RegisterAgain { pick, inviter },
-            300..=619 => Op::Order { pick, amount: rng.gen_range(100..10_000), deliveries },
+            // About as often as late registrations are drawn (35 % of 17 %): each waits a few
+            // dozen operations, while its buyer's orders and refunds arrive.
+            300..=349 => Op::LateRegistration { pick },
+            350..=619 => Op::Order { pick, amount: rng.gen_range(100..10_000), deliveries },
             620..=639 => Op::ReuseOrder { pick },
             640..=739 => Op::Refund { pick, share: rng.gen_range(500..=10_000), chargeback: rng.gen_bool(0.2), deliveries },
             740..=919 => Op::Withdraw { user: inviter, key: (i / 100) as u32 * 2 + rng.gen_range(0..KEY_WINDOW), twins: rng.gen_range(1..=4) },

@@ -79,8 +79,16 @@ pub struct Sent {
     /// Every code a creation answered: (owner, key, code).
     pub created: Vec<(usize, Option<String>, String)>,
     pub buyers: Vec<Buyer>,
-    /// Buyers whose registration completed (in process): orders pick from these.
+    /// Buyers whose registration completed (in process): a second registration picks these.
     pub ready: Vec<usize>,
+    /// Buyers orders pick from: every buyer as soon as its registration is drawn, sent or
+    /// held back (arrival order: its orders and refunds may overtake it).
+    pub pickable: Vec<usize>,
+    /// Registrations held back: (buyer, event, deliveries, path), delivered later.
+    pub held_back: Vec<(usize, RegistrationSent, u8, Via)>,
+    /// Orders and refunds sent while their buyer's registration was held back.
+    pub overtaking_orders: usize,
+    pub overtaking_refunds: usize,
     pub orders: Vec<OrderSent>,
     pub withdrawals: HashMap<(usize, u32), Vec<Attempt>>,
     pub rates: HashMap<usize, HashSet<u32>>,
@@ -275,7 +283,17 @@ impl World {
                     s.deleted.push((owner, code));
                 }
             }
-            Op::Register { inviter, kind, pick, deliveries } => self.register(inviter, kind, pick, deliveries, via).await,
+            Op::Register { inviter, kind, pick, deliveries, late } => self.register(inviter, kind, pick, deliveries, late, via).await,
+            Op::LateRegistration { pick } => {
+                let held = {
+                    let mut s = self.sent();
+                    let n = s.held_back.len();
+                    (n > 0).then(|| s.held_back.remove(pick as usize % n))
+                };
+                if let Some((index, sent, deliveries, via)) = held {
+                    self.deliver_registration(index, sent, deliveries, via).await;
+                }
+            }
             Op::RegisterAgain { pick, inviter } => {
                 let (buyer, code) = {
                     let s = self.sent();
@@ -292,9 +310,12 @@ impl World {
             Op::Order { pick, amount, deliveries } => {
                 let order = {
                     let mut s = self.sent();
-                    let Some(b) = Self::pick(&s.ready, pick) else { return };
+                    let Some(b) = Self::pick(&s.pickable, pick) else { return };
                     let order = OrderSent { order: new_order(&self.run), buyer: s.buyers[b].user.clone(), amount, left: amount, refunds: vec![] };
                     s.orders.push(order.clone());
+                    if s.held_back.iter().any(|h| h.0 == b) {
+                        s.overtaking_orders += 1;
+                    }
                     order
                 };
                 self.pay(&order, deliveries, via).await;
@@ -318,7 +339,11 @@ impl World {
                     o.left -= part;
                     let id = format!("rf{}", o.refunds.len());
                     o.refunds.push((id.clone(), part));
-                    (o.clone(), id, part)
+                    let o = o.clone();
+                    if s.held_back.iter().any(|h| s.buyers[h.0].user == o.buyer) {
+                        s.overtaking_refunds += 1;
+                    }
+                    (o, id, part)
                 };
                 self.refund(&order, &refund_id, part, chargeback, deliveries, via).await;
             }
@@ -411,8 +436,24 @@ impl World {
         }
     }
 
-    async fn register(self: &Arc<Self>, inviter: usize, kind: CodeKind, pick: u32, deliveries: u8, via: Via) {
-        let (user, sent, index) = {
+    /// Delivers every registration still held back (the end of the workload: every buyer
+    /// registers in the end, after their orders).
+    pub(super) async fn deliver_held_back(self: &Arc<Self>) {
+        let held = std::mem::take(&mut self.sent().held_back);
+        let tasks: Vec<_> = held
+            .into_iter()
+            .map(|(index, sent, deliveries, via)| {
+                let w = self.clone();
+                tokio::spawn(async move { w.deliver_registration(index, sent, deliveries, via).await })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    async fn register(self: &Arc<Self>, inviter: usize, kind: CodeKind, pick: u32, deliveries: u8, late: bool, via: Via) {
+        let (sent, index) = {
             let mut s = self.sent();
             let of = |list: &[(usize, String)]| {
                 let mine: Vec<String> = list.iter().filter(|(o, _)| *o == inviter).map(|(_, c)| c.clone()).collect();
@@ -444,8 +485,20 @@ impl World {
                     s.buyers.len() - 1
                 }
             };
-            (user, sent, index)
+            if !s.pickable.contains(&index) {
+                s.pickable.push(index);
+            }
+            if late {
+                s.held_back.push((index, sent, deliveries, via));
+                return;
+            }
+            (sent, index)
         };
+        self.deliver_registration(index, sent, deliveries, via).await;
+    }
+
+    async fn deliver_registration(self: &Arc<Self>, index: usize, sent: RegistrationSent, deliveries: u8, via: Via) {
+        let user = self.sent().buyers[index].user.clone();
         match via {
             Via::InProcess => {
                 let ev = UserRegistered {
@@ -513,7 +566,8 @@ impl World {
                                         w.violation(format!("reward of {}: {e:?}", reward.order_id));
                                     }
                                 }
-                                Ok(OrderDecision::NoReward(_)) => {}
+                                // Decided when the buyer's registration arrives.
+                                Ok(OrderDecision::NoReward(_) | OrderDecision::Waiting) => {}
                                 Err(e) => w.violation(format!("decision of {}: {e:?}", paid.order_id)),
                             }
                         })

@@ -88,21 +88,35 @@ impl Publisher {
         Ok(())
     }
 
-    /// The three platform events' bodies, as the auth and shop modules publish them.
+    /// The three platform events' bodies, as the auth and shop modules publish them, dated
+    /// now (the rules take an event at its own time: a fixed date in the past would make an
+    /// order that overtakes its registration too old to wait for it).
     pub fn user_registered_body(event_id: &str, user: &str, code: Option<&str>) -> String {
-        serde_json::json!({"event_id": event_id, "user_id": user, "invite_code": code, "occurred_at": "2026-11-24T12:00:00Z"}).to_string()
+        Self::user_registered_body_at(event_id, user, code, now_millis())
+    }
+
+    pub fn user_registered_body_at(event_id: &str, user: &str, code: Option<&str>, occurred_ms: i64) -> String {
+        serde_json::json!({"event_id": event_id, "user_id": user, "invite_code": code, "occurred_at": occurred_ms}).to_string()
     }
 
     pub fn order_paid_body(event_id: &str, order: &str, user: &str, amount: i64) -> String {
+        Self::order_paid_body_at(event_id, order, user, amount, now_millis())
+    }
+
+    pub fn order_paid_body_at(event_id: &str, order: &str, user: &str, amount: i64, occurred_ms: i64) -> String {
         serde_json::json!({"event_id": event_id, "order_id": order, "user_id": user, "amount": amount,
-                           "currency": "USD", "occurred_at": 1795000000000i64})
+                           "currency": "USD", "occurred_at": occurred_ms})
         .to_string()
     }
 
     pub fn order_refunded_body(event_id: &str, refund_id: &str, order: &str, user: &str, amount: i64, reason: &str) -> String {
+        Self::order_refunded_body_at(event_id, refund_id, order, user, amount, reason, now_millis())
+    }
+
+    pub fn order_refunded_body_at(event_id: &str, refund_id: &str, order: &str, user: &str, amount: i64, reason: &str, occurred_ms: i64) -> String {
         serde_json::json!({
             "event_id": event_id, "refund_id": refund_id, "order_id": order, "user_id": user, "amount": amount,
-            "currency": "USD", "reason": reason, "occurred_at": crate::rpc::now_secs() * 1000,
+            "currency": "USD", "reason": reason, "occurred_at": occurred_ms,
         })
         .to_string()
     }
@@ -205,3 +219,6 @@ impl WithdrawnQueue {
     }
 }
 
+fn now_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

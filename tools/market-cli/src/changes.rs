@@ -79,6 +79,7 @@ pub fn config_update(pairs: &[String]) -> Result<(MarketConfig, Vec<String>), Fa
             "codes_created_per_day" => v.parse().map(|n| config.codes_created_per_day = n).is_ok(),
             "review_referrals_per_hour" => v.parse().map(|n| config.review_referrals_per_hour = n).is_ok(),
             "review_min_seconds" => v.parse().map(|n| config.review_min_seconds = n).is_ok(),
+            "registration_wait_days" => v.parse().map(|n| config.registration_wait_days = n).is_ok(),
             _ => false,
         };
         if !ok {

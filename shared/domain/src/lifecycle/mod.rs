@@ -26,6 +26,7 @@ use crate::time::Timestamp;
 
 mod delta;
 pub use delta::StatsDelta;
+pub use crate::inbound::RefundReason;
 
 /// The reward as it was earned (immutable once set).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,13 +67,6 @@ fn level_one() -> u8 {
 
 fn is_level_one(level: &u8) -> bool {
     *level == 1
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RefundReason {
-    Refund,
-    Chargeback,
 }
 
 impl From<RefundReason> for ReversalCause {

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+mod arrival;
 mod balance;
 mod codes;
 mod history;
@@ -17,6 +18,7 @@ mod reversal;
 mod review;
 mod rewards;
 
+pub use arrival::*;
 pub use balance::*;
 pub use codes::*;
 pub use history::*;
@@ -28,6 +30,8 @@ pub use resolve::*;
 pub use reversal::*;
 pub use review::*;
 pub use rewards::*;
+/// The events the hooks decide (value types of [`crate::inbound`]), where they were before.
+pub use crate::inbound::{OrderPaid, OrderRefunded, UserRegistered};
 
 use crate::error::MarketError;
 use crate::ports::{ConfigSource, MarketStore};
@@ -41,6 +45,8 @@ pub const DUE_READ_LIMIT: usize = 1000;
 pub const REGISTRATION_SOURCE: &str = "auth/user.registered";
 pub const ORDER_SOURCE: &str = "shop/order.paid";
 pub const REFUND_SOURCE: &str = "shop/order.refunded";
+/// The actor of waiting for a buyer's registration (an order or refund that overtook it).
+pub const ARRIVAL_SOURCE: &str = "market/arrival-order";
 /// The actor of the scheduled catch-up of matured rewards.
 pub const MATURATION_SOURCE: &str = "market/maturation";
 

@@ -6,28 +6,19 @@ use tracing::{info, warn};
 
 use crate::audit::{Actor, AuditAction, AuditRecord};
 use crate::error::MarketError;
-use crate::ids::{EventId, OrderId, RefundId, UserId};
-use crate::lifecycle::{Change, Commission, Refund, RefundReason, Refused};
+use crate::config::MarketConfig;
+use crate::ids::UserId;
+use crate::inbound::{event_time, OrderRefunded, WaitingEvent};
+use crate::lifecycle::{Change, Commission, Refund, Refused};
 use crate::money::Money;
 use crate::ports::{CommissionOutcome, CommissionWrite, ConfigSource, MarketStore};
 use crate::time::Timestamp;
 
+use super::arrival::{wait_for_registration, Arrival};
 use super::rewards::{reversal_audits, COMMISSION_ATTEMPTS};
 use super::{Deps, Processor, REFUND_SOURCE};
 
 // ---------------------------------------------------------------- order.refunded
-
-#[derive(Debug, Clone)]
-pub struct OrderRefunded {
-    pub event_id: EventId,
-    pub refund_id: RefundId,
-    pub order_id: OrderId,
-    pub buyer: UserId,
-    pub amount: Money,
-    pub currency: String,
-    pub reason: RefundReason,
-    pub occurred_at: Timestamp,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefundResult {
@@ -39,6 +30,10 @@ pub enum RefundResult {
     Duplicate,
     /// The buyer has no inviter: nothing to reverse (audited on the buyer).
     NoInviter,
+    /// The buyer's registration has not arrived: the refund waits for it.
+    Waiting,
+    /// The market never saw the buyer register, and waiting for it is off or over.
+    NotRegistered,
 }
 
 /// Applies a refund or chargeback to the order's commission, exactly once per refund id.
@@ -86,10 +81,31 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyRefund<S, C> {
     type Request = OrderRefunded;
     type Response = RefundResult;
 
-    async fn process(&self, ev: OrderRefunded) -> Result<RefundResult, MarketError> {
+    async fn process(&self, mut ev: OrderRefunded) -> Result<RefundResult, MarketError> {
         let d = &self.0;
-        let (buyer, config) = futures::join!(d.store.get_policy(&ev.buyer), d.config.current());
-        let Some(inviter) = buyer?.and_then(|p| p.inviter) else {
+        ev.occurred_at = event_time(ev.occurred_at, d.clock.now());
+        // Twice at most: a registration that commits while the refund parks is seen on the
+        // second read.
+        for _ in 0..2 {
+            let (buyer, config) = futures::join!(d.store.get_policy(&ev.buyer), d.config.current());
+            match buyer?.filter(|b| b.registered_at.is_some()) {
+                Some(buyer) => return self.apply(ev, buyer.inviter, config).await,
+                None => match wait_for_registration(d, WaitingEvent::Refund(ev.clone()), &config).await? {
+                    Arrival::Waiting => return Ok(RefundResult::Waiting),
+                    Arrival::Expired => return Ok(RefundResult::NotRegistered),
+                    Arrival::Registered => continue,
+                },
+            }
+        }
+        Err(MarketError::Contention)
+    }
+}
+
+impl<S: MarketStore, C: ConfigSource> ApplyRefund<S, C> {
+    /// The refund of a registered buyer's order.
+    async fn apply(&self, ev: OrderRefunded, inviter: Option<UserId>, config: MarketConfig) -> Result<RefundResult, MarketError> {
+        let d = &self.0;
+        let Some(inviter) = inviter else {
             self.reject(&ev.buyer, &ev, "no_inviter", json!(null)).await?;
             info!(event_id = %ev.event_id, order_id = %ev.order_id, "refund of an order without inviter: nothing to reverse");
             return Ok(RefundResult::NoInviter);

@@ -3,22 +3,15 @@
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{Deps, Processor, REGISTRATION_SOURCE};
+use super::{DecideWaitingEvents, Deps, Processor, REGISTRATION_SOURCE};
 use crate::audit::{Actor, AuditAction, AuditRecord};
 use crate::code::InviteCode;
 use crate::error::MarketError;
-use crate::ids::{EventId, UserId};
+use crate::ids::UserId;
+use crate::inbound::{event_time, UserRegistered};
 use crate::model::HoldReason;
 use crate::ports::{ConfigSource, MarketStore, Referral, ReferralRejection, Registration, RegistrationOutcome, VelocityCount};
 use crate::time::Timestamp;
-
-#[derive(Debug, Clone)]
-pub struct UserRegistered {
-    pub event_id: EventId,
-    pub user: UserId,
-    pub invite_code: Option<String>,
-    pub occurred_at: Timestamp,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegistrationResult {
@@ -67,12 +60,28 @@ impl<S: MarketStore, C: ConfigSource> Processor for RegisterUser<S, C> {
     type Request = UserRegistered;
     type Response = RegistrationResult;
 
+    /// Registers the user, then decides the orders and refunds that arrived before the
+    /// registration and waited for it — on every delivery, so a redelivery finishes what a
+    /// crash left (the registration itself answers its first outcome again).
     async fn process(&self, ev: UserRegistered) -> Result<RegistrationResult, MarketError> {
+        let result = self.register(&ev).await?;
+        DecideWaitingEvents(self.0.clone()).process(ev.user.clone()).await?;
+        Ok(result)
+    }
+}
+
+impl<S: MarketStore, C: ConfigSource> RegisterUser<S, C> {
+    async fn register(&self, ev: &UserRegistered) -> Result<RegistrationResult, MarketError> {
         let store = &self.0.store;
         let now = self.0.clock.now();
+        // The rules take the registration at its own time (never later than now), as the
+        // orders at theirs: a registration that arrives late is decided as if it had come
+        // in order (its code's expiry, the referral velocity's hour, `registered_at` that
+        // `review_min_seconds` measures from). The audit records carry the market's time.
+        let at = event_time(ev.occurred_at, now);
         let mut rejected = None;
         if let Some(code) = ev.invite_code.as_deref().filter(|c| !c.trim().is_empty()) {
-            match self.referral_for(&ev.user, code, now).await? {
+            match self.referral_for(&ev.user, code, at).await? {
                 Ok(referral) => {
                     let inviter = referral.inviter.clone();
                     let actor = Actor::System(REGISTRATION_SOURCE.into());
@@ -87,8 +96,8 @@ impl<S: MarketStore, C: ConfigSource> Processor for RegisterUser<S, C> {
                     // Referral velocity: counted per inviter and UTC hour in the same
                     // transaction; beyond the limit the referral is recorded flagged.
                     let per_hour = self.0.config.current().await.review_referrals_per_hour;
-                    let velocity = (per_hour > 0).then(|| VelocityCount { hour: now.utc_hour(), under: Some(per_hour), purge_at: now.plus_days(2) });
-                    let mut reg = Registration { user: ev.user.clone(), event_id: ev.event_id.clone(), at: now, referral: Some(referral), rejected: None, audit, velocity, review: None };
+                    let velocity = (per_hour > 0).then(|| VelocityCount { hour: at.utc_hour(), under: Some(per_hour), purge_at: now.plus_days(2) });
+                    let mut reg = Registration { user: ev.user.clone(), event_id: ev.event_id.clone(), at, referral: Some(referral), rejected: None, audit, velocity, review: None };
                     let mut outcome = store.register_user(&reg).await?;
                     if outcome == RegistrationOutcome::VelocityExceeded {
                         reg.review = Some(HoldReason::ReferralVelocity);
@@ -96,7 +105,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for RegisterUser<S, C> {
                             v.under = None;
                         }
                         reg.audit.push(AuditRecord::new(&inviter, now, AuditAction::HeldForReview, actor, ev.event_id.as_str(), json!({
-                            "rule": "review_referrals_per_hour", "limit": per_hour, "hour": now.utc_hour(), "user": ev.user,
+                            "rule": "review_referrals_per_hour", "limit": per_hour, "hour": at.utc_hour(), "user": ev.user,
                         })));
                         warn!(event_id = %ev.event_id, user_id = %ev.user, inviter = %inviter, limit = per_hour, "referral velocity: the referral's rewards will be held for review");
                         outcome = store.register_user(&reg).await?;
@@ -106,7 +115,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for RegisterUser<S, C> {
                             info!(event_id = %ev.event_id, user_id = %ev.user, inviter = %inviter, "referral recorded");
                             return Ok(RegistrationResult::Referred { inviter });
                         }
-                        RegistrationOutcome::AlreadyRegistered => return self.already_registered(&ev).await,
+                        RegistrationOutcome::AlreadyRegistered => return self.already_registered(ev).await,
                         RegistrationOutcome::ReferralRejected(reason) => rejected = Some(reason),
                         // Counted unconditionally on the second attempt: not reachable.
                         RegistrationOutcome::VelocityExceeded => return Err(MarketError::Contention),
@@ -123,9 +132,9 @@ impl<S: MarketStore, C: ConfigSource> Processor for RegisterUser<S, C> {
             None => (AuditAction::Registered, json!({})),
         };
         let audit = vec![AuditRecord::new(&ev.user, now, action, Actor::System(REGISTRATION_SOURCE.into()), ev.event_id.as_str(), details)];
-        let reg = Registration { user: ev.user.clone(), event_id: ev.event_id.clone(), at: now, referral: None, rejected, audit, velocity: None, review: None };
+        let reg = Registration { user: ev.user.clone(), event_id: ev.event_id.clone(), at, referral: None, rejected, audit, velocity: None, review: None };
         match store.register_user(&reg).await? {
-            RegistrationOutcome::AlreadyRegistered => self.already_registered(&ev).await,
+            RegistrationOutcome::AlreadyRegistered => self.already_registered(ev).await,
             _ => Ok(RegistrationResult::Registered { rejected }),
         }
     }

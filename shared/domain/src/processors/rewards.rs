@@ -9,17 +9,19 @@ use tracing::{info, warn};
 
 use crate::audit::{Actor, AuditAction, AuditRecord};
 use crate::error::MarketError;
-use crate::ids::{EventId, OrderId, UserId};
+use crate::ids::UserId;
+use crate::inbound::{event_time, OrderPaid, WaitingEvent};
 use crate::lifecycle::{Commission, Refused};
 use crate::config::MarketConfig;
 use crate::model::{HoldReason, LedgerEntry, LevelReward, RewardEvent};
-use crate::money::{commission, Money};
+use crate::money::commission;
 use crate::policy::{AffiliatePolicy, EffectivePolicy};
 use crate::ports::{
     CommissionOutcome, CommissionWrite, ConfigSource, MarketStore, RewardOutcome, TriggerCount,
 };
 use crate::time::Timestamp;
 
+use super::arrival::{wait_for_registration, Arrival};
 use super::{Deps, Processor, ORDER_SOURCE, REFUND_SOURCE};
 
 /// Rounds of read-decide-write on one commission before giving up (each lost round means
@@ -28,19 +30,11 @@ pub(super) const COMMISSION_ATTEMPTS: usize = 16;
 
 // ---------------------------------------------------------------- order.paid
 
-#[derive(Debug, Clone)]
-pub struct OrderPaid {
-    pub event_id: EventId,
-    pub order_id: OrderId,
-    pub buyer: UserId,
-    pub amount: Money,
-    pub currency: String,
-    pub occurred_at: Timestamp,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoReward {
     NoInviter,
+    /// The market never saw the buyer register, and waiting for it is off or over.
+    NotRegistered,
     MarketDisabled,
     NonPositiveAmount,
     OtherCurrency,
@@ -53,6 +47,9 @@ pub enum NoReward {
 pub enum OrderDecision {
     Reward(RewardEvent),
     NoReward(NoReward),
+    /// The buyer's registration has not arrived: the order waits for it
+    /// ([`super::DecideWaitingEvents`] decides it then).
+    Waiting,
 }
 
 /// Decides the reward for a paid order; the reward processor applies it.
@@ -62,11 +59,31 @@ impl<S: MarketStore, C: ConfigSource> Processor for DecideOrderReward<S, C> {
     type Request = OrderPaid;
     type Response = OrderDecision;
 
-    async fn process(&self, ev: OrderPaid) -> Result<OrderDecision, MarketError> {
+    async fn process(&self, mut ev: OrderPaid) -> Result<OrderDecision, MarketError> {
         let d = &self.0;
-        let (buyer, config) = futures::join!(d.store.get_policy(&ev.buyer), d.config.current());
+        ev.occurred_at = event_time(ev.occurred_at, d.clock.now());
+        // Twice at most: a registration that commits while the order parks is seen on the
+        // second read.
+        for _ in 0..2 {
+            let (buyer, config) = futures::join!(d.store.get_policy(&ev.buyer), d.config.current());
+            match buyer?.filter(|b| b.registered_at.is_some()) {
+                Some(buyer) => return self.decide(ev, buyer, config).await,
+                None => match wait_for_registration(d, WaitingEvent::Order(ev.clone()), &config).await? {
+                    Arrival::Waiting => return Ok(OrderDecision::Waiting),
+                    Arrival::Expired => return Ok(OrderDecision::NoReward(NoReward::NotRegistered)),
+                    Arrival::Registered => continue,
+                },
+            }
+        }
+        Err(MarketError::Contention)
+    }
+}
+
+impl<S: MarketStore, C: ConfigSource> DecideOrderReward<S, C> {
+    /// The decision for a registered buyer.
+    async fn decide(&self, ev: OrderPaid, buyer: AffiliatePolicy, config: MarketConfig) -> Result<OrderDecision, MarketError> {
+        let d = &self.0;
         let no = |r| Ok(OrderDecision::NoReward(r));
-        let Some(buyer) = buyer? else { return no(NoReward::NoInviter) };
         let Some(inviter) = buyer.inviter.clone() else { return no(NoReward::NoInviter) };
         if !config.enabled {
             return no(NoReward::MarketDisabled);
