@@ -71,6 +71,8 @@ class Resolver:
         if isinstance(value, dict) and len(value) == 1 and self.is_intrinsic(next(iter(value))):
             (fn, arg), = value.items()
             if fn == "Ref":
+                if arg == "AWS::NoValue":
+                    return None
                 if arg in self.physical:
                     return self.physical[arg]
                 return self.param(arg)
@@ -257,6 +259,12 @@ def main():
                     "event_names": names,
                     "on_failure_queue_url": r.physical.get(on_failure_queue) if on_failure_queue else None,
                 })
+    # Every function's execution role as the SAM transform makes it, for local-aws.
+    import local_iam
+    some_table = next(iter(tables))
+    prefix = r.arns[some_table][: r.arns[some_table].index(":table/") + len(":table/")]
+    queue_arns = {r.physical[q]: r.arns[q] for q in queues}
+    local_iam.write(template_path, r, os.path.join(os.path.dirname(env_path), "iam-policies.json"), queue_arns, prefix)
     with open(os.path.join(os.path.dirname(env_path), "event-sources.json"), "w") as f:
         json.dump(sources, f, indent=2)
     print(f"created {len(tables)} tables and {len(queues)} queues from {template_path}", file=sys.stderr)

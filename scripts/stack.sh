@@ -13,6 +13,9 @@
 #   scripts/stack.sh console NAME
 #                                serve the built web console (web/dist) on a free port with
 #                                its config.json pointing at the gateway (CONSOLE_URL in env)
+#   scripts/stack.sh iam-report NAME
+#                                the least-privilege report (what each function used of its
+#                                template policy); exit 1 if local-aws denied any call
 #   scripts/stack.sh bridge NAME (re)start the bridge if it is not running
 #   scripts/stack.sh sources NAME (re)start the local event sources if they are not running
 #   scripts/stack.sh redis NAME stop|start
@@ -179,6 +182,8 @@ functions() {
   # benchmarks' (scripts/bench.sh builds those); the features resolve as for the whole
   # workspace, so nothing is built twice.
   (cd "$ROOT" && cargo build --workspace --exclude market-bench --bins --quiet "${build[@]}")
+  local profile=debug; [ "${1:-}" = "--bench" ] && profile=release
+  local_aws "$profile"
   sed -i '/^MARKET_RPC_URL=/d; /^MARKET_API_URL=/d' "$ENV_FILE"
   echo "MARKET_RPC_URL=http://127.0.0.1:$gateway/lambda-url" >> "$ENV_FILE"
   # The API as a browser sees it (one base URL, routed by gRPC path, as the HTTP API's ApiUrl).
@@ -193,11 +198,13 @@ functions() {
     else redis-cli -u "$REDIS_URL" SET "$MARKET_CONFIG_KEY" '{}' NX >/dev/null; fi )
   ( set -a; . "$ENV_FILE"; set +a; cd "$ROOT"
     [ -n "$config" ] && export MARKET_CONFIG_JSON="$config"
+    # Each function signs as itself (its binary's name), so local-aws holds it to its own
+    # template policy.
+    export MARKET_LOCAL_IDENTITY=function
     PATH="$ROOT/.local/venv/bin:$PATH" START_DIR="$ROOT" start functions cargo lambda watch -A 127.0.0.1 -P "$port" \
       --manifest-path "$ROOT/Cargo.toml" \
       --disable-cors "${flags[@]}" )
   wait_port functions "$port" 60
-  local profile=debug; [ "${1:-}" = "--bench" ] && profile=release
   echo "$profile" > "$DIR/profile"
   echo "http://127.0.0.1:$port" > "$DIR/lambda-url"
   # Clients come in through the gateway (API Gateway's place): it bounds each function's
@@ -208,6 +215,39 @@ functions() {
   bridge
   log "functions: http://127.0.0.1:$gateway/lambda-url/<function>/helium.market.v1.MarketService/<Method> (gateway; cargo lambda watch on $port)"
   log "event sources: $(grep -c '"function"' "$DIR/event-sources.json") mappings (SQS, outbox stream); bridge: RabbitMQ auth/shop -> SQS, outbound queue -> RabbitMQ market"
+}
+
+# AWS as it enforces (tools/local-aws): from here on every DynamoDB, Streams and SQS
+# client of the stack goes through the proxy, which authorizes each function's calls against
+# its template policy (iam-policies.json, written with the tables from the template). The
+# direct endpoints stay in the env file as DIRECT_ENDPOINT_*.
+local_aws() { # profile
+  running local-aws && return 0
+  local ddb sqs iam_ddb iam_sqs
+  ddb=$(sed -n 's|^DIRECT_ENDPOINT_DYNAMODB=||p' "$ENV_FILE"); [ -n "$ddb" ] || ddb=$(sed -n 's|^AWS_ENDPOINT_URL_DYNAMODB=||p' "$ENV_FILE")
+  sqs=$(sed -n 's|^DIRECT_ENDPOINT_SQS=||p' "$ENV_FILE"); [ -n "$sqs" ] || sqs=$(sed -n 's|^AWS_ENDPOINT_URL_SQS=||p' "$ENV_FILE")
+  read -r iam_ddb iam_sqs <<<"$(free_ports 2)"
+  start local-aws "$ROOT/target/$1/local-aws" "$DIR/iam-policies.json" "$iam_ddb=$ddb" "$iam_sqs=$sqs"
+  wait_port local-aws "$iam_ddb" 10
+  wait_port local-aws "$iam_sqs" 10
+  sed -i '/^AWS_ENDPOINT_URL_DYNAMODB=/d; /^AWS_ENDPOINT_URL_DYNAMODB_STREAMS=/d; /^AWS_ENDPOINT_URL_SQS=/d; /^DIRECT_ENDPOINT_/d; /^LOCAL_AWS_URL=/d' "$ENV_FILE"
+  cat >> "$ENV_FILE" <<ENV
+DIRECT_ENDPOINT_DYNAMODB=$ddb
+DIRECT_ENDPOINT_SQS=$sqs
+AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$iam_ddb
+AWS_ENDPOINT_URL_DYNAMODB_STREAMS=http://127.0.0.1:$iam_ddb
+AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$iam_sqs
+LOCAL_AWS_URL=http://127.0.0.1:$iam_ddb
+ENV
+  log "local-aws: DynamoDB $ddb and SQS $sqs behind http://127.0.0.1:$iam_ddb and :$iam_sqs, every function held to its template policy"
+}
+
+# The least-privilege report of the run so far (local-aws's usage); exit 1 if a call was denied.
+iam_report() {
+  [ -f "$ENV_FILE" ] || { log "stack is not up"; return 1; }
+  local url; url=$(sed -n 's|^LOCAL_AWS_URL=||p' "$ENV_FILE")
+  [ -n "$url" ] || { log "local-aws is not running"; return 1; }
+  "$ROOT/.local/venv/bin/python" "$ROOT/scripts/local_iam.py" report "$DIR/iam-policies.json" "$url/__local-aws/usage"
 }
 
 # The web console as CloudFront would serve it: the built bundle plus a config.json that
@@ -272,8 +312,9 @@ bridge() {
   [ -f "$ENV_FILE" ] || { log "stack is not up"; return 1; }
   if running bridge; then return 0; fi
   local profile; profile=$(cat "$DIR/profile" 2>/dev/null || echo debug)
+  # As the identity the template defines for it (BridgeServicePolicy), for local-aws.
   ( set -a; . "$ENV_FILE"; set +a
-    start bridge "$ROOT/target/$profile/rabbitmq-bridge-service" )
+    AWS_ACCESS_KEY_ID=rabbitmq-bridge-service start bridge "$ROOT/target/$profile/rabbitmq-bridge-service" )
 }
 
 case "$cmd" in
@@ -283,6 +324,7 @@ case "$cmd" in
   console) console ;;
   sources) sources ;;
   rabbitmq) rabbitmq "${3:-}" ;;
+  iam-report) iam_report ;;
   redis) redis "${3:-}" ;;
   down) down ;;
   env) cat "$ENV_FILE" ;;

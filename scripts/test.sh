@@ -75,4 +75,8 @@ case "$MODE" in
   *) echo "usage: $0 [all|soak]" >&2; exit 2 ;;
 esac
 [ -f "$CHAOS_REPORT" ] && { echo "== chaos report"; cat "$CHAOS_REPORT"; }
+# Invariant 13: no function made a call its template policy denies (local-aws saw every
+# DynamoDB and SQS call of the run); what each used of its grants.
+phase "least privilege (local-aws)"
+scripts/stack.sh iam-report "$STACK"
 echo "== done in $((SECONDS - started)) s"

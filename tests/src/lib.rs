@@ -18,6 +18,7 @@ use market_storage::DynamoStore;
 
 pub mod amqp;
 pub mod chaos;
+pub mod local_aws;
 pub mod proxy;
 pub mod rpc;
 pub mod silent_proxy;

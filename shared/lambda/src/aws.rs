@@ -27,9 +27,14 @@ pub fn sdk_config() -> Result<SdkConfig, Error> {
 fn sdk_config_from(vars: HashMap<String, String>) -> Result<SdkConfig, Error> {
     let var = |name: &str| vars.get(name).cloned();
     let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).ok_or("AWS_REGION is not set")?;
-    let (Some(key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) else {
+    let (Some(mut key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) else {
         return Err("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set (Lambda sets them from the execution role)".into());
     };
+    // Locally (never set in AWS): the function signs as itself, so the local stack's IAM
+    // proxy (tools/local-aws) authorizes its calls against its own template policy.
+    if std::env::var("MARKET_LOCAL_IDENTITY").is_ok_and(|v| v == "function") {
+        key = var("AWS_LAMBDA_FUNCTION_NAME").ok_or("MARKET_LOCAL_IDENTITY=function needs AWS_LAMBDA_FUNCTION_NAME")?;
+    }
     let credentials = Credentials::new(key, secret, var("AWS_SESSION_TOKEN"), None, "LambdaEnvironment");
     let flag = |name: &str| var(name).is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let mut builder = SdkConfig::builder()

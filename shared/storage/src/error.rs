@@ -12,6 +12,8 @@ const TRANSIENT_CODES: &[&str] = &[
     "InternalServerError",
     "ServiceUnavailable",
     "LimitExceededException",
+    // A single write that met a transaction in flight on the same item (retry it).
+    "TransactionConflictException",
 ];
 
 pub(crate) fn sdk_error<E, R>(err: SdkError<E, R>) -> MarketError

@@ -36,6 +36,8 @@ pub struct Settings {
     /// Share of operations sent through the functions and RabbitMQ rather than in process.
     pub e2e_percent: u32,
     pub faults: bool,
+    /// DynamoDB's behaviour under contention (local-aws), `None` = as DynamoDB Local is.
+    pub contention: Option<serde_json::Value>,
 }
 
 impl Settings {
@@ -50,6 +52,12 @@ impl Settings {
             inviters: var("CHAOS_INVITERS").map_or(16, |v| v as usize),
             e2e_percent: var("CHAOS_E2E_PERCENT").map_or(10, |v| v as u32),
             faults: var("CHAOS_FAULTS") != Some(0),
+            // CHAOS_CONTENTION: the shim's settings as JSON, `off` for none; default AWS-like.
+            contention: match std::env::var("CHAOS_CONTENTION").ok().as_deref().map(str::trim) {
+                Some("off") => None,
+                Some(json) if !json.is_empty() => Some(serde_json::from_str(json).expect("CHAOS_CONTENTION is JSON")),
+                _ => Some(crate::local_aws::aws_like()),
+            },
         }
     }
 }
@@ -67,6 +75,8 @@ pub struct Report {
     pub retries: u64,
     pub published: u64,
     pub faults: Vec<Fault>,
+    /// What the contention shim did: its settings and counters by operation.
+    pub contention: Option<serde_json::Value>,
     pub redriven: usize,
     pub outbound: usize,
     /// Orders and refunds that overtook their buyer's registration, and how they ended.
@@ -86,12 +96,23 @@ impl fmt::Display for Report {
         writeln!(f, "  operations   {} ({} end to end): {:?}", self.ops, self.end_to_end, self.by_kind)?;
         writeln!(f, "  requests     {} ({} retries after failures), {} events published", self.requests, self.retries, self.published)?;
         let per_s = self.dynamodb_calls as f64 / self.workload_time.as_secs_f64().max(0.001);
-        writeln!(f, "  dynamodb     {} calls in process during the workload ({per_s:.0}/s), {} transaction conflicts", self.dynamodb_calls, self.conflicts)?;
+        writeln!(f, "  dynamodb     {} calls in process during the workload ({per_s:.0}/s), {} transactions cancelled (conflict or throttle) and retried", self.dynamodb_calls, self.conflicts)?;
         let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
         for fault in &self.faults {
             *kinds.entry(fault.name()).or_default() += 1;
         }
         writeln!(f, "  faults       {} injected: {kinds:?}", self.faults.len())?;
+        match &self.contention {
+            Some(c) => {
+                let n = |k: &str| c["counters"][k].as_object().map_or(0, |m| m.values().filter_map(|v| v.as_u64()).sum::<u64>());
+                writeln!(
+                    f,
+                    "  aws shim     {}: {} conflicts, {} throttles, {} internal errors, {} index items behind; by operation {}",
+                    c["settings"], n("conflicts"), n("throttles"), n("internal_errors"), n("lagged_items"), c["counters"]
+                )?;
+            }
+            None => writeln!(f, "  aws shim     off (DynamoDB Local as it is)")?,
+        }
         writeln!(f, "  drained      {} dead letters redriven, {} withdrawal events on RabbitMQ", self.redriven, self.outbound)?;
         let a = &self.arrivals;
         writeln!(
@@ -142,6 +163,11 @@ pub async fn run(s: &Settings) -> Report {
     let world = Arc::new(World::new(format!("chaos-{}", nanoid::nanoid!(6, &nanoid::alphabet::SAFE[2..])), s.inviters).await);
     let original = world.stored_config().await;
     let outbound = WithdrawnQueue::bind().await;
+    if let Some(settings) = &s.contention {
+        if let Err(e) = crate::local_aws::set_contention(settings).await {
+            world.sent().violations.push(format!("the contention shim could not be switched on: {e}"));
+        }
+    }
 
     let mut by_kind = BTreeMap::new();
     for (op, _) in &ops {
@@ -215,6 +241,15 @@ pub async fn run(s: &Settings) -> Report {
     let drain_started = Instant::now();
     let redriven = drain(&world).await;
     let drain_time = drain_started.elapsed();
+    // The shim stays on through the drain (redeliveries meet it too), off for the check.
+    let contention = match &s.contention {
+        Some(_) => {
+            let report = crate::local_aws::contention().await.ok();
+            let _ = crate::local_aws::set_contention(&serde_json::json!({})).await;
+            report
+        }
+        None => None,
+    };
     let (mut violations, withdrawn, arrivals) = check::check(&world).await;
     let users: Vec<&str> = world.inviters.iter().map(|u| u.as_str()).collect();
     let received = withdrawn_events(&outbound, &withdrawn, &users, 180).await;
@@ -237,6 +272,7 @@ pub async fn run(s: &Settings) -> Report {
         retries: world.counters.retries.load(Ordering::Relaxed),
         published: world.counters.published.load(Ordering::Relaxed),
         faults: injected,
+        contention,
         redriven,
         outbound: ids.len(),
         arrivals,

@@ -177,7 +177,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Long polls against a busy local SQS need more room than the functions' 2 s attempts.
     let timeouts = aws_config::timeout::TimeoutConfig::builder().operation_timeout(std::time::Duration::from_secs(30)).build();
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
+    // Lambda's pollers read with the function's execution role: each mapping signs as its
+    // function (the local IAM proxy authorizes it against the function's template policy).
+    let as_function = |function: &str| {
+        let credentials = aws_sdk_sqs::config::Credentials::new(function, "local", None, None, "local-event-sources");
+        config.to_builder().credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(credentials)).build()
+    };
     let http: Http = Client::builder(TokioExecutor::new()).build_http();
     // Lambda reads a standard queue with five concurrent batches to start with; four here keep
     // moto (one process for every queue) busy without crowding it.
@@ -185,14 +190,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base = Arc::new(base.trim_end_matches('/').to_owned());
     let mut tasks = Vec::new();
     let checkpoints = Arc::new(streams::Checkpoints::load(std::path::Path::new(path).with_file_name("stream-checkpoints.json")));
-    let ddb_streams = aws_sdk_dynamodbstreams::Client::new(&config);
     for source in sources.streams {
         eprintln!("[event-sources] {} <- {}", source.function, source.stream_arn);
-        let (ddb, sqs, http, base, checkpoints) = (ddb_streams.clone(), sqs.clone(), http.clone(), base.clone(), checkpoints.clone());
+        let role = as_function(&source.function);
+        let (ddb, sqs) = (aws_sdk_dynamodbstreams::Client::new(&role), aws_sdk_sqs::Client::new(&role));
+        let (http, base, checkpoints) = (http.clone(), base.clone(), checkpoints.clone());
         tasks.push(tokio::spawn(streams::run(ddb, sqs, http, base, source, checkpoints)));
     }
     for source in sources.sqs {
         eprintln!("[event-sources] {} <- {}", source.function, source.queue_url);
+        let sqs = aws_sdk_sqs::Client::new(&as_function(&source.function));
         let turn = Arc::new(tokio::sync::Mutex::new(()));
         for _ in 0..pollers {
             tasks.push(tokio::spawn(poll(sqs.clone(), http.clone(), base.clone(), source.clone(), turn.clone())));
