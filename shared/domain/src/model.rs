@@ -54,9 +54,41 @@ pub struct AffiliateStats {
     pub earned_l3: Money,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<Timestamp>,
+    /// Of `available`: what rewards credited apart from the user's main statistics (a
+    /// store may spread a popular affiliate's rewards over several items). Those parts only
+    /// grow, so a debit can count on what was read of them (see
+    /// [`crate::ports::BalanceChange::credited_apart`]). Filled by the store, never stored.
+    #[serde(skip)]
+    pub credited_apart: Money,
 }
 
 impl AffiliateStats {
+    /// Adds a part of the statistics kept apart (its figures, and its `available` as
+    /// credited apart).
+    pub fn absorb(&mut self, part: &AffiliateStats) -> Result<(), crate::MarketError> {
+        let over = || crate::MarketError::Overflow;
+        self.invited_count = self.invited_count.checked_add(part.invited_count).ok_or_else(over)?;
+        self.rewarded_orders = self.rewarded_orders.checked_add(part.rewarded_orders).ok_or_else(over)?;
+        self.balance_changes = self.balance_changes.checked_add(part.balance_changes).ok_or_else(over)?;
+        self.active_codes = self.active_codes.checked_add(part.active_codes).ok_or_else(over)?;
+        for (mine, theirs) in [
+            (&mut self.total_earned, part.total_earned),
+            (&mut self.pending, part.pending),
+            (&mut self.available, part.available),
+            (&mut self.withdrawn_total, part.withdrawn_total),
+            (&mut self.held, part.held),
+            (&mut self.reversed_total, part.reversed_total),
+            (&mut self.earned_l1, part.earned_l1),
+            (&mut self.earned_l2, part.earned_l2),
+            (&mut self.earned_l3, part.earned_l3),
+            (&mut self.credited_apart, part.available),
+        ] {
+            *mine = mine.checked_add(theirs)?;
+        }
+        self.updated_at = self.updated_at.max(part.updated_at);
+        Ok(())
+    }
+
     pub fn empty(user_id: UserId) -> Self {
         AffiliateStats {
             user_id,
@@ -74,6 +106,7 @@ impl AffiliateStats {
             earned_l2: Money::ZERO,
             earned_l3: Money::ZERO,
             updated_at: None,
+            credited_apart: Money::ZERO,
         }
     }
 

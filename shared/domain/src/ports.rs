@@ -12,7 +12,7 @@ use crate::ids::{AdjustmentId, EventId, IdempotencyKey, OrderId, UserId, Withdra
 use crate::inbound::WaitingEvent;
 use crate::lifecycle::{Change, Commission, StatsDelta};
 use crate::model::{AffiliateStats, HistoryItem, InviteCodeRecord, LedgerEntry, OutboundEvent, WithdrawalRecord};
-use crate::money::Bps;
+use crate::money::{Bps, Money};
 use crate::policy::{AffiliatePolicy, TriggerLimit};
 use crate::time::Timestamp;
 
@@ -217,6 +217,9 @@ pub struct BalanceChange {
     pub expected_changes: u64,
     /// Only an admin debit with the explicit flag may leave `available` negative.
     pub allow_negative: bool,
+    /// [`AffiliateStats::credited_apart`] as read: `available` held apart from the main
+    /// statistics, which only grows, so the condition on the main item counts on it.
+    pub credited_apart: Money,
     pub matured: Vec<Change>,
     /// Every figure, `ADD`ed: `available` (+ folded ± amount), `withdrawn_total`,
     /// `total_earned`, `reversed_total`, and `pending` of the folded commissions.

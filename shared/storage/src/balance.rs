@@ -15,10 +15,10 @@ use market_domain::MarketError;
 
 use crate::audit::audit_puts;
 use crate::error::mapping_error;
-use crate::expr::{key, key2, n, put};
+use crate::expr::{key, key2, n, put, s};
 use crate::ledger::{commission_put, entry_key, entry_put};
 use crate::outbox::OutboxRecord;
-use crate::tables::{adjustment_entry_key, attr, withdrawal_entry_key, MARKET_EXCHANGE};
+use crate::tables::{adjustment_entry_key, attr, stats_shard_key, withdrawal_entry_key, MARKET_EXCHANGE, STATS_SHARDS};
 use crate::DynamoStore;
 
 impl DynamoStore {
@@ -28,25 +28,47 @@ impl DynamoStore {
     }
 }
 
-/// The stats item as read; zero statistics for a user who has none yet.
+/// A stats item as read; zero statistics for a user who has none yet.
 fn stats_of(user: &UserId, item: Option<crate::expr::Item>) -> Result<AffiliateStats> {
     match item {
-        Some(item) => serde_dynamo::from_item(item).map_err(mapping_error),
+        Some(mut item) => {
+            // A shard's key is not the user id: the figures are the user's.
+            item.insert(attr::USER_ID.to_owned(), s(user.as_str()));
+            serde_dynamo::from_item(item).map_err(mapping_error)
+        }
         None => Ok(AffiliateStats::empty(user.clone())),
+    }
+}
+
+impl DynamoStore {
+    /// The user's statistics, the main item and every shard summed, with the user's policy
+    /// when asked: one `BatchGetItem`.
+    async fn stats_with(&self, user: &UserId, policy: bool) -> Result<(AffiliateStats, Option<AffiliatePolicy>)> {
+        let t = self.tables();
+        let mut keys = vec![(t.stats.as_str(), key(attr::USER_ID, user.as_str()))];
+        keys.extend((0..STATS_SHARDS).map(|k| (t.stats.as_str(), key(attr::USER_ID, stats_shard_key(user.as_str(), k)))));
+        if policy {
+            keys.push((t.policy.as_str(), key(attr::USER_ID, user.as_str())));
+        }
+        let mut items = self.get_items(keys).await?.into_iter();
+        let mut stats = stats_of(user, items.next().flatten())?;
+        for _ in 0..STATS_SHARDS {
+            if let Some(shard) = items.next().flatten() {
+                stats.absorb(&stats_of(user, Some(shard))?)?;
+            }
+        }
+        let policy = items.next().flatten().map(|i| serde_dynamo::from_item(i).map_err(mapping_error)).transpose()?;
+        Ok((stats, policy))
     }
 }
 
 impl BalanceStore for DynamoStore {
     async fn get_stats(&self, user: &UserId) -> Result<AffiliateStats> {
-        stats_of(user, self.get_item(&self.tables().stats, key(attr::USER_ID, user.as_str())).await?)
+        Ok(self.stats_with(user, false).await?.0)
     }
 
     async fn get_stats_and_policy(&self, user: &UserId) -> Result<(AffiliateStats, Option<AffiliatePolicy>)> {
-        let t = self.tables();
-        let k = key(attr::USER_ID, user.as_str());
-        let mut items = self.get_items(vec![(&t.stats, k.clone()), (&t.policy, k)]).await?.into_iter();
-        let (stats, policy) = (items.next().flatten(), items.next().flatten());
-        Ok((stats_of(user, stats)?, policy.map(|i| serde_dynamo::from_item(i).map_err(mapping_error)).transpose()?))
+        self.stats_with(user, true).await
     }
 
     async fn get_withdrawal(&self, user: &UserId, id: &WithdrawalId) -> Result<Option<WithdrawalRecord>> {
@@ -66,8 +88,9 @@ impl BalanceStore for DynamoStore {
     async fn change_balance(&self, c: &BalanceChange) -> Result<BalanceOutcome> {
         let t = self.tables();
         // `available` + the change stays ≥ 0 (a user without statistics has 0: the attribute
-        // is absent). A credit, or an allowed negative debit, has no condition.
-        let floor = c.stats.available.checked_neg().ok_or(MarketError::Overflow)?;
+        // is absent). A credit, or an allowed negative debit, has no condition. The main
+        // item's part must cover what the shards' part (as read; it only grows) does not.
+        let floor = c.stats.available.checked_neg().and_then(|f| f.checked_sub(c.credited_apart.minor())).ok_or(MarketError::Overflow)?;
         let expected = i64::try_from(c.expected_changes).map_err(|_| MarketError::Overflow)?;
         let next = expected.checked_add(1).ok_or(MarketError::Overflow)?;
         let mut values = Vec::new();

@@ -21,7 +21,7 @@ use crate::error::sdk_error;
 use crate::expr::{key, key2, n, s, update, Item};
 use crate::ledger::{commission_from, commission_put, entry_put, stats_update};
 use crate::paging::Listing;
-use crate::tables::{attr, commission_key, DUE_BY_DAY_INDEX, HELD_FOR_REVIEW_INDEX, PENDING_BY_MATURITY_INDEX, REVIEW_QUEUE_PARTITION};
+use crate::tables::{attr, commission_key, stats_shard_key, stats_shard_of, DUE_BY_DAY_INDEX, HELD_FOR_REVIEW_INDEX, PENDING_BY_MATURITY_INDEX, REVIEW_QUEUE_PARTITION};
 use crate::DynamoStore;
 
 impl DynamoStore {
@@ -73,8 +73,15 @@ impl CommissionStore for DynamoStore {
         }
         let commissions = 0..items.len();
         for change in w.changes.iter().filter(|c| !c.stats.is_zero()) {
-            // The earner's statistics (untouched by a refund recorded before its reward).
-            items.push(stats_update(&t.stats, change.after.user_id.as_str(), &change.stats, w.at, &[], None, vec![])?);
+            // The earner's statistics (untouched by a refund recorded before its reward): a
+            // reward as earned on the shard of its order, any other step on the main item.
+            let user = change.after.user_id.as_str();
+            let item = if w.trigger.is_some() && change.stats.is_credit_only() {
+                stats_shard_key(user, stats_shard_of(change.after.order_id.as_str()))
+            } else {
+                user.to_owned()
+            };
+            items.push(stats_update(&t.stats, &item, &change.stats, w.at, &[], None, vec![])?);
         }
         let trigger_at = w.trigger.as_ref().map(|_| items.len());
         if let Some(tc) = &w.trigger {

@@ -199,15 +199,18 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    /// Consistent reads of one item from each of several tables in one `BatchGetItem`, in
-    /// the order asked. A key DynamoDB leaves unprocessed (throttling) is read on its own.
+    /// Consistent reads of items of one or more tables in one `BatchGetItem` (at most 100
+    /// keys), in the order asked. A key DynamoDB leaves unprocessed (throttling) is read on
+    /// its own.
     pub(crate) async fn get_items(&self, keys: Vec<(&str, Item)>) -> Result<Vec<Option<Item>>> {
-        let mut request = HashMap::with_capacity(keys.len());
+        let mut grouped: HashMap<String, Vec<Item>> = HashMap::new();
         for (table, key) in &keys {
-            let read = KeysAndAttributes::builder().keys(key.clone()).consistent_read(true).build().map_err(|e| MarketError::Internal(Box::new(e)))?;
-            if request.insert((*table).to_owned(), read).is_some() {
-                return Err(MarketError::internal("one key per table in a batch read"));
-            }
+            grouped.entry((*table).to_owned()).or_default().push(key.clone());
+        }
+        let mut request = HashMap::with_capacity(grouped.len());
+        for (table, table_keys) in grouped {
+            let read = KeysAndAttributes::builder().set_keys(Some(table_keys)).consistent_read(true).build().map_err(|e| MarketError::Internal(Box::new(e)))?;
+            request.insert(table, read);
         }
         let out = self
             .client
@@ -218,14 +221,17 @@ impl DynamoStore {
             .await
             .map_err(sdk_error)?;
         self.usage.record(out.consumed_capacity());
-        let mut found = out.responses.unwrap_or_default();
+        let found = out.responses.unwrap_or_default();
         let unprocessed = out.unprocessed_keys.unwrap_or_default();
+        // An item answers a key when it holds the key's attributes with their values.
+        let holds = |item: &Item, key: &Item| key.iter().all(|(k, v)| item.get(k) == Some(v));
         let mut items = Vec::with_capacity(keys.len());
         for (table, key) in keys {
-            items.push(if unprocessed.contains_key(table) {
+            let left = unprocessed.get(table).is_some_and(|u| u.keys().iter().any(|k| k == &key));
+            items.push(if left {
                 self.get_item(table, key).await?
             } else {
-                found.remove(table).and_then(|mut rows| rows.pop())
+                found.get(table).and_then(|rows| rows.iter().find(|i| holds(i, &key)).cloned())
             });
         }
         Ok(items)

@@ -20,6 +20,13 @@ impl StatsDelta {
     pub fn is_zero(&self) -> bool {
         *self == StatsDelta::default()
     }
+    /// Only increases (a reward as earned): such a change may be written apart from the
+    /// user's main statistics (a store's shards), since nothing conditions on its figures
+    /// shrinking there.
+    pub fn is_credit_only(&self) -> bool {
+        let figures = [self.pending, self.available, self.total_earned, self.reversed_total, self.withdrawn_total, self.held, self.rewarded_orders];
+        !self.is_zero() && figures.iter().chain(self.earned_by_level.iter()).all(|v| *v >= 0)
+    }
     pub(super) fn add_to(&mut self, bucket: Bucket, amount: i64) {
         match bucket {
             Bucket::Pending => self.pending += amount,

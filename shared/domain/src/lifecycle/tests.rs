@@ -242,3 +242,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn only_a_change_that_only_grows_is_a_credit() {
+    use crate::lifecycle::StatsDelta;
+    assert!(StatsDelta { pending: 100, total_earned: 100, rewarded_orders: 1, ..StatsDelta::default() }.is_credit_only());
+    assert!(!StatsDelta::default().is_credit_only(), "nothing to credit");
+    assert!(!StatsDelta { available: -5, reversed_total: 5, ..StatsDelta::default() }.is_credit_only());
+}
+
+#[test]
+fn statistics_kept_apart_add_up() {
+    use crate::ids::UserId;
+    use crate::model::AffiliateStats;
+    use crate::money::Money;
+    let user = UserId::parse("u").unwrap();
+    let mut main = AffiliateStats::empty(user.clone());
+    main.available = Money::from_minor(-30);
+    main.balance_changes = 2;
+    let mut shard = AffiliateStats::empty(user);
+    shard.available = Money::from_minor(100);
+    shard.total_earned = Money::from_minor(100);
+    shard.rewarded_orders = 1;
+    main.absorb(&shard).unwrap();
+    main.absorb(&shard).unwrap();
+    assert_eq!((main.available.minor(), main.credited_apart.minor(), main.total_earned.minor()), (170, 200, 200));
+    assert_eq!((main.rewarded_orders, main.balance_changes), (2, 2));
+}

@@ -30,6 +30,7 @@ const BALANCE_ATTEMPTS: usize = 64;
 /// matured but are not folded yet (folded by the same transaction).
 struct Spendable {
     changes: u64,
+    credited_apart: Money,
     matured: Vec<Change>,
     folded: i64,
     total: Money,
@@ -39,7 +40,7 @@ fn spendable(stats: &AffiliateStats, due: &[Commission], now: Timestamp) -> Resu
     let matured = maturations(due, now);
     let folded = matured.iter().try_fold(0i64, |acc, c| acc.checked_add(c.stats.available)).ok_or(MarketError::Overflow)?;
     let total = stats.available.checked_add(Money::from_minor(folded))?;
-    Ok(Spendable { changes: stats.balance_changes, matured, folded, total })
+    Ok(Spendable { changes: stats.balance_changes, credited_apart: stats.credited_apart, matured, folded, total })
 }
 
 /// Reads what a balance change needs, in one parallel round trip.
@@ -139,6 +140,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for WithdrawAffiliateReward<S, C
             let change = BalanceChange {
                 user: req.caller.clone(),
                 expected_changes: s.changes,
+                credited_apart: s.credited_apart,
                 allow_negative: false,
                 stats: StatsDelta { withdrawn_total: req.amount.minor(), pending: -s.folded, available, ..StatsDelta::default() },
                 matured: s.matured,
@@ -254,6 +256,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for AdjustBalance<S, C> {
             let change = BalanceChange {
                 user: a.user.clone(),
                 expected_changes: s.changes,
+                credited_apart: s.credited_apart,
                 allow_negative,
                 matured: s.matured,
                 stats: stats_delta,

@@ -7,6 +7,12 @@
 //! which SQS would redeliver), capacity units per reward; and the hot inviter's own
 //! withdrawals made while its rewards stream in. Every reward is checked applied exactly
 //! once and the inviter's money adds up (invariants 1–3).
+//!
+//! As AWS would take it: `local-aws`'s contention shim is on for both runs — conflicting
+//! transactions cancelled, and each item limited to BENCH_HOT_ITEM_WCU write units a second
+//! (default 50: AWS's ~1 000 per partition scaled down 20×, so the offered rate is several
+//! times one item's limit). One stats item would cap the hot inviter at half that many
+//! rewards a second; the statistics' shards (storage `STATS_SHARDS`) are what keeps it up.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,6 +58,21 @@ struct Run {
     conflicts: u64,
     gave_up: u64,
     cu_per_reward: f64,
+    /// What the shim refused during the run: (conflicts, throttles).
+    shim: (u64, u64),
+}
+
+/// The shim on with the bench's settings (its counters from zero).
+async fn shim_on(item_wcu: f64) {
+    let settings = serde_json::json!({"conflicts": true, "item_wcu_per_second": item_wcu});
+    market_tests::local_aws::set_contention(&settings).await.expect("local-aws: the bench needs a stack serving functions");
+}
+
+/// The shim's conflicts and throttles since it was switched on.
+async fn shim_counts() -> (u64, u64) {
+    let report = market_tests::local_aws::contention().await.unwrap_or_default();
+    let sum = |k: &str| report["counters"][k].as_object().map_or(0, |m| m.values().filter_map(|v| v.as_u64()).sum());
+    (sum("conflicts"), sum("throttles"))
 }
 
 /// Applies one reward per (buyer, inviter) pair, `concurrency` at once; a reward that gives up
@@ -88,6 +109,7 @@ async fn apply_all(d: &TestDeps, pairs: Vec<(UserId, UserId)>, concurrency: usiz
         conflicts: d.store.usage().conflicts() - conflicts0,
         gave_up: gave_up.load(Ordering::Relaxed),
         cu_per_reward: (d.store.usage().capacity_units() - cu0) / n as f64,
+        shim: shim_counts().await,
     }
 }
 
@@ -95,6 +117,7 @@ async fn apply_all(d: &TestDeps, pairs: Vec<(UserId, UserId)>, concurrency: usiz
 async fn main() {
     let n = var("BENCH_HOT_REWARDS", 2000);
     let concurrency = var("BENCH_HOT_CONCURRENCY", 50);
+    let item_wcu = var("BENCH_HOT_ITEM_WCU", 50) as f64;
     let d = market_tests::deps(MarketConfig { min_withdraw_amount: Money::from_minor(1), ..MarketConfig::default() }).await;
     println!("\nHot affiliate benchmark: {n} rewards, {concurrency} concurrent ApplyReward calls (in-process, DynamoDB Local)");
 
@@ -114,7 +137,9 @@ async fn main() {
         .collect()
         .await;
 
+    shim_on(item_wcu).await;
     let spread_run = apply_all(&d, spread, concurrency).await;
+    shim_on(item_wcu).await;
 
     // The hot inviter, with its own withdrawals (1 minor unit each, every 20 ms) while the
     // rewards stream in: each must succeed, or be refused for the balance, never give up.
@@ -144,6 +169,7 @@ async fn main() {
     let hot_run = apply_all(&d, hot_buyers.into_iter().map(|b| (b, hot.clone())).collect(), concurrency).await;
     streaming.store(false, Ordering::Relaxed);
     let (ok, refused, unavailable, latencies) = withdrawals.await.expect("withdrawals");
+    let _ = market_tests::local_aws::set_contention(&serde_json::json!({})).await;
 
     // Exactly once, and the money adds up.
     let store = market_tests::store().await;
@@ -154,14 +180,22 @@ async fn main() {
 
     let row = |name: &str, r: &Run| {
         println!(
-            "{name:<34} {:>7.0} rewards/s  ({n} in {:.2} s)  conflicts retried {:>5}  gave up {:>4}  {:.1} CU/reward",
+            "{name:<34} {:>7.0} rewards/s  ({n} in {:.2} s)  retried {:>5} (shim: {} conflicts, {} throttles)  gave up {:>4}  {:.1} CU/reward",
             r.rate,
             r.elapsed.as_secs_f64(),
             r.conflicts,
+            r.shim.0,
+            r.shim.1,
             r.gave_up,
             r.cu_per_reward
         );
     };
+    let one_item = item_wcu / 2.0;
+    println!(
+        "{:<34} {item_wcu:.0} WCU/s per item = {one_item:.0} transactional rewards/s on one stats item; offered (spread rate) {:.1}× that",
+        "per-item limit (local-aws)",
+        spread_run.rate / one_item
+    );
     row(&format!("spread ({n} inviters)"), &spread_run);
     row("hot (one inviter)", &hot_run);
     println!("{:<34} {:.2}× the spread rate (target ≥ 0.8×)", "hot / spread", hot_run.rate / spread_run.rate);
@@ -173,11 +207,12 @@ async fn main() {
         p(0.99)
     );
     println!("invariants 1–3 exact for the hot inviter: {} rewards, total earned {}", stats.rewarded_orders, stats.total_earned.minor());
-    let run = |r: &Run| serde_json::json!({ "rewards_per_second": r.rate, "seconds": r.elapsed.as_secs_f64(), "conflicts_retried": r.conflicts, "gave_up": r.gave_up, "capacity_units_per_reward": r.cu_per_reward });
+    let run = |r: &Run| serde_json::json!({ "rewards_per_second": r.rate, "seconds": r.elapsed.as_secs_f64(), "conflicts_retried": r.conflicts, "shim_conflicts": r.shim.0, "shim_throttles": r.shim.1, "gave_up": r.gave_up, "capacity_units_per_reward": r.cu_per_reward });
     market_bench::record(
         &format!("hot_affiliate_c{concurrency}"),
         serde_json::json!({
-            "rewards": n, "concurrency": concurrency, "spread": run(&spread_run), "hot": run(&hot_run),
+            "rewards": n, "concurrency": concurrency, "item_wcu_per_second": item_wcu, "offered_vs_one_item": spread_run.rate / one_item,
+            "spread": run(&spread_run), "hot": run(&hot_run),
             "hot_vs_spread": hot_run.rate / spread_run.rate,
             "hot_withdrawals": { "paid": ok, "refused": refused, "gave_up": unavailable, "p50_ms": p(0.5), "p99_ms": p(0.99) },
         }),
