@@ -134,7 +134,7 @@ mod tests {
         let batch = Call::new("dynamodb:BatchGetItem", T);
         assert_eq!(id.decide(&[Call::new("dynamodb:PutItem", T), batch.clone()]), Decision::Denied(batch));
         let other = Call::new("dynamodb:GetItem", "arn:aws:dynamodb:ddblocal:000000000000:table/U");
-        assert_eq!(id.decide(&[other.clone()]), Decision::Denied(other));
+        assert_eq!(id.decide(std::slice::from_ref(&other)), Decision::Denied(other));
     }
 
     #[test]
