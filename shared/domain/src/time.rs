@@ -47,6 +47,12 @@ impl Timestamp {
     }
 
     /// ISO 8601 in UTC with milliseconds, `YYYY-MM-DDThh:mm:ss.mmmZ` (what tools print).
+    /// The UTC days from `days` before this one up to this one, oldest first (what a
+    /// scheduled catch-up reads of an index by day).
+    pub fn utc_days_back(self, days: u32) -> Vec<String> {
+        (0..=i64::from(days)).rev().map(|back| Timestamp(self.0.saturating_sub(back.saturating_mul(Self::MS_PER_DAY))).utc_day()).collect()
+    }
+
     /// The UTC hour as `yyyy-mm-ddThh`.
     pub fn utc_hour(self) -> String {
         format!("{}T{:02}", self.utc_day(), self.0.rem_euclid(Self::MS_PER_DAY) / 3_600_000)
@@ -72,6 +78,7 @@ mod tests {
         assert_eq!(Timestamp::from_millis(1_795_514_400_123).iso8601(), "2026-11-24T10:00:00.123Z");
         assert_eq!(Timestamp::from_millis(-1).iso8601(), "1969-12-31T23:59:59.999Z");
         assert_eq!(Timestamp::from_millis(1_795_514_400_123).utc_hour(), "2026-11-24T10");
+        assert_eq!(Timestamp::from_millis(1_795_514_400_123).utc_days_back(2), ["2026-11-22", "2026-11-23", "2026-11-24"]);
     }
 }
 

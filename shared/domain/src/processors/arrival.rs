@@ -14,9 +14,8 @@ use crate::config::MarketConfig;
 use crate::error::MarketError;
 use crate::ids::UserId;
 use crate::inbound::WaitingEvent;
+use crate::policy::AffiliatePolicy;
 use crate::ports::{ConfigSource, MarketStore, ParkOutcome, ParkedEvent, Parking};
-use crate::time::Timestamp;
-
 use super::{ApplyRefund, ApplyReward, DecideOrderReward, Deps, OrderDecision, Processor, RefundResult, ARRIVAL_SOURCE};
 
 /// How long after its wait ended DynamoDB's TTL removes a waiting event the scheduled
@@ -45,7 +44,7 @@ pub enum Arrival {
 
 /// Parks `event` until its buyer's registration, conditional on the buyer still not being
 /// registered (the store checks it in the same transaction).
-pub(super) async fn wait_for_registration<S: MarketStore, C: ConfigSource>(
+async fn wait_for_registration<S: MarketStore, C: ConfigSource>(
     d: &Deps<S, C>,
     event: WaitingEvent,
     config: &MarketConfig,
@@ -72,6 +71,30 @@ pub(super) async fn wait_for_registration<S: MarketStore, C: ConfigSource>(
         }
         ParkOutcome::BuyerRegistered => Arrival::Registered,
     })
+}
+
+/// Whether an event's buyer is registered: then their policy and the configuration to decide
+/// the event with; else what became of the event (waiting, or dropped).
+pub(super) enum Buyer {
+    Registered(AffiliatePolicy, MarketConfig),
+    NotYet(Arrival),
+}
+
+/// Reads the event's buyer; a buyer the market has not seen register gets the event parked
+/// (twice at most: a registration that commits while the event parks is seen on the second
+/// read).
+pub(super) async fn registered_buyer<S: MarketStore, C: ConfigSource>(d: &Deps<S, C>, event: WaitingEvent) -> Result<Buyer, MarketError> {
+    for _ in 0..2 {
+        let (buyer, config) = futures::join!(d.store.get_policy(event.buyer()), d.config.current());
+        match buyer?.filter(|b| b.registered_at.is_some()) {
+            Some(buyer) => return Ok(Buyer::Registered(buyer, config)),
+            None => match wait_for_registration(d, event.clone(), &config).await? {
+                Arrival::Registered => continue,
+                other => return Ok(Buyer::NotYet(other)),
+            },
+        }
+    }
+    Err(MarketError::Contention)
 }
 
 fn actor() -> Actor {
@@ -167,8 +190,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for ExpireWaitingEvents<S, C> {
         let d = &self.0;
         let now = d.clock.now();
         let mut report = ExpiryReport::default();
-        for back in (0..=EXPIRY_CATCH_UP_DAYS).rev() {
-            let day = Timestamp::from_millis(now.millis() - i64::from(back) * Timestamp::MS_PER_DAY).utc_day();
+        for day in now.utc_days_back(EXPIRY_CATCH_UP_DAYS) {
             for ParkedEvent { event, parked_at, expires_at } in d.store.expired_events(&day, now).await? {
                 let buyer = event.buyer().clone();
                 let audit = AuditRecord::new(&buyer, now, AuditAction::WaitingEventExpired, actor(), event.key(), json!({

@@ -88,8 +88,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for CatchUpMaturity<S, C> {
         let d = &self.0;
         let now = d.clock.now();
         let mut users = BTreeSet::new();
-        for back in (0..=CATCH_UP_DAYS).rev() {
-            let day = Timestamp::from_millis(now.millis() - i64::from(back) * Timestamp::MS_PER_DAY).utc_day();
+        for day in now.utc_days_back(CATCH_UP_DAYS) {
             users.extend(d.store.due_earners(&day, now).await?);
         }
         let mut report = CatchUpReport { users: users.len(), ..CatchUpReport::default() };

@@ -14,7 +14,7 @@ use crate::money::Money;
 use crate::ports::{CommissionOutcome, CommissionWrite, ConfigSource, MarketStore};
 use crate::time::Timestamp;
 
-use super::arrival::{wait_for_registration, Arrival};
+use super::arrival::{registered_buyer, Arrival, Buyer};
 use super::rewards::{reversal_audits, COMMISSION_ATTEMPTS};
 use super::{Deps, Processor, REFUND_SOURCE};
 
@@ -84,20 +84,11 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyRefund<S, C> {
     async fn process(&self, mut ev: OrderRefunded) -> Result<RefundResult, MarketError> {
         let d = &self.0;
         ev.occurred_at = event_time(ev.occurred_at, d.clock.now());
-        // Twice at most: a registration that commits while the refund parks is seen on the
-        // second read.
-        for _ in 0..2 {
-            let (buyer, config) = futures::join!(d.store.get_policy(&ev.buyer), d.config.current());
-            match buyer?.filter(|b| b.registered_at.is_some()) {
-                Some(buyer) => return self.apply(ev, buyer.inviter, config).await,
-                None => match wait_for_registration(d, WaitingEvent::Refund(ev.clone()), &config).await? {
-                    Arrival::Waiting => return Ok(RefundResult::Waiting),
-                    Arrival::Expired => return Ok(RefundResult::NotRegistered),
-                    Arrival::Registered => continue,
-                },
-            }
+        match registered_buyer(d, WaitingEvent::Refund(ev.clone())).await? {
+            Buyer::Registered(buyer, config) => self.apply(ev, buyer.inviter, config).await,
+            Buyer::NotYet(Arrival::Waiting) => Ok(RefundResult::Waiting),
+            Buyer::NotYet(_) => Ok(RefundResult::NotRegistered),
         }
-        Err(MarketError::Contention)
     }
 }
 

@@ -21,7 +21,7 @@ use crate::ports::{
 };
 use crate::time::Timestamp;
 
-use super::arrival::{wait_for_registration, Arrival};
+use super::arrival::{registered_buyer, Arrival, Buyer};
 use super::{Deps, Processor, ORDER_SOURCE, REFUND_SOURCE};
 
 /// Rounds of read-decide-write on one commission before giving up (each lost round means
@@ -62,20 +62,11 @@ impl<S: MarketStore, C: ConfigSource> Processor for DecideOrderReward<S, C> {
     async fn process(&self, mut ev: OrderPaid) -> Result<OrderDecision, MarketError> {
         let d = &self.0;
         ev.occurred_at = event_time(ev.occurred_at, d.clock.now());
-        // Twice at most: a registration that commits while the order parks is seen on the
-        // second read.
-        for _ in 0..2 {
-            let (buyer, config) = futures::join!(d.store.get_policy(&ev.buyer), d.config.current());
-            match buyer?.filter(|b| b.registered_at.is_some()) {
-                Some(buyer) => return self.decide(ev, buyer, config).await,
-                None => match wait_for_registration(d, WaitingEvent::Order(ev.clone()), &config).await? {
-                    Arrival::Waiting => return Ok(OrderDecision::Waiting),
-                    Arrival::Expired => return Ok(OrderDecision::NoReward(NoReward::NotRegistered)),
-                    Arrival::Registered => continue,
-                },
-            }
+        match registered_buyer(d, WaitingEvent::Order(ev.clone())).await? {
+            Buyer::Registered(buyer, config) => self.decide(ev, buyer, config).await,
+            Buyer::NotYet(Arrival::Waiting) => Ok(OrderDecision::Waiting),
+            Buyer::NotYet(_) => Ok(OrderDecision::NoReward(NoReward::NotRegistered)),
         }
-        Err(MarketError::Contention)
     }
 }
 
