@@ -122,6 +122,7 @@ def tables(template_path, resolver):
         out[resolver.physical[logical]] = {
             "key": [k["AttributeName"] for k in props["KeySchema"]],
             "gsis": [g["IndexName"] for g in props.get("GlobalSecondaryIndexes", [])],
+            "lsis": [i["IndexName"] for i in props.get("LocalSecondaryIndexes", [])],
         }
     return out
 

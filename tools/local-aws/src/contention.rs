@@ -14,7 +14,12 @@
 //!   than `gsi_lag_ms` ago (an approximation: AWS would show their previous version, if any,
 //!   or nothing for a new item; local secondary indexes stay strongly consistent, as in AWS);
 //! - **internal errors**: a request fails with HTTP 500 `InternalServerError` before it is
-//!   applied, with probability `internal_error_rate` (AWS documents them as retryable).
+//!   applied, with probability `internal_error_rate` (AWS documents them as retryable);
+//! - **one partition per item collection** (opt-in, `partition_wcu_per_second`): on a table
+//!   with local secondary indexes, all items of one partition key value share that many
+//!   write units a second, each item write costing its units once more per LSI (as if
+//!   DynamoDB kept such an item collection in one partition; a model to compare designs,
+//!   to be confirmed against AWS).
 //!
 //! What it did is counted by operation (`GET /__local-aws/contention`).
 
@@ -31,6 +36,8 @@ pub struct TableShape {
     pub key: Vec<String>,
     #[serde(default)]
     pub gsis: Vec<String>,
+    #[serde(default)]
+    pub lsis: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -41,11 +48,13 @@ pub struct Settings {
     pub item_wcu_per_second: f64,
     pub gsi_lag_ms: u64,
     pub internal_error_rate: f64,
+    /// 0 = off (see the module's doc).
+    pub partition_wcu_per_second: f64,
 }
 
 impl Settings {
     pub fn on(&self) -> bool {
-        self.conflicts || self.item_wcu_per_second > 0.0 || self.gsi_lag_ms > 0 || self.internal_error_rate > 0.0
+        self.conflicts || self.item_wcu_per_second > 0.0 || self.gsi_lag_ms > 0 || self.internal_error_rate > 0.0 || self.partition_wcu_per_second > 0.0
     }
 }
 
@@ -150,6 +159,15 @@ impl Contention {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The item collection (`<table>|<partition key>`) of an item of a table with local
+    /// secondary indexes, and how many it has.
+    fn collection_of(&self, item: &str) -> Option<(String, usize)> {
+        let (table, rest) = item.split_once('|')?;
+        let shape = self.tables.get(table).filter(|t| !t.lsis.is_empty())?;
+        let partition = rest.split('|').next()?;
+        Some((format!("{table}|{partition}|collection"), shape.lsis.len()))
+    }
+
     /// Switches the shim (its counters start again); returns the settings in force.
     pub fn set(&self, settings: Settings) -> Settings {
         let mut s = self.lock();
@@ -203,16 +221,25 @@ impl Contention {
                 return Err(Refusal { status: 400, body: cancel(reasons) });
             }
         }
-        let limit = s.settings.item_wcu_per_second;
-        if limit > 0.0 {
-            let cost = if transaction { 2.0 } else { 1.0 };
+        let cost = if transaction { 2.0 } else { 1.0 };
+        // The buckets an item's write draws on: its own, and its item collection's.
+        let draws: Vec<(usize, String, f64, f64)> = items
+            .iter()
+            .enumerate()
+            .flat_map(|(i, k)| {
+                let item = (s.settings.item_wcu_per_second > 0.0).then(|| (i, k.clone(), s.settings.item_wcu_per_second, cost));
+                let collection = self.collection_of(k).filter(|_| s.settings.partition_wcu_per_second > 0.0).map(|(c, lsis)| (i, c, s.settings.partition_wcu_per_second, cost * (1.0 + lsis as f64)));
+                item.into_iter().chain(collection)
+            })
+            .collect();
+        if !draws.is_empty() {
             let mut over = None;
-            for (i, k) in items.iter().enumerate() {
-                let b = s.buckets.entry(k.clone()).or_insert(Bucket { tokens: limit, at: now });
-                b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * limit).min(limit);
+            for (i, k, limit, cost) in &draws {
+                let b = s.buckets.entry(k.clone()).or_insert(Bucket { tokens: *limit, at: now });
+                b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * limit).min(*limit);
                 b.at = now;
-                if b.tokens < cost {
-                    over = Some(i);
+                if b.tokens < *cost {
+                    over = Some(*i);
                     break;
                 }
             }
@@ -229,7 +256,7 @@ impl Contention {
                     .collect();
                 return Err(Refusal { status: 400, body: cancel(reasons) });
             }
-            for k in &items {
+            for (_, k, _, cost) in &draws {
                 if let Some(b) = s.buckets.get_mut(k) {
                     b.tokens -= cost;
                 }
@@ -294,7 +321,10 @@ mod tests {
     use super::*;
 
     fn shim(settings: Settings) -> Arc<Contention> {
-        let tables = HashMap::from([("T".to_owned(), TableShape { key: vec!["pk".into()], gsis: vec!["g".into()] })]);
+        let tables = HashMap::from([
+            ("T".to_owned(), TableShape { key: vec!["pk".into()], gsis: vec!["g".into()], lsis: vec![] }),
+            ("L".to_owned(), TableShape { key: vec!["pk".into(), "sk".into()], gsis: vec![], lsis: vec!["l1".into()] }),
+        ]);
         let c = Contention::new(tables);
         c.set(settings);
         c
@@ -326,6 +356,19 @@ mod tests {
         let Err(refusal) = c.admit("TransactWriteItems", &tx(&["hot", "cold"])) else { panic!("not throttled") };
         assert_eq!(refusal.body["CancellationReasons"][0]["Code"], "ThrottlingError");
         assert!(c.admit("TransactWriteItems", &tx(&["cold"])).is_ok(), "other items are not");
+    }
+
+    #[test]
+    fn an_item_collection_shares_one_partitions_limit_when_asked() {
+        let c = shim(Settings { partition_wcu_per_second: 8.0, ..Settings::default() });
+        let put = |sk: &str| json!({"TransactItems": [{"Put": {"TableName": "L", "Item": {"pk": {"S": "hot"}, "sk": {"S": sk}}}}]});
+        // 2 units a transactional item, twice for its one LSI: 4 a write, 8 a second.
+        assert!(c.admit("TransactWriteItems", &put("a")).is_ok());
+        assert!(c.admit("TransactWriteItems", &put("b")).is_ok());
+        assert!(c.admit("TransactWriteItems", &put("c")).is_err(), "the collection's third write in the same second");
+        let other = json!({"TransactItems": [{"Put": {"TableName": "L", "Item": {"pk": {"S": "cold"}, "sk": {"S": "a"}}}}]});
+        assert!(c.admit("TransactWriteItems", &other).is_ok(), "another partition key");
+        assert!(c.admit("TransactWriteItems", &tx(&["x"])).is_ok(), "a table without LSIs");
     }
 
     #[test]

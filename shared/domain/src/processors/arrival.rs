@@ -75,6 +75,8 @@ async fn wait_for_registration<S: MarketStore, C: ConfigSource>(
 
 /// Whether an event's buyer is registered: then their policy and the configuration to decide
 /// the event with; else what became of the event (waiting, or dropped).
+// One per event, returned once and matched at once: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Buyer {
     Registered(AffiliatePolicy, MarketConfig),
     NotYet(Arrival),

@@ -63,8 +63,8 @@ struct Run {
 }
 
 /// The shim on with the bench's settings (its counters from zero).
-async fn shim_on(item_wcu: f64) {
-    let settings = serde_json::json!({"conflicts": true, "item_wcu_per_second": item_wcu});
+async fn shim_on(item_wcu: f64, partition_wcu: f64) {
+    let settings = serde_json::json!({"conflicts": true, "item_wcu_per_second": item_wcu, "partition_wcu_per_second": partition_wcu});
     market_tests::local_aws::set_contention(&settings).await.expect("local-aws: the bench needs a stack serving functions");
 }
 
@@ -118,6 +118,9 @@ async fn main() {
     let n = var("BENCH_HOT_REWARDS", 2000);
     let concurrency = var("BENCH_HOT_CONCURRENCY", 50);
     let item_wcu = var("BENCH_HOT_ITEM_WCU", 50) as f64;
+    // BENCH_HOT_PARTITION_WCU (default 0, off): an LSI table's item collection limited as one
+    // partition (local-aws's model, to compare with AWS; see ARCHITECTURE, one popular affiliate).
+    let partition_wcu = var("BENCH_HOT_PARTITION_WCU", 0) as f64;
     let d = market_tests::deps(MarketConfig { min_withdraw_amount: Money::from_minor(1), ..MarketConfig::default() }).await;
     println!("\nHot affiliate benchmark: {n} rewards, {concurrency} concurrent ApplyReward calls (in-process, DynamoDB Local)");
 
@@ -137,9 +140,9 @@ async fn main() {
         .collect()
         .await;
 
-    shim_on(item_wcu).await;
+    shim_on(item_wcu, partition_wcu).await;
     let spread_run = apply_all(&d, spread, concurrency).await;
-    shim_on(item_wcu).await;
+    shim_on(item_wcu, partition_wcu).await;
 
     // The hot inviter, with its own withdrawals (1 minor unit each, every 20 ms) while the
     // rewards stream in: each must succeed, or be refused for the balance, never give up.
@@ -196,6 +199,9 @@ async fn main() {
         "per-item limit (local-aws)",
         spread_run.rate / one_item
     );
+    if partition_wcu > 0.0 {
+        println!("{:<34} {partition_wcu:.0} WCU/s per LSI item collection (as one partition)", "per-collection limit (local-aws)");
+    }
     row(&format!("spread ({n} inviters)"), &spread_run);
     row("hot (one inviter)", &hot_run);
     println!("{:<34} {:.2}× the spread rate (target ≥ 0.8×)", "hot / spread", hot_run.rate / spread_run.rate);
@@ -211,7 +217,7 @@ async fn main() {
     market_bench::record(
         &format!("hot_affiliate_c{concurrency}"),
         serde_json::json!({
-            "rewards": n, "concurrency": concurrency, "item_wcu_per_second": item_wcu, "offered_vs_one_item": spread_run.rate / one_item,
+            "rewards": n, "concurrency": concurrency, "item_wcu_per_second": item_wcu, "partition_wcu_per_second": partition_wcu, "offered_vs_one_item": spread_run.rate / one_item,
             "spread": run(&spread_run), "hot": run(&hot_run),
             "hot_vs_spread": hot_run.rate / spread_run.rate,
             "hot_withdrawals": { "paid": ok, "refused": refused, "gave_up": unavailable, "p50_ms": p(0.5), "p99_ms": p(0.99) },
