@@ -21,18 +21,19 @@ use crate::Error;
 /// Built once per cold start; a missing region or credentials is a start-up error that
 /// names the variables.
 pub fn sdk_config() -> Result<SdkConfig, Error> {
-    sdk_config_from(std::env::vars().filter(|(k, v)| k.starts_with("AWS_") && !v.is_empty()).collect())
+    // Locally (never set in AWS): the function signs as itself, so the local stack's AWS
+    // stand-in (tools/local-aws) holds it to its own template policy.
+    let local_identity = std::env::var("MARKET_LOCAL_IDENTITY").is_ok_and(|v| v == "function");
+    sdk_config_from(std::env::vars().filter(|(k, v)| k.starts_with("AWS_") && !v.is_empty()).collect(), local_identity)
 }
 
-fn sdk_config_from(vars: HashMap<String, String>) -> Result<SdkConfig, Error> {
+fn sdk_config_from(vars: HashMap<String, String>, local_identity: bool) -> Result<SdkConfig, Error> {
     let var = |name: &str| vars.get(name).cloned();
     let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).ok_or("AWS_REGION is not set")?;
     let (Some(mut key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) else {
         return Err("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set (Lambda sets them from the execution role)".into());
     };
-    // Locally (never set in AWS): the function signs as itself, so the local stack's IAM
-    // proxy (tools/local-aws) authorizes its calls against its own template policy.
-    if std::env::var("MARKET_LOCAL_IDENTITY").is_ok_and(|v| v == "function") {
+    if local_identity {
         key = var("AWS_LAMBDA_FUNCTION_NAME").ok_or("MARKET_LOCAL_IDENTITY=function needs AWS_LAMBDA_FUNCTION_NAME")?;
     }
     let credentials = Credentials::new(key, secret, var("AWS_SESSION_TOKEN"), None, "LambdaEnvironment");
@@ -71,7 +72,17 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<SdkConfig, Error> {
-        sdk_config_from(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        sdk_config_from(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), false)
+    }
+
+    #[tokio::test]
+    async fn locally_a_function_signs_as_itself() {
+        let mut vars: HashMap<String, String> = LAMBDA.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert!(sdk_config_from(vars.clone(), true).is_err(), "needs the function's name");
+        vars.insert("AWS_LAMBDA_FUNCTION_NAME".into(), "on-order-paid".into());
+        let c = sdk_config_from(vars, true).unwrap();
+        let creds = c.credentials_provider().unwrap().provide_credentials().await.unwrap();
+        assert_eq!(creds.access_key_id(), "on-order-paid");
     }
 
     const LAMBDA: &[(&str, &str)] =

@@ -121,6 +121,9 @@ impl Proxy {
         }
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let target = header("x-amz-target").unwrap_or_default();
+        // The JSON request, read once: for IAM, the contention shim and the stream iterators.
+        let request_json: Result<Value, String> =
+            if body.is_empty() { Ok(Value::Null) } else { serde_json::from_slice(&body).map_err(|e| format!("body is not JSON: {e}")) };
         let authorization = header("authorization").unwrap_or_default();
         let key = request::access_key(&authorization).unwrap_or("anonymous").to_owned();
         let operator = self.policies.operators.contains(&key);
@@ -128,7 +131,10 @@ impl Proxy {
             let calls = match self.policies.identities.get(&key) {
                 Some(identity) => {
                     let role = format!("{}Role", identity.function);
-                    let calls = request::calls(&target, &body, &self.policies, |it| lock(&self.iterators).get(it).cloned());
+                    let calls = request_json
+                        .as_ref()
+                        .map_err(Clone::clone)
+                        .and_then(|json| request::calls(&target, json, &self.policies, |it| lock(&self.iterators).get(it).cloned()));
                     match calls.map(|calls| (identity.decide(&calls), calls)) {
                         Ok((Decision::Allowed, calls)) => calls,
                         Ok((Decision::Denied(call), _)) => return self.deny(&target, &role, &key, call, "no identity-based policy allows it"),
@@ -160,7 +166,7 @@ impl Proxy {
         parts.headers.remove(http::header::HOST);
         let stream_op = target.strip_prefix("DynamoDBStreams_20120810.").map(str::to_owned);
         let dynamodb_op = target.strip_prefix("DynamoDB_20120810.").map(str::to_owned);
-        let request_json: Option<Value> = (stream_op.is_some() || dynamodb_op.is_some()).then(|| serde_json::from_slice(&body).ok()).flatten();
+        let request_json = request_json.ok();
         // DynamoDB's behaviour under contention, when switched on (contention.rs).
         let _in_flight = match (&dynamodb_op, &request_json) {
             (Some(op), Some(json)) => match self.contention.admit(op, json) {

@@ -24,9 +24,8 @@ pub fn with_access_key(authorization: &str, key: &str) -> Option<String> {
 
 /// The calls of one request, from its `X-Amz-Target` and JSON body. `Err`: what made it
 /// unreadable (the request is then denied, as an unknown call would be).
-pub fn calls(target: &str, body: &[u8], policies: &Policies, stream_of: impl Fn(&str) -> Option<String>) -> Result<Vec<Call>, String> {
+pub fn calls(target: &str, json: &Value, policies: &Policies, stream_of: impl Fn(&str) -> Option<String>) -> Result<Vec<Call>, String> {
     let (service, op) = target.split_once('.').ok_or_else(|| format!("no operation in X-Amz-Target {target:?}"))?;
-    let json: Value = if body.is_empty() { Value::Null } else { serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))? };
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     let table = |name: &str| format!("{}{name}", policies.table_arn_prefix);
     let one = |action: &str, resource: String| Ok(vec![Call::new(action, resource)]);
@@ -59,8 +58,8 @@ pub fn calls(target: &str, body: &[u8], policies: &Policies, stream_of: impl Fn(
                 }
                 "ListTables" => one(&action, "*".into()),
                 _ => {
-                    let name = s(&json, "TableName").ok_or_else(|| format!("{op} without TableName"))?;
-                    match s(&json, "IndexName") {
+                    let name = s(json, "TableName").ok_or_else(|| format!("{op} without TableName"))?;
+                    match s(json, "IndexName") {
                         Some(index) => one(&action, format!("{}/index/{index}", table(&name))),
                         None => one(&action, table(&name)),
                     }
@@ -72,10 +71,10 @@ pub fn calls(target: &str, body: &[u8], policies: &Policies, stream_of: impl Fn(
             match op {
                 "ListStreams" => one(&action, "*".into()),
                 "GetRecords" => {
-                    let iterator = s(&json, "ShardIterator").ok_or("GetRecords without ShardIterator")?;
+                    let iterator = s(json, "ShardIterator").ok_or("GetRecords without ShardIterator")?;
                     one(&action, stream_of(&iterator).ok_or("a shard iterator local-aws did not hand out")?)
                 }
-                _ => one(&action, s(&json, "StreamArn").ok_or_else(|| format!("{op} without StreamArn"))?),
+                _ => one(&action, s(json, "StreamArn").ok_or_else(|| format!("{op} without StreamArn"))?),
             }
         }
         "AmazonSQS" => {
@@ -88,12 +87,12 @@ pub fn calls(target: &str, body: &[u8], policies: &Policies, stream_of: impl Fn(
             match op {
                 "ListQueues" => one(&action, "*".into()),
                 "GetQueueUrl" => {
-                    let name = s(&json, "QueueName").ok_or("GetQueueUrl without QueueName")?;
+                    let name = s(json, "QueueName").ok_or("GetQueueUrl without QueueName")?;
                     let arn = policies.queue_arns.values().find(|a| a.rsplit(':').next() == Some(name.as_str())).cloned();
                     one(&action, arn.unwrap_or_else(|| format!("arn:aws:sqs:*:*:{name}")))
                 }
                 _ => {
-                    let url = s(&json, "QueueUrl").ok_or_else(|| format!("{op} without QueueUrl"))?;
+                    let url = s(json, "QueueUrl").ok_or_else(|| format!("{op} without QueueUrl"))?;
                     let arn = policies.queue_arns.get(&url).cloned().ok_or_else(|| format!("unknown queue {url}"))?;
                     one(&action, arn)
                 }
@@ -119,7 +118,8 @@ mod tests {
     }
 
     fn of(target: &str, body: &str) -> Result<Vec<Call>, String> {
-        calls(target, body.as_bytes(), &policies(), |i| (i == "it-1").then(|| "arn:t/T/stream/s".to_owned()))
+        let json: Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        calls(target, &json, &policies(), |i| (i == "it-1").then(|| "arn:t/T/stream/s".to_owned()))
     }
 
     #[test]

@@ -51,10 +51,7 @@ async fn wait_for_registration<S: MarketStore, C: ConfigSource>(
 ) -> Result<Arrival, MarketError> {
     let now = d.clock.now();
     let expires_at = event.occurred_at().plus_days(config.registration_wait_days);
-    let details = json!({
-        "kind": event.kind(), "order_id": event.order_id(), "event_id": event.event_id(),
-        "occurred_at": event.occurred_at(), "expires_at": expires_at,
-    });
+    let details = details(&event, json!({"expires_at": expires_at}));
     if expires_at <= now {
         // Dated by the event, so a redelivery rewrites the same record.
         let audit = AuditRecord::new(event.buyer(), event.occurred_at(), AuditAction::WaitingEventExpired, actor(), event.key(), details);
@@ -101,6 +98,15 @@ pub(super) async fn registered_buyer<S: MarketStore, C: ConfigSource>(d: &Deps<S
 
 fn actor() -> Actor {
     Actor::System(ARRIVAL_SOURCE.into())
+}
+
+/// An audit record's details of a waiting event: what it is, and `extra` (an object).
+fn details(event: &WaitingEvent, extra: serde_json::Value) -> serde_json::Value {
+    let mut d = json!({"kind": event.kind(), "order_id": event.order_id(), "event_id": event.event_id(), "occurred_at": event.occurred_at()});
+    if let (Some(d), serde_json::Value::Object(extra)) = (d.as_object_mut(), extra) {
+        d.extend(extra);
+    }
+    d
 }
 
 /// Decides the events that waited for `buyer`'s registration, oldest first (an order before
@@ -154,10 +160,8 @@ impl<S: MarketStore, C: ConfigSource> Processor for DecideWaitingEvents<S, C> {
                 let outcome = self.decide(&event).await?;
                 let now = self.0.clock.now();
                 let waited_ms = now.millis().saturating_sub(parked_at.millis());
-                let audit = AuditRecord::new(&buyer, now, AuditAction::WaitingEventDecided, actor(), event.key(), json!({
-                    "kind": event.kind(), "order_id": event.order_id(), "event_id": event.event_id(),
-                    "occurred_at": event.occurred_at(), "parked_at": parked_at, "waited_ms": waited_ms, "outcome": outcome,
-                }));
+                let extra = json!({"parked_at": parked_at, "waited_ms": waited_ms, "outcome": outcome});
+                let audit = AuditRecord::new(&buyer, now, AuditAction::WaitingEventDecided, actor(), event.key(), details(&event, extra));
                 if store.unpark(&buyer, &event.key(), &audit).await? {
                     decided += 1;
                     info!(buyer = %buyer, order_id = %event.order_id(), kind = event.kind(), waited_ms, outcome = %outcome, "decided after the buyer's registration");
@@ -195,10 +199,8 @@ impl<S: MarketStore, C: ConfigSource> Processor for ExpireWaitingEvents<S, C> {
         for day in now.utc_days_back(EXPIRY_CATCH_UP_DAYS) {
             for ParkedEvent { event, parked_at, expires_at } in d.store.expired_events(&day, now).await? {
                 let buyer = event.buyer().clone();
-                let audit = AuditRecord::new(&buyer, now, AuditAction::WaitingEventExpired, actor(), event.key(), json!({
-                    "kind": event.kind(), "order_id": event.order_id(), "event_id": event.event_id(),
-                    "occurred_at": event.occurred_at(), "parked_at": parked_at, "expires_at": expires_at,
-                }));
+                let extra = json!({"parked_at": parked_at, "expires_at": expires_at});
+                let audit = AuditRecord::new(&buyer, now, AuditAction::WaitingEventExpired, actor(), event.key(), details(&event, extra));
                 match d.store.unpark(&buyer, &event.key(), &audit).await {
                     Ok(true) => {
                         report.expired += 1;
