@@ -1,5 +1,6 @@
 //! The local stack's AWS stand-in (tools/local-aws) from a test: switch DynamoDB's behaviour
-//! under contention on and off, and read what it did. Its URL is `LOCAL_AWS_URL` (the env
+//! under contention on and off, and read what it did; read its meter (what each identity's
+//! calls would be billed). Its URL is `LOCAL_AWS_URL` (the env
 //! file of the stack).
 
 use bytes::Bytes;
@@ -19,12 +20,12 @@ pub fn aws_like() -> Value {
 /// AWS's ~1 000 write units a second per partition, scaled down 100× (see [`aws_like`]).
 pub const ITEM_WCU_PER_SECOND: f64 = 10.0;
 
-async fn call(method: http::Method, body: Option<&Value>) -> Result<Value, String> {
+async fn call(method: http::Method, path: &str, body: Option<&Value>) -> Result<Value, String> {
     let url = std::env::var("LOCAL_AWS_URL").map_err(|_| "LOCAL_AWS_URL is not set (the stack serves no functions)".to_owned())?;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let request = http::Request::builder()
         .method(method)
-        .uri(format!("{url}/__local-aws/contention"))
+        .uri(format!("{url}/__local-aws/{path}"))
         .body(Full::new(Bytes::from(body.map(Value::to_string).unwrap_or_default())))
         .map_err(|e| e.to_string())?;
     let response = client.request(request).await.map_err(|e| e.to_string())?;
@@ -34,10 +35,16 @@ async fn call(method: http::Method, body: Option<&Value>) -> Result<Value, Strin
 
 /// Switches the shim to `settings` (`{}` = off; its counters start again).
 pub async fn set_contention(settings: &Value) -> Result<Value, String> {
-    call(http::Method::POST, Some(settings)).await
+    call(http::Method::POST, "contention", Some(settings)).await
 }
 
 /// The settings in force and what the shim did since they were set, by operation.
 pub async fn contention() -> Result<Value, String> {
-    call(http::Method::GET, None).await
+    call(http::Method::GET, "contention", None).await
+}
+
+/// The meter's running totals by identity (tools/local-aws/src/meter.rs): DynamoDB requests
+/// and capacity units by table, SQS and Streams requests; take differences of two readings.
+pub async fn meter() -> Result<Value, String> {
+    call(http::Method::GET, "meter", None).await
 }

@@ -303,3 +303,24 @@ async fn a_burst_deeper_than_the_emulator_queue_is_answered() {
     assert_eq!(answered, 150);
     call(rpc, token).await.expect("still answered").expect("OK");
 }
+
+/// local-aws's meter bills a function's own calls as AWS would (issue 25's cost figures):
+/// a statistics read is a strongly consistent `BatchGetItem` of the main item, its 8 shards
+/// and the policy (one unit per key, found or not) and a consistent `Query` of the due
+/// commissions (one unit even when it finds none); nothing written. Other tests may read at
+/// the same time, so the figures are lower bounds.
+#[tokio::test]
+async fn the_meter_bills_a_statistics_read_as_aws_does() {
+    let rpc = rpc();
+    let mut client = rpc.client();
+    let token = rpc.token(&user("metered"));
+    let reading = || async { market_tests::local_aws::meter().await.expect("local-aws's meter") };
+    let before = reading().await;
+    client.get_affiliate_stats(Rpc::authed(GetAffiliateStatsRequest {}, &token)).await.unwrap();
+    let after = reading().await;
+    let delta = |k: &str| after["get-affiliate-stats"][k].as_f64().unwrap_or(0.0) - before["get-affiliate-stats"][k].as_f64().unwrap_or(0.0);
+    assert!(delta("dynamodb_requests") >= 2.0, "{after}");
+    assert!(delta("read_units") >= 11.0, "9 stats items + policy + the due commissions' query: {after}");
+    assert_eq!(delta("write_units"), 0.0);
+    assert_eq!(after["get-affiliate-stats"]["unmetered"], 0, "every data call reported its capacity");
+}

@@ -1,7 +1,9 @@
 //! Shared by the benchmark binaries: each records its figures as one section of
 //! `bench.json` (`make bench` merges the sections; see scripts/bench.sh).
 
+pub mod cost;
 pub mod event_path;
+pub mod metering;
 
 use std::path::PathBuf;
 

@@ -6,11 +6,13 @@
 //! infra/template.yaml) and, when a call is not allowed, answered as AWS answers it: HTTP 400
 //! `AccessDeniedException` naming the action and the resource. The operator key (`local`:
 //! the tests and tools) has full access. `GET /__local-aws/usage` returns what every identity
-//! used and every denial, for the least-privilege report of `make test`.
+//! used and every denial, for the least-privilege report of `make test`; `GET
+//! /__local-aws/meter` what each identity's calls would be billed (meter.rs).
 //!
 //!   local-aws <iam-policies.json> <listen port>=<upstream URL> [<listen port>=<upstream URL> ...]
 
 mod contention;
+mod meter;
 mod policy;
 mod request;
 
@@ -51,6 +53,7 @@ struct Proxy {
     contention: Arc<Contention>,
     client: Client<HttpConnector, Body>,
     usage: Mutex<Usage>,
+    meter: meter::Meter,
     /// Shard iterator -> the stream it reads.
     iterators: Mutex<HashMap<String, String>>,
 }
@@ -103,8 +106,11 @@ impl Proxy {
         if request.method() == http::Method::GET && request.uri().path() == "/__local-aws/usage" {
             return self.usage();
         }
+        if request.method() == http::Method::GET && request.uri().path() == "/__local-aws/meter" {
+            return respond(StatusCode::OK, "application/json", self.meter.report().to_string());
+        }
         let (mut parts, body) = request.into_parts();
-        let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+        let Ok(mut body) = body.collect().await.map(|b| b.to_bytes()) else {
             return respond(StatusCode::BAD_REQUEST, "text/plain", "unreadable body".into());
         };
         if control {
@@ -166,7 +172,15 @@ impl Proxy {
         parts.headers.remove(http::header::HOST);
         let stream_op = target.strip_prefix("DynamoDBStreams_20120810.").map(str::to_owned);
         let dynamodb_op = target.strip_prefix("DynamoDB_20120810.").map(str::to_owned);
-        let request_json = request_json.ok();
+        let mut request_json = request_json.ok();
+        // Every data request reports the capacity it consumed, for the meter.
+        if let (Some(op), Some(json)) = (&dynamodb_op, request_json.as_mut()) {
+            if meter::ask_for_capacity(op, json).is_some() {
+                body = Bytes::from(json.to_string());
+                parts.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            }
+        }
+        let request_bytes = body.len();
         // DynamoDB's behaviour under contention, when switched on (contention.rs).
         let _in_flight = match (&dynamodb_op, &request_json) {
             (Some(op), Some(json)) => match self.contention.admit(op, json) {
@@ -191,6 +205,15 @@ impl Proxy {
         };
         if let (Some(op), Some(req)) = (&stream_op, &request_json) {
             self.remember_iterators(op, req, &body);
+        }
+        if parts.status.is_success() {
+            if let Some(op) = &dynamodb_op {
+                self.meter.dynamodb(&key, op, request_json.as_ref().unwrap_or(&Value::Null), &body);
+            } else if let Some(op) = &stream_op {
+                self.meter.stream(&key, op, &body);
+            } else if let Some(op) = target.strip_prefix("AmazonSQS.") {
+                self.meter.sqs(&key, op, request_bytes, &body);
+            }
         }
         let body = match (dynamodb_op.as_deref(), &request_json) {
             (Some("Query"), Some(req)) if parts.status.is_success() => self.contention.lag_query(req, body),
@@ -244,6 +267,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         contention,
         client: Client::builder(TokioExecutor::new()).build(http),
         usage: Mutex::new(Usage::default()),
+        meter: meter::Meter::default(),
         iterators: Mutex::new(HashMap::new()),
     });
     let mut servers = Vec::new();

@@ -14,7 +14,7 @@ use market_domain::config::MarketConfig;
 use market_domain::policy::TriggerLimit;
 use market_domain::ports::prelude::*;
 use market_domain::processors::{ApplyRefund, ApplyReward, CreateInviteCode, OrderRefunded, Processor};
-use market_bench::{event_path, per_second};
+use market_bench::{event_path, metering, per_second};
 use market_tests::amqp::{eventually, Publisher};
 use serde_json::json;
 
@@ -128,6 +128,7 @@ async fn main() {
     };
 
     // End to end, everything running.
+    let meter_before = metering::reading().await;
     let cpu_before = event_path::cpu_by_command();
     let started = Instant::now();
     for i in 0..n {
@@ -145,6 +146,17 @@ async fn main() {
     }
     let e2e = started.elapsed();
     let e2e_cpu = event_path::cpu_per_event(&cpu_before, &event_path::cpu_by_command(), n);
+    // What a rewarded order consumed in every function it went through (and the outbound
+    // events it set off), once they all stopped: its AWS units, cost and rate limits. One
+    // affiliate's writes: its ledger and audit trail (one partition each: an LSI's item
+    // collection, a time-ordered sort key) and its statistics (8 shards).
+    let order_cost = metering::report(
+        "One rewarded order end to end (RabbitMQ -> bridge -> on-order-paid -> process-affiliate-reward -> outbox relay)",
+        &meter_before,
+        &metering::settled().await,
+        n,
+        &[("LedgerTable", 1.0), ("AuditTable", 1.0), ("StatsTable", market_storage::tables::STATS_SHARDS as f64)],
+    );
 
     // Refunds end to end: half of every order, published to shop/order.refunded.
     let started = Instant::now();
@@ -217,6 +229,7 @@ async fn main() {
             },
             "ratios": { "end_to_end_vs_raw_two_hops": e2e_ratio, "bridge_alone_vs_raw_one_hop": bridge_ratio },
             "cpu_per_event": cpu_json,
+            "rewarded_order": order_cost,
             "capacity_units": { "reward": reward_cost.0, "reward_calls": reward_cost.1, "refund": refund_cost.0, "refund_calls": refund_cost.1 },
         }),
     );

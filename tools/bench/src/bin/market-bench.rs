@@ -13,6 +13,7 @@ use market_domain::money::Money;
 use market_domain::processors::{self as p, CreateInviteCode, DeleteInviteCode, GetAffiliateStats, ListInviteCodes, Processor, WithdrawAffiliateReward, WithdrawRequest};
 use market_proto::v1::*;
 use market_proto::v1::MarketConfig as MarketConfigPb;
+use market_bench::cost::{self, PerMillion, Units};
 use market_tests::rpc::Rpc;
 
 struct Figures {
@@ -62,6 +63,37 @@ fn binary_mib(binary: &str) -> f64 {
     std::fs::metadata(format!("target/release/{binary}")).map(|m| m.len() as f64 / 1048576.0).unwrap_or(f64::NAN)
 }
 
+/// The meter of `local-aws` (what each function's calls would be billed), now.
+async fn meter_now() -> serde_json::Value {
+    market_tests::local_aws::meter().await.expect("local-aws's meter: run through `make bench`")
+}
+
+/// What function `binary` consumed per call since reading `before`, over `calls` calls.
+async fn metered(before: &serde_json::Value, binary: &str, calls: usize) -> Units {
+    Units::between(before, &meter_now().await, binary).per(calls as f64)
+}
+
+/// Per RPC, the units its function consumed in AWS's terms and their cost per million calls.
+fn print_costs(rows: &[(String, Units, PerMillion)]) {
+    println!("\nCost per million calls at us-east-1 list prices (units measured by local-aws's meter on the function's own calls):");
+    println!(
+        "{:<28} {:>6} {:>6} {:>10} {:>10} {:>10} {:>10}",
+        "rpc", "RRU", "WRU", "DynamoDB $", "Lambda $", "HTTP API $", "total $"
+    );
+    for (name, u, c) in rows {
+        println!(
+            "{name:<28} {:>6.1} {:>6.1} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
+            u.read_units,
+            u.write_units,
+            c.dynamodb,
+            c.lambda_requests + c.lambda_duration,
+            c.api_gateway,
+            c.total()
+        );
+    }
+    println!("(Lambda: a request and the call's p50 through the local gateway as billed duration, 128 MB arm64; no free tiers, logs or data transfer)");
+}
+
 fn uid(p: &str) -> UserId {
     market_tests::user(p)
 }
@@ -94,8 +126,13 @@ async fn main() {
     );
 
     let rows = std::cell::RefCell::new(serde_json::Map::new());
-    let row = |name: &str, binary: &str, rpc_s: Vec<Duration>, direct_s: Vec<Duration>, trips: f64, cu: f64| {
+    let costs = std::cell::RefCell::new(Vec::new());
+    let row = |name: &str, binary: &str, units: Units, rpc_s: Vec<Duration>, direct_s: Vec<Duration>, trips: f64, cu: f64| {
         let (r, dd) = (figures(rpc_s), figures(direct_s));
+        // One HTTP API request and one invocation per call, billed for the call's p50 (the
+        // whole round trip through the local gateway: an upper bound of Lambda's duration).
+        let cost = PerMillion::of(&units, 1.0, r.p50.as_secs_f64() * 1e3, 1.0);
+        costs.borrow_mut().push((name.to_owned(), units.clone(), cost.clone()));
         rows.borrow_mut().insert(
             name.to_owned(),
             serde_json::json!({
@@ -103,6 +140,8 @@ async fn main() {
                 "direct_p50_ms": dd.p50.as_secs_f64() * 1e3, "direct_p99_ms": dd.p99.as_secs_f64() * 1e3,
                 "ratio_p50": r.p50.as_secs_f64() / dd.p50.as_secs_f64(), "dynamodb_calls": trips, "capacity_units": cu,
                 "binary_mib": binary_mib(binary), "peak_rss_mib": peak_rss_mib(binary),
+                "metered": {"read_units": units.read_units, "write_units": units.write_units, "dynamodb_requests": units.dynamodb_requests, "sqs_requests": units.sqs_requests},
+                "usd_per_million": cost.json(),
             }),
         );
         println!(
@@ -131,18 +170,23 @@ async fn main() {
         }};
     }
 
+    let m0 = meter_now().await;
     // GetAffiliateStats
     time_n(10, |_| async { client.clone().get_affiliate_stats(Rpc::authed(GetAffiliateStatsRequest {}, &reader_token)).await.expect("rpc"); }).await;
     let rpc_s = time_n(n, |_| async { client.clone().get_affiliate_stats(Rpc::authed(GetAffiliateStatsRequest {}, &reader_token)).await.expect("rpc"); }).await;
     let (direct_s, trips, cu) = direct!(|_| async { GetAffiliateStats(d.clone()).process(reader.clone()).await.expect("direct"); });
-    row("GetAffiliateStats", "get-affiliate-stats", rpc_s, direct_s, trips, cu);
+    let units = metered(&m0, "get-affiliate-stats", n + 10).await;
+    row("GetAffiliateStats", "get-affiliate-stats", units, rpc_s, direct_s, trips, cu);
 
+    let m0 = meter_now().await;
     // ListInviteCodes
     time_n(10, |_| async { client.clone().list_invite_codes(Rpc::authed(ListInviteCodesRequest {}, &reader_token)).await.expect("rpc"); }).await;
     let rpc_s = time_n(n, |_| async { client.clone().list_invite_codes(Rpc::authed(ListInviteCodesRequest {}, &reader_token)).await.expect("rpc"); }).await;
     let (direct_s, trips, cu) = direct!(|_| async { ListInviteCodes(d.clone()).process(reader.clone()).await.expect("direct"); });
-    row("ListInviteCodes", "list-invite-codes", rpc_s, direct_s, trips, cu);
+    let units = metered(&m0, "list-invite-codes", n + 10).await;
+    row("ListInviteCodes", "list-invite-codes", units, rpc_s, direct_s, trips, cu);
 
+    let m0 = meter_now().await;
     // CreateInviteCode: a fresh user per call, so every call creates.
     let users: Vec<UserId> = (0..n + 10).map(|_| uid("bench-creator")).collect();
     let tokens: Vec<String> = users.iter().map(|u| rpc.token(u.as_str())).collect();
@@ -167,8 +211,10 @@ async fn main() {
         direct_s.push(started.elapsed());
     }
     let after = usage(&d);
-    row("CreateInviteCode", "create-invite-code", rpc_s, direct_s, (after.0 - before.0) as f64 / n as f64, (after.1 - before.1) / n as f64);
+    let units = metered(&m0, "create-invite-code", n + 10).await;
+    row("CreateInviteCode", "create-invite-code", units, rpc_s, direct_s, (after.0 - before.0) as f64 / n as f64, (after.1 - before.1) / n as f64);
 
+    let m0 = meter_now().await;
     // DeleteInviteCode: each of those codes once.
     let mut rpc_s = Vec::new();
     for (t, code) in tokens.iter().zip(&codes) {
@@ -184,8 +230,10 @@ async fn main() {
         direct_s.push(started.elapsed());
     }
     let after = usage(&d);
-    row("DeleteInviteCode", "delete-invite-code", rpc_s, direct_s, (after.0 - before.0) as f64 / n as f64, (after.1 - before.1) / n as f64);
+    let units = metered(&m0, "delete-invite-code", n).await;
+    row("DeleteInviteCode", "delete-invite-code", units, rpc_s, direct_s, (after.0 - before.0) as f64 / n as f64, (after.1 - before.1) / n as f64);
 
+    let m0 = meter_now().await;
     // WithdrawAffiliateReward: a new idempotency key per call.
     time_n(10, |i| {
         let mut c = client.clone();
@@ -211,8 +259,10 @@ async fn main() {
             WithdrawAffiliateReward(d).process(req).await.expect("direct");
         }
     });
-    row("WithdrawAffiliateReward", "withdraw-affiliate-reward", rpc_s, direct_s, trips, cu);
+    let units = metered(&m0, "withdraw-affiliate-reward", n + 10).await;
+    row("WithdrawAffiliateReward", "withdraw-affiliate-reward", units, rpc_s, direct_s, trips, cu);
 
+    let m0 = meter_now().await;
     // ListRewardHistory: the first page (25) of the spender's history.
     let history = |t: String| {
         let mut c = client.clone();
@@ -226,7 +276,8 @@ async fn main() {
         let req = market_domain::admin::ListRequest { of: spender.clone(), page_size: 25, page_token: None };
         market_domain::processors::ListRewardHistory(d.clone()).process(req).await.expect("direct");
     });
-    row("ListRewardHistory (25)", "list-reward-history", rpc_s, direct_s, trips, cu);
+    let units = metered(&m0, "list-reward-history", n + 10).await;
+    row("ListRewardHistory (25)", "list-reward-history", units, rpc_s, direct_s, trips, cu);
 
     // Admin RPCs (MarketAdminService), as administrator `bench-admin`.
     use market_domain::admin::{self as adm, AdminRequest};
@@ -246,10 +297,13 @@ async fn main() {
             time_n(n, f).await
         }};
     }
+    let m0 = meter_now().await;
     // GetUserPolicy
     let rpc_s = rpc_n!(get_user_policy, |_i| GetUserPolicyRequest { user_id: reader.to_string() });
     let (direct_s, trips, cu) = direct!(|_| async { adm::GetUserPolicy(d.clone()).process(reader.clone()).await.expect("direct"); });
-    row("GetUserPolicy", "get-user-policy", rpc_s, direct_s, trips, cu);
+    let units = metered(&m0, "get-user-policy", n + 10).await;
+    row("GetUserPolicy", "get-user-policy", units, rpc_s, direct_s, trips, cu);
+    let m0 = meter_now().await;
     // UpdateUserPolicy: alternate the rate, so every call writes.
     let rpc_s = rpc_n!(update_user_policy, |i| UpdateUserPolicyRequest {
         user_id: spender.to_string(),
@@ -267,19 +321,25 @@ async fn main() {
             adm::UpdateUserPolicy(d).process(AdminRequest { admin: admin_id, request_id: format!("bench-{i}"), body: change }).await.expect("direct");
         }
     });
-    row("UpdateUserPolicy", "update-user-policy", rpc_s, direct_s, trips, cu);
+    let units = metered(&m0, "update-user-policy", n + 10).await;
+    row("UpdateUserPolicy", "update-user-policy", units, rpc_s, direct_s, trips, cu);
+    let m0 = meter_now().await;
     // ListLedger / ListAuditTrail: the first page (25) of the spender's ~430 entries.
     let rpc_s = rpc_n!(list_ledger, |_i| ListLedgerRequest { user_id: spender.to_string(), page_size: 25, page_token: String::new() });
     let (direct_s, trips, cu) = direct!(|_| async {
         market_domain::processors::ListRewardHistory(d.clone()).process(adm::ListRequest { of: spender.clone(), page_size: 25, page_token: None }).await.expect("direct");
     });
-    row("ListLedger (25)", "list-ledger", rpc_s, direct_s, trips, cu);
+    let units = metered(&m0, "list-ledger", n + 10).await;
+    row("ListLedger (25)", "list-ledger", units, rpc_s, direct_s, trips, cu);
+    let m0 = meter_now().await;
     let rpc_s = rpc_n!(list_audit_trail, |_i| ListAuditTrailRequest { user_id: spender.to_string(), page_size: 25, ..Default::default() });
     let (direct_s, trips, cu) = direct!(|_| async {
         let req = adm::ListRequest { of: adm::TrailOf::User(spender.clone()), page_size: 25, page_token: None };
         adm::ListAuditTrail(d.clone()).process(req).await.expect("direct");
     });
-    row("ListAuditTrail (25)", "list-audit-trail", rpc_s, direct_s, trips, cu);
+    let units = metered(&m0, "list-audit-trail", n + 10).await;
+    row("ListAuditTrail (25)", "list-audit-trail", units, rpc_s, direct_s, trips, cu);
+    let m0 = meter_now().await;
     // AdjustBalance: a credit of 1 with a new key per call.
     let target = uid("bench-adjusted");
     let rpc_s = rpc_n!(adjust_balance, |i| AdjustBalanceRequest {
@@ -302,7 +362,8 @@ async fn main() {
             p::AdjustBalance(d).process(AdminRequest { admin: admin_id, request_id: format!("bench-a{i}"), body }).await.expect("direct");
         }
     });
-    row("AdjustBalance", "adjust-balance", rpc_s, direct_s, trips, cu);
+    let units = metered(&m0, "adjust-balance", n + 10).await;
+    row("AdjustBalance", "adjust-balance", units, rpc_s, direct_s, trips, cu);
     // Configuration (Redis): direct = the same processors on the stack's Redis.
     let redis = std::sync::Arc::new(market_config::RedisConfig::from_env(MarketConfig::default()).expect("redis config"));
     let cd = adm::ConfigDeps {
@@ -312,11 +373,14 @@ async fn main() {
     let usage_c = |cd: &adm::ConfigDeps<market_storage::DynamoStore, market_config::RedisConfig, market_config::RedisConfig>| {
         (cd.deps.store.usage().round_trips(), cd.deps.store.usage().capacity_units())
     };
+    let m0 = meter_now().await;
     let rpc_s = rpc_n!(get_market_config, |_i| GetMarketConfigRequest {});
     let before = usage_c(&cd);
     let direct_s = time_n(n, |_| async { adm::GetMarketConfig(cd.clone()).process(()).await.expect("direct"); }).await;
     let after = usage_c(&cd);
-    row("GetMarketConfig (Redis)", "get-market-config", rpc_s, direct_s, (after.0 - before.0) as f64 / n as f64, (after.1 - before.1) / n as f64);
+    let units = metered(&m0, "get-market-config", n + 10).await;
+    row("GetMarketConfig (Redis)", "get-market-config", units, rpc_s, direct_s, (after.0 - before.0) as f64 / n as f64, (after.1 - before.1) / n as f64);
+    let m0 = meter_now().await;
     // UpdateMarketConfig: alternate code_retention_days 31/30 (every call writes; ends on 30).
     let retention = |i: usize| if i % 2 == 0 { 31 } else { 30 };
     let rpc_s = rpc_n!(update_market_config, |i| UpdateMarketConfigRequest {
@@ -334,7 +398,9 @@ async fn main() {
     })
     .await;
     let after = usage_c(&cd);
-    row("UpdateMarketConfig (Redis)", "update-market-config", rpc_s, direct_s, (after.0 - before.0) as f64 / n as f64, (after.1 - before.1) / n as f64);
+    let units = metered(&m0, "update-market-config", n + 10).await;
+    row("UpdateMarketConfig (Redis)", "update-market-config", units, rpc_s, direct_s, (after.0 - before.0) as f64 / n as f64, (after.1 - before.1) / n as f64);
     println!("\nddb calls (issued in parallel where they are reads) and CU/call are measured on the direct path (the same calls the function makes).");
-    market_bench::record("rpc", serde_json::json!({ "calls_per_rpc": n, "rpcs": rows.into_inner() }));
+    print_costs(&costs.into_inner());
+    market_bench::record("rpc", serde_json::json!({ "calls_per_rpc": n, "rpcs": rows.into_inner(), "prices": cost::prices_json() }));
 }
