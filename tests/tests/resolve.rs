@@ -53,6 +53,14 @@ async fn the_public_code_check_answers_only_usability_and_is_limited_per_address
     // Another address is not affected.
     let other = address();
     assert!(resolve(&rpc, other, &code).await.unwrap());
+    // The address is the one that connected (the request context's `sourceIp`), never what
+    // `X-Forwarded-For` claims: a limited caller naming other addresses stays limited.
+    for forged in ["198.51.100.1", "198.51.100.2, 198.51.100.3"] {
+        let mut request = tonic::Request::new(ResolveInviteCodeRequest { code: code.clone() });
+        request.metadata_mut().insert("x-forwarded-for", forged.parse().unwrap());
+        let refused = rpc.public(Some(from)).resolve_invite_code(request).await.expect_err("still limited");
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{forged}");
+    }
 
     // Redis down: the check keeps answering, unlimited (API Gateway's route throttling
     // remains), and says so in the log.

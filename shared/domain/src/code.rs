@@ -34,6 +34,13 @@ impl InviteCode {
         Ok(InviteCode(canonical))
     }
 
+    /// What logs name a code by: the first 8 hex digits of its sha256. A code in clear is a
+    /// credential to someone's referrals, and logs are read by more people than the table.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(self.0.as_bytes()).iter().take(4).map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -59,6 +66,15 @@ impl fmt::Display for InviteCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fingerprint_names_a_code_without_showing_it() {
+        let code = InviteCode::parse("ABCD2345").unwrap();
+        let fp = code.fingerprint();
+        assert_eq!(fp.len(), 8);
+        assert!(!fp.to_uppercase().contains("ABCD"));
+        assert_eq!(fp, InviteCode::parse("abcd2345").unwrap().fingerprint(), "as the code, case-insensitive");
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -169,23 +169,17 @@ fn authorizer_claims<T>(request: &tonic::Request<T>) -> Option<&HashMap<String, 
     }
 }
 
-/// The caller's address, for per-address limits: the last `X-Forwarded-For` entry (API
-/// Gateway appends the address it saw there, after whatever the client sent; the local
-/// gateway does the same), else the request context's `sourceIp`, else "unknown".
+/// The caller's address, for per-address limits: the request context's `sourceIp`, the
+/// address that connected to API Gateway (the local gateway sets it the same way). Never
+/// `X-Forwarded-For`: its entries are whatever the client (or a proxy in front) sent.
+/// "unknown" without a context (all such callers share one bucket).
 pub fn caller_address<T>(request: &tonic::Request<T>) -> String {
-    let forwarded = request
-        .metadata()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .map(str::trim)
-        .filter(|a| !a.is_empty());
-    let source = || match request.extensions().get::<RequestContext>()? {
-        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
+    let source = match request.extensions().get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
         #[allow(unreachable_patterns)]
         _ => None,
     };
-    forwarded.map(str::to_owned).or_else(source).unwrap_or_else(|| "unknown".into())
+    source.filter(|a| !a.is_empty()).unwrap_or_else(|| "unknown".into())
 }
 
 /// The id of the invocation serving this request (Lambda's request id), for audit records.
@@ -279,5 +273,23 @@ mod fuzz {
                 Err(s) => { prop_assert_eq!(s.code(), tonic::Code::Unauthenticated); prop_assert!(!valid); }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::caller_address;
+    use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+    use lambda_http::request::RequestContext;
+
+    #[test]
+    fn the_address_is_the_request_contexts_never_x_forwarded_for() {
+        let mut request = tonic::Request::new(());
+        request.metadata_mut().insert("x-forwarded-for", "198.51.100.1, 198.51.100.2".parse().unwrap());
+        assert_eq!(caller_address(&request), "unknown", "a forwarded header alone names nobody");
+        let mut ctx = ApiGatewayV2httpRequestContext::default();
+        ctx.http.source_ip = Some("203.0.113.7".into());
+        request.extensions_mut().insert(RequestContext::ApiGatewayV2(ctx));
+        assert_eq!(caller_address(&request), "203.0.113.7");
     }
 }

@@ -6,7 +6,11 @@
 //! (default 64) requests of one function in flight; the others wait for a slot, up to
 //! `LOCAL_GATEWAY_QUEUE_MS` (default 29 000, API Gateway's integration timeout) and are then
 //! answered 429 (Lambda's throttle), which gRPC-Web clients read as `UNAVAILABLE` and retry.
-//! Like API Gateway it appends the client's address to `X-Forwarded-For`.
+//! Like API Gateway it invokes the function with an HTTP API (payload 2.0) event whose
+//! `requestContext.http.sourceIp` is the address that connected, the one address a function
+//! may trust (`X-Forwarded-For` is whatever the client sent, with the address appended), and
+//! turns the function's answer back into the HTTP response. (`cargo lambda watch`'s own
+//! function URLs say `127.0.0.1` for every caller.)
 //!
 //! Why: `cargo lambda watch` (1.9.2) queues a function's invocations in a channel of 100 and
 //! pushes into it while holding the lock that every `/next` of every function needs, so the
@@ -36,7 +40,7 @@ type Body = BoxBody<Bytes, hyper::Error>;
 
 struct Gateway {
     upstream: String,
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, Full<Bytes>>,
     per_function: usize,
     queue_timeout: Duration,
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -90,40 +94,126 @@ impl Gateway {
         if let Ok(value) = http::HeaderValue::from_str(&forwarded) {
             request.headers_mut().insert("x-forwarded-for", value);
         }
-        let mut path_and_query = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
-        if let Some(routed) = lambda_path(request.uri().path()) {
-            let query = request.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
-            path_and_query = format!("{routed}{query}");
-        }
-        let path = path_and_query.split('?').next().unwrap_or_default().to_owned();
-        let _slot = match function_of(&path) {
-            Some(function) => {
-                let slots = self.slots_of(function);
-                match tokio::time::timeout(self.queue_timeout, slots.acquire_owned()).await {
-                    Ok(Ok(slot)) => Some(slot),
-                    _ => {
-                        eprintln!("[gateway] {function}: no slot within {} ms, throttled (429)", self.queue_timeout.as_millis());
-                        return plain(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
-                    }
-                }
-            }
-            None => None,
+        let path = request.uri().path().to_owned();
+        let routed = lambda_path(&path).unwrap_or_else(|| path.clone());
+        let Some(function) = function_of(&routed).map(str::to_owned) else {
+            return plain(StatusCode::NOT_FOUND, "Not Found");
         };
-        let Ok(uri) = format!("{}{}", self.upstream, path_and_query).parse::<Uri>() else {
+        // The path the function sees: the HTTP API's route path, without the local prefix.
+        let raw_path = routed.strip_prefix(&format!("/lambda-url/{function}")).filter(|p| !p.is_empty()).unwrap_or("/").to_owned();
+        let slots = self.slots_of(&function);
+        let _slot = match tokio::time::timeout(self.queue_timeout, slots.acquire_owned()).await {
+            Ok(Ok(slot)) => slot,
+            _ => {
+                eprintln!("[gateway] {function}: no slot within {} ms, throttled (429)", self.queue_timeout.as_millis());
+                return plain(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+            }
+        };
+        let (parts, body) = request.into_parts();
+        let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
             return plain(StatusCode::BAD_REQUEST, "Bad Request");
         };
-        *request.uri_mut() = uri;
-        request.headers_mut().remove(http::header::HOST);
-        match self.client.request(request).await {
-            // The slot is held until the answer's head has arrived; a unary gRPC-Web answer
-            // is buffered by the function, so its body follows at once.
-            Ok(response) => response.map(|body| body.boxed()),
+        let event = http_api_event(&parts, &raw_path, &body, peer);
+        let Ok(uri) = format!("{}/2015-03-31/functions/{function}/invocations", self.upstream).parse::<Uri>() else {
+            return plain(StatusCode::BAD_REQUEST, "Bad Request");
+        };
+        let mut invoke = Request::new(Full::new(Bytes::from(event.to_string())));
+        *invoke.method_mut() = http::Method::POST;
+        *invoke.uri_mut() = uri;
+        let answer = match self.client.request(invoke).await {
+            Ok(response) => response.into_body().collect().await.map(|b| b.to_bytes()),
             Err(e) => {
                 eprintln!("[gateway] upstream failed: {e}");
-                plain(StatusCode::BAD_GATEWAY, "Bad Gateway")
+                return plain(StatusCode::BAD_GATEWAY, "Bad Gateway");
+            }
+        };
+        match answer.ok().and_then(|a| http_response(&a)) {
+            Some(response) => response,
+            None => plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+        }
+    }
+}
+
+/// The HTTP API's payload 2.0 event for a request (what `lambda_http` reads): headers
+/// lower-case with repeats comma-joined, the body base64, the caller's address as `sourceIp`.
+fn http_api_event(parts: &http::request::Parts, raw_path: &str, body: &[u8], peer: SocketAddr) -> serde_json::Value {
+    use base64::Engine;
+    let mut headers = serde_json::Map::new();
+    let mut cookies = Vec::new();
+    for (name, value) in &parts.headers {
+        let Ok(value) = value.to_str() else { continue };
+        if name == http::header::COOKIE {
+            cookies.extend(value.split(';').map(|c| serde_json::Value::from(c.trim())));
+            continue;
+        }
+        match headers.get_mut(name.as_str()) {
+            Some(serde_json::Value::String(joined)) => {
+                joined.push(',');
+                joined.push_str(value);
+            }
+            _ => {
+                headers.insert(name.as_str().to_owned(), value.into());
             }
         }
     }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let user_agent = parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    serde_json::json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": parts.uri.query().unwrap_or_default(),
+        "cookies": cookies,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": "localhost",
+            "domainPrefix": "localhost",
+            "http": {"method": parts.method.as_str(), "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": peer.ip().to_string(), "userAgent": user_agent},
+            "requestId": nanoid::nanoid!(),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "",
+            "timeEpoch": now.as_millis() as u64,
+        },
+        "body": base64::engine::general_purpose::STANDARD.encode(body),
+        "isBase64Encoded": true,
+    })
+}
+
+/// The function's payload 2.0 answer as the HTTP response API Gateway sends.
+fn http_response(answer: &[u8]) -> Option<Response<Body>> {
+    use base64::Engine;
+    let answer: serde_json::Value = serde_json::from_slice(answer).ok()?;
+    let status = StatusCode::from_u16(u16::try_from(answer.get("statusCode")?.as_u64()?).ok()?).ok()?;
+    let text = answer.get("body").and_then(|b| b.as_str()).unwrap_or_default();
+    let body = if answer.get("isBase64Encoded").and_then(|b| b.as_bool()).unwrap_or(false) {
+        base64::engine::general_purpose::STANDARD.decode(text).ok()?
+    } else {
+        text.as_bytes().to_vec()
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    for (name, value) in answer.get("headers").and_then(|h| h.as_object()).into_iter().flatten() {
+        if let (Ok(name), Some(Ok(value))) = (http::HeaderName::try_from(name.as_str()), value.as_str().map(http::HeaderValue::from_str)) {
+            headers.append(name, value);
+        }
+    }
+    for (name, values) in answer.get("multiValueHeaders").and_then(|h| h.as_object()).into_iter().flatten() {
+        for value in values.as_array().into_iter().flatten() {
+            if let (Ok(name), Some(Ok(value))) = (http::HeaderName::try_from(name.as_str()), value.as_str().map(http::HeaderValue::from_str)) {
+                headers.append(name, value);
+            }
+        }
+    }
+    for cookie in answer.get("cookies").and_then(|c| c.as_array()).into_iter().flatten() {
+        if let Some(Ok(value)) = cookie.as_str().map(http::HeaderValue::from_str) {
+            headers.append(http::header::SET_COOKIE, value);
+        }
+    }
+    Some(response)
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -172,7 +262,40 @@ fn nodelay_connector() -> HttpConnector {
 
 #[cfg(test)]
 mod tests {
-    use super::{function_of, lambda_path};
+    use super::{function_of, http_api_event, http_response, lambda_path};
+    use http_body_util::BodyExt;
+
+    #[test]
+    fn the_event_carries_the_connecting_address_and_the_body_as_the_http_api_sends_them() {
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("/helium.market.v1.PublicService/ResolveInviteCode?a=1")
+            .header("x-forwarded-for", "203.0.113.9, 127.0.0.7")
+            .header("accept", "a")
+            .header("accept", "b")
+            .header("cookie", "x=1; y=2")
+            .body(())
+            .unwrap();
+        let (parts, ()) = request.into_parts();
+        let event = http_api_event(&parts, "/helium.market.v1.PublicService/ResolveInviteCode", b"\x00\x01", "127.0.0.7:5000".parse().unwrap());
+        assert_eq!(event["requestContext"]["http"]["sourceIp"], "127.0.0.7");
+        assert_eq!(event["headers"]["accept"], "a,b");
+        assert_eq!(event["cookies"], serde_json::json!(["x=1", "y=2"]));
+        assert_eq!(event["rawQueryString"], "a=1");
+        assert_eq!((event["body"].as_str(), event["isBase64Encoded"].as_bool()), (Some("AAE="), Some(true)));
+    }
+
+    #[tokio::test]
+    async fn the_answer_becomes_the_http_response() {
+        let answer = serde_json::json!({"statusCode": 200, "headers": {"content-type": "application/grpc-web+proto"},
+            "multiValueHeaders": {"grpc-status": ["0"]}, "body": "AAE=", "isBase64Encoded": true});
+        let response = http_response(answer.to_string().as_bytes()).unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/grpc-web+proto");
+        assert_eq!(response.headers()["grpc-status"], "0");
+        assert_eq!(response.into_body().collect().await.unwrap().to_bytes().as_ref(), [0u8, 1]);
+        assert!(http_response(b"not json").is_none());
+    }
 
     #[test]
     fn routes_a_grpc_path_to_its_function_as_the_http_api_does() {

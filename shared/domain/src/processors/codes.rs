@@ -143,7 +143,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for CreateInviteCode<S, C> {
             match d.store.create_code(&new).await {
                 Ok(Some(first)) => return self.replay(&first).await,
                 Ok(None) => {
-                    info!(user_id = %caller, code = %new.record.code, "invite code created");
+                    info!(user_id = %caller, code_fp = %new.record.code.fingerprint(), "invite code created");
                     return Ok(new.record);
                 }
                 Err(MarketError::RateLimited { .. }) => {
@@ -192,7 +192,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for DeleteInviteCode<S, C> {
         let audit = AuditRecord::new(&req.caller, now, AuditAction::CodeDeactivated, Actor::User(req.caller.clone()), code.as_str(), json!({"code": code}));
         let outcome =
             d.store.deactivate_code(&req.caller, &code, now, now.plus_days(config.code_retention_days), &audit).await?;
-        info!(user_id = %req.caller, code = %code, ?outcome, "invite code deactivated");
+        info!(user_id = %req.caller, code_fp = %code.fingerprint(), ?outcome, "invite code deactivated");
         Ok(outcome)
     }
 }
