@@ -94,6 +94,15 @@ async fn config_changes_reach_all_functions_within_the_ttl_and_survive_a_redis_o
     assert_eq!((newest.action.as_str(), newest.actor.as_str()), ("config_changed", "admin:root"));
     let details: serde_json::Value = serde_json::from_str(&newest.details_json).unwrap();
     assert_eq!(details["after"]["default_commission_bps"], 1234);
+    // The intent was recorded before the write, with the version the change wrote and the
+    // admin read shows.
+    assert_eq!(config.version, original.version + 1, "each change writes the next version");
+    assert_eq!(details["version"], config.version);
+    let requested = trail.iter().find(|r| r.request_id == newest.request_id && r.action == "config_change_requested").expect("the intent recorded");
+    let secs = |r: &market_proto::v1::AuditRecord| r.at.as_ref().map(|t| (t.seconds, t.nanos));
+    assert!(secs(requested) <= secs(newest));
+    let intent: serde_json::Value = serde_json::from_str(&requested.details_json).unwrap();
+    assert_eq!((intent["version"].clone(), intent["after"]["default_commission_bps"].clone()), (details["version"].clone(), 1234.into()));
 
     // A paid order with Redis up: the hook's container takes the new rate.
     let publisher = Publisher::connect().await;
@@ -182,6 +191,7 @@ async fn config_changes_reach_all_functions_within_the_ttl_and_survive_a_redis_o
             .to_vec(),
     };
     let restored = rpc.admin().update_market_config(Rpc::authed(restore, &admin)).await.unwrap().into_inner();
-    assert_eq!(restored, original);
+    assert!(restored.version > original.version, "a restore is a change too: a new version");
+    assert_eq!(PbConfig { version: original.version, ..restored }, original);
     wait_for_rate(&rpc, &reader, original.default_commission_bps, Instant::now()).await;
 }

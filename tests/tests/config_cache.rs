@@ -29,13 +29,13 @@ async fn the_cache_follows_redis_within_the_ttl_and_keeps_the_last_good_value() 
     assert_eq!(source.current().await, fallback);
     assert_eq!(writer.read().await.unwrap(), None);
 
-    writer.write(&doc(1500)).await.unwrap();
+    writer.write(&doc(1500), 0).await.unwrap();
     assert_eq!(writer.read().await.unwrap(), Some(doc(1500)));
     tokio::time::sleep(TTL).await;
     assert_eq!(source.current().await.default_commission_bps, doc(1500).default_commission_bps);
 
     // After the TTL, every concurrent reader sees the new value (none is served the old one).
-    writer.write(&doc(2500)).await.unwrap();
+    writer.write(&doc(2500), 0).await.unwrap();
     tokio::time::sleep(TTL).await;
     let seen = futures::future::join_all((0..10).map(|_| source.current())).await;
     assert!(seen.iter().all(|c| c == &doc(2500)), "{:?}", seen.iter().map(|c| c.default_commission_bps).collect::<Vec<_>>());
@@ -52,8 +52,25 @@ async fn the_cache_follows_redis_within_the_ttl_and_keeps_the_last_good_value() 
     // Invalid values are never written.
     let mut bad = doc(1000);
     bad.max_active_codes = 0;
-    assert!(writer.write(&bad).await.is_err());
+    assert!(writer.write(&bad, 0).await.is_err());
     assert_eq!(writer.read().await.unwrap(), None);
+}
+
+/// The admin API's change writes only over the version it read (a compare-and-set in Redis),
+/// and a retry of a write whose answer was lost is taken as written.
+#[tokio::test]
+async fn a_change_is_written_only_over_the_version_it_read() {
+    let key = format!("test:config:{}", nanoid::nanoid!(8));
+    let writer = RedisConfig::with_url(&redis_url(), None, &key, TTL, MarketConfig::default()).unwrap();
+    let v1 = MarketConfig { version: 1, ..doc(1500) };
+    assert!(writer.write(&v1, 0).await.unwrap(), "no document yet: written");
+    assert!(writer.write(&v1, 0).await.unwrap(), "the same document again (a retry): taken as written");
+    let late = MarketConfig { version: 1, ..doc(2500) };
+    assert!(!writer.write(&late, 0).await.unwrap(), "another change came first: not written");
+    assert_eq!(writer.read().await.unwrap(), Some(v1.clone()));
+    let v2 = MarketConfig { version: 2, ..doc(2500) };
+    assert!(writer.write(&v2, 1).await.unwrap());
+    assert_eq!(writer.read().await.unwrap().map(|c| c.version), Some(2));
 }
 
 #[tokio::test]
@@ -65,7 +82,7 @@ async fn an_unreachable_redis_means_the_fallback_without_errors() {
     assert_eq!(source.current().await, doc(77));
     assert!(started.elapsed() < Duration::from_secs(2), "bounded by the timeouts: {:?}", started.elapsed());
     assert!(source.read().await.is_err(), "the admin read reports it");
-    assert!(source.write(&doc(1)).await.is_err());
+    assert!(source.write(&doc(1), 0).await.is_err());
 }
 
 #[tokio::test]
@@ -74,7 +91,7 @@ async fn a_failed_read_is_retried_within_moments_not_after_a_ttl() {
     // load) serves the fallback only until Redis answers again, not for a whole TTL.
     let key = format!("test:config:{}", nanoid::nanoid!(8));
     let writer = RedisConfig::with_url(&redis_url(), None, &key, TTL, MarketConfig::default()).unwrap();
-    writer.write(&doc(1500)).await.unwrap();
+    writer.write(&doc(1500), 0).await.unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let long_ttl = Duration::from_secs(60);
     let source = RedisConfig::with_url(&format!("redis://127.0.0.1:{port}"), None, &key, long_ttl, doc(77)).unwrap();
@@ -91,7 +108,7 @@ async fn a_failed_read_is_retried_within_moments_not_after_a_ttl() {
     }
     eprintln!("the configured value after {:?} (TTL {long_ttl:?})", back.elapsed());
     // A good read restores the full TTL: later reads are served from the cache.
-    writer.write(&doc(2500)).await.unwrap();
+    writer.write(&doc(2500), 0).await.unwrap();
     assert_eq!(source.current().await, doc(1500));
 }
 
@@ -110,14 +127,15 @@ async fn an_update_after_redis_restarted_empty_is_written_even_if_it_changes_not
         let body = ConfigChange { values: doc(bps), fields: vec![ConfigField::DefaultCommissionBps] };
         update.process(AdminRequest { admin: market_tests::user("admin"), request_id: nanoid::nanoid!(), body })
     };
-    set(1500).await.unwrap();
+    let first = MarketConfig { version: 1, ..doc(1500) };
+    assert_eq!(set(1500).await.unwrap(), first);
     tokio::time::sleep(TTL).await;
-    assert_eq!(set(1500).await.unwrap(), doc(1500), "unchanged");
+    assert_eq!(set(1500).await.unwrap(), first, "unchanged: nothing written, the version kept");
     let mut raw = redis_client().await;
     redis_cmd(&mut raw, &["DEL", &key]).await; // Redis restarted without the document
     tokio::time::sleep(TTL).await;
     set(1500).await.unwrap();
-    assert_eq!(configs.read().await.unwrap(), Some(doc(1500)), "written again");
+    assert_eq!(configs.read().await.unwrap(), Some(MarketConfig { version: 2, ..doc(1500) }), "written again, as the next version");
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ async fn rediss_trusts_the_ca_of_ssl_cert_file_and_nothing_else() {
 
     let key = format!("test:config:{}", nanoid::nanoid!(8));
     let writer = RedisConfig::with_url(&redis_url, None, &key, Duration::from_millis(1), MarketConfig::default()).unwrap();
-    writer.write(&doc(1500)).await.unwrap();
+    writer.write(&doc(1500), 0).await.unwrap();
 
     // The system store alone does not know the throw-away CA: the handshake fails, and the
     // fallback applies (as for any unreachable Redis).
@@ -38,7 +38,7 @@ async fn rediss_trusts_the_ca_of_ssl_cert_file_and_nothing_else() {
     std::env::set_var("SSL_CERT_FILE", &ca);
     let source = RedisConfig::with_url(&rediss, None, &key, Duration::from_secs(60), doc(77)).unwrap();
     assert_eq!(source.current().await, doc(1500));
-    source.write(&doc(2500)).await.unwrap();
+    source.write(&doc(2500), 0).await.unwrap();
     assert_eq!(writer.read().await.unwrap(), Some(doc(2500)));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -302,7 +302,7 @@ impl ConfigStore for RedisConfig {
         }
     }
 
-    async fn write(&self, config: &MarketConfig) -> Result<()> {
+    async fn write(&self, config: &MarketConfig, replaces: u64) -> Result<bool> {
         config.validate()?;
         let Some(redis) = &self.redis else {
             return Err(MarketError::Unavailable(
@@ -311,17 +311,37 @@ impl ConfigStore for RedisConfig {
         };
         let doc = config.to_json()?;
         let key = self.key.clone();
-        // SET of a whole document is idempotent: the retry on a new connection is safe.
-        redis
+        let script = redis::Script::new(WRITE_OVER_VERSION);
+        // The same document already stored counts as written, so the retry on a new
+        // connection after an answer was lost is safe.
+        let written: i64 = redis
             .run(|mut c| {
-                let (key, doc) = (key.clone(), doc.clone());
-                async move { c.set::<_, _, ()>(key, doc).await }
+                let mut invocation = script.key(key.clone());
+                invocation.arg(doc.clone()).arg(replaces);
+                async move { invocation.invoke_async(&mut c).await }
             })
             .await?;
-        self.store(Some(config.clone()), Instant::now(), true);
-        Ok(())
+        if written == 1 {
+            self.store(Some(config.clone()), Instant::now(), true);
+        }
+        Ok(written == 1)
     }
 }
+
+/// Compare-and-set of the configuration document (Redis runs a script atomically): SET
+/// KEYS[1] = ARGV[1] if no document is stored, or the stored one's `version` is ARGV[2]
+/// (absent or unreadable = 0), or it is ARGV[1] already; 1 if written, 0 if not.
+const WRITE_OVER_VERSION: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then
+  local ok, doc = pcall(cjson.decode, current)
+  local version = 0
+  if ok and type(doc) == 'table' and type(doc.version) == 'number' then version = doc.version end
+  if version ~= tonumber(ARGV[2]) then return 0 end
+end
+if current ~= ARGV[1] then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"#;
 
 #[cfg(test)]
 mod tests {

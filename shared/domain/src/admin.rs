@@ -273,17 +273,34 @@ impl<S: MarketStore, C: ConfigSource, K: ConfigStore> Processor for UpdateMarket
         if stored && after == before {
             return Ok(after);
         }
-        self.0.configs.write(&after).await?;
-        // Redis has no transactions with DynamoDB: the record follows the write.
-        let audit = AuditRecord {
+        // Redis has no transactions with DynamoDB, so no change may reach the store before
+        // its record: the intent is recorded first, with the version it will write; the write
+        // takes only over the version read; its outcome is recorded after.
+        after.version = before.version.checked_add(1).ok_or(MarketError::Overflow)?;
+        let record = |action: AuditAction, details: serde_json::Value| AuditRecord {
             subject: MARKET_SUBJECT.to_owned(),
             at: self.0.deps.clock.now(),
-            action: AuditAction::ConfigChanged,
+            action,
             actor: Actor::Admin(req.admin.clone()),
             request_id: req.request_id.clone(),
-            details: json!({"before": before, "after": after}),
+            details,
         };
-        self.0.deps.store.put_audit(&audit).await?;
+        let change = json!({"version": after.version, "before": before, "after": after});
+        self.0.deps.store.put_audit(&record(AuditAction::ConfigChangeRequested, change.clone())).await?;
+        let failed = |reason: &str| record(AuditAction::ConfigChangeFailed, json!({"version": after.version, "reason": reason}));
+        match self.0.configs.write(&after, before.version).await {
+            Ok(true) => self.0.deps.store.put_audit(&record(AuditAction::ConfigChanged, change)).await?,
+            Ok(false) => {
+                // Best effort: the request record already says nothing was written over it.
+                let _ = self.0.deps.store.put_audit(&failed("conflict")).await;
+                return Err(MarketError::Contention);
+            }
+            Err(e) => {
+                // Unknown whether the store took it; the stored version will say.
+                let _ = self.0.deps.store.put_audit(&failed("unavailable")).await;
+                return Err(e);
+            }
+        }
         info!(admin = %req.admin, request_id = %req.request_id, "market config changed");
         Ok(after)
     }

@@ -84,7 +84,14 @@ pub enum AuditAction {
     BalanceAdjusted,
     Withdrawal,
     PolicyChanged,
+    /// Written before the configuration store is: the intended change (`version`, `before`,
+    /// `after`). Its outcome follows as `config_changed`, or `config_change_failed`.
+    ConfigChangeRequested,
+    /// The configuration store took the change (`version`, `before`, `after`).
     ConfigChanged,
+    /// The store did not take the requested change (`version`, `reason`: conflict, or
+    /// unavailable: then whether it took it shows as the stored `version`).
+    ConfigChangeFailed,
     /// An abuse control fired (`rule`, the threshold, the retry time): nothing was changed.
     LimitReached,
     /// An abuse control fired and holds money for review (`rule`): on the inviter when a
@@ -124,7 +131,9 @@ impl AuditAction {
             AuditAction::BalanceAdjusted => "balance_adjusted",
             AuditAction::Withdrawal => "withdrawal",
             AuditAction::PolicyChanged => "policy_changed",
+            AuditAction::ConfigChangeRequested => "config_change_requested",
             AuditAction::ConfigChanged => "config_changed",
+            AuditAction::ConfigChangeFailed => "config_change_failed",
             AuditAction::WaitingForRegistration => "waiting_for_registration",
             AuditAction::WaitingEventDecided => "waiting_event_decided",
             AuditAction::WaitingEventExpired => "waiting_event_expired",

@@ -10,6 +10,10 @@ use crate::policy::{TriggerLimit, MAX_ACTIVE_CODES_CAP};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MarketConfig {
+    /// The document's version: each change through the admin API writes the next, only over
+    /// the version it read, and its audit records (requested, then changed) name it, so every
+    /// version in the store has its audit record written first. 0 = never changed through it.
+    pub version: u64,
     /// Master switch: when off, no rewards are earned and no codes are created.
     pub enabled: bool,
     pub default_commission_bps: Bps,
@@ -66,6 +70,7 @@ pub const MAX_HOLDING_PERIOD_DAYS: u32 = 365;
 impl Default for MarketConfig {
     fn default() -> Self {
         MarketConfig {
+            version: 0,
             enabled: true,
             default_commission_bps: Bps::from_const(1000),
             default_trigger_limit: TriggerLimit::Unlimited,

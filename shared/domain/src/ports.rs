@@ -382,7 +382,9 @@ impl<T: CodeStore + PolicyStore + CommissionStore + BalanceStore + HistoryStore 
 pub trait ConfigStore: Send + Sync + 'static {
     /// `None` when no document is stored.
     fn read(&self) -> impl Future<Output = Result<Option<MarketConfig>>> + Send;
-    fn write(&self, config: &MarketConfig) -> impl Future<Output = Result<()>> + Send;
+    /// Writes `config` unless the stored document's version is no longer `replaces` (another
+    /// change came first: `Ok(false)`, nothing written). No document stored counts as any.
+    fn write(&self, config: &MarketConfig, replaces: u64) -> impl Future<Output = Result<bool>> + Send;
 }
 
 /// Configuration port. Never fails: an adapter falls back to its last good value or the

@@ -83,6 +83,7 @@ pub fn market_config(c: &MarketConfig) -> v1::MarketConfig {
         review_referrals_per_hour: c.review_referrals_per_hour,
         review_min_seconds: c.review_min_seconds,
         registration_wait_days: c.registration_wait_days,
+        version: c.version,
     }
 }
 

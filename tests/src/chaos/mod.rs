@@ -364,9 +364,15 @@ impl World {
     /// Puts back the document the run found (or the functions' fallback), so the runs and
     /// tests after this one see the configuration they expect.
     async fn restore_config(&self, original: Option<market_domain::config::MarketConfig>) {
-        let doc = original.unwrap_or_else(|| self.fallback.clone());
+        let mut doc = original.unwrap_or_else(|| self.fallback.clone());
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.configs().write(&doc).await.is_err() && Instant::now() < deadline {
+        // Over whatever version the run left (the document's values as found, a new version).
+        while Instant::now() < deadline {
+            let stored = self.stored_config().await.map_or(0, |c| c.version);
+            doc.version = stored + 1;
+            if let Ok(true) = self.configs().write(&doc, stored).await {
+                return;
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
