@@ -18,6 +18,7 @@ stack-down:
 lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	AWS_DEFAULT_REGION=us-east-1 .local/venv/bin/cfn-lint infra/template.yaml
+	.local/checkov/bin/checkov -f infra/template.yaml --config-file infra/checkov.yaml
 build:
 	cargo build --workspace
 # Developer CLI against the running `make dev` stack, e.g. make cli ARGS="stats alice".

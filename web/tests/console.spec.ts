@@ -3,7 +3,26 @@
 // double-clicked withdrawal paying once, expired sessions, and the admin view.
 
 import { expect, test, type Page } from "@playwright/test";
-import { accessibility, adminToken, cli, screenshot, signIn, token, unique } from "./stack";
+import { accessibility, adminToken, cli, cspViolations, screenshot, signIn, token, unique, watchCsp } from "./stack";
+
+// Every test runs under the console's CSP as CloudFront serves it (the local server sends the
+// template's headers): the page must report no violation.
+test.beforeEach(async ({ page }) => watchCsp(page));
+test.afterEach(async ({ page }) => expect(await cspViolations(page), "CSP violations").toEqual([]));
+
+test("the console is served with its security headers: CSP (API alone, frame-ancestors), HSTS, no referrer", async ({ page }) => {
+  const response = await page.request.get(process.env.CONSOLE_URL as string);
+  const csp = response.headers()["content-security-policy"] ?? "";
+  expect(csp).toContain("default-src 'self'");
+  expect(csp).toContain("script-src 'self'");
+  expect(csp).toContain("frame-ancestors 'self'");
+  expect(csp).toContain(`connect-src 'self' ${new URL(process.env.MARKET_API_URL as string).origin}`);
+  expect(response.headers()["strict-transport-security"]).toContain("max-age=");
+  expect(response.headers()["referrer-policy"]).toBe("no-referrer");
+  expect(response.headers()["x-frame-options"], "frame-ancestors decides, so a host application can frame it").toBeUndefined();
+  expect(await response.text(), "the deploy's second CSP names the API alone").toContain(`connect-src 'self' ${new URL(process.env.MARKET_API_URL as string).origin}`);
+});
+
 
 /** Clicks Refresh until `check` passes (rewards arrive asynchronously). */
 async function refreshUntil(page: Page, check: () => Promise<void>): Promise<void> {

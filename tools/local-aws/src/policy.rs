@@ -19,6 +19,16 @@ pub struct Identity {
     /// The template's logical id of the function.
     pub function: String,
     pub statements: Vec<Statement>,
+    /// The role's permissions boundary: a call must be allowed by it as well.
+    #[serde(default)]
+    pub boundary: Option<Vec<Statement>>,
+}
+
+/// IAM's decision of one policy: an explicit deny wins, then an allow; else the implicit deny.
+fn allows(statements: &[Statement], call: &Call) -> bool {
+    let denied = statements.iter().any(|s| s.effect.eq_ignore_ascii_case("Deny") && s.covers(call));
+    let allowed = statements.iter().any(|s| s.effect.eq_ignore_ascii_case("Allow") && s.covers(call));
+    allowed && !denied
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,9 +99,8 @@ impl Statement {
 impl Identity {
     pub fn decide(&self, calls: &[Call]) -> Decision {
         for call in calls {
-            let denied = self.statements.iter().any(|s| s.effect.eq_ignore_ascii_case("Deny") && s.covers(call));
-            let allowed = self.statements.iter().any(|s| s.effect.eq_ignore_ascii_case("Allow") && s.covers(call));
-            if denied || !allowed {
+            let within_boundary = self.boundary.as_deref().is_none_or(|b| allows(b, call));
+            if !allows(&self.statements, call) || !within_boundary {
                 return Decision::Denied(call.clone());
             }
         }
@@ -110,6 +119,7 @@ mod tests {
                 .iter()
                 .map(|(e, a, r)| Statement { effect: (*e).into(), actions: a.iter().map(|s| s.to_string()).collect(), resources: r.iter().map(|s| s.to_string()).collect() })
                 .collect(),
+            boundary: None,
         }
     }
 
@@ -135,6 +145,17 @@ mod tests {
         assert_eq!(id.decide(&[Call::new("dynamodb:PutItem", T), batch.clone()]), Decision::Denied(batch));
         let other = Call::new("dynamodb:GetItem", "arn:aws:dynamodb:ddblocal:000000000000:table/U");
         assert_eq!(id.decide(std::slice::from_ref(&other)), Decision::Denied(other));
+    }
+
+    #[test]
+    fn a_permissions_boundary_caps_what_the_policy_allows() {
+        let mut id = identity(&[("Allow", &["sqs:ReceiveMessage"], &["*"])]);
+        id.boundary = Some(identity(&[("Allow", &["sqs:*"], &["arn:aws:sqs:local:0:stack-*"])]).statements);
+        assert_eq!(id.decide(&[Call::new("sqs:ReceiveMessage", "arn:aws:sqs:local:0:stack-q")]), Decision::Allowed);
+        let other = Call::new("sqs:ReceiveMessage", "arn:aws:sqs:local:0:another-q");
+        assert_eq!(id.decide(std::slice::from_ref(&other)), Decision::Denied(other), "the policy's * is capped");
+        let send = Call::new("sqs:SendMessage", "arn:aws:sqs:local:0:stack-q");
+        assert_eq!(id.decide(std::slice::from_ref(&send)), Decision::Denied(send), "a boundary grants nothing");
     }
 
     #[test]
