@@ -77,7 +77,7 @@ async fn a_change_is_written_only_over_the_version_it_read() {
 async fn an_unreachable_redis_means_the_fallback_without_errors() {
     // A port nobody listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let source = RedisConfig::with_url(&format!("redis://127.0.0.1:{port}"), Some("token".into()), "k", TTL, doc(77)).unwrap();
+    let source = RedisConfig::with_url(&format!("redis://127.0.0.1:{port}"), Some(market_config::RedisCredentials { username: None, password: "token".into() }), "k", TTL, doc(77)).unwrap();
     let started = Instant::now();
     assert_eq!(source.current().await, doc(77));
     assert!(started.elapsed() < Duration::from_secs(2), "bounded by the timeouts: {:?}", started.elapsed());

@@ -7,8 +7,9 @@
 //!
 //! Environment: `REDIS_URL` (`redis://` or `rediss://` for TLS, e.g. ElastiCache with
 //! in-transit encryption; empty = no Redis, the fallback is the configuration),
-//! `REDIS_AUTH_TOKEN` (ElastiCache AUTH token, if not in the URL), `MARKET_CONFIG_KEY`
-//! (default `helium:market:config`), `CONFIG_CACHE_TTL_MS` (default 5000).
+//! `MARKET_CONFIG_KEY` (default `helium:market:config`), `CONFIG_CACHE_TTL_MS` (default
+//! 5000). Credentials are never environment text: the caller passes the ACL user (or AUTH
+//! token) it fetched (market_lambda: from Secrets Manager at cold start).
 
 use std::sync::{Arc, RwLock};
 
@@ -41,6 +42,35 @@ fn valid_for(failures: u32, ttl: Duration) -> Duration {
     RETRY_FIRST.saturating_mul(1u32 << (failures - 1).min(16)).min(ttl)
 }
 
+/// Whom a connection authenticates as: an ACL user (ElastiCache RBAC, Redis 6+), or with no
+/// name the AUTH token (the `default` user's password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisCredentials {
+    pub username: Option<String>,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RedisCredentials {
+    // Never the password (a credential in a log is a leaked credential).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCredentials").field("username", &self.username).field("password", &"<redacted>").finish()
+    }
+}
+
+/// Where a connection's credentials come from, asked when a connection is first made (and
+/// again after a failed attempt): a cold start never waits for them, and a secret that could
+/// not be read at first is read on a later call, as Redis itself is reached again.
+pub trait CredentialSource: Send + Sync + 'static {
+    fn credentials(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<RedisCredentials, String>> + Send + '_>>;
+}
+
+/// Credentials known up front (tests, tools).
+impl CredentialSource for RedisCredentials {
+    fn credentials(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<RedisCredentials, String>> + Send + '_>> {
+        Box::pin(std::future::ready(Ok(self.clone())))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigSetupError {
     #[error("REDIS_URL is not a valid Redis URL: {0}")]
@@ -61,28 +91,62 @@ struct Cached {
 /// error (a connection broken while idle — Redis restarted, failover — is dropped and the
 /// next call connects afresh), every connect and call bounded by [`CALL_TIMEOUT`].
 pub struct Redis {
-    client: redis::Client,
+    /// Where to connect, without credentials.
+    info: redis::ConnectionInfo,
+    credentials: Option<std::sync::Arc<dyn CredentialSource>>,
+    /// Made on the first connect, with the credentials then fetched.
+    client: tokio::sync::Mutex<Option<redis::Client>>,
     conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
 }
 
 impl Redis {
+    /// The client, made once with the source's credentials (their fetch bounded like a call).
+    async fn client(&self) -> Result<redis::Client> {
+        let mut slot = self.client.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let mut info = self.info.clone();
+        if let Some(source) = &self.credentials {
+            let c = match tokio::time::timeout(CALL_TIMEOUT * 4, source.credentials()).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return Err(MarketError::Unavailable(format!("redis credentials: {e}").into())),
+                Err(_) => return Err(MarketError::Unavailable("redis credentials timed out".into())),
+            };
+            let mut settings = info.redis_settings().clone().set_password(c.password);
+            if let Some(user) = c.username {
+                settings = settings.set_username(user);
+            }
+            info = info.set_redis_settings(settings);
+        }
+        let client = redis::Client::open(info).map_err(|e| MarketError::Unavailable(Box::new(e)))?;
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
     async fn connection(&self) -> Result<MultiplexedConnection> {
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
+        let client = self.client().await?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CALL_TIMEOUT))
             .set_response_timeout(Some(CALL_TIMEOUT));
         let c = match tokio::time::timeout(
             CALL_TIMEOUT * 2,
-            self.client
-                .get_multiplexed_async_connection_with_config(&config),
+            client.get_multiplexed_async_connection_with_config(&config),
         )
         .await
         {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(MarketError::Unavailable(Box::new(e))),
+            Ok(Err(e)) => {
+                // Refused credentials (rotated, say) are fetched afresh on the next connect.
+                if e.kind() == redis::ErrorKind::AuthenticationFailed || e.code() == Some("WRONGPASS") {
+                    *self.client.lock().await = None;
+                }
+                return Err(MarketError::Unavailable(Box::new(e)));
+            }
             Err(_) => return Err(MarketError::Unavailable("redis connect timed out".into())),
         };
         *slot = Some(c.clone());
@@ -128,7 +192,7 @@ pub struct RedisConfig {
 impl RedisConfig {
     /// Built once per cold start. The connection is made lazily, on the first read, so a
     /// cold start never fails or waits because Redis is down.
-    pub fn from_env(fallback: MarketConfig) -> std::result::Result<Self, ConfigSetupError> {
+    pub fn from_env(fallback: MarketConfig, credentials: Option<std::sync::Arc<dyn CredentialSource>>) -> std::result::Result<Self, ConfigSetupError> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let ttl = match var("CONFIG_CACHE_TTL_MS") {
             Some(ms) => {
@@ -138,15 +202,16 @@ impl RedisConfig {
         };
         let key = var("MARKET_CONFIG_KEY").unwrap_or_else(|| DEFAULT_KEY.to_owned());
         let redis = match var("REDIS_URL") {
-            Some(url) => Some(connect_lazily(&url, var("REDIS_AUTH_TOKEN"))?),
+            Some(url) => Some(connect_lazily(&url, credentials)?),
             None => None,
         };
         Ok(Self::new(redis, key, ttl, fallback))
     }
 
     /// A source on `url` (tests, tools); functions use [`RedisConfig::from_env`].
-    pub fn with_url(url: &str, auth_token: Option<String>, key: &str, ttl: Duration, fallback: MarketConfig) -> std::result::Result<Self, ConfigSetupError> {
-        Ok(Self::new(Some(connect_lazily(url, auth_token)?), key.to_owned(), ttl, fallback))
+    pub fn with_url(url: &str, credentials: Option<RedisCredentials>, key: &str, ttl: Duration, fallback: MarketConfig) -> std::result::Result<Self, ConfigSetupError> {
+        let source = credentials.map(|c| std::sync::Arc::new(c) as std::sync::Arc<dyn CredentialSource>);
+        Ok(Self::new(Some(connect_lazily(url, source)?), key.to_owned(), ttl, fallback))
     }
 
     pub fn new(redis: Option<Redis>, key: String, ttl: Duration, fallback: MarketConfig) -> Self {
@@ -243,18 +308,17 @@ impl RedisConfig {
 
 fn connect_lazily(
     url: &str,
-    auth_token: Option<String>,
+    credentials: Option<std::sync::Arc<dyn CredentialSource>>,
 ) -> std::result::Result<Redis, ConfigSetupError> {
-    let mut info = url
+    let info = url
         .into_connection_info()
         .map_err(|e| ConfigSetupError::Url(e.to_string()))?;
-    if let Some(token) = auth_token {
-        let settings = info.redis_settings().clone().set_password(token);
-        info = info.set_redis_settings(settings);
-    }
-    let client = redis::Client::open(info).map_err(|e| ConfigSetupError::Url(e.to_string()))?;
+    // The URL is checked now (a start-up error), the connection made on first use.
+    redis::Client::open(info.clone()).map_err(|e| ConfigSetupError::Url(e.to_string()))?;
     Ok(Redis {
-        client,
+        info,
+        credentials,
+        client: tokio::sync::Mutex::new(None),
         conn: tokio::sync::Mutex::new(None),
     })
 }

@@ -136,8 +136,8 @@ impl World {
             Ok(doc) if !doc.trim().is_empty() => MarketConfig::from_json(&doc).expect("MARKET_CONFIG_JSON"),
             _ => MarketConfig::default(),
         };
-        let config = RedisConfig::from_env(fallback.clone()).expect("redis config");
-        let configs = Arc::new(RedisConfig::from_env(fallback.clone()).expect("redis config"));
+        let config = RedisConfig::from_env(fallback.clone(), None).expect("redis config");
+        let configs = Arc::new(RedisConfig::from_env(fallback.clone(), None).expect("redis config"));
         let then = Timestamp::from_millis(SystemClock.now().millis() - 3 * Timestamp::MS_PER_DAY);
         let past_config = MarketConfig { code_expiry_days: 1, ..fallback.clone() };
         let past = Deps::new(crate::store().await, StaticConfig(past_config)).with_clock(Arc::new(FixedClock(then)));

@@ -97,7 +97,9 @@ impl Gateway {
         let path = request.uri().path().to_owned();
         let routed = lambda_path(&path).unwrap_or_else(|| path.clone());
         let Some(function) = function_of(&routed).map(str::to_owned) else {
-            return plain(StatusCode::NOT_FOUND, "Not Found");
+            // Anything else (Lambda's Invoke API, `/2015-03-31/functions/<name>/invocations`,
+            // as `aws lambda invoke` uses it) goes to the emulator unchanged.
+            return self.pass_through(request).await;
         };
         // The path the function sees: the HTTP API's route path, without the local prefix.
         let raw_path = routed.strip_prefix(&format!("/lambda-url/{function}")).filter(|p| !p.is_empty()).unwrap_or("/").to_owned();
@@ -130,6 +132,28 @@ impl Gateway {
         match answer.ok().and_then(|a| http_response(&a)) {
             Some(response) => response,
             None => plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+        }
+    }
+}
+
+impl Gateway {
+    async fn pass_through(&self, request: Request<Incoming>) -> Response<Body> {
+        let (mut parts, body) = request.into_parts();
+        let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+            return plain(StatusCode::BAD_REQUEST, "Bad Request");
+        };
+        let path = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
+        let Ok(uri) = format!("{}{path}", self.upstream).parse::<Uri>() else {
+            return plain(StatusCode::BAD_REQUEST, "Bad Request");
+        };
+        parts.uri = uri;
+        parts.headers.remove(http::header::HOST);
+        match self.client.request(Request::from_parts(parts, Full::new(body))).await {
+            Ok(response) => response.map(|body| body.boxed()),
+            Err(e) => {
+                eprintln!("[gateway] upstream failed: {e}");
+                plain(StatusCode::BAD_GATEWAY, "Bad Gateway")
+            }
         }
     }
 }
