@@ -76,8 +76,22 @@ def policies(template_path, resolver):
         if not binary or role is None:
             continue
         docs = [p["PolicyDocument"] for p in role["Properties"].get("Policies", [])]
-        docs += [{"Statement": MANAGED[arn]} for arn in role["Properties"].get("ManagedPolicyArns", []) if arn in MANAGED]
-        unknown = [arn for arn in role["Properties"].get("ManagedPolicyArns", []) if arn not in MANAGED]
+        arns = []
+        for arn in role["Properties"].get("ManagedPolicyArns", []):
+            # A policy of the template itself (`!Ref Policy`, possibly under `!If`).
+            if isinstance(arn, dict) and "Fn::If" in arn:
+                cond, yes, no = arn["Fn::If"]
+                arn = yes if resolver.condition(cond) else no
+            if isinstance(arn, dict) and "Ref" in arn:
+                if arn["Ref"] == "AWS::NoValue":
+                    continue
+                policy = template["Resources"].get(arn["Ref"], {})
+                if policy.get("Type") == "AWS::IAM::ManagedPolicy":
+                    docs.append(policy["Properties"]["PolicyDocument"])
+                    continue
+            arns.append(arn)
+        docs += [{"Statement": MANAGED[arn]} for arn in arns if arn in MANAGED]
+        unknown = [arn for arn in arns if arn not in MANAGED]
         if unknown:
             raise ValueError(f"{logical}: managed policies without a local expansion: {unknown}")
         identity = {"function": logical, "statements": _statements(logical, docs, resolver)}
@@ -102,8 +116,13 @@ def _statements(logical, docs, resolver):
     statements = []
     for doc in docs:
         for st in _listify(doc.get("Statement")):
-            # Only what DynamoDB and SQS decide; other services are not on this machine.
-            actions = [a for a in _listify(st.get("Action")) if isinstance(a, str) and a.split(":")[0] in ("dynamodb", "sqs", "*")]
+            if isinstance(st, dict) and "Fn::If" in st:  # a statement under a condition
+                st = resolver.resolve(st)
+                if st is None:
+                    continue
+            # Only what DynamoDB, SQS and Secrets Manager decide; other services are not on
+            # this machine.
+            actions = [a for a in _listify(st.get("Action")) if isinstance(a, str) and a.split(":")[0] in ("dynamodb", "sqs", "secretsmanager", "*")]
             if not actions:
                 continue
             resources_ = []
@@ -111,9 +130,10 @@ def _statements(logical, docs, resolver):
                 resolved = resolver.resolve(r)
                 if resolved is None:  # !Ref AWS::NoValue
                     continue
-                if not isinstance(resolved, str):
-                    raise ValueError(f"{logical}: a resource that does not resolve to an ARN: {r}")
-                resources_.append(resolved)
+                for one in resolved if isinstance(resolved, list) else [resolved]:  # !Split
+                    if not isinstance(one, str) or not one:
+                        raise ValueError(f"{logical}: a resource that does not resolve to an ARN: {r}")
+                    resources_.append(one)
             statements.append({"effect": st.get("Effect", "Allow"), "actions": actions, "resources": resources_})
     return statements
 

@@ -160,6 +160,61 @@ QUEUE_ATTRS = {
 }
 
 
+# The Redis users' secrets, as the parameters an existing Redis's would be passed in: locally
+# the stack's Redis plays the cache the template creates.
+LOCAL_SECRET_PARAMETERS = {"RedisReaderSecret": "RedisReaderSecretArn", "RedisWriterSecret": "RedisWriterSecretArn"}
+
+
+def redis_users(resources, r):
+    """The template's ElastiCache users on the local Redis (their access strings, with
+    passwords generated into secrets in moto's Secrets Manager), so each function connects as
+    the user the template gives it. The `default` user stays the operator's locally (the
+    tests, tools and `make cli`), as the `local` access key is for AWS calls."""
+    users = {k: v for k, v in resources.items() if v["Type"] == "AWS::ElastiCache::User"}
+    if not users:
+        return
+    import secrets as random_secrets
+    import subprocess
+
+    sm = boto3.client("secretsmanager")
+    passwords = {}
+    for logical, res in resources.items():
+        if res["Type"] != "AWS::SecretsManager::Secret" or logical not in LOCAL_SECRET_PARAMETERS:
+            continue
+        gen = res["Properties"]["GenerateSecretString"]
+        doc = json.loads(gen.get("SecretStringTemplate", "{}"))
+        doc[gen["GenerateStringKey"]] = passwords[logical] = random_secrets.token_hex(20)
+        arn = sm.create_secret(Name=f"{r.prefix}-{logical}", SecretString=json.dumps(doc))["ARN"]
+        r.physical[logical] = r.arns[logical] = arn
+        r.overrides[LOCAL_SECRET_PARAMETERS[logical]] = arn
+    for logical, res in users.items():
+        props = res["Properties"]
+        if props["UserName"] == "default":
+            continue
+        access = r.resolve(props["AccessString"]).split()
+        password_ref = props["AuthenticationMode"]["Passwords"][0]["Fn::Sub"]
+        secret = re.search(r"\$\{(\w+)\}", password_ref).group(1)
+        command = ["ACL", "SETUSER", props["UserName"], "reset", *access, ">" + passwords[secret]]
+        subprocess.run(["redis-cli", "-u", os.environ["REDIS_URL"], *command], check=True, capture_output=True)
+
+
+def function_env(resources, r, path):
+    """Each function's own variables (the template's per-function Environment), which the
+    shared local environment cannot carry: market_lambda::local_env reads them."""
+    out = {}
+    for logical, res in resources.items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        if res.get("Condition") and not r.condition(res["Condition"]):
+            continue
+        binary = res.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
+        variables = res.get("Properties", {}).get("Environment", {}).get("Variables")
+        if binary and variables:
+            out[binary] = {k: str(v) for k, v in r.resolve(variables).items() if v is not None}
+    with open(path, "w") as f:
+        json.dump(out, f, indent=2)
+
+
 def main():
     template_path, env_path, prefix = sys.argv[1:4]
     template = plain(cfn_yaml.load(template_path))
@@ -197,6 +252,7 @@ def main():
             policy = r.resolve(redrive)
             policy["maxReceiveCount"] = int(policy["maxReceiveCount"])
             sqs.set_queue_attributes(QueueUrl=r.physical[logical], Attributes={"RedrivePolicy": json.dumps(policy)})
+    redis_users(resources, r)
 
     env = r.resolve(template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
     for logical, arn in r.arns.items():
@@ -204,6 +260,9 @@ def main():
             env[logical.split(".")[0].upper() + "_STREAM_ARN"] = arn
     for logical in queues:
         env.setdefault(f"QUEUE_URL_{logical}", r.physical[logical])
+    function_env_path = os.path.join(os.path.dirname(env_path), "function-env.json")
+    function_env(resources, r, function_env_path)
+    env["LOCAL_FUNCTION_ENV"] = function_env_path
     # Variables the stack already set (REDIS_URL: the local Redis) win over empty template
     # defaults (RedisUrl "" = "create a cache", which does not exist locally).
     with open(env_path) as f:

@@ -136,6 +136,7 @@ AWS_SECRET_ACCESS_KEY=local
 AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$DDB_PORT
 AWS_ENDPOINT_URL_DYNAMODB_STREAMS=http://127.0.0.1:$DDB_PORT
 AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$SQS_PORT
+AWS_ENDPOINT_URL_SECRETS_MANAGER=http://127.0.0.1:$SQS_PORT
 REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f
 RABBITMQ_NODENAME=market-$NAME-$$@localhost
@@ -217,8 +218,8 @@ functions() {
   log "event sources: $(grep -c '"function"' "$DIR/event-sources.json") mappings (SQS, outbox stream); bridge: RabbitMQ auth/shop -> SQS, outbound queue -> RabbitMQ market"
 }
 
-# AWS as it enforces (tools/local-aws): from here on every DynamoDB, Streams and SQS
-# client of the stack goes through the proxy, which authorizes each function's calls against
+# AWS as it enforces (tools/local-aws): from here on every DynamoDB, Streams, SQS and
+# Secrets Manager (moto too) client of the stack goes through the proxy, which authorizes each function's calls against
 # its template policy (iam-policies.json, written with the tables from the template). The
 # direct endpoints stay in the env file as DIRECT_ENDPOINT_*.
 local_aws() { # profile
@@ -230,13 +231,14 @@ local_aws() { # profile
   start local-aws "$ROOT/target/$1/local-aws" "$DIR/iam-policies.json" "$iam_ddb=$ddb" "$iam_sqs=$sqs"
   wait_port local-aws "$iam_ddb" 10
   wait_port local-aws "$iam_sqs" 10
-  sed -i '/^AWS_ENDPOINT_URL_DYNAMODB=/d; /^AWS_ENDPOINT_URL_DYNAMODB_STREAMS=/d; /^AWS_ENDPOINT_URL_SQS=/d; /^DIRECT_ENDPOINT_/d; /^LOCAL_AWS_URL=/d' "$ENV_FILE"
+  sed -i '/^AWS_ENDPOINT_URL_DYNAMODB=/d; /^AWS_ENDPOINT_URL_DYNAMODB_STREAMS=/d; /^AWS_ENDPOINT_URL_SQS=/d; /^AWS_ENDPOINT_URL_SECRETS_MANAGER=/d; /^DIRECT_ENDPOINT_/d; /^LOCAL_AWS_URL=/d' "$ENV_FILE"
   cat >> "$ENV_FILE" <<ENV
 DIRECT_ENDPOINT_DYNAMODB=$ddb
 DIRECT_ENDPOINT_SQS=$sqs
 AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$iam_ddb
 AWS_ENDPOINT_URL_DYNAMODB_STREAMS=http://127.0.0.1:$iam_ddb
 AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$iam_sqs
+AWS_ENDPOINT_URL_SECRETS_MANAGER=http://127.0.0.1:$iam_sqs
 LOCAL_AWS_URL=http://127.0.0.1:$iam_ddb
 ENV
   log "local-aws: DynamoDB $ddb and SQS $sqs behind http://127.0.0.1:$iam_ddb and :$iam_sqs, every function held to its template policy"

@@ -4,7 +4,9 @@
 
 pub mod auth;
 pub mod aws;
+pub mod local_env;
 pub mod metrics;
+pub mod secrets;
 pub mod serve;
 pub mod sqs;
 pub mod status;
@@ -65,7 +67,8 @@ impl Market {
             Ok(doc) if !doc.trim().is_empty() => MarketConfig::from_json(&doc)?,
             _ => MarketConfig::default(),
         };
-        let config = market_config::RedisConfig::from_env(fallback)?;
+        let credentials = secrets::SecretsManagerCredentials::from_env(&sdk).map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn market_config::CredentialSource>);
+        let config = market_config::RedisConfig::from_env(fallback, credentials)?;
         let auth = Authenticator::from_env()?;
         Ok(Market { deps: Deps::new(store, config), auth, aws: sdk })
     }

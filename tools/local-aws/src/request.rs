@@ -98,6 +98,8 @@ pub fn calls(target: &str, json: &Value, policies: &Policies, stream_of: impl Fn
                 }
             }
         }
+        // A secret by its ARN (the functions name theirs so); a name matches no ARN grant.
+        "secretsmanager" => one(&format!("secretsmanager:{op}"), s(json, "SecretId").ok_or_else(|| format!("{op} without SecretId"))?),
         other => Err(format!("a service local-aws does not know: {other}")),
     }
 }
@@ -156,6 +158,10 @@ mod tests {
         assert_eq!(of("AmazonSQS.SendMessageBatch", r#"{"QueueUrl":"http://q/1/Q"}"#).unwrap(), [Call::new("sqs:SendMessage", "arn:aws:sqs:us-east-1:1:Q")]);
         assert_eq!(of("AmazonSQS.DeleteMessageBatch", r#"{"QueueUrl":"http://q/1/Q"}"#).unwrap(), [Call::new("sqs:DeleteMessage", "arn:aws:sqs:us-east-1:1:Q")]);
         assert!(of("AmazonSQS.SendMessage", r#"{"QueueUrl":"http://elsewhere/Q"}"#).is_err());
+        assert_eq!(
+            of("secretsmanager.GetSecretValue", r#"{"SecretId":"arn:aws:secretsmanager:us-east-1:1:secret:S-1"}"#).unwrap(),
+            [Call::new("secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:1:secret:S-1")]
+        );
         assert!(of("Other.Thing", "{}").is_err());
     }
 }

@@ -1,0 +1,69 @@
+//! The Redis credentials (issue 26): never environment text. `REDIS_SECRET_ARN` names a
+//! Secrets Manager secret `{"username": "...", "password": "..."}` (no `username`: the AUTH
+//! token); it is read when the first Redis connection is made (not before: a cold start
+//! never waits for it), and again after a connection was refused. Each function's role may
+//! read only the secret of its own Redis user (read-only for all but UpdateMarketConfig).
+
+use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use market_config::{CredentialSource, RedisCredentials};
+use serde::Deserialize;
+
+pub struct SecretsManagerCredentials {
+    client: aws_sdk_secretsmanager::Client,
+    secret_arn: String,
+}
+
+impl SecretsManagerCredentials {
+    /// The source `REDIS_SECRET_ARN` names (this function's own, locally), if any.
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Option<Self> {
+        let secret_arn = crate::local_env::var("REDIS_SECRET_ARN")?;
+        Some(SecretsManagerCredentials { client: aws_sdk_secretsmanager::Client::new(sdk), secret_arn })
+    }
+}
+
+#[derive(Deserialize)]
+struct Secret {
+    #[serde(default)]
+    username: Option<String>,
+    password: String,
+}
+
+/// The secret's JSON as credentials; errors never carry the secret's text.
+pub fn parse(text: &str) -> Result<RedisCredentials, String> {
+    let s: Secret = serde_json::from_str(text).map_err(|_| "the Redis secret is not {\"username\", \"password\"} JSON".to_owned())?;
+    if s.password.is_empty() {
+        return Err("the Redis secret's password is empty".into());
+    }
+    Ok(RedisCredentials { username: s.username.filter(|u| !u.is_empty()), password: s.password })
+}
+
+impl CredentialSource for SecretsManagerCredentials {
+    fn credentials(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<RedisCredentials, String>> + Send + '_>> {
+        Box::pin(async move {
+            let out = self
+                .client
+                .get_secret_value()
+                .secret_id(&self.secret_arn)
+                .send()
+                .await
+                .map_err(|e| format!("reading {}: {}", self.secret_arn, DisplayErrorContext(&e)))?;
+            parse(out.secret_string().ok_or("the Redis secret has no string value")?)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn a_secret_is_an_acl_user_or_an_auth_token_and_errors_do_not_show_it() {
+        let user = parse(r#"{"username":"market-reader","password":"p4ss"}"#).unwrap();
+        assert_eq!((user.username.as_deref(), user.password.as_str()), (Some("market-reader"), "p4ss"));
+        assert_eq!(parse(r#"{"password":"tok"}"#).unwrap().username, None);
+        let err = parse(r#"{"user":"x","secretvalue":"hunter2"}"#).unwrap_err();
+        assert!(!err.contains("hunter2"));
+        assert!(parse(r#"{"password":""}"#).is_err());
+        assert!(!format!("{user:?}").contains("p4ss"), "Debug redacts the password");
+    }
+}
