@@ -71,6 +71,8 @@ def policies(template_path, resolver):
     for logical, res in template["Resources"].items():
         if res["Type"] != "AWS::Serverless::Function":
             continue
+        if res.get("Condition") and not resolver.condition(res["Condition"]):
+            continue  # not deployed with these parameters (e.g. the Amazon MQ bridge locally)
         binary = res.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
         role = resources.get(f"{logical}Role")
         if not binary or role is None:

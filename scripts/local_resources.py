@@ -195,7 +195,9 @@ def redis_users(resources, r):
         password_ref = props["AuthenticationMode"]["Passwords"][0]["Fn::Sub"]
         secret = re.search(r"\$\{(\w+)\}", password_ref).group(1)
         command = ["ACL", "SETUSER", props["UserName"], "reset", *access, ">" + passwords[secret]]
-        subprocess.run(["redis-cli", "-u", os.environ["REDIS_URL"], *command], check=True, capture_output=True)
+        subprocess.run(["redis-cli", "-e", "-u", os.environ["REDIS_URL"], *command], check=True, capture_output=True)
+    # Kept across a Redis restart (the stack starts it with --aclfile), as a user group is.
+    subprocess.run(["redis-cli", "-e", "-u", os.environ["REDIS_URL"], "ACL", "SAVE"], check=True, capture_output=True)
 
 
 def function_env(resources, r, path):

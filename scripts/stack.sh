@@ -65,7 +65,10 @@ wait_port() { # svc port seconds
 }
 
 start_redis() { # port
-  start redis redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR"
+  # No data survives a restart (as the tests want of an outage), the ACL users do, as an
+  # ElastiCache user group's do: scripts/local_resources.py creates them and saves them here.
+  touch "$DIR/users.acl"
+  start redis redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR" --aclfile "$DIR/users.acl"
 }
 
 alive() { # a pid that exists and is not a zombie (a killed orphan may not be reaped yet)

@@ -101,3 +101,18 @@ fn alarms_and_dashboard_use_emitted_metrics_and_defined_resources() {
         assert!(reference.starts_with("AWS::") || resources.contains(&reference), "{reference} is not defined in the template");
     }
 }
+
+/// No credential is resolved into the functions' configuration at deploy time (issue 26):
+/// anyone with `lambda:GetFunctionConfiguration` would read it. The Redis users' passwords
+/// are only referenced by the ElastiCache users that need them.
+#[test]
+fn no_secret_is_resolved_into_a_functions_environment() {
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap();
+    for (i, line) in template.lines().enumerate() {
+        if line.contains("{{resolve:secretsmanager:") || line.contains("{{resolve:ssm-secure:") {
+            let owner = template.lines().take(i).filter(|l| l.starts_with("  ") && !l.starts_with("   ") && l.trim_end().ends_with(':')).last().unwrap_or_default();
+            assert!(owner.trim().starts_with("Redis") && owner.contains("User"), "a dynamic secret reference outside an ElastiCache user, in {owner} (line {})", i + 1);
+        }
+    }
+    assert!(!template.contains("REDIS_AUTH_TOKEN"));
+}

@@ -21,6 +21,12 @@ test("the console is served with its security headers: CSP (API alone, frame-anc
   expect(response.headers()["referrer-policy"]).toBe("no-referrer");
   expect(response.headers()["x-frame-options"], "frame-ancestors decides, so a host application can frame it").toBeUndefined();
   expect(await response.text(), "the deploy's second CSP names the API alone").toContain(`connect-src 'self' ${new URL(process.env.MARKET_API_URL as string).origin}`);
+  // The page enforces it, and the watcher sees it: a request elsewhere is refused and reported.
+  await page.goto(process.env.CONSOLE_URL as string);
+  await page.evaluate(() => fetch("https://example.invalid/steal").catch(() => undefined));
+  // (Reported once per policy that refuses it: the header's and index.html's.)
+  await expect.poll(async () => (await cspViolations(page)).filter((v) => v.startsWith("connect-src blocked https://example.invalid/steal")).length).toBe(2);
+  await page.evaluate(() => ((window as unknown as { __cspViolations: string[] }).__cspViolations.length = 0));
 });
 
 

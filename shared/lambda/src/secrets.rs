@@ -16,8 +16,11 @@ pub struct SecretsManagerCredentials {
 impl SecretsManagerCredentials {
     /// The source `REDIS_SECRET_ARN` names (this function's own, locally), if any.
     pub fn from_env(sdk: &aws_config::SdkConfig) -> Option<Self> {
-        let secret_arn = crate::local_env::var("REDIS_SECRET_ARN")?;
-        Some(SecretsManagerCredentials { client: aws_sdk_secretsmanager::Client::new(sdk), secret_arn })
+        Some(Self::new(sdk, crate::local_env::var("REDIS_SECRET_ARN")?))
+    }
+
+    pub fn new(sdk: &aws_config::SdkConfig, secret_arn: String) -> Self {
+        SecretsManagerCredentials { client: aws_sdk_secretsmanager::Client::new(sdk), secret_arn }
     }
 }
 

@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
     let parallel: usize = std::env::var("FLOOR_PARALLEL").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     let market_config = match std::env::var_os("FLOOR_CONFIG") {
         Some(_) => {
-            let source = std::sync::Arc::new(market_config::RedisConfig::from_env(MarketConfig::default())?);
+            let source = std::sync::Arc::new(market_config::RedisConfig::from_env(MarketConfig::default(), None)?);
             let warm = source.clone();
             tokio::spawn(async move { warm.current().await });
             Some(source)

@@ -45,7 +45,7 @@ async fn main() -> Result<(), market_lambda::Error> {
         Ok(doc) if !doc.trim().is_empty() => MarketConfig::from_json(&doc)?,
         _ => MarketConfig::default(),
     };
-    let d = Deps::new(store, market_config::RedisConfig::from_env(fallback)?);
+    let d = Deps::new(store, market_config::RedisConfig::from_env(fallback, None)?);
     let caller = UserId::parse("coldstart-user")?;
     let key = IdempotencyKey::parse("k")?;
     let mut out = serde_json::Map::new();

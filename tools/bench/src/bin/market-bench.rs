@@ -365,7 +365,7 @@ async fn main() {
     let units = metered(&m0, "adjust-balance", n + 10).await;
     row("AdjustBalance", "adjust-balance", units, rpc_s, direct_s, trips, cu);
     // Configuration (Redis): direct = the same processors on the stack's Redis.
-    let redis = std::sync::Arc::new(market_config::RedisConfig::from_env(MarketConfig::default()).expect("redis config"));
+    let redis = std::sync::Arc::new(market_config::RedisConfig::from_env(MarketConfig::default(), None).expect("redis config"));
     let cd = adm::ConfigDeps {
         deps: market_domain::processors::Deps { store: d.store.clone(), config: redis.clone(), clock: d.clock.clone() },
         configs: redis,
