@@ -1,8 +1,9 @@
 //! IAM as AWS enforces it, for the local stack (SPEC invariant 13): a proxy in front of
-//! DynamoDB Local (and its Streams) and SQS. Every function signs its requests with its own
-//! name as access key (`MARKET_LOCAL_IDENTITY`; the event sources as the function they feed,
-//! as Lambda's pollers use the function's role); each request is authorized against that
-//! function's policy as the SAM transform expands it (`scripts/local_iam.py` writes it from
+//! DynamoDB Local (and its Streams) and moto (SQS, Secrets Manager). Every function signs its
+//! requests with its own name as access key (`MARKET_LOCAL_IDENTITY`; the event sources as the
+//! function they feed, as Lambda's pollers use the function's role); each request is
+//! authorized against that function's policy and permissions boundary as the SAM transform
+//! expands them (`scripts/local_iam.py` writes it from
 //! infra/template.yaml) and, when a call is not allowed, answered as AWS answers it: HTTP 400
 //! `AccessDeniedException` naming the action and the resource. The operator key (`local`:
 //! the tests and tools) has full access. `GET /__local-aws/usage` returns what every identity
@@ -76,7 +77,13 @@ fn access_denied(target: &str, role: &str, identity: &str, call: &policy::Call, 
         call.action, call.resource
     );
     let sqs = target.starts_with("AmazonSQS.");
-    let kind = if sqs { "com.amazon.coral.service#AccessDeniedException" } else { "com.amazonaws.dynamodb.v20120810#AccessDeniedException" };
+    let kind = if sqs {
+        "com.amazon.coral.service#AccessDeniedException"
+    } else if target.starts_with("secretsmanager.") {
+        "AccessDeniedException"
+    } else {
+        "com.amazonaws.dynamodb.v20120810#AccessDeniedException"
+    };
     let mut response = respond(StatusCode::BAD_REQUEST, "application/x-amz-json-1.0", json!({"__type": kind, "message": message}).to_string());
     if sqs {
         response.headers_mut().insert("x-amzn-query-error", HeaderValue::from_static("AccessDenied;Sender"));
