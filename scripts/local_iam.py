@@ -84,13 +84,12 @@ def policies(template_path, resolver):
             if isinstance(arn, dict) and "Fn::If" in arn:
                 cond, yes, no = arn["Fn::If"]
                 arn = yes if resolver.condition(cond) else no
-            if isinstance(arn, dict) and "Ref" in arn:
-                if arn["Ref"] == "AWS::NoValue":
-                    continue
-                policy = template["Resources"].get(arn["Ref"], {})
-                if policy.get("Type") == "AWS::IAM::ManagedPolicy":
-                    docs.append(policy["Properties"]["PolicyDocument"])
-                    continue
+            if isinstance(arn, dict) and arn.get("Ref") == "AWS::NoValue":
+                continue
+            own = _template_policy(template, arn)
+            if own is not None:
+                docs.append(own)
+                continue
             arns.append(arn)
         docs += [{"Statement": MANAGED[arn]} for arn in arns if arn in MANAGED]
         unknown = [arn for arn in arns if arn not in MANAGED]
@@ -100,11 +99,10 @@ def policies(template_path, resolver):
         # A permissions boundary caps the role: a call needs its allow too.
         boundary = role["Properties"].get("PermissionsBoundary")
         if boundary is not None:
-            name = boundary.get("Ref") if isinstance(boundary, dict) else None
-            policy = template["Resources"].get(name or "", {})
-            if policy.get("Type") != "AWS::IAM::ManagedPolicy":
+            document = _template_policy(template, boundary)
+            if document is None:
                 raise ValueError(f"{logical}: a permissions boundary that is not a managed policy of the template: {boundary}")
-            identity["boundary"] = _statements(name, [policy["Properties"]["PolicyDocument"]], resolver)
+            identity["boundary"] = _statements(boundary["Ref"], [document], resolver)
         identities[binary] = identity
     # Identities the template defines for what runs outside Lambda (the self-hosted bridge).
     for logical, res in template["Resources"].items():
@@ -112,6 +110,13 @@ def policies(template_path, resolver):
         if res["Type"] == "AWS::IAM::ManagedPolicy" and identity:
             identities[identity] = {"function": logical, "statements": _statements(logical, [res["Properties"]["PolicyDocument"]], resolver)}
     return identities
+
+
+def _template_policy(template, ref):
+    """The document of `!Ref <a managed policy of the template>`, else None."""
+    name = ref.get("Ref") if isinstance(ref, dict) else None
+    policy = template["Resources"].get(name or "", {})
+    return policy["Properties"]["PolicyDocument"] if policy.get("Type") == "AWS::IAM::ManagedPolicy" else None
 
 
 def _statements(logical, docs, resolver):

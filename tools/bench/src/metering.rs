@@ -68,13 +68,7 @@ pub fn report(title: &str, before: &Value, after: &Value, n: usize, hot_tables: 
         }
     }
     let total = Units::sum(per_identity.iter().map(|(_, u)| u));
-    let cost = PerMillion::of(&total, 1.0, ASSUMED_HOOK_MS, 0.0);
-    // PerMillion::of counts one invocation per unit; the measured invocations instead.
-    let cost = PerMillion {
-        lambda_requests: cost.lambda_requests * total.invocations,
-        lambda_duration: cost.lambda_duration * total.invocations,
-        ..cost
-    };
+    let cost = PerMillion::of(&total, total.invocations, ASSUMED_HOOK_MS, 0.0);
     println!("\n{title}: per unit of work, measured by local-aws's meter over {n}");
     println!("{:<30} {:>7} {:>7} {:>9} {:>9} {:>12}", "function", "RRU", "WRU", "ddb calls", "SQS req", "invocations");
     for (id, u) in per_identity.iter().chain(std::iter::once(&("total".to_owned(), total.clone()))) {

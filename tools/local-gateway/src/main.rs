@@ -84,6 +84,26 @@ impl Gateway {
         slots.entry(function.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(self.per_function))).clone()
     }
 
+    async fn pass_through(&self, request: Request<Incoming>) -> Response<Body> {
+        let (mut parts, body) = request.into_parts();
+        let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+            return plain(StatusCode::BAD_REQUEST, "Bad Request");
+        };
+        let path = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
+        let Ok(uri) = format!("{}{path}", self.upstream).parse::<Uri>() else {
+            return plain(StatusCode::BAD_REQUEST, "Bad Request");
+        };
+        parts.uri = uri;
+        parts.headers.remove(http::header::HOST);
+        match self.client.request(Request::from_parts(parts, Full::new(body))).await {
+            Ok(response) => response.map(|body| body.boxed()),
+            Err(e) => {
+                eprintln!("[gateway] upstream failed: {e}");
+                plain(StatusCode::BAD_GATEWAY, "Bad Gateway")
+            }
+        }
+    }
+
     async fn handle(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         // As API Gateway does: the address it saw goes last in X-Forwarded-For (what the
         // client sent stays in front of it; only the last entry can be trusted).
@@ -132,28 +152,6 @@ impl Gateway {
         match answer.ok().and_then(|a| http_response(&a)) {
             Some(response) => response,
             None => plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
-        }
-    }
-}
-
-impl Gateway {
-    async fn pass_through(&self, request: Request<Incoming>) -> Response<Body> {
-        let (mut parts, body) = request.into_parts();
-        let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
-            return plain(StatusCode::BAD_REQUEST, "Bad Request");
-        };
-        let path = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
-        let Ok(uri) = format!("{}{path}", self.upstream).parse::<Uri>() else {
-            return plain(StatusCode::BAD_REQUEST, "Bad Request");
-        };
-        parts.uri = uri;
-        parts.headers.remove(http::header::HOST);
-        match self.client.request(Request::from_parts(parts, Full::new(body))).await {
-            Ok(response) => response.map(|body| body.boxed()),
-            Err(e) => {
-                eprintln!("[gateway] upstream failed: {e}");
-                plain(StatusCode::BAD_GATEWAY, "Bad Gateway")
-            }
         }
     }
 }
