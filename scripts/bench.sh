@@ -34,7 +34,9 @@ set -a; . ".local/stacks/$STACK/env"; set +a
 cargo build --release -q --workspace --bins
 target/release/market-bench
 target/release/market-bench-events
-target/release/market-bench-hot
+BENCH_HOT_LIFECYCLE_EVENTS=0 target/release/market-bench-hot
+# The same with lifecycle events on: one inviter's rewards serialize on its event sequence.
+BENCH_HOT_LIFECYCLE_EVENTS=1 target/release/market-bench-hot
 python3 scripts/coldstart.py 10
 # Again as AWS pays it: DynamoDB, SQS and Redis over TLS, next to a hello world and a
 # one-GetItem floor built from this workspace.

@@ -21,7 +21,7 @@ where
 /// deletes a message only after its confirm, and a confirmed persistent message is already
 /// in every bound queue). Returns what arrived for `users`, whatever its id.
 pub async fn withdrawn_events(queue: &WithdrawnQueue, expected: &std::collections::HashSet<String>, users: &[&str], seconds: u64) -> Vec<Received> {
-    let mine = |r: &Received| r.body["user_id"].as_str().is_some_and(|u| users.contains(&u));
+    let mine = |r: &Received| r.body["affiliate_id"].as_str().or(r.body["user_id"].as_str()).is_some_and(|u| users.contains(&u));
     let mut got: Vec<Received> = Vec::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
     loop {

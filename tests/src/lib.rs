@@ -12,12 +12,13 @@ use market_domain::money::{Bps, Money};
 use market_domain::ports::prelude::*;
 use market_domain::ports::{RewardOutcome, StaticConfig};
 use market_domain::policy::TriggerLimit;
-use market_domain::processors::{ApplyReward, CreateInviteCode, Deps, Processor, RegisterUser, RegistrationResult, UserRegistered};
+use market_domain::processors::{ApplyReward, CreateInviteCode, DecideOrderReward, Deps, OrderDecision, OrderPaid, Processor, RegisterUser, RegistrationResult, UserRegistered};
 use market_domain::time::{Clock, SystemClock, Timestamp};
 use market_storage::DynamoStore;
 
 pub mod amqp;
 pub mod chaos;
+pub mod event_schemas;
 pub mod local_aws;
 pub mod proxy;
 pub mod rpc;
@@ -148,6 +149,23 @@ pub async fn referred_user(d: &TestDeps, inviter: &UserId) -> (UserId, InviteCod
         .expect("registered");
     assert_eq!(result, RegistrationResult::Referred { inviter: inviter.clone() });
     (buyer, code)
+}
+
+/// `order.paid` (USD, at the deps' clock) through the decision and the reward processor, as
+/// the event path does; panics unless the order is decided a reward.
+pub async fn pay(d: &TestDeps, buyer: &UserId, order: &OrderId, amount: i64) -> RewardOutcome {
+    let paid = OrderPaid {
+        event_id: event_id(),
+        order_id: order.clone(),
+        buyer: buyer.clone(),
+        amount: Money::from_minor(amount),
+        currency: "USD".into(),
+        occurred_at: d.clock.now(),
+    };
+    match DecideOrderReward(d.clone()).process(paid).await.expect("decided") {
+        OrderDecision::Reward(ev) => ApplyReward(d.clone()).process(ev).await.expect("applied"),
+        other => panic!("no reward: {other:?}"),
+    }
 }
 
 pub fn reward_event(buyer: &UserId, inviter: &UserId, reward: i64, limit: TriggerLimit) -> RewardEvent {

@@ -17,7 +17,7 @@ use market_domain::ports::RewardOutcome;
 use market_domain::processors::*;
 use market_domain::time::Timestamp;
 use market_domain::MarketError;
-use market_tests::{assert_money_invariants, event_id, order, referred_user, user, ManualClock, TestDeps};
+use market_tests::{assert_money_invariants, event_id, order, pay, referred_user, user, ManualClock, TestDeps};
 
 /// 2001-01-01T00:00:00Z: far from the real clock every other test uses, so the scheduled
 /// catch-up below only ever sees this file's commissions.
@@ -30,22 +30,6 @@ fn config(holding_period_days: u32) -> MarketConfig {
 
 async fn deps(holding: u32, clock: Arc<ManualClock>) -> TestDeps {
     market_tests::deps(config(holding)).await.with_clock(clock)
-}
-
-/// `order.paid` through the decision and the reward processor, as the event path does.
-async fn pay(d: &TestDeps, buyer: &UserId, order: &OrderId, amount: i64) -> RewardOutcome {
-    let paid = OrderPaid {
-        event_id: event_id(),
-        order_id: order.clone(),
-        buyer: buyer.clone(),
-        amount: Money::from_minor(amount),
-        currency: "USD".into(),
-        occurred_at: d.clock.now(),
-    };
-    match DecideOrderReward(d.clone()).process(paid).await.expect("decided") {
-        OrderDecision::Reward(ev) => ApplyReward(d.clone()).process(ev).await.expect("applied"),
-        other => panic!("no reward: {other:?}"),
-    }
 }
 
 async fn refund(d: &TestDeps, buyer: &UserId, order: &OrderId, id: &str, amount: i64) -> Result<RefundResult, MarketError> {

@@ -178,6 +178,8 @@ export function adminView(ctx: Ctx): HTMLElement {
     const num = (name: string, value: bigint | number) => input({ name, inputmode: "numeric", value: value.toString() });
     const enabled = h("input", { type: "checkbox", name: "enabled" });
     enabled.checked = c.enabled;
+    const lifecycle = h("input", { type: "checkbox", name: "lifecycle_events" });
+    lifecycle.checked = c.lifecycleEvents;
     const limit = c.defaultTriggerLimit?.limit;
     const fields = {
       default_commission_bps: num("default_commission_bps", c.defaultCommissionBps),
@@ -204,15 +206,17 @@ export function adminView(ctx: Ctx): HTMLElement {
       "form",
       { novalidate: true, "aria-label": "Market configuration" },
       h("div", { class: "field" }, h("label", {}, enabled, " Market enabled")),
+      h("div", { class: "field" }, h("label", {}, lifecycle, " Publish lifecycle events (earned, matured, reversed, approved, adjusted)")),
       ...Object.entries(fields).map(([k, el]) => field(labels[k as keyof typeof fields], el)[0]),
       h("button", { type: "submit" }, "Save configuration"),
       out,
     );
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const next = create(MarketConfigSchema, { enabled: enabled.checked, currency: fields.currency.value.trim().toUpperCase() });
+      const next = create(MarketConfigSchema, { enabled: enabled.checked, lifecycleEvents: lifecycle.checked, currency: fields.currency.value.trim().toUpperCase() });
       const update: string[] = [];
       if (enabled.checked !== c.enabled) update.push("enabled");
+      if (lifecycle.checked !== c.lifecycleEvents) update.push("lifecycle_events");
       const whole = (k: keyof typeof fields): number | null => (/^\d+$/.test(fields[k].value.trim()) ? Number(fields[k].value.trim()) : null);
       for (const k of ["default_commission_bps", "max_active_codes", "code_expiry_days", "code_retention_days", "holding_period_days"] as const) {
         const v = whole(k);

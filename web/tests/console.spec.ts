@@ -150,6 +150,7 @@ test("an admin changes a user's rate and the next order uses it", async ({ page,
   await page.getByRole("button", { name: "Admin" }).click();
   await expect(page.getByRole("heading", { name: "Market configuration" })).toBeVisible();
   await expect(page.getByLabel("Currency (ISO 4217)")).toHaveValue("USD");
+  await expect(page.getByLabel(/Publish lifecycle events/)).toBeChecked();
   await page.getByLabel("User id").fill(user);
   await page.getByRole("button", { name: "Look up" }).click();
   await expect(page.getByRole("heading", { name: `User ${user}` })).toBeVisible();

@@ -202,6 +202,7 @@ pub enum ConfigField {
     ReviewReferralsPerHour,
     ReviewMinSeconds,
     RegistrationWaitDays,
+    LifecycleEvents,
 }
 
 impl ConfigField {
@@ -222,6 +223,7 @@ impl ConfigField {
             "review_referrals_per_hour" => ConfigField::ReviewReferralsPerHour,
             "review_min_seconds" => ConfigField::ReviewMinSeconds,
             "registration_wait_days" => ConfigField::RegistrationWaitDays,
+            "lifecycle_events" => ConfigField::LifecycleEvents,
             other => return Err(MarketError::InvalidArgument(format!("unknown config field {other:?}"))),
         })
     }
@@ -264,6 +266,7 @@ impl<S: MarketStore, C: ConfigSource, K: ConfigStore> Processor for UpdateMarket
                 ConfigField::ReviewReferralsPerHour => after.review_referrals_per_hour = v.review_referrals_per_hour,
                 ConfigField::ReviewMinSeconds => after.review_min_seconds = v.review_min_seconds,
                 ConfigField::RegistrationWaitDays => after.registration_wait_days = v.registration_wait_days,
+                ConfigField::LifecycleEvents => after.lifecycle_events = v.lifecycle_events,
             }
         }
         // Nothing is written unless the whole document is valid.

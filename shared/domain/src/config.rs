@@ -49,6 +49,11 @@ pub struct MarketConfig {
     /// event is dropped, audited on the buyer and counted (users who never register with
     /// the market, e.g. from before its deployment). 0 = do not wait.
     pub registration_wait_days: u32,
+    /// Publish the commission lifecycle (earned, matured, reversed, approved, adjusted; a
+    /// withdrawal's event always goes out) with each affiliate's gap-free sequence. Off, an
+    /// affiliate's rewards spread over the statistics shards instead of queueing on the
+    /// sequence: for a programme whose busiest affiliate earns more than ~50 rewards a second.
+    pub lifecycle_events: bool,
 }
 
 /// Checks one address may make back to back before the hourly rate applies.
@@ -86,6 +91,7 @@ impl Default for MarketConfig {
             review_referrals_per_hour: 0,
             review_min_seconds: 0,
             registration_wait_days: DEFAULT_REGISTRATION_WAIT_DAYS,
+            lifecycle_events: true,
         }
     }
 }

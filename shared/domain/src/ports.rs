@@ -10,8 +10,9 @@ use crate::config::MarketConfig;
 use crate::error::MarketError;
 use crate::ids::{AdjustmentId, EventId, IdempotencyKey, OrderId, UserId, WithdrawalId};
 use crate::inbound::WaitingEvent;
+use crate::lifecycle::events::Publication;
 use crate::lifecycle::{Change, Commission, StatsDelta};
-use crate::model::{AffiliateStats, HistoryItem, InviteCodeRecord, LedgerEntry, OutboundEvent, WithdrawalRecord};
+use crate::model::{AffiliateStats, HistoryItem, InviteCodeRecord, LedgerEntry, WithdrawalRecord};
 use crate::money::{Bps, Money};
 use crate::policy::{AffiliatePolicy, TriggerLimit};
 use crate::time::Timestamp;
@@ -168,12 +169,14 @@ pub struct Page<T> {
 /// A lifecycle step of one order's commissions (level 1 first, then the levels above it,
 /// each a different earner), to write in one transaction: each commission as after the
 /// step (conditional on the version read), the ledger entries it appends, its earner's
-/// statistics, the audit records, and for a reward the buyer's trigger count (once).
+/// statistics, the audit records, for a reward the buyer's trigger count (once), and the
+/// lifecycle events of the step (each earner's sequenced in the same transaction).
 #[derive(Debug, Clone)]
 pub struct CommissionWrite {
     pub changes: Vec<Change>,
     pub trigger: Option<TriggerCount>,
     pub audit: Vec<AuditRecord>,
+    pub publish: Publication,
     pub at: Timestamp,
 }
 
@@ -203,6 +206,7 @@ pub struct Maturation {
     pub user: UserId,
     pub changes: Vec<Change>,
     pub audit: AuditRecord,
+    pub publish: Publication,
     pub at: Timestamp,
 }
 
@@ -225,7 +229,9 @@ pub struct BalanceChange {
     /// `total_earned`, `reversed_total`, and `pending` of the folded commissions.
     pub stats: StatsDelta,
     pub entry: LedgerEntry,
-    pub outbox: Option<OutboundEvent>,
+    /// A withdrawal's event (always), and with lifecycle events on the folded maturity's
+    /// and an adjustment's.
+    pub publish: Publication,
     pub audit: Vec<AuditRecord>,
     pub at: Timestamp,
 }

@@ -84,6 +84,7 @@ pub fn market_config(c: &MarketConfig) -> v1::MarketConfig {
         review_min_seconds: c.review_min_seconds,
         registration_wait_days: c.registration_wait_days,
         version: c.version,
+        lifecycle_events: c.lifecycle_events,
     }
 }
 
@@ -112,6 +113,7 @@ pub fn config_change(c: Option<&v1::MarketConfig>, fields: &[String]) -> Result<
             ConfigField::ReviewReferralsPerHour => values.review_referrals_per_hour = c.review_referrals_per_hour,
             ConfigField::ReviewMinSeconds => values.review_min_seconds = c.review_min_seconds,
             ConfigField::RegistrationWaitDays => values.registration_wait_days = c.registration_wait_days,
+            ConfigField::LifecycleEvents => values.lifecycle_events = c.lifecycle_events,
             ConfigField::LevelBps => values.level_bps = c.level_bps.iter().map(|b| Bps::new(*b)).collect::<Result<_, _>>()?,
         }
     }

@@ -15,10 +15,10 @@ use market_domain::MarketError;
 
 use crate::audit::audit_puts;
 use crate::error::mapping_error;
-use crate::expr::{key, key2, n, put, s};
+use crate::expr::{key, key2, n, s};
 use crate::ledger::{commission_put, entry_key, entry_put};
-use crate::outbox::OutboxRecord;
-use crate::tables::{adjustment_entry_key, attr, stats_shard_key, withdrawal_entry_key, MARKET_EXCHANGE, STATS_SHARDS};
+use crate::sequence::Sequencing;
+use crate::tables::{adjustment_entry_key, attr, stats_shard_key, withdrawal_entry_key, STATS_SHARDS};
 use crate::DynamoStore;
 
 impl DynamoStore {
@@ -86,6 +86,14 @@ impl BalanceStore for DynamoStore {
     }
 
     async fn change_balance(&self, c: &BalanceChange) -> Result<BalanceOutcome> {
+        self.sequenced(&c.publish, |seq| self.try_change_balance(c, seq)).await
+    }
+}
+
+impl DynamoStore {
+    /// One attempt on the sequences read; `None`: another transition of the affiliate came
+    /// first (rebuild on a fresh read).
+    async fn try_change_balance(&self, c: &BalanceChange, seq: Sequencing) -> Result<Option<BalanceOutcome>> {
         let t = self.tables();
         // `available` + the change stays ≥ 0 (a user without statistics has 0: the attribute
         // is absent). A credit, or an allowed negative debit, has no condition. The main
@@ -105,40 +113,43 @@ impl BalanceStore for DynamoStore {
             values.push((":floor", n(floor)));
             conditions.push(if floor > 0 { "#available >= :floor" } else { "(attribute_not_exists(#available) OR #available >= :floor)" });
         }
+        let mut set = vec![(attr::BALANCE_CHANGES, ":next_changes", next)];
+        let guard = seq.guard(&c.user);
+        if let Some(g) = &guard {
+            set.extend(g.set);
+            conditions.push(g.condition);
+            values.extend(g.values.iter().cloned());
+        }
         let condition = conditions.join(" AND ");
         let mut items = vec![
-            // 0: the stats: `available` changed by `ADD`, the count of balance changes moved on.
-            crate::ledger::stats_update(&t.stats, c.user.as_str(), &c.stats, c.at, &[(attr::BALANCE_CHANGES, ":next_changes", next)], Some(condition.as_str()), values)?,
+            // 0: the stats: `available` changed by `ADD`, the count of balance changes (and
+            // the event sequence) moved on.
+            crate::ledger::stats_update(&t.stats, c.user.as_str(), &c.stats, c.at, &set, Some(condition.as_str()), values)?,
             // 1: the entry; its key is derived from the idempotency key.
             entry_put(&t.ledger, &c.entry)?,
         ];
-        if let Some(event) = &c.outbox {
-            // 2: the outbox record the balance owner will receive.
-            let outbox = OutboxRecord {
-                event_id: event.event_id().to_owned(),
-                exchange: MARKET_EXCHANGE.to_owned(),
-                routing_key: event.routing_key().to_owned(),
-                payload: serde_json::to_string(event).map_err(|e| MarketError::Internal(Box::new(e)))?,
-                created_at: c.at,
-                relayed_at: None,
-            };
-            items.push(put(&t.outbox, serde_dynamo::to_item(&outbox).map_err(mapping_error)?, "attribute_not_exists(#event_id)", vec![])?);
-        }
+        // 2..: its events (a withdrawal's: what the balance owner will receive).
+        let first_event = items.len();
+        items.extend(seq.outbox_items(&t.outbox, &c.publish, c.at)?);
+        let events = first_event..items.len();
         // The matured commissions this change spends.
         for m in &c.matured {
             items.push(commission_put(&t.ledger, &m.after)?);
         }
         items.extend(audit_puts(&t.audit, &c.audit)?);
-        match self.transact(items).await? {
-            Ok(()) => Ok(BalanceOutcome::Done),
+        Ok(Some(match self.transact(items).await? {
+            Ok(()) => BalanceOutcome::Done,
             Err(cancelled) if cancelled.failed(1) => match cancelled.old_item(1) {
-                Some(old) => Ok(BalanceOutcome::Replayed(serde_dynamo::from_item(old.clone()).map_err(mapping_error)?)),
-                None => Err(MarketError::internal(format!("replay of {} without its entry", entry_key(&c.entry)))),
+                Some(old) => BalanceOutcome::Replayed(serde_dynamo::from_item(old.clone()).map_err(mapping_error)?),
+                None => return Err(MarketError::internal(format!("replay of {} without its entry", entry_key(&c.entry)))),
             },
-            Err(cancelled) if c.outbox.is_some() && cancelled.failed(2) => {
-                Err(MarketError::internal("outbox record exists without its ledger entry"))
+            Err(cancelled) if cancelled.any_failed(events.clone()) => {
+                return Err(MarketError::internal("outbox record exists without its ledger entry"))
             }
-            Err(_) => Ok(BalanceOutcome::Changed),
-        }
+            // Another transition of the affiliate moved the sequence: its conditions may
+            // still hold on a fresh read.
+            Err(cancelled) if guard.as_ref().is_some_and(|_| cancelled.failed(0) && seq.moved(&c.user, cancelled.old_item(0))) => return Ok(None),
+            Err(_) => BalanceOutcome::Changed,
+        }))
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use market_domain::ids::{OrderId, UserId};
-use market_domain::lifecycle::Commission;
+use market_domain::lifecycle::{Commission, StatsDelta};
 use market_domain::policy::TriggerLimit;
 use market_domain::ports::{CommissionOutcome, CommissionStore, CommissionWrite, Maturation, Page, PendingCommissions, Result};
 use market_domain::MarketError;
@@ -21,6 +21,7 @@ use crate::error::sdk_error;
 use crate::expr::{key, key2, n, s, update, Item};
 use crate::ledger::{commission_from, commission_put, entry_put, stats_update};
 use crate::paging::Listing;
+use crate::sequence::Sequencing;
 use crate::tables::{attr, commission_key, stats_shard_key, stats_shard_of, DUE_BY_DAY_INDEX, HELD_FOR_REVIEW_INDEX, PENDING_BY_MATURITY_INDEX, REVIEW_QUEUE_PARTITION};
 use crate::DynamoStore;
 
@@ -49,22 +50,32 @@ impl DynamoStore {
     }
 }
 
-/// How many pending commissions an overview reads in its one request: the due ones between
-/// two daily catch-ups fit, and the item after them says when the next one matures.
-const PENDING_FIRST_PAGE: usize = 25;
-
-/// The maturity index's sort key of an item.
-fn pending_until(item: &Item) -> Option<Timestamp> {
-    item.get(attr::PENDING_UNTIL).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).map(Timestamp::from_millis)
-}
-
-impl CommissionStore for DynamoStore {
-    async fn get_commission(&self, earner: &UserId, order: &OrderId) -> Result<Option<Commission>> {
-        let k = key2((attr::USER_ID, earner.as_str()), (attr::ENTRY_KEY, &commission_key(order.as_str())));
-        self.get_item(&self.tables().ledger, k).await?.map(commission_from).transpose()
+impl DynamoStore {
+    /// One attempt of a maturation on the sequences read (`None`: rebuild on a fresh read).
+    async fn try_mature(&self, m: &Maturation, total: StatsDelta, seq: Sequencing) -> Result<Option<bool>> {
+        let t = self.tables();
+        let guard = seq.guard(&m.user);
+        let item = match &guard {
+            Some(g) => stats_update(&t.stats, m.user.as_str(), &total, m.at, &g.set, Some(g.condition), g.values.clone())?,
+            None => stats_update(&t.stats, m.user.as_str(), &total, m.at, &[], None, vec![])?,
+        };
+        let mut items = vec![item];
+        for change in &m.changes {
+            items.push(commission_put(&t.ledger, &change.after)?);
+        }
+        items.extend(seq.outbox_items(&t.outbox, &m.publish, m.at)?);
+        items.push(audit_put(&t.audit, &m.audit)?);
+        Ok(match self.transact(items).await? {
+            Ok(()) => Some(true),
+            Err(c) if guard.is_some() && c.failed(0) && seq.moved(&m.user, c.old_item(0)) => None,
+            // A commission changed since it was read.
+            Err(_) => Some(false),
+        })
     }
 
-    async fn write_commission(&self, w: &CommissionWrite) -> Result<CommissionOutcome> {
+    /// One attempt of a commission step's transaction on the sequences read; `None`: another
+    /// transition of one of its affiliates came first (rebuild on a fresh read).
+    async fn try_write_commission(&self, w: &CommissionWrite, seq: Sequencing) -> Result<Option<CommissionOutcome>> {
         let t = self.tables();
         // 0..k: each commission is still as the step read it.
         let mut items = Vec::new();
@@ -72,16 +83,32 @@ impl CommissionStore for DynamoStore {
             items.push(commission_put(&t.ledger, &change.after)?);
         }
         let commissions = 0..items.len();
+        // The earners' statistics: (index, earner) of each guarded by its sequence.
+        let mut guarded: Vec<(usize, &UserId)> = Vec::new();
         for change in w.changes.iter().filter(|c| !c.stats.is_zero()) {
-            // The earner's statistics (untouched by a refund recorded before its reward): a
-            // reward as earned on the shard of its order, any other step on the main item.
-            let user = change.after.user_id.as_str();
-            let item = if w.trigger.is_some() && change.stats.is_credit_only() {
-                stats_shard_key(user, stats_shard_of(change.after.order_id.as_str()))
+            // Untouched by a refund recorded before its reward. A reward as earned goes on
+            // the shard of its order, unless the earner's sequence is moved with it (then on
+            // the main item, which the sequence serializes anyway); any other step on the
+            // main item.
+            let user = &change.after.user_id;
+            if let Some(g) = seq.guard(user) {
+                guarded.push((items.len(), user));
+                items.push(stats_update(&t.stats, user.as_str(), &change.stats, w.at, &g.set, Some(g.condition), g.values)?);
+            } else if w.trigger.is_some() && change.stats.is_credit_only() {
+                let shard = stats_shard_key(user.as_str(), stats_shard_of(change.after.order_id.as_str()));
+                items.push(stats_update(&t.stats, &shard, &change.stats, w.at, &[], None, vec![])?);
             } else {
-                user.to_owned()
-            };
-            items.push(stats_update(&t.stats, &item, &change.stats, w.at, &[], None, vec![])?);
+                items.push(stats_update(&t.stats, user.as_str(), &change.stats, w.at, &[], None, vec![])?);
+            }
+        }
+        // An affiliate with events and no figure changed still moves its sequence.
+        for user in seq.affiliates() {
+            if !guarded.iter().any(|(_, u)| *u == user) {
+                if let Some(g) = seq.guard(user) {
+                    guarded.push((items.len(), user));
+                    items.push(stats_update(&t.stats, user.as_str(), &StatsDelta::default(), w.at, &g.set, Some(g.condition), g.values)?);
+                }
+            }
         }
         let trigger_at = w.trigger.as_ref().map(|_| items.len());
         if let Some(tc) = &w.trigger {
@@ -102,14 +129,39 @@ impl CommissionStore for DynamoStore {
             items.push(entry_put(&t.ledger, entry)?);
         }
         let entries = first_entry..items.len();
+        // Its events, exactly when it commits.
+        let first_event = items.len();
+        items.extend(seq.outbox_items(&t.outbox, &w.publish, w.at)?);
+        let events = first_event..items.len();
         items.extend(audit_puts(&t.audit, &w.audit)?);
-        Ok(match self.transact(items).await? {
+        Ok(Some(match self.transact(items).await? {
             Ok(()) => CommissionOutcome::Written,
-            Err(c) if c.any_failed(entries) => CommissionOutcome::Duplicate,
+            Err(c) if c.any_failed(entries) || c.any_failed(events) => CommissionOutcome::Duplicate,
             Err(c) if c.any_failed(commissions) => CommissionOutcome::Conflict,
+            Err(c) if guarded.iter().any(|(i, u)| c.failed(*i) && seq.moved(u, c.old_item(*i))) => return Ok(None),
             Err(_) if trigger_at.is_some() => CommissionOutcome::LimitReached,
             Err(_) => CommissionOutcome::Conflict,
-        })
+        }))
+    }
+}
+
+/// How many pending commissions an overview reads in its one request: the due ones between
+/// two daily catch-ups fit, and the item after them says when the next one matures.
+const PENDING_FIRST_PAGE: usize = 25;
+
+/// The maturity index's sort key of an item.
+fn pending_until(item: &Item) -> Option<Timestamp> {
+    item.get(attr::PENDING_UNTIL).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).map(Timestamp::from_millis)
+}
+
+impl CommissionStore for DynamoStore {
+    async fn get_commission(&self, earner: &UserId, order: &OrderId) -> Result<Option<Commission>> {
+        let k = key2((attr::USER_ID, earner.as_str()), (attr::ENTRY_KEY, &commission_key(order.as_str())));
+        self.get_item(&self.tables().ledger, k).await?.map(commission_from).transpose()
+    }
+
+    async fn write_commission(&self, w: &CommissionWrite) -> Result<CommissionOutcome> {
+        self.sequenced(&w.publish, |seq| self.try_write_commission(w, seq)).await
     }
 
     async fn due_commissions(&self, user: &UserId, now: Timestamp, limit: usize) -> Result<Vec<Commission>> {
@@ -152,15 +204,9 @@ impl CommissionStore for DynamoStore {
     }
 
     async fn mature(&self, m: &Maturation) -> Result<bool> {
-        let t = self.tables();
-        let total = m.changes.iter().try_fold(market_domain::lifecycle::StatsDelta::default(), |acc, c| acc.plus(c.stats));
-        let total = total.ok_or(market_domain::MarketError::Overflow)?;
-        let mut items = vec![stats_update(&t.stats, m.user.as_str(), &total, m.at, &[], None, vec![])?];
-        for change in &m.changes {
-            items.push(commission_put(&t.ledger, &change.after)?);
-        }
-        items.push(audit_put(&t.audit, &m.audit)?);
-        Ok(self.transact(items).await?.is_ok())
+        let total = m.changes.iter().try_fold(StatsDelta::default(), |acc, c| acc.plus(c.stats));
+        let total = total.ok_or(MarketError::Overflow)?;
+        self.sequenced(&m.publish, |seq| self.try_mature(m, total, seq)).await
     }
 
     async fn due_earners(&self, day: &str, now: Timestamp) -> Result<Vec<UserId>> {

@@ -16,6 +16,7 @@ pub mod outbox;
 mod paging;
 mod parked;
 mod referrals;
+mod sequence;
 mod store;
 pub mod tables;
 

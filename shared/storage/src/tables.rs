@@ -75,6 +75,8 @@ pub mod attr {
     pub const PENDING: &str = "pending";
     pub const HELD: &str = "held";
     pub const BALANCE_CHANGES: &str = "balance_changes";
+    /// On a user's main statistics item: the last lifecycle event's sequence number.
+    pub const EVENT_SEQ: &str = "event_seq";
     /// On a held commission waiting for review: the review queue's partition and sort key.
     pub const REVIEW_QUEUE: &str = "review_queue";
     pub const HELD_KEY: &str = "held_key";

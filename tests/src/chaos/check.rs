@@ -13,6 +13,7 @@ use market_domain::ids::UserId;
 use market_domain::model::{HistoryItem, LedgerEntry};
 use market_domain::ports::prelude::*;
 
+use super::lifecycle::Books;
 use super::workload::CodeKind;
 use super::world::{Answer, World};
 use crate::money_violations;
@@ -87,9 +88,9 @@ async fn arrivals(w: &World, sent: &super::world::Sent, v: &mut Vec<String>) -> 
     a
 }
 
-/// Every violation found, the withdrawals in the ledger (for the outbound check), and what
-/// overtook its registration.
-pub async fn check(w: &World) -> (Vec<String>, HashSet<String>, Arrivals) {
+/// Every violation found, the withdrawals in the ledger (for the outbound check), what
+/// overtook its registration, and each inviter's books (for the lifecycle events' check).
+pub async fn check(w: &World) -> (Vec<String>, HashSet<String>, Arrivals, HashMap<UserId, Books>) {
     let mut v = std::mem::take(&mut w.sent().violations);
     let store = &*w.deps.store;
     let sent = w.sent().clone();
@@ -226,6 +227,7 @@ pub async fn check(w: &World) -> (Vec<String>, HashSet<String>, Arrivals) {
 
     // Inviters: money invariants, codes within the limit, referrals counted.
     let mut withdrawn_ids = HashSet::new();
+    let mut books = HashMap::new();
     let mut accounts = read_all(w.inviters.iter().cloned(), |user| async move {
         let (money, codes) = futures::join!(money_violations(store, &user), store.list_active_codes(&user));
         (money, codes.map(|c| c.len() as u64).unwrap_or(u64::MAX))
@@ -241,6 +243,7 @@ pub async fn check(w: &World) -> (Vec<String>, HashSet<String>, Arrivals) {
             }
         };
         v.extend(money);
+        books.insert(user.clone(), Books { stats: stats.clone(), history: history.clone() });
         let max = u64::from(sent.max_codes.get(&i).copied().unwrap_or(0).max(global_max_codes));
         if active > max || active != u64::from(stats.active_codes) {
             v.push(format!("{user}: {active} active codes, counter {}, max ever {max}", stats.active_codes));
@@ -285,5 +288,5 @@ pub async fn check(w: &World) -> (Vec<String>, HashSet<String>, Arrivals) {
         withdrawn_ids.extend(ledger);
     }
     let arrivals = arrivals(w, &sent, &mut v).await;
-    (v, withdrawn_ids, arrivals)
+    (v, withdrawn_ids, arrivals, books)
 }

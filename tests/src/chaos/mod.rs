@@ -9,6 +9,7 @@
 
 pub mod check;
 pub mod faults;
+pub mod lifecycle;
 pub mod workload;
 pub mod world;
 
@@ -79,6 +80,8 @@ pub struct Report {
     pub contention: Option<serde_json::Value>,
     pub redriven: usize,
     pub outbound: usize,
+    /// Distinct lifecycle events of the inviters on RabbitMQ (every routing key).
+    pub lifecycle_events: usize,
     /// Orders and refunds that overtook their buyer's registration, and how they ended.
     pub arrivals: check::Arrivals,
     pub violations: Vec<String>,
@@ -114,6 +117,7 @@ impl fmt::Display for Report {
             None => writeln!(f, "  aws shim     off (DynamoDB Local as it is)")?,
         }
         writeln!(f, "  drained      {} dead letters redriven, {} withdrawal events on RabbitMQ", self.redriven, self.outbound)?;
+        writeln!(f, "  lifecycle    {} events on RabbitMQ, each inviter's sequence complete (invariant 11)", self.lifecycle_events)?;
         let a = &self.arrivals;
         writeln!(
             f,
@@ -163,6 +167,8 @@ pub async fn run(s: &Settings) -> Report {
     let world = Arc::new(World::new(format!("chaos-{}", nanoid::nanoid!(6, &nanoid::alphabet::SAFE[2..])), s.inviters).await);
     let original = world.stored_config().await;
     let outbound = WithdrawnQueue::bind().await;
+    // As a notification service or finance would bind: every lifecycle event.
+    let lifecycle_queue = WithdrawnQueue::bind_key("affiliate.#").await;
     if let Some(settings) = &s.contention {
         if let Err(e) = crate::local_aws::set_contention(settings).await {
             world.sent().violations.push(format!("the contention shim could not be switched on: {e}"));
@@ -250,7 +256,7 @@ pub async fn run(s: &Settings) -> Report {
         }
         None => None,
     };
-    let (mut violations, withdrawn, arrivals) = check::check(&world).await;
+    let (mut violations, withdrawn, arrivals, books) = check::check(&world).await;
     let users: Vec<&str> = world.inviters.iter().map(|u| u.as_str()).collect();
     let received = withdrawn_events(&outbound, &withdrawn, &users, 180).await;
     let ids: std::collections::HashSet<String> = received.iter().filter_map(|r| r.message_id.clone()).collect();
@@ -258,6 +264,9 @@ pub async fn run(s: &Settings) -> Report {
         violations.push(format!("withdrawal event {id} on RabbitMQ without a withdrawal"));
     }
     outbound.delete().await;
+    let (lifecycle_events, lifecycle_violations) = lifecycle_events(&lifecycle_queue, &books, &users).await;
+    violations.extend(lifecycle_violations);
+    lifecycle_queue.delete().await;
     world.restore_config(original).await;
     let timings = std::mem::take(&mut *timings.lock().unwrap_or_else(|p| p.into_inner()));
 
@@ -275,12 +284,31 @@ pub async fn run(s: &Settings) -> Report {
         contention,
         redriven,
         outbound: ids.len(),
+        lifecycle_events,
         arrivals,
         violations,
         timings,
         workload_time,
         drain_time,
         total_time: started.elapsed(),
+    }
+}
+
+/// Every lifecycle event of the inviters, once all the ledger names arrived (and the relay
+/// and the outbound queue are quiet); matured batches, which the ledger cannot name, are
+/// waited for a little longer. Returns the distinct events and invariant 11's violations.
+async fn lifecycle_events(queue: &WithdrawnQueue, books: &std::collections::HashMap<market_domain::ids::UserId, lifecycle::Books>, users: &[&str]) -> (usize, Vec<String>) {
+    let expected: std::collections::HashSet<String> = books.iter().flat_map(|(u, b)| lifecycle::expected_ids(u, &b.history)).collect();
+    let mut received = withdrawn_events(queue, &expected, users, 180).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (violations, counted) = lifecycle::check(books, &received);
+        if violations.is_empty() || Instant::now() > deadline {
+            return (counted, violations);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mine = |r: &crate::amqp::Received| r.body["affiliate_id"].as_str().is_some_and(|u| users.contains(&u));
+        received.extend(queue.drain().await.into_iter().filter(|r| mine(r)));
     }
 }
 

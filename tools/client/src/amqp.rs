@@ -178,14 +178,20 @@ async fn count_ready(names: &[&str]) -> Result<u64, AmqpError> {
 
 impl WithdrawnQueue {
     pub async fn bind() -> WithdrawnQueue {
-        let name = format!("test.withdrawn.{}", nanoid::nanoid!(8));
+        Self::bind_key("affiliate.withdrawn").await
+    }
+
+    /// A queue bound to exchange `market` with this routing key (a topic pattern: `affiliate.#`
+    /// takes every lifecycle event, as a notification service or finance would bind).
+    pub async fn bind_key(routing_key: &str) -> WithdrawnQueue {
+        let name = format!("test.market.{}", nanoid::nanoid!(8));
         let (connection, channel) = amqp_channel().await.expect("amqp connect");
         let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
         channel.exchange_declare("market".into(), ExchangeKind::Topic, durable, FieldTable::default()).await.expect("exchange");
         let options = QueueDeclareOptions { durable: true, ..Default::default() };
         channel.queue_declare(name.as_str().into(), options, FieldTable::default()).await.expect("queue");
         channel
-            .queue_bind(name.as_str().into(), "market".into(), "affiliate.withdrawn".into(), QueueBindOptions::default(), FieldTable::default())
+            .queue_bind(name.as_str().into(), "market".into(), routing_key.into(), QueueBindOptions::default(), FieldTable::default())
             .await
             .expect("bind");
         let _ = connection.close(200, "done".into()).await;

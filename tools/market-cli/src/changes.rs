@@ -80,6 +80,7 @@ pub fn config_update(pairs: &[String]) -> Result<(MarketConfig, Vec<String>), Fa
             "review_referrals_per_hour" => v.parse().map(|n| config.review_referrals_per_hour = n).is_ok(),
             "review_min_seconds" => v.parse().map(|n| config.review_min_seconds = n).is_ok(),
             "registration_wait_days" => v.parse().map(|n| config.registration_wait_days = n).is_ok(),
+            "lifecycle_events" => v.parse().map(|b| config.lifecycle_events = b).is_ok(),
             _ => false,
         };
         if !ok {

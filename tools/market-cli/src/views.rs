@@ -231,6 +231,7 @@ pub fn config(c: &MarketConfig) -> View {
         ("review referrals beyond", if c.review_referrals_per_hour == 0 { "off".into() } else { format!("{} per inviter per hour", c.review_referrals_per_hour) }),
         ("review orders within", if c.review_min_seconds == 0 { "off".into() } else { format!("{} s of registration", c.review_min_seconds) }),
         ("orders wait for sign-up", if c.registration_wait_days == 0 { "no".into() } else { format!("{} days", c.registration_wait_days) }),
+        ("lifecycle events", if c.lifecycle_events { "published".into() } else { "off (withdrawals only)".into() }),
         // Each change through the admin API writes the next; its audit records name it.
         ("version", c.version.to_string()),
     ]);
@@ -241,7 +242,7 @@ pub fn config(c: &MarketConfig) -> View {
         "code_retention_days": c.code_retention_days, "holding_period_days": c.holding_period_days,
         "level_bps": c.level_bps, "resolve_per_hour": c.resolve_per_hour, "codes_created_per_day": c.codes_created_per_day,
         "review_referrals_per_hour": c.review_referrals_per_hour, "review_min_seconds": c.review_min_seconds,
-        "registration_wait_days": c.registration_wait_days, "version": c.version,
+        "registration_wait_days": c.registration_wait_days, "lifecycle_events": c.lifecycle_events, "version": c.version,
     });
     View { json, text }
 }

@@ -25,6 +25,7 @@ use crate::money::{commission, Bps, Currency, Money};
 use crate::time::Timestamp;
 
 mod delta;
+pub mod events;
 pub use delta::StatsDelta;
 pub use crate::inbound::RefundReason;
 

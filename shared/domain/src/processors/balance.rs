@@ -15,7 +15,8 @@ use crate::audit::{Actor, AuditAction, AuditRecord};
 use crate::error::MarketError;
 use crate::ids::{AdjustmentId, IdempotencyKey, UserId, WithdrawalId};
 use crate::lifecycle::{Change, Commission, StatsDelta};
-use crate::model::{AffiliateStats, LedgerEntry, OutboundEvent, WithdrawalRecord};
+use crate::lifecycle::events::{LifecycleEvent, Publication};
+use crate::model::{AffiliateStats, LedgerEntry, WithdrawalRecord};
 use crate::money::Money;
 use crate::ports::{BalanceChange, BalanceOutcome, ConfigSource, MarketStore, MAX_FOLD_PER_TRANSACTION};
 use crate::time::Timestamp;
@@ -143,9 +144,9 @@ impl<S: MarketStore, C: ConfigSource> Processor for WithdrawAffiliateReward<S, C
                 credited_apart: s.credited_apart,
                 allow_negative: false,
                 stats: StatsDelta { withdrawn_total: req.amount.minor(), pending: -s.folded, available, ..StatsDelta::default() },
+                publish: balance_publication(config.lifecycle_events, &req.caller, &s.matured, LifecycleEvent::withdrawn(&record), now),
                 matured: s.matured,
                 entry: LedgerEntry::from(&record),
-                outbox: Some(OutboundEvent::from(&record)),
                 audit,
                 at: now,
             };
@@ -181,6 +182,17 @@ pub struct AdjustResult {
 
 pub const MAX_REASON_CHARS: usize = 500;
 
+/// The events of a balance change: with lifecycle events on, the maturity it folds and then
+/// its own, sequenced; off, only its own (a withdrawal's), unsequenced.
+fn balance_publication(lifecycle: bool, user: &UserId, matured: &[Change], own: LifecycleEvent, now: Timestamp) -> Publication {
+    if !lifecycle {
+        return Publication { events: vec![own], sequenced: false };
+    }
+    let mut events: Vec<LifecycleEvent> = LifecycleEvent::matured(user, matured, now).into_iter().collect();
+    events.push(own);
+    Publication { events, sequenced: true }
+}
+
 /// An admin's free-text reason (adjustment, reversal, review), trimmed: 1 to
 /// [`MAX_REASON_CHARS`] characters, else `InvalidArgument` naming `field`.
 pub(super) fn admin_reason<'a>(field: &str, text: &'a str) -> Result<&'a str, MarketError> {
@@ -213,7 +225,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for AdjustBalance<S, C> {
         let reason = admin_reason("reason", &a.reason)?;
         let id = AdjustmentId::derive(&a.user, &a.idempotency_key);
         let now = d.clock.now();
-        let (existing, balance) = futures::join!(d.store.get_adjustment(&a.user, &id), read_balance(d, &a.user, now));
+        let (existing, balance, config) = futures::join!(d.store.get_adjustment(&a.user, &id), read_balance(d, &a.user, now), d.config.current());
         if let Some(existing) = existing? {
             return replay_adjustment(existing, a.amount);
         }
@@ -258,10 +270,13 @@ impl<S: MarketStore, C: ConfigSource> Processor for AdjustBalance<S, C> {
                 expected_changes: s.changes,
                 credited_apart: s.credited_apart,
                 allow_negative,
+                publish: match LifecycleEvent::adjusted(&entry, &config.currency) {
+                    Some(adjusted) if config.lifecycle_events => balance_publication(true, &a.user, &s.matured, adjusted, now),
+                    _ => Publication::none(),
+                },
                 matured: s.matured,
                 stats: stats_delta,
                 entry: entry.clone(),
-                outbox: None,
                 audit,
                 at: now,
             };

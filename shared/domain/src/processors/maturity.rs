@@ -8,6 +8,7 @@ use tracing::{info, warn};
 
 use crate::audit::{Actor, AuditAction, AuditRecord};
 use crate::error::MarketError;
+use crate::lifecycle::events::{LifecycleEvent, Publication};
 use crate::ids::UserId;
 use crate::lifecycle::{Change, Commission};
 use crate::ports::{ConfigSource, Maturation, MarketStore, MAX_FOLD_PER_TRANSACTION};
@@ -43,6 +44,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for MatureRewards<S, C> {
     async fn process(&self, user: UserId) -> Result<usize, MarketError> {
         let d = &self.0;
         let mut moved = 0;
+        let publish = d.config.current().await.lifecycle_events;
         for _ in 0..COMMISSION_ATTEMPTS {
             let now = d.clock.now();
             let due = d.store.due_commissions(&user, now, MAX_FOLD_PER_TRANSACTION).await?;
@@ -52,7 +54,8 @@ impl<S: MarketStore, C: ConfigSource> Processor for MatureRewards<S, C> {
             }
             let audit = maturation_audit(&user, now, Actor::System(MATURATION_SOURCE.into()), &changes);
             let count = changes.len();
-            if d.store.mature(&Maturation { user: user.clone(), changes, audit, at: now }).await? {
+            let publish = Publication::lifecycle(publish, LifecycleEvent::matured(&user, &changes, now).into_iter().collect());
+            if d.store.mature(&Maturation { user: user.clone(), changes, audit, publish, at: now }).await? {
                 moved += count;
                 info!(user_id = %user, count, "rewards matured");
                 if due.len() < MAX_FOLD_PER_TRANSACTION {

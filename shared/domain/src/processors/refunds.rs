@@ -6,6 +6,7 @@ use tracing::{info, warn};
 
 use crate::audit::{Actor, AuditAction, AuditRecord};
 use crate::error::MarketError;
+use crate::lifecycle::events::{LifecycleEvent, Publication};
 use crate::config::MarketConfig;
 use crate::ids::UserId;
 use crate::inbound::{event_time, OrderRefunded, WaitingEvent};
@@ -142,7 +143,8 @@ impl<S: MarketStore, C: ConfigSource> ApplyRefund<S, C> {
                 changes.push(level);
             }
             let levels = changes.len() - 1;
-            match d.store.write_commission(&CommissionWrite { changes, trigger: None, audit, at: now }).await? {
+            let publish = Publication::lifecycle(config.lifecycle_events, LifecycleEvent::of_entries(&changes));
+            match d.store.write_commission(&CommissionWrite { changes, trigger: None, audit, publish, at: now }).await? {
                 CommissionOutcome::Written => {
                     info!(event_id = %ev.event_id, order_id = %ev.order_id, refund_id = %ev.refund_id, reversed = %reversed, earned, levels, "refund applied");
                     return Ok(if earned { RefundResult::Applied { reversed } } else { RefundResult::RecordedBeforeReward });

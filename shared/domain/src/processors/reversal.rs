@@ -5,6 +5,7 @@ use tracing::info;
 
 use crate::audit::Actor;
 use crate::error::MarketError;
+use crate::lifecycle::events::{LifecycleEvent, Publication};
 use crate::ids::{OrderId, UserId};
 use crate::lifecycle::Commission;
 use crate::money::Money;
@@ -46,6 +47,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for ReverseReward<S, C> {
         let note = super::balance::admin_reason("note", &r.note)?;
         let id = crate::ids::ReversalId::derive(&r.user, &r.order_id, &r.idempotency_key);
         let actor = Actor::Admin(req.admin.clone());
+        let publish = d.config.current().await.lifecycle_events;
         for _ in 0..COMMISSION_ATTEMPTS {
             let now = d.clock.now();
             let Some(current) = d.store.get_commission(&r.user, &r.order_id).await?.filter(|c| c.earned.is_some()) else {
@@ -65,7 +67,9 @@ impl<S: MarketStore, C: ConfigSource> Processor for ReverseReward<S, C> {
                 a.details["request_id"] = json!(req.request_id);
             }
             let after = change.after.clone();
-            match d.store.write_commission(&CommissionWrite { changes: vec![change], trigger: None, audit, at: now }).await? {
+            let changes = vec![change];
+            let publish = Publication::lifecycle(publish, LifecycleEvent::of_entries(&changes));
+            match d.store.write_commission(&CommissionWrite { changes, trigger: None, audit, publish, at: now }).await? {
                 CommissionOutcome::Written => {
                     info!(admin = %req.admin, user_id = %r.user, order_id = %r.order_id, reversed = %reversed, "reward reversed");
                     return Ok(ReverseResult { reversed, commission: after, replayed: false, now });

@@ -8,6 +8,7 @@ use tracing::info;
 use crate::admin::AdminRequest;
 use crate::audit::{Actor, AuditAction, AuditRecord};
 use crate::error::MarketError;
+use crate::lifecycle::events::{LifecycleEvent, Publication};
 use crate::ids::{OrderId, UserId};
 use crate::lifecycle::{Commission, Refused, Review};
 use crate::money::Money;
@@ -78,6 +79,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for ReviewReward<S, C> {
         let r = &req.body;
         let note = super::balance::admin_reason("reason", &r.note)?;
         let actor = Actor::Admin(req.admin.clone());
+        let publish = d.config.current().await.lifecycle_events;
         for _ in 0..COMMISSION_ATTEMPTS {
             let now = d.clock.now();
             let Some(current) = d.store.get_commission(&r.user, &r.order_id).await?.filter(|c| c.earned.is_some()) else {
@@ -101,7 +103,10 @@ impl<S: MarketStore, C: ConfigSource> Processor for ReviewReward<S, C> {
             }))];
             audit.extend(reversal_audits(&change.entries, now, &actor));
             let after = change.after.clone();
-            match d.store.write_commission(&CommissionWrite { changes: vec![change], trigger: None, audit, at: now }).await? {
+            // Approved: what is left moves on; rejected: a reversal (cause review_rejected).
+            let events = if r.approve { LifecycleEvent::approved(&change, now).into_iter().collect() } else { LifecycleEvent::of_entries(std::slice::from_ref(&change)) };
+            let publish = Publication::lifecycle(publish, events);
+            match d.store.write_commission(&CommissionWrite { changes: vec![change], trigger: None, audit, publish, at: now }).await? {
                 CommissionOutcome::Written => {
                     info!(admin = %req.admin, user_id = %r.user, order_id = %r.order_id, approved = r.approve, amount = %amount, "held reward reviewed");
                     return Ok(ReviewResult { commission: after, approved: r.approve, replayed: false, amount, now });

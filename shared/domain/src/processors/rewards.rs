@@ -9,6 +9,7 @@ use tracing::{info, warn};
 
 use crate::audit::{Actor, AuditAction, AuditRecord};
 use crate::error::MarketError;
+use crate::lifecycle::events::{LifecycleEvent, Publication};
 use crate::ids::UserId;
 use crate::inbound::{event_time, OrderPaid, WaitingEvent};
 use crate::lifecycle::{Commission, Refused};
@@ -210,6 +211,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
     async fn process(&self, ev: RewardEvent) -> Result<RewardOutcome, MarketError> {
         let d = &self.0;
         let actor = Actor::System(ORDER_SOURCE.into());
+        let publish = d.config.current().await.lifecycle_events;
         for _ in 0..COMMISSION_ATTEMPTS {
             let now = d.clock.now();
             let current = self.commissions(&ev).await?;
@@ -246,7 +248,8 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
                 changes.push(change);
             }
             let trigger = TriggerCount { buyer: ev.buyer.clone(), inviter: ev.inviter.clone(), limit: ev.trigger_limit };
-            let outcome = d.store.write_commission(&CommissionWrite { changes, trigger: Some(trigger), audit, at: now }).await?;
+            let publish = Publication::lifecycle(publish, LifecycleEvent::of_entries(&changes));
+            let outcome = d.store.write_commission(&CommissionWrite { changes, trigger: Some(trigger), audit, publish, at: now }).await?;
             let result = match outcome {
                 CommissionOutcome::Written => RewardOutcome::Applied,
                 CommissionOutcome::LimitReached => RewardOutcome::LimitReached,

@@ -4,7 +4,7 @@
 //! refund path the same way (each order refunded in part), with the capacity units of a
 //! refund next to a reward's; then a three-level reward next to a single-level one.
 //! BENCH_EVENTS sets the number of orders (default 1000); BENCH_LEVELS_ONLY=1 runs only the
-//! levels comparison.
+//! levels comparison, BENCH_LIFECYCLE_ONLY=1 only what lifecycle events cost a reward.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,10 @@ async fn main() {
     if std::env::var("BENCH_LEVELS_ONLY").is_ok_and(|v| v == "1") {
         // Only the levels comparison (in-process, minutes faster than the whole run).
         levels(n.min(300)).await;
+        return;
+    }
+    if std::env::var("BENCH_LIFECYCLE_ONLY").is_ok_and(|v| v == "1") {
+        lifecycle_cost(n.min(300)).await;
         return;
     }
     let d = market_tests::deps(MarketConfig::default()).await;
@@ -237,6 +241,56 @@ async fn main() {
 
     outbound(&d, n.min(500)).await;
     levels(n.min(300)).await;
+    lifecycle_cost(n.min(300)).await;
+}
+
+/// Issue 28: what lifecycle events add to a reward. `n` rewards of one inviter each way, in
+/// process and sequential: the reward transaction's own units by table (local-aws's meter,
+/// the in-process identity), its DynamoDB calls and latency; then, with them on, what the
+/// relay and the bridge spend per event (metered once they settled).
+async fn lifecycle_cost(n: usize) {
+    use market_bench::cost::Units;
+    println!("\nLifecycle events: {n} rewards of one inviter each way (ApplyReward in process, sequential; relay and bridge running)");
+    let mut runs = serde_json::Map::new();
+    let mut base: Option<(f64, f64)> = None;
+    for on in [false, true] {
+        let d = market_tests::deps(MarketConfig { lifecycle_events: on, ..MarketConfig::default() }).await;
+        let inviter = market_tests::user("bench-lifecycle");
+        let (buyer, _) = market_tests::referred_user(&d, &inviter).await;
+        let apply = ApplyReward(d.clone());
+        let before = metering::reading().await;
+        let trips0 = d.store.usage().round_trips();
+        let started = Instant::now();
+        for _ in 0..n {
+            apply.process(market_tests::reward_event(&buyer, &inviter, 10, TriggerLimit::Unlimited)).await.unwrap();
+        }
+        let elapsed = started.elapsed();
+        let trips = (d.store.usage().round_trips() - trips0) as f64 / n as f64;
+        let after = metering::settled().await;
+        let own = Units::between(&before, &after, "local").per(n as f64);
+        let name = if on { "on (sequenced, in the outbox)" } else { "off (statistics shards)" };
+        let (b_wru, b_ms) = *base.get_or_insert((own.write_units, elapsed.as_secs_f64()));
+        println!(
+            "{name:<32} reward transaction: {:>5.2} RRU {:>5.2} WRU in {trips:.1} calls, {:.1} ms each  (x{:.2} WRU, x{:.2} time)",
+            own.read_units,
+            own.write_units,
+            elapsed.as_secs_f64() * 1e3 / n as f64,
+            own.write_units / b_wru,
+            elapsed.as_secs_f64() / b_ms
+        );
+        for (table, (r, w)) in &own.by_table {
+            println!("    {table:<44} RRU {r:>5.2}  WRU {w:>5.2}");
+        }
+        let relay = if on { Some(metering::report("  its event after the commit (outbox stream -> relay -> SQS -> bridge)", &before, &after, n, &[])) } else { None };
+        runs.insert(
+            if on { "on".into() } else { "off".into() },
+            json!({"read_units": own.read_units, "write_units": own.write_units, "dynamodb_calls": trips,
+                   "ms_per_reward": elapsed.as_secs_f64() * 1e3 / n as f64,
+                   "by_table": own.by_table.iter().map(|(t, (r, w))| (t.clone(), json!({"read_units": r, "write_units": w}))).collect::<serde_json::Map<_, _>>(),
+                   "relay_per_event": relay}),
+        );
+    }
+    market_bench::record("lifecycle_events", json!({"rewards": n, "runs": runs}));
 }
 
 /// Messages ready (not yet handed to a consumer) in the bridge's order.paid queue.

@@ -13,6 +13,10 @@
 //! (default 50: AWS's ~1 000 per partition scaled down 20×, so the offered rate is several
 //! times one item's limit). One stats item would cap the hot inviter at half that many
 //! rewards a second; the statistics' shards (storage `STATS_SHARDS`) are what keeps it up.
+//!
+//! BENCH_HOT_LIFECYCLE_EVENTS=1 runs it with lifecycle events on (configuration
+//! `lifecycle_events`): then each inviter's rewards serialize on their event sequence (the
+//! main stats item), which is what this measures against the shards.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -121,8 +125,10 @@ async fn main() {
     // BENCH_HOT_PARTITION_WCU (default 0, off): an LSI table's item collection limited as one
     // partition (local-aws's model, to compare with AWS; see ARCHITECTURE, one popular affiliate).
     let partition_wcu = var("BENCH_HOT_PARTITION_WCU", 0) as f64;
-    let d = market_tests::deps(MarketConfig { min_withdraw_amount: Money::from_minor(1), ..MarketConfig::default() }).await;
-    println!("\nHot affiliate benchmark: {n} rewards, {concurrency} concurrent ApplyReward calls (in-process, DynamoDB Local)");
+    let lifecycle_events = var("BENCH_HOT_LIFECYCLE_EVENTS", 0) == 1;
+    let d = market_tests::deps(MarketConfig { min_withdraw_amount: Money::from_minor(1), lifecycle_events, ..MarketConfig::default() }).await;
+    let mode = if lifecycle_events { "lifecycle events on: each inviter's sequence" } else { "lifecycle events off: statistics shards" };
+    println!("\nHot affiliate benchmark: {n} rewards, {concurrency} concurrent ApplyReward calls (in-process, DynamoDB Local), {mode}");
 
     // Set-up (not timed): one inviter with n referred users; n inviters with one each.
     let hot = market_tests::user("hot-inviter");
@@ -215,9 +221,9 @@ async fn main() {
     println!("invariants 1–3 exact for the hot inviter: {} rewards, total earned {}", stats.rewarded_orders, stats.total_earned.minor());
     let run = |r: &Run| serde_json::json!({ "rewards_per_second": r.rate, "seconds": r.elapsed.as_secs_f64(), "conflicts_retried": r.conflicts, "shim_conflicts": r.shim.0, "shim_throttles": r.shim.1, "gave_up": r.gave_up, "capacity_units_per_reward": r.cu_per_reward });
     market_bench::record(
-        &format!("hot_affiliate_c{concurrency}"),
+        &format!("hot_affiliate_c{concurrency}{}", if lifecycle_events { "_lifecycle_events" } else { "" }),
         serde_json::json!({
-            "rewards": n, "concurrency": concurrency, "item_wcu_per_second": item_wcu, "partition_wcu_per_second": partition_wcu, "offered_vs_one_item": spread_run.rate / one_item,
+            "lifecycle_events": lifecycle_events, "rewards": n, "concurrency": concurrency, "item_wcu_per_second": item_wcu, "partition_wcu_per_second": partition_wcu, "offered_vs_one_item": spread_run.rate / one_item,
             "spread": run(&spread_run), "hot": run(&hot_run),
             "hot_vs_spread": hot_run.rate / spread_run.rate,
             "hot_withdrawals": { "paid": ok, "refused": refused, "gave_up": unavailable, "p50_ms": p(0.5), "p99_ms": p(0.99) },

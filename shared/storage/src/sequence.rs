@@ -1,0 +1,181 @@
+//! Each affiliate's event sequence. An affiliate's lifecycle events carry the next numbers of
+//! a gap-free sequence, kept on the affiliate's main statistics item (`event_seq`) and moved
+//! on in the transaction that writes the events to the outbox, conditional on the number
+//! read. Two money transitions of one affiliate thus serialize on that item: the one that
+//! lost finds its condition failed, and its writer reads the sequence again and rebuilds the
+//! same transaction ([`Sequencing::moved`]); the step's own conditions are untouched, so the
+//! processor never notices. The outbox record is `attribute_not_exists` on the event id, so an
+//! event exists exactly when its change committed.
+//!
+//! The same read gives `available` (the main item and every shard) for events that report it:
+//! exact, since every money transition of the affiliate moves the sequence while events are on.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use market_domain::ids::UserId;
+use market_domain::lifecycle::events::Publication;
+use market_domain::money::Money;
+use market_domain::ports::Result;
+use market_domain::time::Timestamp;
+use market_domain::MarketError;
+use rand::Rng;
+
+use crate::error::mapping_error;
+use crate::expr::{key, n, put, Item, Values};
+use crate::outbox::OutboxRecord;
+use crate::tables::{attr, stats_shard_key, MARKET_EXCHANGE, STATS_SHARDS};
+use crate::DynamoStore;
+
+/// Rebuilds of one transaction after another transition of the same affiliate came first:
+/// each round one of the affiliate's concurrent transitions wins, so this bounds how many
+/// can queue on one affiliate at once (a money hook's reserved concurrency is 10) before
+/// one gives up with `Contention` (a hook's message is then redelivered, an RPC retried).
+const SEQUENCE_ATTEMPTS: u32 = 50;
+
+/// What one affiliate's sequence and balance were when read.
+#[derive(Debug, Clone, Copy)]
+struct Read {
+    seq: i64,
+    /// Main item and shards, when one of the affiliate's events reports it.
+    available: Option<i64>,
+}
+
+/// The sequences read for one attempt of a publishing transaction (empty when the
+/// publication is not sequenced: then only the outbox records are written, as before
+/// lifecycle events).
+#[derive(Debug, Default)]
+pub(crate) struct Sequencing {
+    read: HashMap<UserId, Read>,
+    /// Events per affiliate in this publication.
+    counts: HashMap<UserId, i64>,
+}
+
+/// The sequence's part of an affiliate's main statistics update.
+pub(crate) struct Guard {
+    pub set: [(&'static str, &'static str, i64); 1],
+    pub condition: &'static str,
+    pub values: Values,
+}
+
+fn number(item: Option<&Item>, name: &str) -> i64 {
+    item.and_then(|i| i.get(name)).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+impl DynamoStore {
+    /// Runs a publishing write: `attempt` on freshly read sequences until it decides
+    /// (`Some`), at most [`SEQUENCE_ATTEMPTS`] times (`None`: another transition of one of
+    /// its affiliates came first), else `Contention`.
+    pub(crate) async fn sequenced<T, F, Fut>(&self, p: &Publication, mut attempt: F) -> Result<T>
+    where
+        F: FnMut(Sequencing) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>>>,
+    {
+        for round in 0..SEQUENCE_ATTEMPTS {
+            if let Some(done) = attempt(self.read_sequences(p).await?).await? {
+                return Ok(done);
+            }
+            pause(round).await;
+        }
+        Err(MarketError::Contention)
+    }
+
+    /// Reads the sequence (and, where an event reports it, the balance) of every affiliate
+    /// the publication names: one `BatchGetItem`, none when not sequenced.
+    async fn read_sequences(&self, p: &Publication) -> Result<Sequencing> {
+        let mut s = Sequencing::default();
+        if !p.sequenced || p.events.is_empty() {
+            return Ok(s);
+        }
+        let mut whole: Vec<(UserId, bool)> = Vec::new();
+        for e in &p.events {
+            *s.counts.entry(e.affiliate.clone()).or_default() += 1;
+            match whole.iter_mut().find(|(u, _)| *u == e.affiliate) {
+                Some((_, needs)) => *needs |= e.reports_available(),
+                None => whole.push((e.affiliate.clone(), e.reports_available())),
+            }
+        }
+        let table = self.tables().stats.as_str();
+        let mut keys = Vec::new();
+        for (user, needs) in &whole {
+            keys.push((table, key(attr::USER_ID, user.as_str())));
+            if *needs {
+                keys.extend((0..STATS_SHARDS).map(|k| (table, key(attr::USER_ID, stats_shard_key(user.as_str(), k)))));
+            }
+        }
+        let mut items = self.get_items(keys).await?.into_iter();
+        for (user, needs) in whole {
+            let main = items.next().flatten();
+            let mut available = number(main.as_ref(), attr::AVAILABLE);
+            if needs {
+                for _ in 0..STATS_SHARDS {
+                    available = available.checked_add(number(items.next().flatten().as_ref(), attr::AVAILABLE)).ok_or(MarketError::Overflow)?;
+                }
+            }
+            s.read.insert(user, Read { seq: number(main.as_ref(), attr::EVENT_SEQ), available: needs.then_some(available) });
+        }
+        Ok(s)
+    }
+}
+
+impl Sequencing {
+    /// Affiliates with events whose statistics the transaction does not otherwise touch.
+    pub(crate) fn affiliates(&self) -> impl Iterator<Item = &UserId> {
+        self.read.keys()
+    }
+
+    /// `SET event_seq` to the last number this transaction uses, on the number read.
+    pub(crate) fn guard(&self, user: &UserId) -> Option<Guard> {
+        let read = self.read.get(user)?;
+        let next = read.seq + self.counts.get(user).copied().unwrap_or(0);
+        let (condition, values) = if read.seq == 0 {
+            ("attribute_not_exists(#event_seq)", vec![])
+        } else {
+            ("#event_seq = :seq", vec![(":seq", n(read.seq))])
+        };
+        Some(Guard { set: [(attr::EVENT_SEQ, ":next_seq", next)], condition, values })
+    }
+
+    /// Whether a cancelled transaction's failed statistics item (as it was) shows that the
+    /// affiliate's sequence moved since it was read: then read again and rebuild.
+    pub(crate) fn moved(&self, user: &UserId, old: Option<&Item>) -> bool {
+        self.read.get(user).is_some_and(|r| number(old, attr::EVENT_SEQ) != r.seq)
+    }
+
+    /// The publication's outbox records, each affiliate's events numbered on from its read.
+    pub(crate) fn outbox_items(&self, table: &str, p: &Publication, at: Timestamp) -> Result<Vec<TransactWriteItem>> {
+        let mut state: HashMap<&UserId, (i64, Option<i64>)> = self.read.iter().map(|(u, r)| (u, (r.seq, r.available))).collect();
+        let mut items = Vec::with_capacity(p.events.len());
+        for e in &p.events {
+            let (sequence, available) = match state.get_mut(&e.affiliate) {
+                Some((seq, available)) => {
+                    *seq += 1;
+                    if let Some(a) = available.as_mut() {
+                        *a = a.checked_add(e.available_delta).ok_or(MarketError::Overflow)?;
+                    }
+                    (Some(u64::try_from(*seq).map_err(|_| MarketError::Overflow)?), available.map(Money::from_minor))
+                }
+                None => (None, None),
+            };
+            let record = OutboxRecord {
+                event_id: e.event_id.clone(),
+                exchange: MARKET_EXCHANGE.to_owned(),
+                routing_key: e.routing_key().to_owned(),
+                payload: e.to_wire(sequence, available).to_string(),
+                created_at: at,
+                relayed_at: None,
+            };
+            items.push(put(table, serde_dynamo::to_item(&record).map_err(mapping_error)?, "attribute_not_exists(#event_id)", vec![])?);
+        }
+        Ok(items)
+    }
+}
+
+/// A jittered pause before rebuilding on a fresh read: short at first (the other transition
+/// has committed already), longer as more contenders show up.
+async fn pause(attempt: u32) {
+    let cap_ms = (5u64 << attempt.min(6)).min(200);
+    let ms = rand::thread_rng().gen_range(1..=cap_ms);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
