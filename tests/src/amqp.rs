@@ -19,8 +19,9 @@ where
 /// Waits until every id in `expected` has arrived on `queue`, then until nothing more can
 /// arrive (each expected outbox record relayed and the outbound SQS queue empty: the bridge
 /// deletes a message only after its confirm, and a confirmed persistent message is already
-/// in every bound queue). Returns what arrived for `users`, whatever its id.
-pub async fn withdrawn_events(queue: &WithdrawnQueue, expected: &std::collections::HashSet<String>, users: &[&str], seconds: u64) -> Vec<Received> {
+/// in every bound queue). Returns what arrived for `users` (as `affiliate_id` or `user_id`),
+/// whatever its id; panics on an event that does not match its schema.
+pub async fn market_events(queue: &MarketQueue, expected: &std::collections::HashSet<String>, users: &[&str], seconds: u64) -> Vec<Received> {
     let mine = |r: &Received| r.body["affiliate_id"].as_str().or(r.body["user_id"].as_str()).is_some_and(|u| users.contains(&u));
     let mut got: Vec<Received> = Vec::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
@@ -61,6 +62,9 @@ pub async fn withdrawn_events(queue: &WithdrawnQueue, expected: &std::collection
     })
     .await;
     got.extend(queue.drain().await.into_iter().filter(|r| mine(r)));
+    // Every event the suite receives matches its routing key's schema (docs/events).
+    let invalid: Vec<String> = got.iter().filter_map(crate::event_schemas::violation).collect();
+    assert!(invalid.is_empty(), "events that do not match their schema: {invalid:#?}");
     got
 }
 

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use aws_lambda_events::sqs::SqsEvent;
 use base64::Engine;
 use market_messaging::{Relay, Route, Routes, Sqs};
-use market_tests::amqp::{Received, WithdrawnQueue};
+use market_tests::amqp::{Received, MarketQueue};
 use rabbitmq_bridge::outbound::LambdaOutbound;
 use serde_json::{json, Value};
 
@@ -32,7 +32,7 @@ fn failures(response: &aws_lambda_events::sqs::SqsBatchResponse) -> Vec<String> 
 
 #[tokio::test]
 async fn outbound_sqs_events_are_published_with_confirms_and_failures_reported() {
-    let queue = WithdrawnQueue::bind().await;
+    let queue = MarketQueue::bind().await;
     let user = market_tests::user("lambda");
     let (a, b) = (format!("wd_a{}", nanoid::nanoid!(8)), format!("wd_b{}", nanoid::nanoid!(8)));
     let body = |id: &str| json!({"type": "affiliate.withdrawn", "withdrawal_id": id, "user_id": user.as_str(), "amount": 5, "currency": "USD", "occurred_at": 1}).to_string();
@@ -74,7 +74,7 @@ async fn outbound_sqs_events_are_published_with_confirms_and_failures_reported()
 
 #[tokio::test]
 async fn a_broker_that_stops_answering_fails_the_batch_in_bounded_time_and_the_next_reconnects() {
-    let queue = WithdrawnQueue::bind().await;
+    let queue = MarketQueue::bind().await;
     let user = market_tests::user("silent");
     let amqp = std::env::var("AMQP_URL").unwrap();
     let upstream = amqp.split('@').nth(1).and_then(|h| h.split('/').next()).unwrap().to_owned();

@@ -14,7 +14,7 @@ use market_domain::money::Money;
 use market_domain::processors::*;
 use market_domain::time::Timestamp;
 use market_proto::v1::WithdrawAffiliateRewardRequest;
-use market_tests::amqp::{withdrawn_events, Received, WithdrawnQueue};
+use market_tests::amqp::{market_events, Received, MarketQueue};
 use market_tests::event_schemas::by_affiliate;
 use market_tests::rpc::Rpc;
 use market_tests::{assert_money_invariants, event_id, order, pay, referred_user, user, ManualClock, TestDeps};
@@ -56,7 +56,7 @@ fn field(r: &Received, name: &str) -> i64 {
 
 #[tokio::test]
 async fn an_order_its_maturity_a_refund_an_adjustment_and_a_withdrawal_are_events_one_to_five() {
-    let queue = WithdrawnQueue::bind_key("affiliate.#").await;
+    let queue = MarketQueue::bind_key("affiliate.#").await;
     let clock = ManualClock::at(PAST);
     let d = market_tests::deps(config(true)).await.with_clock(clock.clone());
     let inviter = user("seq");
@@ -79,7 +79,7 @@ async fn an_order_its_maturity_a_refund_an_adjustment_and_a_withdrawal_are_event
         withdrawal.clone(),
     ]
     .into();
-    let received = withdrawn_events(&queue, &expected, &[inviter.as_str()], 90).await;
+    let received = market_events(&queue, &expected, &[inviter.as_str()], 90).await;
     queue.delete().await;
     let (by, violations) = by_affiliate(&received);
     assert!(violations.is_empty(), "{violations:#?}");
@@ -116,7 +116,7 @@ async fn an_order_its_maturity_a_refund_an_adjustment_and_a_withdrawal_are_event
 /// unsequenced; nothing else is published, and rewards spread over the statistics shards.
 #[tokio::test]
 async fn switched_off_only_the_withdrawal_is_published() {
-    let queue = WithdrawnQueue::bind_key("affiliate.#").await;
+    let queue = MarketQueue::bind_key("affiliate.#").await;
     let clock = ManualClock::at(PAST);
     let d = market_tests::deps(config(false)).await.with_clock(clock.clone());
     let inviter = user("quiet");
@@ -129,7 +129,7 @@ async fn switched_off_only_the_withdrawal_is_published() {
         .await
         .unwrap();
     let id = w.record.withdrawal_id.to_string();
-    let received = withdrawn_events(&queue, &HashSet::from([id.clone()]), &[inviter.as_str()], 90).await;
+    let received = market_events(&queue, &HashSet::from([id.clone()]), &[inviter.as_str()], 90).await;
     queue.delete().await;
     assert_eq!(received.len(), 1, "{received:#?}");
     assert_eq!((received[0].routing_key.as_str(), received[0].body["withdrawal_id"].as_str()), ("affiliate.withdrawn", Some(id.as_str())));
@@ -145,7 +145,7 @@ async fn switched_off_only_the_withdrawal_is_published() {
 async fn racing_transitions_of_three_earners_publish_each_once_in_gap_free_sequences() {
     use market_domain::money::Bps;
     use market_tests::chaos::lifecycle::{check, expected_ids, Books};
-    let queue = WithdrawnQueue::bind_key("affiliate.#").await;
+    let queue = MarketQueue::bind_key("affiliate.#").await;
     let levels = vec![Bps::new(500).unwrap(), Bps::new(200).unwrap()];
     let d = market_tests::deps(MarketConfig { level_bps: levels, min_withdraw_amount: Money::from_minor(1), ..MarketConfig::default() }).await;
     let (buyer, earners) = market_tests::chain(&d).await;
@@ -199,10 +199,63 @@ async fn racing_transitions_of_three_earners_publish_each_once_in_gap_free_seque
         books.insert(e.clone(), Books { stats, history });
     }
     let names: Vec<&str> = earners.iter().map(|e| e.as_str()).collect();
-    let received = withdrawn_events(&queue, &expected, &names, 120).await;
+    let received = market_events(&queue, &expected, &names, 120).await;
     queue.delete().await;
     let (violations, events) = check(&books, &received);
     assert!(violations.is_empty(), "{violations:#?}");
     // Each earner: 30 rewards, 15 reversals, and what they withdrew.
     assert!(events >= 3 * 45, "{events} events");
+}
+
+/// Held for review and reviewed: a held reward is `earned` with status `held`; approving it
+/// publishes `approved` (what is left, now available), rejecting it a `reversed` with cause
+/// `review_rejected` from `held` — each once, in the affiliate's sequence.
+#[tokio::test]
+async fn held_rewards_publish_their_review() {
+    let queue = MarketQueue::bind_key("affiliate.#").await;
+    let config = MarketConfig { review_min_seconds: 3600, ..MarketConfig::default() };
+    let d = market_tests::deps(config).await;
+    let inviter = user("held");
+    let (buyer, _) = referred_user(&d, &inviter).await;
+    let (kept, dropped) = (order(), order());
+    pay(&d, &buyer, &kept, 10_000).await; // paid at once after the registration: held
+    pay(&d, &buyer, &dropped, 5_000).await;
+    let review = |order: &OrderId, approve: bool| {
+        let req = AdminRequest {
+            admin: user("admin"),
+            request_id: "r".into(),
+            body: ReviewRequest { user: inviter.clone(), order_id: order.clone(), approve, note: "checked".into() },
+        };
+        let d = d.clone();
+        async move { ReviewReward(d).process(req).await.expect("reviewed") }
+    };
+    review(&kept, true).await;
+    review(&dropped, false).await;
+    review(&kept, true).await; // a retry of the same decision: nothing new
+
+    let expected: HashSet<String> = [
+        format!("{inviter}#earned#{kept}"),
+        format!("{inviter}#earned#{dropped}"),
+        format!("{inviter}#approved#{kept}"),
+        format!("{inviter}#reversed#{dropped}#{}", market_domain::ids::ReversalId::review(&inviter, &dropped)),
+    ]
+    .into();
+    let received = market_events(&queue, &expected, &[inviter.as_str()], 60).await;
+    queue.delete().await;
+    let (by, violations) = by_affiliate(&received);
+    assert!(violations.is_empty(), "{violations:#?}");
+    let mine: Vec<(&str, &str, &str)> = by[inviter.as_str()]
+        .values()
+        .map(|r| (r.routing_key.as_str(), r.body["status"].as_str().or(r.body["cause"].as_str()).unwrap_or(""), r.body["event_id"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(mine.len(), 4, "{mine:#?}");
+    assert_eq!((mine[0].0, mine[0].1), ("affiliate.reward.earned", "held"));
+    assert_eq!((mine[1].0, mine[1].1), ("affiliate.reward.earned", "held"));
+    let approved = by[inviter.as_str()].values().find(|r| r.routing_key == "affiliate.reward.approved").expect("approved");
+    assert_eq!((approved.body["status"].as_str(), field(approved, "amount")), (Some("available"), 1_000));
+    let rejected = by[inviter.as_str()].values().find(|r| r.routing_key == "affiliate.reward.reversed").expect("rejected");
+    assert_eq!((rejected.body["cause"].as_str(), rejected.body["from"].as_str(), field(rejected, "amount")), (Some("review_rejected"), Some("held"), 500));
+    // Approved first (sequence 3): its 1 000 is available when the rejection (4) takes nothing from it.
+    assert_eq!((mine[2].0, mine[3].0), ("affiliate.reward.approved", "affiliate.reward.reversed"));
+    assert_eq!(field(rejected, "available_after"), 1_000);
 }

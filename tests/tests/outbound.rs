@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use market_domain::config::MarketConfig;
 use market_domain::ports::prelude::*;
 use market_proto::v1::WithdrawAffiliateRewardRequest;
-use market_tests::amqp::{counts, withdrawn_events, WithdrawnQueue};
+use market_tests::amqp::{counts, market_events, MarketQueue};
 use market_tests::rpc::Rpc;
 
 async fn withdraw(rpc: &Rpc, user: &str, amount: i64, key: &str) -> Result<market_proto::v1::WithdrawAffiliateRewardResponse, tonic::Status> {
@@ -17,7 +17,7 @@ async fn withdraw(rpc: &Rpc, user: &str, amount: i64, key: &str) -> Result<marke
 
 #[tokio::test]
 async fn a_withdrawal_is_published_once_with_its_id() {
-    let queue = WithdrawnQueue::bind().await;
+    let queue = MarketQueue::bind().await;
     let d = market_tests::deps(MarketConfig::default()).await;
     let a = market_tests::user("a");
     market_tests::fund(&d, &a, 500).await;
@@ -25,7 +25,7 @@ async fn a_withdrawal_is_published_once_with_its_id() {
 
     let first = withdraw(&rpc, a.as_str(), 200, "k1").await.unwrap();
     let id = first.withdrawal_id.clone();
-    let received = withdrawn_events(&queue, &HashSet::from([id.clone()]), &[a.as_str()], 60).await;
+    let received = market_events(&queue, &HashSet::from([id.clone()]), &[a.as_str()], 60).await;
     assert_eq!(counts(&received), [(id.clone(), 1)].into(), "exactly one event");
     let event = &received[0];
     assert_eq!((event.exchange.as_str(), event.routing_key.as_str()), ("market", "affiliate.withdrawn"));
@@ -45,7 +45,7 @@ async fn a_withdrawal_is_published_once_with_its_id() {
     let store = market_tests::store().await;
     let stats = market_tests::assert_money_invariants(&store, &a).await;
     assert_eq!((stats.available.minor(), stats.withdrawn_total.minor()), (300, 200));
-    let again = withdrawn_events(&queue, &HashSet::new(), &[a.as_str()], 60).await;
+    let again = market_events(&queue, &HashSet::new(), &[a.as_str()], 60).await;
     assert!(again.is_empty(), "a replay publishes nothing: {again:?}");
 
     // The outbox record is marked and has its TTL; it is not deleted.
@@ -67,7 +67,7 @@ async fn a_withdrawal_is_published_once_with_its_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_withdrawals_publish_one_event_per_distinct_withdrawal() {
-    let queue = WithdrawnQueue::bind().await;
+    let queue = MarketQueue::bind().await;
     let d = market_tests::deps(MarketConfig::default()).await;
     let a = market_tests::user("a");
     market_tests::fund(&d, &a, 300).await;
@@ -87,7 +87,7 @@ async fn fifty_concurrent_withdrawals_publish_one_event_per_distinct_withdrawal(
     }
     assert_eq!(succeeded.len(), 15, "every unit of balance withdrawn once");
 
-    let received = withdrawn_events(&queue, &succeeded, &[a.as_str()], 120).await;
+    let received = market_events(&queue, &succeeded, &[a.as_str()], 120).await;
     let counts = counts(&received);
     assert_eq!(counts.keys().cloned().collect::<HashSet<_>>(), succeeded, "one event per distinct successful withdrawal, none else");
     assert!(counts.values().all(|&c| c == 1), "no duplicates: {counts:?}");

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use market_domain::config::MarketConfig;
 use market_proto::v1::WithdrawAffiliateRewardRequest;
-use market_tests::amqp::{counts, eventually, withdrawn_events, WithdrawnQueue};
+use market_tests::amqp::{counts, eventually, market_events, MarketQueue};
 use market_tests::rpc::Rpc;
 
 fn kill(process: &str) {
@@ -19,7 +19,7 @@ fn kill(process: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_relay_killed_bridge_and_broker_outage_lose_no_event() {
-    let queue = WithdrawnQueue::bind().await;
+    let queue = MarketQueue::bind().await;
     let d = market_tests::deps(MarketConfig::default()).await;
     let a = market_tests::user("a");
     market_tests::fund(&d, &a, 100_000).await;
@@ -74,7 +74,7 @@ async fn killed_relay_killed_bridge_and_broker_outage_lose_no_event() {
     assert_eq!(ids.len(), 80);
 
     // ...and once it is back, every event arrives; a redelivered one has the same id and body.
-    let received = withdrawn_events(&queue, &ids, &[a.as_str()], 180).await;
+    let received = market_events(&queue, &ids, &[a.as_str()], 180).await;
     let counts = counts(&received);
     assert_eq!(counts.keys().cloned().collect::<HashSet<_>>(), ids, "every event, and only these");
     for r in &received {

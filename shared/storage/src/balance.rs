@@ -17,7 +17,7 @@ use crate::audit::audit_puts;
 use crate::error::mapping_error;
 use crate::expr::{key, key2, n, s};
 use crate::ledger::{commission_put, entry_key, entry_put};
-use crate::sequence::Sequencing;
+use crate::sequence::{Patience, Sequencing};
 use crate::tables::{adjustment_entry_key, attr, stats_shard_key, withdrawal_entry_key, STATS_SHARDS};
 use crate::DynamoStore;
 
@@ -86,7 +86,7 @@ impl BalanceStore for DynamoStore {
     }
 
     async fn change_balance(&self, c: &BalanceChange) -> Result<BalanceOutcome> {
-        self.sequenced(&c.publish, |seq| self.try_change_balance(c, seq)).await
+        self.sequenced(&c.publish, Patience::Interactive, |seq| self.try_change_balance(c, seq)).await
     }
 }
 

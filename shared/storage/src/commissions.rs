@@ -21,7 +21,7 @@ use crate::error::sdk_error;
 use crate::expr::{key, key2, n, s, update, Item};
 use crate::ledger::{commission_from, commission_put, entry_put, stats_update};
 use crate::paging::Listing;
-use crate::sequence::Sequencing;
+use crate::sequence::{Patience, Sequencing};
 use crate::tables::{attr, commission_key, stats_shard_key, stats_shard_of, DUE_BY_DAY_INDEX, HELD_FOR_REVIEW_INDEX, PENDING_BY_MATURITY_INDEX, REVIEW_QUEUE_PARTITION};
 use crate::DynamoStore;
 
@@ -161,7 +161,7 @@ impl CommissionStore for DynamoStore {
     }
 
     async fn write_commission(&self, w: &CommissionWrite) -> Result<CommissionOutcome> {
-        self.sequenced(&w.publish, |seq| self.try_write_commission(w, seq)).await
+        self.sequenced(&w.publish, Patience::Background, |seq| self.try_write_commission(w, seq)).await
     }
 
     async fn due_commissions(&self, user: &UserId, now: Timestamp, limit: usize) -> Result<Vec<Commission>> {
@@ -206,7 +206,7 @@ impl CommissionStore for DynamoStore {
     async fn mature(&self, m: &Maturation) -> Result<bool> {
         let total = m.changes.iter().try_fold(StatsDelta::default(), |acc, c| acc.plus(c.stats));
         let total = total.ok_or(MarketError::Overflow)?;
-        self.sequenced(&m.publish, |seq| self.try_mature(m, total, seq)).await
+        self.sequenced(&m.publish, Patience::Background, |seq| self.try_mature(m, total, seq)).await
     }
 
     async fn due_earners(&self, day: &str, now: Timestamp) -> Result<Vec<UserId>> {

@@ -63,11 +63,21 @@ fn number(item: Option<&Item>, name: &str) -> i64 {
     item.and_then(|i| i.get(name)).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
+/// How a write that lost a round waits before the next: someone waits for a withdrawal or
+/// an adjustment, nobody for a hook's reward, refund or maturity (SQS redelivers one that
+/// gives up). Short pauses for the first make a stream of an affiliate's rewards yield to
+/// its withdrawal instead of starving it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Patience {
+    Interactive,
+    Background,
+}
+
 impl DynamoStore {
     /// Runs a publishing write: `attempt` on freshly read sequences until it decides
     /// (`Some`), at most [`SEQUENCE_ATTEMPTS`] times (`None`: another transition of one of
     /// its affiliates came first), else `Contention`.
-    pub(crate) async fn sequenced<T, F, Fut>(&self, p: &Publication, mut attempt: F) -> Result<T>
+    pub(crate) async fn sequenced<T, F, Fut>(&self, p: &Publication, patience: Patience, mut attempt: F) -> Result<T>
     where
         F: FnMut(Sequencing) -> Fut,
         Fut: std::future::Future<Output = Result<Option<T>>>,
@@ -76,7 +86,7 @@ impl DynamoStore {
             if let Some(done) = attempt(self.read_sequences(p).await?).await? {
                 return Ok(done);
             }
-            pause(round).await;
+            pause(round, patience).await;
         }
         Err(MarketError::Contention)
     }
@@ -172,10 +182,13 @@ impl Sequencing {
     }
 }
 
-/// A jittered pause before rebuilding on a fresh read: short at first (the other transition
-/// has committed already), longer as more contenders show up.
-async fn pause(attempt: u32) {
-    let cap_ms = (5u64 << attempt.min(6)).min(200);
+/// A jittered pause before rebuilding on a fresh read: interactive writes retry at once (the
+/// other transition has committed already); background ones back off as contenders show up.
+async fn pause(attempt: u32, patience: Patience) {
+    let cap_ms = match patience {
+        Patience::Interactive => 4,
+        Patience::Background => (5u64 << attempt.min(6)).min(200),
+    };
     let ms = rand::thread_rng().gen_range(1..=cap_ms);
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }

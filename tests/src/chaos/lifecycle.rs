@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use market_domain::ids::UserId;
+use market_domain::lifecycle::events::event_id;
 use market_domain::model::{AffiliateStats, HistoryItem, LedgerEntry};
 
 use crate::amqp::Received;
@@ -27,17 +28,17 @@ pub fn expected_ids(user: &UserId, history: &[HistoryItem]) -> HashSet<String> {
     for item in history {
         match item {
             HistoryItem::Commission(c) if c.earned.is_some() => {
-                ids.insert(format!("{user}#earned#{}", c.order_id));
+                ids.insert(event_id(user, "earned", &[c.order_id.as_str()]));
                 if c.review.as_ref().is_some_and(|r| r.approved) {
-                    ids.insert(format!("{user}#approved#{}", c.order_id));
+                    ids.insert(event_id(user, "approved", &[c.order_id.as_str()]));
                 }
             }
             HistoryItem::Commission(_) => {}
             HistoryItem::Entry(LedgerEntry::Reversal { order_id, reversal_id, .. }) => {
-                ids.insert(format!("{user}#reversed#{order_id}#{reversal_id}"));
+                ids.insert(event_id(user, "reversed", &[order_id.as_str(), reversal_id.as_str()]));
             }
             HistoryItem::Entry(LedgerEntry::Adjustment { adjustment_id, .. }) => {
-                ids.insert(format!("{user}#adjusted#{adjustment_id}"));
+                ids.insert(event_id(user, "adjusted", &[adjustment_id.as_str()]));
             }
             HistoryItem::Entry(LedgerEntry::Withdrawal { withdrawal_id, .. }) => {
                 ids.insert(withdrawal_id.to_string());

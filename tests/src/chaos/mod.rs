@@ -23,7 +23,7 @@ use market_domain::ports::ConfigStore;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::amqp::{withdrawn_events, WithdrawnQueue};
+use crate::amqp::{market_events, MarketQueue};
 use faults::Fault;
 use workload::Via;
 use world::World;
@@ -166,9 +166,9 @@ pub async fn run(s: &Settings) -> Report {
     let schedule = faults::schedule(&mut rng, s.ops / 250 + 1);
     let world = Arc::new(World::new(format!("chaos-{}", nanoid::nanoid!(6, &nanoid::alphabet::SAFE[2..])), s.inviters).await);
     let original = world.stored_config().await;
-    let outbound = WithdrawnQueue::bind().await;
+    let outbound = MarketQueue::bind().await;
     // As a notification service or finance would bind: every lifecycle event.
-    let lifecycle_queue = WithdrawnQueue::bind_key("affiliate.#").await;
+    let lifecycle_queue = MarketQueue::bind_key("affiliate.#").await;
     if let Some(settings) = &s.contention {
         if let Err(e) = crate::local_aws::set_contention(settings).await {
             world.sent().violations.push(format!("the contention shim could not be switched on: {e}"));
@@ -258,7 +258,7 @@ pub async fn run(s: &Settings) -> Report {
     };
     let (mut violations, withdrawn, arrivals, books) = check::check(&world).await;
     let users: Vec<&str> = world.inviters.iter().map(|u| u.as_str()).collect();
-    let received = withdrawn_events(&outbound, &withdrawn, &users, 180).await;
+    let received = market_events(&outbound, &withdrawn, &users, 180).await;
     let ids: std::collections::HashSet<String> = received.iter().filter_map(|r| r.message_id.clone()).collect();
     for id in ids.difference(&withdrawn) {
         violations.push(format!("withdrawal event {id} on RabbitMQ without a withdrawal"));
@@ -297,9 +297,9 @@ pub async fn run(s: &Settings) -> Report {
 /// Every lifecycle event of the inviters, once all the ledger names arrived (and the relay
 /// and the outbound queue are quiet); matured batches, which the ledger cannot name, are
 /// waited for a little longer. Returns the distinct events and invariant 11's violations.
-async fn lifecycle_events(queue: &WithdrawnQueue, books: &std::collections::HashMap<market_domain::ids::UserId, lifecycle::Books>, users: &[&str]) -> (usize, Vec<String>) {
+async fn lifecycle_events(queue: &MarketQueue, books: &std::collections::HashMap<market_domain::ids::UserId, lifecycle::Books>, users: &[&str]) -> (usize, Vec<String>) {
     let expected: std::collections::HashSet<String> = books.iter().flat_map(|(u, b)| lifecycle::expected_ids(u, &b.history)).collect();
-    let mut received = withdrawn_events(queue, &expected, users, 180).await;
+    let mut received = market_events(queue, &expected, users, 180).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (violations, counted) = lifecycle::check(books, &received);

@@ -146,10 +146,10 @@ pub struct Received {
     pub body: serde_json::Value,
 }
 
-/// A durable queue bound to exchange `market`, key `affiliate.withdrawn`, as the balance
-/// owner would bind one. Each read opens its own connection, so reads survive a broker
+/// A durable queue bound to exchange `market` (key `affiliate.withdrawn` as the balance owner
+/// would bind one, or any pattern: [`MarketQueue::bind_key`]). Each read opens its own connection, so reads survive a broker
 /// outage in between.
-pub struct WithdrawnQueue {
+pub struct MarketQueue {
     pub name: String,
 }
 
@@ -176,14 +176,14 @@ async fn count_ready(names: &[&str]) -> Result<u64, AmqpError> {
     Ok(n)
 }
 
-impl WithdrawnQueue {
-    pub async fn bind() -> WithdrawnQueue {
+impl MarketQueue {
+    pub async fn bind() -> MarketQueue {
         Self::bind_key("affiliate.withdrawn").await
     }
 
     /// A queue bound to exchange `market` with this routing key (a topic pattern: `affiliate.#`
     /// takes every lifecycle event, as a notification service or finance would bind).
-    pub async fn bind_key(routing_key: &str) -> WithdrawnQueue {
+    pub async fn bind_key(routing_key: &str) -> MarketQueue {
         let name = format!("test.market.{}", nanoid::nanoid!(8));
         let (connection, channel) = amqp_channel().await.expect("amqp connect");
         let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
@@ -195,7 +195,7 @@ impl WithdrawnQueue {
             .await
             .expect("bind");
         let _ = connection.close(200, "done".into()).await;
-        WithdrawnQueue { name }
+        MarketQueue { name }
     }
 
     /// Takes every message currently in the queue (acked); an unreachable broker reads as empty.

@@ -325,7 +325,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Events => {
             let name = std::env::var("OUTBOUND_BIND_QUEUE").map_err(|_| Failure::Usage("OUTBOUND_BIND_QUEUE is not set: is the local stack up?".into()))?;
-            let received = market_client::amqp::WithdrawnQueue { name }.drain().await;
+            let received = market_client::amqp::MarketQueue { name }.drain().await;
             let rows: Vec<Vec<String>> = received
                 .iter()
                 .map(|r| vec![r.exchange.clone(), r.routing_key.clone(), r.message_id.clone().unwrap_or_else(|| "-".into()), r.body.to_string()])

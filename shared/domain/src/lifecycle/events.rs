@@ -14,7 +14,8 @@
 //! | `affiliate.withdrawn` | a withdrawal (the balance owner credits it) | the withdrawal id |
 //!
 //! Ids never contain the buyer: only the affiliate, order and movement ids (`#` never occurs
-//! in an id, so these cannot collide).
+//! in an id, so these cannot collide); one longer than an AMQP message id may be (255 bytes,
+//! e.g. 64-character ids in a multi-byte script) is replaced by a hash of it ([`event_id`]).
 
 use serde_json::{json, Map, Value};
 
@@ -27,6 +28,21 @@ use crate::time::Timestamp;
 /// The version of every event's schema (`docs/events/*.schema.json`): a consumer that meets a
 /// higher one may find fields it does not know; removed or changed fields raise it.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The longest event id: it is the AMQP `message_id`, a short string of at most 255 bytes.
+pub const MAX_EVENT_ID_BYTES: usize = 255;
+
+/// An event's id: `<affiliate>#<kind>#<parts joined by #>`, or, when ids in other scripts
+/// make that longer than [`MAX_EVENT_ID_BYTES`], `<kind>_<hash of it>` (stable all the same).
+pub fn event_id(affiliate: &UserId, kind: &str, parts: &[&str]) -> String {
+    let id = std::iter::once(affiliate.as_str()).chain(std::iter::once(kind)).chain(parts.iter().copied()).collect::<Vec<_>>().join("#");
+    if id.len() <= MAX_EVENT_ID_BYTES {
+        return id;
+    }
+    use sha2::{Digest, Sha256};
+    let hex: String = Sha256::digest(id.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    format!("{kind}_{hex}")
+}
 
 /// One event, before the store sequences it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +139,7 @@ impl LifecycleEvent {
                         };
                         events.push(LifecycleEvent {
                             affiliate: user_id.clone(),
-                            event_id: format!("{user_id}#earned#{order_id}"),
+                            event_id: event_id(user_id, "earned", &[order_id.as_str()]),
                             occurred_at: *at,
                             available_delta: if status == Bucket::Available { reward.minor() } else { 0 },
                             kind: EventKind::RewardEarned {
@@ -142,7 +158,7 @@ impl LifecycleEvent {
                     LedgerEntry::Reversal { user_id, order_id, reversal_id, cause, amount, from, at, .. } => {
                         events.push(LifecycleEvent {
                             affiliate: user_id.clone(),
-                            event_id: format!("{user_id}#reversed#{order_id}#{reversal_id}"),
+                            event_id: event_id(user_id, "reversed", &[order_id.as_str(), reversal_id.as_str()]),
                             occurred_at: *at,
                             available_delta: if *from == Bucket::Available { -amount.minor() } else { 0 },
                             kind: EventKind::RewardReversed {
@@ -175,7 +191,7 @@ impl LifecycleEvent {
         let total = rewards.iter().map(|r| r.amount.minor()).fold(0i64, i64::saturating_add);
         Some(LifecycleEvent {
             affiliate: user.clone(),
-            event_id: format!("{user}#matured#{first}"),
+            event_id: event_id(user, "matured", &[first]),
             occurred_at: at,
             available_delta: total,
             kind: EventKind::RewardMatured { rewards, amount: Money::from_minor(total), currency },
@@ -190,7 +206,7 @@ impl LifecycleEvent {
         let amount = change.stats.held.checked_neg()?;
         Some(LifecycleEvent {
             affiliate: c.user_id.clone(),
-            event_id: format!("{}#approved#{}", c.user_id, c.order_id),
+            event_id: event_id(&c.user_id, "approved", &[c.order_id.as_str()]),
             occurred_at: at,
             available_delta: change.stats.available,
             kind: EventKind::RewardApproved { order_id: c.order_id.to_string(), level: level_of(change), status, amount: Money::from_minor(amount), currency },
@@ -202,7 +218,7 @@ impl LifecycleEvent {
         let LedgerEntry::Adjustment { user_id, adjustment_id, amount, at, .. } = entry else { return None };
         Some(LifecycleEvent {
             affiliate: user_id.clone(),
-            event_id: format!("{user_id}#adjusted#{adjustment_id}"),
+            event_id: event_id(user_id, "adjusted", &[adjustment_id.as_str()]),
             occurred_at: *at,
             available_delta: amount.minor(),
             kind: EventKind::BalanceAdjusted { adjustment_id: adjustment_id.to_string(), amount: *amount, currency: currency.clone() },
@@ -349,6 +365,16 @@ mod tests {
         assert_eq!(wire["rewards"].as_array().unwrap().len(), 2);
         assert!(wire.get("available_after").is_none());
         assert!(LifecycleEvent::matured(&user("aff"), &[], now).is_none());
+    }
+
+    #[test]
+    fn an_id_too_long_for_an_amqp_message_id_is_hashed_stably() {
+        let long = user(&"ü".repeat(64));
+        let order = "ö".repeat(64);
+        let id = event_id(&long, "reversed", &[&order, &"ä".repeat(64)]);
+        assert!(id.len() <= MAX_EVENT_ID_BYTES && id.starts_with("reversed_"), "{id}");
+        assert_eq!(id, event_id(&long, "reversed", &[&order, &"ä".repeat(64)]));
+        assert_eq!(event_id(&user("aff"), "earned", &["o1"]), "aff#earned#o1");
     }
 
     #[test]

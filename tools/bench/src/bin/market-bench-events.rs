@@ -346,7 +346,7 @@ async fn outbound(d: &market_tests::TestDeps, n: usize) {
     use market_domain::money::Money;
     use market_domain::processors::{WithdrawAffiliateReward, WithdrawRequest};
     println!("\nHelium Market outbound benchmark: {n} withdrawals -> affiliate.withdrawn on RabbitMQ");
-    let queue = market_tests::amqp::WithdrawnQueue::bind().await;
+    let queue = market_tests::amqp::MarketQueue::bind().await;
     let user = market_tests::user("bench-withdrawer");
     market_tests::fund(d, &user, (n as i64) * 100).await;
     let withdraw = WithdrawAffiliateReward(d.clone());
