@@ -43,6 +43,9 @@ pub mod names {
     pub const OUTBOUND_EVENTS: &str = "OutboundEvents";
     /// Transactions DynamoDB cancelled for a conflict with a concurrent writer.
     pub const TRANSACTION_CONFLICTS: &str = "TransactionConflicts";
+    /// Money transitions rebuilt because another transition of the same affiliate moved its
+    /// lifecycle event sequence first (a popular affiliate's writes taking turns).
+    pub const SEQUENCE_RETRIES: &str = "SequenceRetries";
     /// Configuration reads by `Outcome`: `cache` (within the TTL), `redis` (refreshed), or the
     /// fallback that applied (`fallback_unreachable`, `fallback_missing`, ...).
     pub const CONFIG_READS: &str = "ConfigReads";

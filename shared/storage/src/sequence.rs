@@ -86,6 +86,9 @@ impl DynamoStore {
             if let Some(done) = attempt(self.read_sequences(p).await?).await? {
                 return Ok(done);
             }
+            // market_lambda::metrics::names::SEQUENCE_RETRIES (a no-op outside a function).
+            metrics::counter!("SequenceRetries").increment(1);
+            tracing::debug!(round, ?patience, "an affiliate's event sequence moved first, rebuilding");
             pause(round, patience).await;
         }
         Err(MarketError::Contention)
