@@ -154,13 +154,16 @@ async fn main() {
     // What a rewarded order consumed in every function it went through (and the outbound
     // events it set off), once they all stopped: its AWS units, cost and rate limits. One
     // affiliate's writes: its ledger and audit trail (one partition each: an LSI's item
-    // collection, a time-ordered sort key) and its statistics (8 shards).
+    // collection, a time-ordered sort key) and its statistics: with lifecycle events on (the
+    // stack's configuration leaves the default) its main item, which carries the sequence;
+    // off, the 8 shards.
+    let stats_items = if MarketConfig::default().lifecycle_events { 1.0 } else { market_storage::tables::STATS_SHARDS as f64 };
     let order_cost = metering::report(
         "One rewarded order end to end (RabbitMQ -> bridge -> on-order-paid -> process-affiliate-reward -> outbox relay)",
         &meter_before,
         &metering::settled().await,
         n,
-        &[("LedgerTable", 1.0), ("AuditTable", 1.0), ("StatsTable", market_storage::tables::STATS_SHARDS as f64)],
+        &[("LedgerTable", 1.0), ("AuditTable", 1.0), ("StatsTable", stats_items)],
     );
 
     // Refunds end to end: half of every order, published to shop/order.refunded.
