@@ -18,7 +18,7 @@ use crate::error::mapping_error;
 use crate::expr::{key, key2, n, s};
 use crate::ledger::{commission_put, entry_key, entry_put};
 use crate::sequence::{Patience, Sequencing};
-use crate::tables::{adjustment_entry_key, attr, stats_shard_key, withdrawal_entry_key, STATS_SHARDS};
+use crate::tables::{adjustment_entry_key, attr, stats_shard_keys, withdrawal_entry_key, STATS_SHARDS};
 use crate::DynamoStore;
 
 impl DynamoStore {
@@ -46,7 +46,7 @@ impl DynamoStore {
     async fn stats_with(&self, user: &UserId, policy: bool) -> Result<(AffiliateStats, Option<AffiliatePolicy>)> {
         let t = self.tables();
         let mut keys = vec![(t.stats.as_str(), key(attr::USER_ID, user.as_str()))];
-        keys.extend((0..STATS_SHARDS).map(|k| (t.stats.as_str(), key(attr::USER_ID, stats_shard_key(user.as_str(), k)))));
+        keys.extend(stats_shard_keys(user.as_str()).map(|k| (t.stats.as_str(), key(attr::USER_ID, k))));
         if policy {
             keys.push((t.policy.as_str(), key(attr::USER_ID, user.as_str())));
         }
@@ -148,7 +148,7 @@ impl DynamoStore {
             }
             // Another transition of the affiliate moved the sequence: its conditions may
             // still hold on a fresh read.
-            Err(cancelled) if guard.as_ref().is_some_and(|_| cancelled.failed(0) && seq.moved(&c.user, cancelled.old_item(0))) => return Ok(None),
+            Err(cancelled) if guard.is_some() && cancelled.failed(0) && seq.moved(&c.user, cancelled.old_item(0)) => return Ok(None),
             Err(_) => BalanceOutcome::Changed,
         }))
     }

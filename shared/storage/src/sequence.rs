@@ -25,7 +25,7 @@ use rand::Rng;
 use crate::error::mapping_error;
 use crate::expr::{key, n, put, Item, Values};
 use crate::outbox::OutboxRecord;
-use crate::tables::{attr, stats_shard_key, MARKET_EXCHANGE, STATS_SHARDS};
+use crate::tables::{attr, stats_shard_keys, MARKET_EXCHANGE, STATS_SHARDS};
 use crate::DynamoStore;
 
 /// Rebuilds of one transaction after another transition of the same affiliate came first:
@@ -114,7 +114,7 @@ impl DynamoStore {
         for (user, needs) in &whole {
             keys.push((table, key(attr::USER_ID, user.as_str())));
             if *needs {
-                keys.extend((0..STATS_SHARDS).map(|k| (table, key(attr::USER_ID, stats_shard_key(user.as_str(), k)))));
+                keys.extend(stats_shard_keys(user.as_str()).map(|k| (table, key(attr::USER_ID, k))));
             }
         }
         let mut items = self.get_items(keys).await?.into_iter();

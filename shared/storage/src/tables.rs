@@ -44,6 +44,11 @@ pub fn stats_shard_key(user: &str, shard: u32) -> String {
     format!("{user}#shard{shard}")
 }
 
+/// The keys of a user's statistics shards (a read sums them with the main item).
+pub fn stats_shard_keys(user: &str) -> impl Iterator<Item = String> + '_ {
+    (0..STATS_SHARDS).map(move |k| stats_shard_key(user, k))
+}
+
 /// The shard an order's reward is credited to: spread evenly, the same for every retry.
 pub fn stats_shard_of(order_id: &str) -> u32 {
     // FNV-1a: stable across builds and platforms (std's hasher is not).
