@@ -108,6 +108,8 @@ pub enum AuditAction {
     /// On the buyer: the registration never came; the waiting order or refund was dropped
     /// at `expires_at` (`registration_wait_days`).
     WaitingEventExpired,
+    /// An admin exported the user's personal data (GDPR art. 15; on the first page).
+    DataExported,
 }
 
 impl AuditAction {
@@ -137,6 +139,7 @@ impl AuditAction {
             AuditAction::WaitingForRegistration => "waiting_for_registration",
             AuditAction::WaitingEventDecided => "waiting_event_decided",
             AuditAction::WaitingEventExpired => "waiting_event_expired",
+            AuditAction::DataExported => "data_exported",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`inbound`]: the platform's events as the rules take them.
 //! - [`model`]: the records the rules read and write.
 //! - [`lifecycle`]: a commission from earned to pending, available, refunded or voided.
+//! - [`personal_data`]: what an export of a user's data is made of.
 //! - [`ports`]: what the rules need from storage and configuration.
 //! - [`processors`]: one [`processors::Processor`] per business operation.
 
@@ -19,6 +20,7 @@ pub mod inbound;
 pub mod lifecycle;
 pub mod model;
 pub mod money;
+pub mod personal_data;
 pub mod policy;
 pub mod ports;
 pub mod processors;

@@ -14,6 +14,7 @@ use crate::lifecycle::events::Publication;
 use crate::lifecycle::{Change, Commission, StatsDelta};
 use crate::model::{AffiliateStats, HistoryItem, InviteCodeRecord, LedgerEntry, WithdrawalRecord};
 use crate::money::{Bps, Money};
+use crate::personal_data::DataRecord;
 use crate::policy::{AffiliatePolicy, TriggerLimit};
 use crate::time::Timestamp;
 
@@ -331,6 +332,17 @@ pub trait HistoryStore: Send + Sync + 'static {
     fn put_audit(&self, record: &AuditRecord) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// Everything stored about one user, for a personal-data export (GDPR art. 15).
+pub trait PersonalDataStore: Send + Sync + 'static {
+    /// One page (at most `limit` records) of the user's data, section after section in
+    /// [`DataSection::ALL`]'s order; `next` continues it. Found by key, or through an index
+    /// on the user (the referrals, the codes, the purchases: eventually consistent, so
+    /// a change of the last second may be missing). Errors: `InvalidArgument` for a bad
+    /// page token.
+    fn personal_data(&self, user: &UserId, page_token: Option<&str>, limit: u32)
+        -> impl Future<Output = Result<Page<DataRecord>>> + Send;
+}
+
 /// An order or refund to keep until its buyer's registration arrives.
 #[derive(Debug, Clone)]
 pub struct Parking {
@@ -380,9 +392,9 @@ pub trait ParkedStore: Send + Sync + 'static {
 }
 
 /// Storage port: every aggregate's store.
-pub trait MarketStore: CodeStore + PolicyStore + CommissionStore + BalanceStore + HistoryStore + ParkedStore {}
+pub trait MarketStore: CodeStore + PolicyStore + CommissionStore + BalanceStore + HistoryStore + ParkedStore + PersonalDataStore {}
 
-impl<T: CodeStore + PolicyStore + CommissionStore + BalanceStore + HistoryStore + ParkedStore> MarketStore for T {}
+impl<T: CodeStore + PolicyStore + CommissionStore + BalanceStore + HistoryStore + ParkedStore + PersonalDataStore> MarketStore for T {}
 
 /// The configuration document as stored, for the admin API (no cache: the truth).
 pub trait ConfigStore: Send + Sync + 'static {

@@ -79,6 +79,7 @@ mod tests {
             decodes::<v1::ListAuditTrailRequest>(&bytes);
             decodes::<v1::AdjustBalanceRequest>(&bytes);
             decodes::<v1::ReverseRewardRequest>(&bytes);
+            decodes::<v1::ExportUserDataRequest>(&bytes);
         }
 
         /// Structured admin changes: any values, any field names -> a change or a typed

@@ -1,7 +1,8 @@
 //! DynamoDB adapter of the Helium Market store ports, one file per aggregate:
 //! [`codes`], [`referrals`] (policies and registration), [`commissions`] (rewards,
 //! refunds, reversals, maturity), [`balance`] (withdrawals, adjustments), [`history`]
-//! (listings and audit), [`parked`] (events waiting for their buyer's registration), with the shared pieces in [`store`] (client, transactions),
+//! (listings and audit), [`parked`] (events waiting for their buyer's registration),
+//! [`personal_data`] (a user's export), with the shared pieces in [`store`] (client, transactions),
 //! [`ledger`] (item shapes), [`audit`], [`paging`] and [`expr`]. Key design: [`tables`].
 
 mod audit;
@@ -15,6 +16,7 @@ mod ledger;
 pub mod outbox;
 mod paging;
 mod parked;
+mod personal_data;
 mod referrals;
 mod sequence;
 mod store;

@@ -17,8 +17,11 @@ use crate::DynamoStore;
 struct Token {
     /// Whose listing the token continues.
     s: String,
-    /// LastEvaluatedKey (all string attributes here).
+    /// LastEvaluatedKey: its string attributes,
     k: HashMap<String, String>,
+    /// and its number attributes (an index's numeric sort key).
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    n: HashMap<String, String>,
 }
 
 fn invalid_token() -> MarketError {
@@ -29,8 +32,16 @@ fn invalid_token() -> MarketError {
 /// from another user's listing is rejected, never followed.
 pub(crate) fn encode_token(subject: &str, key: Option<HashMap<String, AttributeValue>>) -> Option<String> {
     let key = key?;
-    let k = key.into_iter().filter_map(|(n, v)| v.as_s().ok().map(|s| (n, s.clone()))).collect();
-    let json = serde_json::to_vec(&Token { s: subject.to_owned(), k }).ok()?;
+    let mut k = HashMap::new();
+    let mut n = HashMap::new();
+    for (name, v) in key {
+        match v {
+            AttributeValue::S(s) => k.insert(name, s),
+            AttributeValue::N(num) => n.insert(name, num),
+            _ => None,
+        };
+    }
+    let json = serde_json::to_vec(&Token { s: subject.to_owned(), k, n }).ok()?;
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
 }
 
@@ -41,7 +52,11 @@ pub(crate) fn decode_token(subject: &str, token: Option<&str>) -> Result<Option<
     if t.s != subject || t.k.is_empty() {
         return Err(invalid_token());
     }
-    Ok(Some(t.k.into_iter().map(|(n, v)| (n, AttributeValue::S(v))).collect()))
+    if t.n.values().any(|v| v.parse::<f64>().is_err()) {
+        return Err(invalid_token());
+    }
+    let strings = t.k.into_iter().map(|(n, v)| (n, AttributeValue::S(v)));
+    Ok(Some(strings.chain(t.n.into_iter().map(|(n, v)| (n, AttributeValue::N(v)))).collect()))
 }
 
 /// The order of a listing: newest first, strongly consistent (the table or an LSI), or
@@ -101,6 +116,9 @@ mod tests {
         let key = HashMap::from([("user_id".to_owned(), AttributeValue::S("a".into())), ("at_key".to_owned(), AttributeValue::S("1#x".into()))]);
         let token = encode_token("a", Some(key.clone())).unwrap();
         assert_eq!(decode_token("a", Some(&token)).unwrap(), Some(key));
+        // An index's numeric sort key survives the round trip.
+        let numeric = HashMap::from([("code".to_owned(), AttributeValue::S("X".into())), ("created_at".to_owned(), AttributeValue::N("17".into()))]);
+        assert_eq!(decode_token("a", encode_token("a", Some(numeric.clone())).as_deref()).unwrap(), Some(numeric));
         assert!(decode_token("b", Some(&token)).is_err(), "another user's token");
         assert!(decode_token("a", Some("not a token")).is_err());
         assert_eq!(decode_token("a", Some("")).unwrap(), None);

@@ -3,10 +3,10 @@
 //!
 //! | table | key | other access | written by |
 //! |---|---|---|---|
-//! | policy (`affiliate_policy`) | PK `user_id` | GetItem | registration, reward (`rewards_triggered`), admin |
+//! | policy (`affiliate_policy`) | PK `user_id` | GetItem; sparse GSI `by-inviter` (`inviter`, `user_id`): who a user referred | registration, reward (`rewards_triggered`), admin |
 //! | stats (`affiliate_stats`) | PK `user_id`: the user's main item, and [`STATS_SHARDS`] shards `<user>#shard<k>` that only rewards as earned credit (one per order, `k` from the order id), so one popular affiliate's rewards spread over items instead of queueing on one | one BatchGetItem of the main item and every shard, summed | every change it summarises, same transaction |
-//! | invite codes (`invite_code`) | PK `code` (upper-case); also `request#<owner>#<key>` (a keyed creation's code) `churn#<owner>#<day>` (creations that UTC day, `created`; TTL) and `velocity#<inviter>#<hour>` (referrals that UTC hour, `referrals`; TTL) — never codes | sparse GSI `active-by-owner` (`active_owner`, `created_at`): the owner's not-yet-deactivated codes, newest first | create / deactivate / registration |
-//! | ledger (`affiliate_relation`) | PK `user_id`, SK `entry_key`: entries `reward#<order_id>`, `withdrawal#<id>`, `reversal#<order_id>#<refund or reversal id>`, `adjustment#<id>` (immutable); one `commission#<order_id>` per rewarded (or refunded) order: its lifecycle state, versioned | LSI `by-time` (`user_id`, `at_key` = `<ms, 13 digits>#<key>`): the history newest first (commissions, withdrawals, reversals, adjustments; reward entries are not in it — their commission is); sparse LSI `pending-by-maturity` (`user_id`, `pending_until`): a user's pending commissions by maturity, strongly consistent; sparse GSI `due-by-day` (`due_day`, `pending_until`, keys only): who has commissions maturing on a day (the scheduled catch-up); sparse GSI `held-for-review` (`review_queue` = `held`, `held_key` = `<earned ms, 13 digits>#<user>#<order>`): commissions waiting for an admin's review, oldest first | reward, refund, maturity, withdrawal, adjustment, admin reversal |
+//! | invite codes (`invite_code`) | PK `code` (upper-case); also `request#<owner>#<key>` (a keyed creation's code) `churn#<owner>#<day>` (creations that UTC day, `created`; TTL) and `velocity#<inviter>#<hour>` (referrals that UTC hour, `referrals`; TTL) — never codes | sparse GSI `active-by-owner` (`active_owner`, `created_at`): the owner's not-yet-deactivated codes, newest first; GSI `by-owner` (`owner_id`, `created_at`, keys only): every code they created | create / deactivate / registration |
+//! | ledger (`affiliate_relation`) | PK `user_id`, SK `entry_key`: entries `reward#<order_id>`, `withdrawal#<id>`, `reversal#<order_id>#<refund or reversal id>`, `adjustment#<id>` (immutable); one `commission#<order_id>` per rewarded (or refunded) order: its lifecycle state, versioned | LSI `by-time` (`user_id`, `at_key` = `<ms, 13 digits>#<key>`): the history newest first (commissions, withdrawals, reversals, adjustments; reward entries are not in it — their commission is); sparse LSI `pending-by-maturity` (`user_id`, `pending_until`): a user's pending commissions by maturity, strongly consistent; sparse GSI `due-by-day` (`due_day`, `pending_until`, keys only): who has commissions maturing on a day (the scheduled catch-up); sparse GSI `held-for-review` (`review_queue` = `held`, `held_key` = `<earned ms, 13 digits>#<user>#<order>`): commissions waiting for an admin's review, oldest first; sparse GSI `by-buyer` (`buyer`, `entry_key`, keys only): the commissions of a buyer's orders | reward, refund, maturity, withdrawal, adjustment, admin reversal |
 //! | audit | PK `subject` (user id, or `#market` for the configuration), SK `at_key` = `<ms, 13 digits>#<action>#<request id>`: newest first | every state change, in its transaction |
 //! | parked events | PK `user_id` (the buyer), SK `event_key` = `order#<order_id>` or `refund#<order_id>#<refund_id>`: an order or refund that arrived before its buyer's registration (`event`, `parked_at`, `expires_at`; TTL `purge_at` a week after) | the buyer's waiting events (strongly consistent `Query`); sparse GSI `expiring-by-day` (`expire_day`, `expires_at`): what the scheduled expiry drops | order and refund hooks (park, conditional on the buyer's policy not registered), registration (decide and delete), scheduled expiry (delete) |
 //! | outbox | PK `event_id` (= withdrawal id) | stream (NEW_IMAGE, INSERTs) to the relay, which sets `relayed_at` and TTL `purge_at` | withdrawal |
@@ -27,6 +27,15 @@ pub const DUE_BY_DAY_INDEX: &str = "due-by-day";
 pub const EXPIRING_BY_DAY_INDEX: &str = "expiring-by-day";
 /// Sparse GSI of the ledger table: commissions held for review, oldest first.
 pub const HELD_FOR_REVIEW_INDEX: &str = "held-for-review";
+/// Sparse GSI of the policy table (`inviter`, `user_id`; registration time and code
+/// projected): the users an affiliate referred (personal-data export).
+pub const BY_INVITER_INDEX: &str = "by-inviter";
+/// GSI of the invite-code table (`owner_id`, `created_at`, keys only): every code an owner
+/// created, deactivated ones too (personal-data export).
+pub const BY_OWNER_INDEX: &str = "by-owner";
+/// Sparse GSI of the ledger table (`buyer`, `entry_key`, keys only): the commissions earned
+/// on a buyer's orders, in their earners' partitions (personal-data export).
+pub const BY_BUYER_INDEX: &str = "by-buyer";
 /// The one partition of the review queue (a queue read by admins, written once per held
 /// reward and once per decision: far below a partition's limits).
 pub const REVIEW_QUEUE_PARTITION: &str = "held";
@@ -101,6 +110,8 @@ pub mod attr {
     pub const EVENT_ID: &str = "event_id";
     pub const RELAYED_AT: &str = "relayed_at";
     pub const INVITER: &str = "inviter";
+    /// On a commission: the buyer whose order earned it.
+    pub const BUYER: &str = "buyer";
     pub const INVITE_CODE: &str = "invite_code";
     pub const REGISTERED_AT: &str = "registered_at";
     pub const AFFILIATE_ENABLED: &str = "affiliate_enabled";

@@ -151,6 +151,9 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// ExportUserData: everything the market holds about a user (GDPR art. 15), every page,
+    /// as one JSON document on standard output (always JSON).
+    Export { user: String },
     /// Dead-letter queues: order-paid, order-refunded, user-registered, reward, market-events,
     /// outbox-relay-failures.
     Dlq {
@@ -427,6 +430,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let request = ReviewRewardRequest { user_id: user, order_id: order, approve: decision == "approve", reason };
             let r = rpc.admin().review_reward(Rpc::authed(request, &token)).await?.into_inner();
             emit(json, views::reviewed(&r));
+        }
+        Command::Export { user } => {
+            let rpc = rpc()?;
+            let token = admin_token(&rpc);
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            market_client::export::export_user_data(&rpc, &token, &user, &mut out).await.map_err(|e| match e.downcast::<tonic::Status>() {
+                Ok(status) => Failure::from(*status),
+                Err(e) => Failure::Call(e.to_string()),
+            })?;
         }
         Command::Dlq { command } => dead_letters::dead_letters(json, cli.outputs.as_deref(), command).await?,
     }
