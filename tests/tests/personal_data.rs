@@ -84,6 +84,13 @@ async fn an_export_holds_every_item_about_the_user_and_nothing_about_another() {
     assert_eq!(len("ledger"), partition_len(&d, &t.ledger, "user_id", affiliate.as_str()).await, "the whole ledger partition");
     assert_eq!(len("audit_trail"), partition_len(&d, &t.audit, "subject", affiliate.as_str()).await, "the whole trail, the export's own record included");
     assert!(sections["audit_trail"].iter().any(|r| r["action"] == "data_exported" && r["actor"].to_string().contains("privacy-admin")), "the export is audited");
+    // Retention: each audit record carries its TTL, AuditRetentionYears after it.
+    let years: i64 = std::env::var("AUDIT_RETENTION_YEARS").ok().and_then(|y| y.parse().ok()).unwrap_or(0);
+    for r in &sections["audit_trail"] {
+        let at_seconds = r["at"].as_i64().expect("at in ms") / 1000;
+        let expected = (years > 0).then(|| serde_json::json!(at_seconds + years * 31_557_600)).unwrap_or(serde_json::Value::Null);
+        assert_eq!(r["purge_at"], expected, "the retention of {r}");
+    }
     assert_eq!(len("invite_codes"), 2, "both codes, the deleted one too");
     assert!(sections["invite_codes"].iter().any(|c| c["code"] == spare.as_str() && c["active"] == false));
     assert!(len("statistics") >= 1);

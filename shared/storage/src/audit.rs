@@ -8,8 +8,8 @@ use market_domain::ports::{Page, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{mapping_error, sdk_error};
-use crate::expr::{put, Item};
-use crate::tables::attr;
+use crate::expr::{n, put, Item};
+use crate::tables::{attr, Retention, Tables};
 use crate::DynamoStore;
 
 /// An audit record as stored: `details` as JSON text (free-form, never queried).
@@ -30,7 +30,9 @@ struct StoredRecord {
     details: String,
 }
 
-pub(crate) fn audit_item(r: &AuditRecord) -> Result<Item> {
+/// An audit record as an item; with a retention (`AUDIT_RETENTION_YEARS`), `purge_at` (the
+/// table's TTL) that many years after the record.
+pub(crate) fn audit_item(r: &AuditRecord, retention: Retention) -> Result<Item> {
     let item = AuditItem {
         subject: r.subject.clone(),
         at_key: r.sort_key(),
@@ -42,7 +44,11 @@ pub(crate) fn audit_item(r: &AuditRecord) -> Result<Item> {
             details: r.details.to_string(),
         },
     };
-    serde_dynamo::to_item(item).map_err(mapping_error)
+    let mut item: Item = serde_dynamo::to_item(item).map_err(mapping_error)?;
+    if let Some(purge_at) = retention.purge_at(r.at) {
+        item.insert(attr::PURGE_AT.into(), n(purge_at));
+    }
+    Ok(item)
 }
 
 fn audit_record(item: Item) -> Result<AuditRecord> {
@@ -60,12 +66,12 @@ fn audit_record(item: Item) -> Result<AuditRecord> {
 /// Audit records go into the transaction of the change, after its conditional items
 /// (so the items' cancellation-reason indexes stay put). No condition: the sort key is
 /// derived from the change, so a retried transaction writes the same record.
-pub(crate) fn audit_puts(table: &str, records: &[AuditRecord]) -> Result<Vec<TransactWriteItem>> {
-    records.iter().map(|r| audit_put(table, r)).collect()
+pub(crate) fn audit_puts(t: &Tables, records: &[AuditRecord]) -> Result<Vec<TransactWriteItem>> {
+    records.iter().map(|r| audit_put(t, r)).collect()
 }
 
-pub(crate) fn audit_put(table: &str, record: &AuditRecord) -> Result<TransactWriteItem> {
-    put(table, audit_item(record)?, "", vec![])
+pub(crate) fn audit_put(t: &Tables, record: &AuditRecord) -> Result<TransactWriteItem> {
+    put(&t.audit, audit_item(record, t.audit_retention)?, "", vec![])
 }
 
 impl DynamoStore {
@@ -80,7 +86,7 @@ impl DynamoStore {
             .client()
             .put_item()
             .table_name(&self.tables().audit)
-            .set_item(Some(audit_item(record)?))
+            .set_item(Some(audit_item(record, self.tables().audit_retention)?))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await

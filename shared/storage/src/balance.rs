@@ -136,7 +136,7 @@ impl DynamoStore {
         for m in &c.matured {
             items.push(commission_put(&t.ledger, &m.after)?);
         }
-        items.extend(audit_puts(&t.audit, &c.audit)?);
+        items.extend(audit_puts(t, &c.audit)?);
         Ok(Some(match self.transact(items).await? {
             Ok(()) => BalanceOutcome::Done,
             Err(cancelled) if cancelled.failed(1) => match cancelled.old_item(1) {

@@ -140,7 +140,7 @@ impl CodeStore for DynamoStore {
             item.insert(attr::PURGE_AT.into(), n(new.purge_at.epoch_seconds()));
             items.push(put(&self.tables().codes, item, "attribute_not_exists(#code)", vec![])?);
         }
-        items.extend(audit_puts(&self.tables().audit, &new.audit)?);
+        items.extend(audit_puts(self.tables(), &new.audit)?);
         match self.transact(items).await? {
             Ok(()) => Ok(None),
             // A twin with the same key created its code first: that code (from the old item).
@@ -184,7 +184,7 @@ impl CodeStore for DynamoStore {
                 vec![(":minus_one", n(-1)), (":now", now_set(now))],
             )?,
         ];
-        items.extend(audit_puts(&self.tables().audit, std::slice::from_ref(audit))?);
+        items.extend(audit_puts(self.tables(), std::slice::from_ref(audit))?);
         match self.transact(items).await? {
             Ok(()) => Ok(Deactivation::Deactivated),
             Err(c) => {

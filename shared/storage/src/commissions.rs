@@ -64,7 +64,7 @@ impl DynamoStore {
             items.push(commission_put(&t.ledger, &change.after)?);
         }
         items.extend(seq.outbox_items(&t.outbox, &m.publish, m.at)?);
-        items.push(audit_put(&t.audit, &m.audit)?);
+        items.push(audit_put(t, &m.audit)?);
         Ok(match self.transact(items).await? {
             Ok(()) => Some(true),
             Err(c) if guard.is_some() && c.failed(0) && seq.moved(&m.user, c.old_item(0)) => None,
@@ -133,7 +133,7 @@ impl DynamoStore {
         let first_event = items.len();
         items.extend(seq.outbox_items(&t.outbox, &w.publish, w.at)?);
         let events = first_event..items.len();
-        items.extend(audit_puts(&t.audit, &w.audit)?);
+        items.extend(audit_puts(t, &w.audit)?);
         Ok(Some(match self.transact(items).await? {
             Ok(()) => CommissionOutcome::Written,
             Err(c) if c.any_failed(entries) || c.any_failed(events) => CommissionOutcome::Duplicate,

@@ -64,7 +64,7 @@ impl ParkedStore for DynamoStore {
             check(&t.policy, key(attr::USER_ID, buyer), "attribute_not_exists(#registered_at)", vec![])?,
             // 1: one waiting item per order / refund.
             put(&t.parked, serde_dynamo::to_item(&item).map_err(mapping_error)?, "attribute_not_exists(#event_key)", vec![])?,
-            audit_put(&t.audit, &p.audit)?,
+            audit_put(t, &p.audit)?,
         ];
         Ok(match self.transact(items).await? {
             Ok(()) => ParkOutcome::Parked,
@@ -82,7 +82,7 @@ impl ParkedStore for DynamoStore {
         let t = self.tables();
         let items = vec![
             delete(&t.parked, key2((attr::USER_ID, buyer.as_str()), (attr::EVENT_KEY, event_key)), "attribute_exists(#event_key)", vec![])?,
-            audit_put(&t.audit, audit)?,
+            audit_put(t, audit)?,
         ];
         Ok(self.transact(items).await?.is_ok())
     }

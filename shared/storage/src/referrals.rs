@@ -36,7 +36,7 @@ impl PolicyStore for DynamoStore {
                 vals.push((":rejected", s(reason.as_str())));
             }
             let mut items = vec![update(&self.tables().policy, key(attr::USER_ID, user), &set, Some(first_time), vals)?];
-            items.extend(audit_puts(&self.tables().audit, &reg.audit)?);
+            items.extend(audit_puts(self.tables(), &reg.audit)?);
             return Ok(match self.transact(items).await? {
                 Ok(()) => RegistrationOutcome::Registered { referred: false },
                 Err(_) => RegistrationOutcome::AlreadyRegistered,
@@ -97,7 +97,7 @@ impl PolicyStore for DynamoStore {
                 values,
             )?);
         }
-        items.extend(audit_puts(&self.tables().audit, &reg.audit)?);
+        items.extend(audit_puts(self.tables(), &reg.audit)?);
         match self.transact(items).await? {
             Ok(()) => Ok(RegistrationOutcome::Registered { referred: true }),
             Err(c) if c.failed(0) => Ok(RegistrationOutcome::AlreadyRegistered),
@@ -156,7 +156,7 @@ impl PolicyStore for DynamoStore {
             // 0: the overrides are still what the admin's change was based on.
             update(&self.tables().policy, key(attr::USER_ID, u.user.as_str()), expression.trim(), Some(&condition), values)?,
             // 1: the audit record (before/after).
-            audit_put(&self.tables().audit, &u.audit)?,
+            audit_put(self.tables(), &u.audit)?,
         ];
         Ok(self.transact(items).await?.is_ok())
     }

@@ -7,7 +7,7 @@
 //! | stats (`affiliate_stats`) | PK `user_id`: the user's main item, and [`STATS_SHARDS`] shards `<user>#shard<k>` that only rewards as earned credit (one per order, `k` from the order id), so one popular affiliate's rewards spread over items instead of queueing on one | one BatchGetItem of the main item and every shard, summed | every change it summarises, same transaction |
 //! | invite codes (`invite_code`) | PK `code` (upper-case); also `request#<owner>#<key>` (a keyed creation's code) `churn#<owner>#<day>` (creations that UTC day, `created`; TTL) and `velocity#<inviter>#<hour>` (referrals that UTC hour, `referrals`; TTL) — never codes | sparse GSI `active-by-owner` (`active_owner`, `created_at`): the owner's not-yet-deactivated codes, newest first; GSI `by-owner` (`owner_id`, `created_at`, keys only): every code they created | create / deactivate / registration |
 //! | ledger (`affiliate_relation`) | PK `user_id`, SK `entry_key`: entries `reward#<order_id>`, `withdrawal#<id>`, `reversal#<order_id>#<refund or reversal id>`, `adjustment#<id>` (immutable); one `commission#<order_id>` per rewarded (or refunded) order: its lifecycle state, versioned | LSI `by-time` (`user_id`, `at_key` = `<ms, 13 digits>#<key>`): the history newest first (commissions, withdrawals, reversals, adjustments; reward entries are not in it — their commission is); sparse LSI `pending-by-maturity` (`user_id`, `pending_until`): a user's pending commissions by maturity, strongly consistent; sparse GSI `due-by-day` (`due_day`, `pending_until`, keys only): who has commissions maturing on a day (the scheduled catch-up); sparse GSI `held-for-review` (`review_queue` = `held`, `held_key` = `<earned ms, 13 digits>#<user>#<order>`): commissions waiting for an admin's review, oldest first; sparse GSI `by-buyer` (`buyer`, `entry_key`, keys only): the commissions of a buyer's orders | reward, refund, maturity, withdrawal, adjustment, admin reversal |
-//! | audit | PK `subject` (user id, or `#market` for the configuration), SK `at_key` = `<ms, 13 digits>#<action>#<request id>`: newest first | every state change, in its transaction |
+//! | audit | PK `subject` (user id, or `#market` for the configuration), SK `at_key` = `<ms, 13 digits>#<action>#<request id>`: newest first; TTL `purge_at` = the record's time + `AUDIT_RETENTION_YEARS` (absent: kept) | every state change, in its transaction |
 //! | parked events | PK `user_id` (the buyer), SK `event_key` = `order#<order_id>` or `refund#<order_id>#<refund_id>`: an order or refund that arrived before its buyer's registration (`event`, `parked_at`, `expires_at`; TTL `purge_at` a week after) | the buyer's waiting events (strongly consistent `Query`); sparse GSI `expiring-by-day` (`expire_day`, `expires_at`): what the scheduled expiry drops | order and refund hooks (park, conditional on the buyer's policy not registered), registration (decide and delete), scheduled expiry (delete) |
 //! | outbox | PK `event_id` (= withdrawal id) | stream (NEW_IMAGE, INSERTs) to the relay, which sets `relayed_at` and TTL `purge_at` | withdrawal |
 //!
@@ -129,6 +129,26 @@ pub mod attr {
     pub const MAX_ACTIVE_CODES: &str = "max_active_codes";
 }
 
+/// How long a kind of record is kept: `None` = as long as the table (no TTL).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention(pub Option<u32>);
+
+impl Retention {
+    /// `<NAME>` in years; absent or 0 = kept.
+    fn from_env(name: &str) -> Result<Self, MissingEnv> {
+        match env::var(name) {
+            Err(_) => Ok(Retention(None)),
+            Ok(v) => v.trim().parse::<u32>().map(|y| Retention((y > 0).then_some(y))).map_err(|_| MissingEnv("AUDIT_RETENTION_YEARS")),
+        }
+    }
+
+    /// The TTL (epoch seconds) of a record written `at`: whole years of 365.25 days later.
+    pub fn purge_at(self, at: market_domain::time::Timestamp) -> Option<i64> {
+        const YEAR_SECONDS: i64 = 31_557_600;
+        self.0.map(|years| at.millis().div_euclid(1000).saturating_add(i64::from(years).saturating_mul(YEAR_SECONDS)))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Tables {
     pub policy: String,
@@ -138,10 +158,12 @@ pub struct Tables {
     pub outbox: String,
     pub audit: String,
     pub parked: String,
+    /// How long audit records are kept (the audit table's TTL `purge_at`).
+    pub audit_retention: Retention,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("environment variable {0} is not set")]
+#[error("environment variable {0} is not set or not valid")]
 pub struct MissingEnv(pub &'static str);
 
 impl Tables {
@@ -156,6 +178,7 @@ impl Tables {
             outbox: var("OUTBOX_TABLE")?,
             audit: var("AUDIT_TABLE")?,
             parked: var("PARKED_EVENTS_TABLE")?,
+            audit_retention: Retention::from_env("AUDIT_RETENTION_YEARS")?,
         })
     }
 }
@@ -198,6 +221,14 @@ pub fn velocity_key(inviter: &str, hour: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retention_of_whole_years_purges_that_long_after_the_record() {
+        let at = market_domain::time::Timestamp::from_millis(1_700_000_000_123);
+        assert_eq!(Retention(None).purge_at(at), None);
+        assert_eq!(Retention(Some(1)).purge_at(at), Some(1_700_000_000 + 31_557_600));
+        assert_eq!(Retention(Some(6)).purge_at(at), Some(1_700_000_000 + 6 * 31_557_600));
+    }
 
     #[test]
     fn orders_spread_over_every_stats_shard_and_keep_theirs() {
