@@ -9,7 +9,7 @@ use market_domain::config::MarketConfig;
 use market_domain::ports::prelude::*;
 use market_domain::processors::Processor;
 use market_proto::v1::{
-    trigger_limit, CreateInviteCodeRequest, DeleteInviteCodeRequest, GetMarketConfigRequest, GetUserPolicyRequest,
+    trigger_limit, CreateInviteCodeRequest, DeleteInviteCodeRequest, ExportUserDataRequest, GetMarketConfigRequest, GetUserPolicyRequest,
     ListAuditTrailRequest, ListLedgerRequest, MarketConfig as PbConfig, PolicyOverrides, TriggerLimit, UpdateMarketConfigRequest,
     UpdateUserPolicyRequest, WithdrawAffiliateRewardRequest,
 };
@@ -53,6 +53,7 @@ async fn non_admins_get_permission_denied_on_every_admin_rpc() {
             admin.update_market_config(Rpc::authed(UpdateMarketConfigRequest { config: None, update: vec!["enabled".into()] }, &token)).await.map(|_| ()),
             admin.list_ledger(Rpc::authed(ListLedgerRequest { user_id: user.to_string(), page_size: 0, page_token: String::new() }, &token)).await.map(|_| ()),
             admin.list_audit_trail(Rpc::authed(ListAuditTrailRequest { user_id: user.to_string(), ..Default::default() }, &token)).await.map(|_| ()),
+            admin.export_user_data(Rpc::authed(ExportUserDataRequest { user_id: user.to_string(), page_token: String::new() }, &token)).await.map(|_| ()),
         ];
         for (i, result) in codes.into_iter().enumerate() {
             assert_eq!(result.unwrap_err().code(), expected, "admin rpc #{i}");
