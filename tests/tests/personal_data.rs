@@ -99,6 +99,9 @@ async fn an_export_holds_every_item_about_the_user_and_nothing_about_another() {
     assert_eq!(sections["referrals"].len(), 1);
     assert_eq!(sections["referrals"][0]["user_id"], buyer.as_str());
     assert_eq!(len("purchases_referred"), 0, "the affiliate bought nothing");
+    // On the buyer's trail: their referral by this affiliate.
+    assert_eq!(len("audit_mentions"), 1);
+    assert_eq!((sections["audit_mentions"][0]["subject"].as_str(), sections["audit_mentions"][0]["action"].as_str()), (Some(buyer.as_str()), Some("referral_recorded")));
     assert!(!mentions(&records, &other) && !mentions(&records, &other_buyer), "nothing about another affiliate");
     for (section, record) in &records {
         assert!(record.to_string().contains(affiliate.as_str()), "a {section} record not about the user: {record}");
@@ -117,6 +120,11 @@ async fn an_export_holds_every_item_about_the_user_and_nothing_about_another() {
         assert!(purchases.iter().any(|p| p["kind"] == "reward" && p["order_id"] == o.as_str() && p["referred_user"] == buyer.as_str()));
     }
     assert!(!sections.contains_key("ledger") && !sections.contains_key("referrals"), "a buyer earns nothing");
+    // On the affiliate's trail: the referral gained and each reward earned on their orders.
+    let mut named: Vec<&str> = sections["audit_mentions"].iter().map(|r| r["action"].as_str().unwrap()).collect();
+    named.sort_unstable();
+    assert_eq!(named, ["referral_gained", "reward_earned", "reward_earned"]);
+    assert!(sections["audit_mentions"].iter().all(|r| r["subject"] == affiliate.as_str() && r["about"] == buyer.as_str()));
     assert!(!mentions(&records, &other) && !mentions(&records, &other_buyer));
 }
 

@@ -287,6 +287,7 @@ impl<S: MarketStore, C: ConfigSource, K: ConfigStore> Processor for UpdateMarket
             actor: Actor::Admin(req.admin.clone()),
             request_id: req.request_id.clone(),
             details,
+            about: None,
         };
         let change = json!({"version": after.version, "before": before, "after": after});
         self.0.deps.store.put_audit(&record(AuditAction::ConfigChangeRequested, change.clone())).await?;

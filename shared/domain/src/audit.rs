@@ -156,11 +156,22 @@ pub struct AuditRecord {
     pub request_id: String,
     /// The facts of the action (code, amounts, reason, before/after).
     pub details: Value,
+    /// The other user the record names, if any (the buyer of a reward, the inviter or the
+    /// referred user of a referral): indexed, so a user's export finds the records on
+    /// other users' trails that name them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<UserId>,
 }
 
 impl AuditRecord {
     pub fn new(subject: &UserId, at: Timestamp, action: AuditAction, actor: Actor, request_id: impl Into<String>, details: Value) -> Self {
-        AuditRecord { subject: subject.to_string(), at, action, actor, request_id: request_id.into(), details }
+        AuditRecord { subject: subject.to_string(), at, action, actor, request_id: request_id.into(), details, about: None }
+    }
+
+    /// The record names `other` (see [`AuditRecord::about`]).
+    pub fn about(mut self, other: &UserId) -> Self {
+        self.about = Some(other.clone());
+        self
     }
 
     /// Sort key within the subject's trail: time first (newest-first queries), then what

@@ -18,6 +18,9 @@ pub enum DataSection {
     Ledger,
     /// The user's audit trail.
     AuditTrail,
+    /// Records on other users' trails that name this user (the buyer of their reward, either
+    /// side of a referral).
+    AuditMentions,
     /// Orders and refunds of the user that wait for their registration.
     WaitingEvents,
     /// The users this user referred (id, registration time, code).
@@ -28,12 +31,13 @@ pub enum DataSection {
 }
 
 impl DataSection {
-    pub const ALL: [DataSection; 8] = [
+    pub const ALL: [DataSection; 9] = [
         DataSection::Policy,
         DataSection::Statistics,
         DataSection::InviteCodes,
         DataSection::Ledger,
         DataSection::AuditTrail,
+        DataSection::AuditMentions,
         DataSection::WaitingEvents,
         DataSection::Referrals,
         DataSection::PurchasesReferred,
@@ -46,6 +50,7 @@ impl DataSection {
             DataSection::InviteCodes => "invite_codes",
             DataSection::Ledger => "ledger",
             DataSection::AuditTrail => "audit_trail",
+            DataSection::AuditMentions => "audit_mentions",
             DataSection::WaitingEvents => "waiting_events",
             DataSection::Referrals => "referrals",
             DataSection::PurchasesReferred => "purchases_referred",

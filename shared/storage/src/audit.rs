@@ -4,6 +4,7 @@
 
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, TransactWriteItem};
 use market_domain::audit::AuditRecord;
+use market_domain::ids::UserId;
 use market_domain::ports::{Page, Result};
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,9 @@ struct StoredRecord {
     actor: market_domain::audit::Actor,
     request_id: String,
     details: String,
+    /// The other user the record names: the sparse `by-about` index's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    about: Option<String>,
 }
 
 /// An audit record as an item; with a retention (`AUDIT_RETENTION_YEARS`), `purge_at` (the
@@ -42,6 +46,7 @@ pub(crate) fn audit_item(r: &AuditRecord, retention: Retention) -> Result<Item> 
             actor: r.actor.clone(),
             request_id: r.request_id.clone(),
             details: r.details.to_string(),
+            about: r.about.as_ref().map(|u| u.to_string()),
         },
     };
     let mut item: Item = serde_dynamo::to_item(item).map_err(mapping_error)?;
@@ -60,6 +65,7 @@ fn audit_record(item: Item) -> Result<AuditRecord> {
         actor: a.record.actor,
         request_id: a.record.request_id,
         details: serde_json::from_str(&a.record.details).unwrap_or(serde_json::Value::Null),
+        about: a.record.about.map(UserId::parse).transpose()?,
     })
 }
 

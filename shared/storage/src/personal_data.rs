@@ -2,6 +2,7 @@
 //! or through an index on the user — never a `Scan`:
 //! - by key: the policy, the statistics (main item + shards), the ledger partition, the
 //!   audit trail, the waiting events (strongly consistent);
+//! - the records on others' trails that name the user (`by-about`, keys only);
 //! - by index (eventually consistent, keys only or a few attributes, each written once per
 //!   item): the codes (`by-owner`), the referrals (`by-inviter`: `inviter` on the referred
 //!   users' policies), the commissions others earned on the user's orders (`by-buyer`), read
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::mapping_error;
 use crate::expr::{key, key2, Item};
 use crate::paging::Listing;
-use crate::tables::{attr, reward_entry_key, stats_shard_keys, BY_BUYER_INDEX, BY_INVITER_INDEX, BY_OWNER_INDEX};
+use crate::tables::{attr, reward_entry_key, stats_shard_keys, BY_ABOUT_INDEX, BY_BUYER_INDEX, BY_INVITER_INDEX, BY_OWNER_INDEX};
 use crate::DynamoStore;
 
 /// Keys a `BatchGetItem` takes.
@@ -73,6 +74,16 @@ impl DynamoStore {
             }
             DataSection::Ledger => self.query_page(&t.ledger, (None, Listing::NewestFirst), (attr::USER_ID, u), token, limit).await?,
             DataSection::AuditTrail => self.query_page(&t.audit, (None, Listing::NewestFirst), (attr::SUBJECT, u), token, limit).await?,
+            DataSection::AuditMentions => {
+                let index = (Some(BY_ABOUT_INDEX), Listing::GsiOldestFirst);
+                let (keys, next) = self.query_page(&t.audit, index, (attr::ABOUT, u), token, limit.min(BATCH_KEYS)).await?;
+                let keys = keys
+                    .iter()
+                    .filter_map(|k| Some((string(k, attr::SUBJECT)?, string(k, attr::AT_KEY)?)))
+                    .map(|(subject, at)| (t.audit.as_str(), key2((attr::SUBJECT, subject), (attr::AT_KEY, at))))
+                    .collect();
+                (self.read_back(keys).await?, next)
+            }
             DataSection::WaitingEvents => self.query_page(&t.parked, (None, Listing::NewestFirst), (attr::USER_ID, u), token, limit).await?,
             DataSection::Referrals => self.query_page(&t.policy, (Some(BY_INVITER_INDEX), Listing::GsiOldestFirst), (attr::INVITER, u), token, limit).await?,
             DataSection::InviteCodes => {

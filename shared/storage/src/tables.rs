@@ -7,7 +7,7 @@
 //! | stats (`affiliate_stats`) | PK `user_id`: the user's main item, and [`STATS_SHARDS`] shards `<user>#shard<k>` that only rewards as earned credit (one per order, `k` from the order id), so one popular affiliate's rewards spread over items instead of queueing on one | one BatchGetItem of the main item and every shard, summed | every change it summarises, same transaction |
 //! | invite codes (`invite_code`) | PK `code` (upper-case); also `request#<owner>#<key>` (a keyed creation's code) `churn#<owner>#<day>` (creations that UTC day, `created`; TTL) and `velocity#<inviter>#<hour>` (referrals that UTC hour, `referrals`; TTL) — never codes | sparse GSI `active-by-owner` (`active_owner`, `created_at`): the owner's not-yet-deactivated codes, newest first; GSI `by-owner` (`owner_id`, `created_at`, keys only): every code they created | create / deactivate / registration |
 //! | ledger (`affiliate_relation`) | PK `user_id`, SK `entry_key`: entries `reward#<order_id>`, `withdrawal#<id>`, `reversal#<order_id>#<refund or reversal id>`, `adjustment#<id>` (immutable); one `commission#<order_id>` per rewarded (or refunded) order: its lifecycle state, versioned | LSI `by-time` (`user_id`, `at_key` = `<ms, 13 digits>#<key>`): the history newest first (commissions, withdrawals, reversals, adjustments; reward entries are not in it — their commission is); sparse LSI `pending-by-maturity` (`user_id`, `pending_until`): a user's pending commissions by maturity, strongly consistent; sparse GSI `due-by-day` (`due_day`, `pending_until`, keys only): who has commissions maturing on a day (the scheduled catch-up); sparse GSI `held-for-review` (`review_queue` = `held`, `held_key` = `<earned ms, 13 digits>#<user>#<order>`): commissions waiting for an admin's review, oldest first; sparse GSI `by-buyer` (`buyer`, `entry_key`, keys only): the commissions of a buyer's orders | reward, refund, maturity, withdrawal, adjustment, admin reversal |
-//! | audit | PK `subject` (user id, or `#market` for the configuration), SK `at_key` = `<ms, 13 digits>#<action>#<request id>`: newest first; TTL `purge_at` = the record's time + `AUDIT_RETENTION_YEARS` (absent: kept) | every state change, in its transaction |
+//! | audit | PK `subject` (user id, or `#market` for the configuration), SK `at_key` = `<ms, 13 digits>#<action>#<request id>`: newest first; sparse GSI `by-about` (`about`, `at_key`, keys only): records on others' trails naming a user; TTL `purge_at` = the record's time + `AUDIT_RETENTION_YEARS` (absent: kept) | every state change, in its transaction |
 //! | parked events | PK `user_id` (the buyer), SK `event_key` = `order#<order_id>` or `refund#<order_id>#<refund_id>`: an order or refund that arrived before its buyer's registration (`event`, `parked_at`, `expires_at`; TTL `purge_at` a week after) | the buyer's waiting events (strongly consistent `Query`); sparse GSI `expiring-by-day` (`expire_day`, `expires_at`): what the scheduled expiry drops | order and refund hooks (park, conditional on the buyer's policy not registered), registration (decide and delete), scheduled expiry (delete) |
 //! | outbox | PK `event_id` (= withdrawal id) | stream (NEW_IMAGE, INSERTs) to the relay, which sets `relayed_at` and TTL `purge_at` | withdrawal |
 //!
@@ -36,6 +36,9 @@ pub const BY_OWNER_INDEX: &str = "by-owner";
 /// Sparse GSI of the ledger table (`buyer`, `entry_key`, keys only): the commissions earned
 /// on a buyer's orders, in their earners' partitions (personal-data export).
 pub const BY_BUYER_INDEX: &str = "by-buyer";
+/// Sparse GSI of the audit table (`about`, `at_key`, keys only): the records on other
+/// users' trails that name a user (personal-data export).
+pub const BY_ABOUT_INDEX: &str = "by-about";
 /// The one partition of the review queue (a queue read by admins, written once per held
 /// reward and once per decision: far below a partition's limits).
 pub const REVIEW_QUEUE_PARTITION: &str = "held";
@@ -124,6 +127,8 @@ pub mod attr {
     pub const ACTIVE_CODES: &str = "active_codes";
     pub const UPDATED_AT: &str = "updated_at";
     pub const SUBJECT: &str = "subject";
+    /// On an audit record: the other user it names.
+    pub const ABOUT: &str = "about";
     pub const COMMISSION_BPS: &str = "commission_bps";
     pub const TRIGGER_LIMIT: &str = "trigger_limit";
     pub const MAX_ACTIVE_CODES: &str = "max_active_codes";

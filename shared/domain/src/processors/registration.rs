@@ -88,10 +88,12 @@ impl<S: MarketStore, C: ConfigSource> RegisterUser<S, C> {
                     let audit = vec![
                         AuditRecord::new(&ev.user, now, AuditAction::ReferralRecorded, actor.clone(), ev.event_id.as_str(), json!({
                             "inviter": inviter, "code": referral.code,
-                        })),
+                        }))
+                        .about(&inviter),
                         AuditRecord::new(&inviter, now, AuditAction::ReferralGained, actor.clone(), ev.event_id.as_str(), json!({
                             "user": ev.user, "code": referral.code,
-                        })),
+                        }))
+                        .about(&ev.user),
                     ];
                     // Referral velocity: counted per inviter and UTC hour in the same
                     // transaction; beyond the limit the referral is recorded flagged.
@@ -106,7 +108,7 @@ impl<S: MarketStore, C: ConfigSource> RegisterUser<S, C> {
                         }
                         reg.audit.push(AuditRecord::new(&inviter, now, AuditAction::HeldForReview, actor, ev.event_id.as_str(), json!({
                             "rule": "review_referrals_per_hour", "limit": per_hour, "hour": at.utc_hour(), "user": ev.user,
-                        })));
+                        })).about(&ev.user));
                         warn!(event_id = %ev.event_id, user_id = %ev.user, inviter = %inviter, limit = per_hour, "referral velocity: the referral's rewards will be held for review");
                         outcome = store.register_user(&reg).await?;
                     }

@@ -238,11 +238,11 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
                     "order_id": ev.order_id, "buyer": ev.buyer, "order_amount": ev.order_amount, "currency": ev.currency,
                     "level": level, "commission_bps": bps, "reward": reward, "net_of_earlier_refunds": change.after.amount(),
                     "matures_at": change.after.earned.as_ref().map(|e| e.matures_at), "status": change.after.status(now),
-                })));
+                })).about(&ev.buyer));
                 if let Some(reason) = ev.hold {
                     audit.push(AuditRecord::new(&commission.user_id, now, AuditAction::HeldForReview, actor.clone(), ev.source_event_id.as_str(), json!({
                         "rule": reason.as_str(), "order_id": ev.order_id, "buyer": ev.buyer, "level": level, "held": change.stats.held,
-                    })));
+                    })).about(&ev.buyer));
                 }
                 audit.extend(reversal_audits(&change.entries, now, &Actor::System(REFUND_SOURCE.into())));
                 changes.push(change);
