@@ -259,3 +259,59 @@ async fn held_rewards_publish_their_review() {
     assert_eq!((mine[2].0, mine[3].0), ("affiliate.reward.approved", "affiliate.reward.reversed"));
     assert_eq!(field(rejected, "available_after"), 1_000);
 }
+
+/// SPEC §7 with events on: a withdrawal reads its record, balance (with the event sequence)
+/// and due rewards in one parallel round trip, then writes: no second read for the sequence.
+/// A reward landing between its read and its write moves the sequence: it rebuilds on a
+/// fresh read, and the events still number on exactly.
+#[tokio::test]
+async fn a_withdrawal_numbers_its_event_on_its_own_read_of_the_balance() {
+    let d = market_tests::deps(MarketConfig { holding_period_days: 0, max_active_codes: 10, ..config(true) }).await;
+    let inviter = user("oneread");
+    let (buyer, _) = referred_user(&d, &inviter).await;
+    pay(&d, &buyer, &order(), 10_000).await; // 1 000 available: event 1
+    let withdraw = |key: &str, amount: i64| WithdrawRequest { caller: inviter.clone(), amount: Money::from_minor(amount), idempotency_key: IdempotencyKey::parse(key).unwrap() };
+    let trips = d.store.usage().round_trips();
+    let first = WithdrawAffiliateReward(d.clone()).process(withdraw("w-a", 300)).await.expect("withdrawn");
+    assert_eq!(d.store.usage().round_trips() - trips, 4, "record, balance and due rewards (in parallel), then the transaction");
+    let payload = |id: String| {
+        let store = d.store.clone();
+        async move {
+            let key = std::collections::HashMap::from([("event_id".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(id))]);
+            let item = store.client().get_item().table_name(&store.tables().outbox).set_key(Some(key)).consistent_read(true).send().await.unwrap().item.expect("outbox record");
+            serde_json::from_str::<serde_json::Value>(item["payload"].as_s().unwrap()).unwrap()
+        }
+    };
+    let event = payload(first.record.withdrawal_id.to_string()).await;
+    assert_eq!((event["sequence"].as_i64(), event["available_after"].as_i64()), (Some(2), Some(700)));
+
+    // Rewards racing withdrawals: one landing between a withdrawal's read and its write moves
+    // the sequence, and the withdrawal rebuilds on a fresh read. Every event still numbers on
+    // exactly: gap-free, each `available_after` the running sum of what the events did.
+    let mut events: Vec<(String, i64)> = Vec::new();
+    for i in 0..6 {
+        let (buyer, _) = referred_user(&d, &inviter).await;
+        let o = order();
+        let key = format!("w-race-{i}");
+        let withdrawal = WithdrawAffiliateReward(d.clone());
+        let (w, _) = tokio::join!(withdrawal.process(withdraw(&key, 100)), pay(&d, &buyer, &o, 2_000));
+        events.push((w.expect("withdrawn").record.withdrawal_id.to_string(), -100));
+        events.push((format!("{inviter}#earned#{o}"), 200));
+    }
+    let mut numbered = Vec::new();
+    for (id, delta) in events {
+        let e = payload(id).await;
+        // A reward's event does not report the balance; a withdrawal's does.
+        numbered.push((e["sequence"].as_i64().expect("sequenced"), e["available_after"].as_i64(), delta));
+    }
+    numbered.sort_unstable();
+    let mut available = 700;
+    for (i, (seq, after, delta)) in numbered.iter().enumerate() {
+        available += delta;
+        assert_eq!(*seq, i as i64 + 3, "gap-free: {numbered:?}");
+        if let Some(after) = after {
+            assert_eq!(*after, available, "the balance after event {seq}: {numbered:?}");
+        }
+    }
+    assert_money_invariants(&d.store, &inviter).await;
+}

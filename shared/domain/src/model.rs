@@ -54,6 +54,10 @@ pub struct AffiliateStats {
     pub earned_l3: Money,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<Timestamp>,
+    /// The number of the affiliate's last lifecycle event (on the main statistics: the
+    /// store's sequence, moved on by every money transition while events are on).
+    #[serde(default)]
+    pub event_seq: u64,
     /// Of `available`: what rewards credited apart from the user's main statistics (a
     /// store may spread a popular affiliate's rewards over several items). Those parts only
     /// grow, so a debit can count on what was read of them (see
@@ -86,6 +90,8 @@ impl AffiliateStats {
             *mine = mine.checked_add(theirs)?;
         }
         self.updated_at = self.updated_at.max(part.updated_at);
+        // A part has no sequence of its own (it is the main item's).
+        self.event_seq = self.event_seq.max(part.event_seq);
         Ok(())
     }
 
@@ -106,6 +112,7 @@ impl AffiliateStats {
             earned_l2: Money::ZERO,
             earned_l3: Money::ZERO,
             updated_at: None,
+            event_seq: 0,
             credited_apart: Money::ZERO,
         }
     }

@@ -211,6 +211,22 @@ pub struct Maturation {
     pub at: Timestamp,
 }
 
+/// An affiliate's event sequence and stored `available` (main statistics and every part) as
+/// a processor read them: a change's first attempt numbers its events on them instead of
+/// reading them again (SPEC §7: one sequential read before the write); a sequence moved
+/// since makes the store read afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SequenceAsRead {
+    pub event_seq: u64,
+    pub available: Money,
+}
+
+impl SequenceAsRead {
+    pub fn of(stats: &AffiliateStats) -> Self {
+        SequenceAsRead { event_seq: stats.event_seq, available: stats.available }
+    }
+}
+
 /// A debit or credit of `available` (a withdrawal, an admin adjustment), conditional on the
 /// `available` read, with the matured commissions it spends folded into the same
 /// transaction. `available` changes by `ADD` (so rewards landing meanwhile commute with it
@@ -233,6 +249,8 @@ pub struct BalanceChange {
     /// A withdrawal's event (always), and with lifecycle events on the folded maturity's
     /// and an adjustment's.
     pub publish: Publication,
+    /// The user's sequence and stored `available` from the processor's read.
+    pub sequence_as_read: SequenceAsRead,
     pub audit: Vec<AuditRecord>,
     pub at: Timestamp,
 }

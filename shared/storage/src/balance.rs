@@ -86,7 +86,8 @@ impl BalanceStore for DynamoStore {
     }
 
     async fn change_balance(&self, c: &BalanceChange) -> Result<BalanceOutcome> {
-        self.sequenced(&c.publish, Patience::Interactive, |seq| self.try_change_balance(c, seq)).await
+        let as_read = Some((&c.user, c.sequence_as_read));
+        self.sequenced_from(&c.publish, Patience::Interactive, as_read, |seq| self.try_change_balance(c, seq)).await
     }
 }
 

@@ -9,6 +9,9 @@
 //!
 //! The same read gives `available` (the main item and every shard) for events that report it:
 //! exact, since every money transition of the affiliate moves the sequence while events are on.
+//! A withdrawal or adjustment read both with its statistics already: its first attempt
+//! numbers on that read ([`SequenceAsRead`]), so it makes one sequential read, not two; only
+//! a sequence moved since makes it read again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,7 +20,7 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 use market_domain::ids::UserId;
 use market_domain::lifecycle::events::Publication;
 use market_domain::money::Money;
-use market_domain::ports::Result;
+use market_domain::ports::{Result, SequenceAsRead};
 use market_domain::time::Timestamp;
 use market_domain::MarketError;
 use rand::Rng;
@@ -77,13 +80,28 @@ impl DynamoStore {
     /// Runs a publishing write: `attempt` on freshly read sequences until it decides
     /// (`Some`), at most [`SEQUENCE_ATTEMPTS`] times (`None`: another transition of one of
     /// its affiliates came first), else `Contention`.
-    pub(crate) async fn sequenced<T, F, Fut>(&self, p: &Publication, patience: Patience, mut attempt: F) -> Result<T>
+    pub(crate) async fn sequenced<T, F, Fut>(&self, p: &Publication, patience: Patience, attempt: F) -> Result<T>
+    where
+        F: FnMut(Sequencing) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>>>,
+    {
+        self.sequenced_from(p, patience, None, attempt).await
+    }
+
+    /// [`DynamoStore::sequenced`], the first attempt on `as_read` (the one affiliate's
+    /// sequence and balance as its caller read them) when the publication names only them.
+    pub(crate) async fn sequenced_from<T, F, Fut>(&self, p: &Publication, patience: Patience, as_read: Option<(&UserId, SequenceAsRead)>, mut attempt: F) -> Result<T>
     where
         F: FnMut(Sequencing) -> Fut,
         Fut: std::future::Future<Output = Result<Option<T>>>,
     {
         for round in 0..SEQUENCE_ATTEMPTS {
-            if let Some(done) = attempt(self.read_sequences(p).await?).await? {
+            let first = if round == 0 { as_read.and_then(|(user, read)| Sequencing::as_read(p, user, read)) } else { None };
+            let seq = match first {
+                Some(seq) => seq,
+                None => self.read_sequences(p).await?,
+            };
+            if let Some(done) = attempt(seq).await? {
                 return Ok(done);
             }
             // market_lambda::metrics::names::SEQUENCE_RETRIES (a no-op outside a function).
@@ -133,6 +151,21 @@ impl DynamoStore {
 }
 
 impl Sequencing {
+    /// The sequencing of a publication of `user`'s events alone, on what its caller read
+    /// (`None`: not sequenced, or it names another affiliate too: read).
+    fn as_read(p: &Publication, user: &UserId, read: SequenceAsRead) -> Option<Sequencing> {
+        if !p.sequenced || p.events.is_empty() || p.events.iter().any(|e| &e.affiliate != user) {
+            return None;
+        }
+        let needs = p.events.iter().any(|e| e.reports_available());
+        let seq = i64::try_from(read.event_seq).ok()?;
+        let count = i64::try_from(p.events.len()).ok()?;
+        Some(Sequencing {
+            read: HashMap::from([(user.clone(), Read { seq, available: needs.then_some(read.available.minor()) })]),
+            counts: HashMap::from([(user.clone(), count)]),
+        })
+    }
+
     /// Affiliates with events whose statistics the transaction does not otherwise touch.
     pub(crate) fn affiliates(&self) -> impl Iterator<Item = &UserId> {
         self.read.keys()

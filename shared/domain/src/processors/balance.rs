@@ -18,7 +18,7 @@ use crate::lifecycle::{Change, Commission, StatsDelta};
 use crate::lifecycle::events::{LifecycleEvent, Publication};
 use crate::model::{AffiliateStats, LedgerEntry, WithdrawalRecord};
 use crate::money::Money;
-use crate::ports::{BalanceChange, BalanceOutcome, ConfigSource, MarketStore, MAX_FOLD_PER_TRANSACTION};
+use crate::ports::{BalanceChange, BalanceOutcome, ConfigSource, MarketStore, SequenceAsRead, MAX_FOLD_PER_TRANSACTION};
 use crate::time::Timestamp;
 
 use super::{maturation_audit, maturations, Deps, MatureRewards, Processor};
@@ -145,6 +145,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for WithdrawAffiliateReward<S, C
                 allow_negative: false,
                 stats: StatsDelta { withdrawn_total: req.amount.minor(), pending: -s.folded, available, ..StatsDelta::default() },
                 publish: balance_publication(config.lifecycle_events, &req.caller, &s.matured, LifecycleEvent::withdrawn(&record), now),
+                sequence_as_read: SequenceAsRead::of(&stats),
                 matured: s.matured,
                 entry: LedgerEntry::from(&record),
                 audit,
@@ -274,6 +275,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for AdjustBalance<S, C> {
                     Some(adjusted) if config.lifecycle_events => balance_publication(true, &a.user, &s.matured, adjusted, now),
                     _ => Publication::none(),
                 },
+                sequence_as_read: SequenceAsRead::of(&stats),
                 matured: s.matured,
                 stats: stats_delta,
                 entry: entry.clone(),
