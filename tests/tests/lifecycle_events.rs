@@ -11,6 +11,7 @@ use market_domain::admin::AdminRequest;
 use market_domain::config::MarketConfig;
 use market_domain::ids::{IdempotencyKey, OrderId, UserId};
 use market_domain::money::Money;
+use market_domain::ports::BalanceStore;
 use market_domain::processors::*;
 use market_domain::time::Timestamp;
 use market_proto::v1::WithdrawAffiliateRewardRequest;
@@ -265,7 +266,7 @@ async fn held_rewards_publish_their_review() {
 /// A reward landing between its read and its write moves the sequence: it rebuilds on a
 /// fresh read, and the events still number on exactly.
 #[tokio::test]
-async fn a_withdrawal_numbers_its_event_on_its_own_read_of_the_balance() {
+async fn a_withdrawal_and_a_reversal_number_their_events_on_their_own_read() {
     let d = market_tests::deps(MarketConfig { holding_period_days: 0, max_active_codes: 10, ..config(true) }).await;
     let inviter = user("oneread");
     let (buyer, _) = referred_user(&d, &inviter).await;
@@ -313,5 +314,17 @@ async fn a_withdrawal_numbers_its_event_on_its_own_read_of_the_balance() {
             assert_eq!(*after, available, "the balance after event {seq}: {numbered:?}");
         }
     }
+    // An admin's reversal reads the commission with the sequence: one read, one write.
+    let (buyer, _) = referred_user(&d, &inviter).await;
+    let o = order();
+    pay(&d, &buyer, &o, 1_000).await;
+    let trips = d.store.usage().round_trips();
+    let body = ReverseRequest { user: inviter.clone(), order_id: o.clone(), note: "duplicate".into(), idempotency_key: IdempotencyKey::parse("rev-1").unwrap() };
+    let reversed = ReverseReward(d.clone()).process(AdminRequest { admin: user("admin"), request_id: "r-rev".into(), body }).await.expect("reversed");
+    assert_eq!(d.store.usage().round_trips() - trips, 2, "the commission with the sequence, then the transaction");
+    let reversal = reversed.commission.voided.expect("voided").reversal_id;
+    let event = payload(format!("{inviter}#reversed#{o}#{reversal}")).await;
+    let stats = d.store.get_stats(&inviter).await.unwrap();
+    assert_eq!((event["sequence"].as_u64(), event["available_after"].as_i64()), (Some(stats.event_seq), Some(stats.available.minor())), "the last event: {event}");
     assert_money_invariants(&d.store, &inviter).await;
 }

@@ -178,6 +178,9 @@ pub struct CommissionWrite {
     pub trigger: Option<TriggerCount>,
     pub audit: Vec<AuditRecord>,
     pub publish: Publication,
+    /// An admin's step read its earner's sequence with the commission: its events number on
+    /// that read (`None`: the store reads the sequence before writing).
+    pub sequence_as_read: Option<(UserId, SequenceAsRead)>,
     pub at: Timestamp,
 }
 
@@ -307,6 +310,10 @@ pub struct PendingCommissions {
 
 pub trait CommissionStore: Send + Sync + 'static {
     fn get_commission(&self, earner: &UserId, order: &OrderId) -> impl Future<Output = Result<Option<Commission>>> + Send;
+    /// The commission with its earner's event sequence and stored `available`, in one read
+    /// (an admin's step with lifecycle events on: SPEC §7's one sequential read).
+    fn get_commission_sequenced(&self, earner: &UserId, order: &OrderId)
+        -> impl Future<Output = Result<(Option<Commission>, SequenceAsRead)>> + Send;
     fn write_commission(&self, write: &CommissionWrite) -> impl Future<Output = Result<CommissionOutcome>> + Send;
     /// Up to `limit` of the user's pending commissions due at `now` (matures_at <= now),
     /// oldest first: one strongly consistent `Query`.

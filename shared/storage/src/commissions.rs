@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use market_domain::ids::{OrderId, UserId};
 use market_domain::lifecycle::{Commission, StatsDelta};
 use market_domain::policy::TriggerLimit;
-use market_domain::ports::{CommissionOutcome, CommissionStore, CommissionWrite, Maturation, Page, PendingCommissions, Result};
+use market_domain::ports::{CommissionOutcome, CommissionStore, CommissionWrite, Maturation, Page, PendingCommissions, Result, SequenceAsRead};
 use market_domain::MarketError;
 use market_domain::time::Timestamp;
 
@@ -21,8 +21,8 @@ use crate::error::sdk_error;
 use crate::expr::{key, key2, n, s, update, Item};
 use crate::ledger::{commission_from, commission_put, entry_put, stats_update};
 use crate::paging::Listing;
-use crate::sequence::{Patience, Sequencing};
-use crate::tables::{attr, commission_key, stats_shard_key, stats_shard_of, DUE_BY_DAY_INDEX, HELD_FOR_REVIEW_INDEX, PENDING_BY_MATURITY_INDEX, REVIEW_QUEUE_PARTITION};
+use crate::sequence::{sequence_as_read, Patience, Sequencing};
+use crate::tables::{attr, commission_key, stats_shard_key, stats_shard_keys, stats_shard_of, DUE_BY_DAY_INDEX, HELD_FOR_REVIEW_INDEX, PENDING_BY_MATURITY_INDEX, REVIEW_QUEUE_PARTITION};
 use crate::DynamoStore;
 
 impl DynamoStore {
@@ -160,8 +160,20 @@ impl CommissionStore for DynamoStore {
         self.get_item(&self.tables().ledger, k).await?.map(commission_from).transpose()
     }
 
+    async fn get_commission_sequenced(&self, earner: &UserId, order: &OrderId) -> Result<(Option<Commission>, SequenceAsRead)> {
+        let t = self.tables();
+        let mut keys = vec![(t.ledger.as_str(), key2((attr::USER_ID, earner.as_str()), (attr::ENTRY_KEY, &commission_key(order.as_str()))))];
+        keys.push((t.stats.as_str(), key(attr::USER_ID, earner.as_str())));
+        keys.extend(stats_shard_keys(earner.as_str()).map(|k| (t.stats.as_str(), key(attr::USER_ID, k))));
+        let mut items = self.get_items(keys).await?.into_iter();
+        let commission = items.next().flatten().map(commission_from).transpose()?;
+        let main = items.next().flatten();
+        Ok((commission, sequence_as_read(main.as_ref(), items)?))
+    }
+
     async fn write_commission(&self, w: &CommissionWrite) -> Result<CommissionOutcome> {
-        self.sequenced(&w.publish, Patience::Background, |seq| self.try_write_commission(w, seq)).await
+        let as_read = w.sequence_as_read.as_ref().map(|(user, read)| (user, *read));
+        self.sequenced_from(&w.publish, Patience::Background, as_read, |seq| self.try_write_commission(w, seq)).await
     }
 
     async fn due_commissions(&self, user: &UserId, now: Timestamp, limit: usize) -> Result<Vec<Commission>> {

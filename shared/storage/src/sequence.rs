@@ -66,6 +66,17 @@ fn number(item: Option<&Item>, name: &str) -> i64 {
     item.and_then(|i| i.get(name)).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
+/// An affiliate's sequence and stored `available` from their main statistics item and its
+/// shards as read.
+pub(crate) fn sequence_as_read(main: Option<&Item>, shards: impl IntoIterator<Item = Option<Item>>) -> Result<SequenceAsRead> {
+    let mut available = number(main, attr::AVAILABLE);
+    for shard in shards {
+        available = available.checked_add(number(shard.as_ref(), attr::AVAILABLE)).ok_or(MarketError::Overflow)?;
+    }
+    let event_seq = u64::try_from(number(main, attr::EVENT_SEQ)).map_err(|_| MarketError::Overflow)?;
+    Ok(SequenceAsRead { event_seq, available: Money::from_minor(available) })
+}
+
 /// How a write that lost a round waits before the next: someone waits for a withdrawal or
 /// an adjustment, nobody for a hook's reward, refund or maturity (SQS redelivers one that
 /// gives up). Short pauses for the first make a stream of an affiliate's rewards yield to

@@ -144,7 +144,7 @@ impl<S: MarketStore, C: ConfigSource> ApplyRefund<S, C> {
             }
             let levels = changes.len() - 1;
             let publish = Publication::lifecycle(config.lifecycle_events, LifecycleEvent::of_entries(&changes));
-            match d.store.write_commission(&CommissionWrite { changes, trigger: None, audit, publish, at: now }).await? {
+            match d.store.write_commission(&CommissionWrite { changes, trigger: None, audit, publish, sequence_as_read: None, at: now }).await? {
                 CommissionOutcome::Written => {
                     info!(event_id = %ev.event_id, order_id = %ev.order_id, refund_id = %ev.refund_id, reversed = %reversed, earned, levels, "refund applied");
                     return Ok(if earned { RefundResult::Applied { reversed } } else { RefundResult::RecordedBeforeReward });

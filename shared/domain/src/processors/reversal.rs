@@ -9,7 +9,7 @@ use crate::lifecycle::events::{LifecycleEvent, Publication};
 use crate::ids::{OrderId, UserId};
 use crate::lifecycle::Commission;
 use crate::money::Money;
-use crate::ports::{CommissionOutcome, CommissionWrite, ConfigSource, MarketStore};
+use crate::ports::{CommissionOutcome, CommissionWrite, ConfigSource, MarketStore, SequenceAsRead};
 use crate::time::Timestamp;
 
 use super::rewards::{reversal_audits, COMMISSION_ATTEMPTS};
@@ -50,7 +50,8 @@ impl<S: MarketStore, C: ConfigSource> Processor for ReverseReward<S, C> {
         let publish = d.config.current().await.lifecycle_events;
         for _ in 0..COMMISSION_ATTEMPTS {
             let now = d.clock.now();
-            let Some(current) = d.store.get_commission(&r.user, &r.order_id).await?.filter(|c| c.earned.is_some()) else {
+            let (current, as_read) = read_commission(d, &r.user, &r.order_id, publish).await?;
+            let Some(current) = current.filter(|c| c.earned.is_some()) else {
                 return Err(MarketError::NotFound);
             };
             if let Some(void) = current.voided.as_ref().filter(|v| v.reversal_id == id) {
@@ -69,7 +70,8 @@ impl<S: MarketStore, C: ConfigSource> Processor for ReverseReward<S, C> {
             let after = change.after.clone();
             let changes = vec![change];
             let publish = Publication::lifecycle(publish, LifecycleEvent::of_entries(&changes));
-            match d.store.write_commission(&CommissionWrite { changes, trigger: None, audit, publish, at: now }).await? {
+            let sequence_as_read = as_read.map(|s| (r.user.clone(), s));
+            match d.store.write_commission(&CommissionWrite { changes, trigger: None, audit, publish, sequence_as_read, at: now }).await? {
                 CommissionOutcome::Written => {
                     info!(admin = %req.admin, user_id = %r.user, order_id = %r.order_id, reversed = %reversed, "reward reversed");
                     return Ok(ReverseResult { reversed, commission: after, replayed: false, now });
@@ -79,5 +81,21 @@ impl<S: MarketStore, C: ConfigSource> Processor for ReverseReward<S, C> {
             }
         }
         Err(MarketError::Contention)
+    }
+}
+
+/// An admin step's commission, with lifecycle events on together with its earner's event
+/// sequence (one read: the write numbers its events on it).
+pub(super) async fn read_commission<S: MarketStore, C>(
+    d: &Deps<S, C>,
+    earner: &crate::ids::UserId,
+    order: &OrderId,
+    lifecycle_events: bool,
+) -> Result<(Option<Commission>, Option<SequenceAsRead>), MarketError> {
+    if lifecycle_events {
+        let (commission, as_read) = d.store.get_commission_sequenced(earner, order).await?;
+        Ok((commission, Some(as_read)))
+    } else {
+        Ok((d.store.get_commission(earner, order).await?, None))
     }
 }

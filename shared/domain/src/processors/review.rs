@@ -82,7 +82,8 @@ impl<S: MarketStore, C: ConfigSource> Processor for ReviewReward<S, C> {
         let publish = d.config.current().await.lifecycle_events;
         for _ in 0..COMMISSION_ATTEMPTS {
             let now = d.clock.now();
-            let Some(current) = d.store.get_commission(&r.user, &r.order_id).await?.filter(|c| c.earned.is_some()) else {
+            let (current, as_read) = super::reversal::read_commission(d, &r.user, &r.order_id, publish).await?;
+            let Some(current) = current.filter(|c| c.earned.is_some()) else {
                 return Err(MarketError::NotFound);
             };
             let review = Review { approved: r.approve, note: note.to_owned(), by: actor.to_string(), at: now };
@@ -106,7 +107,8 @@ impl<S: MarketStore, C: ConfigSource> Processor for ReviewReward<S, C> {
             // Approved: what is left moves on; rejected: a reversal (cause review_rejected).
             let events = if r.approve { LifecycleEvent::approved(&change, now).into_iter().collect() } else { LifecycleEvent::of_entries(std::slice::from_ref(&change)) };
             let publish = Publication::lifecycle(publish, events);
-            match d.store.write_commission(&CommissionWrite { changes: vec![change], trigger: None, audit, publish, at: now }).await? {
+            let sequence_as_read = as_read.map(|s| (r.user.clone(), s));
+            match d.store.write_commission(&CommissionWrite { changes: vec![change], trigger: None, audit, publish, sequence_as_read, at: now }).await? {
                 CommissionOutcome::Written => {
                     info!(admin = %req.admin, user_id = %r.user, order_id = %r.order_id, approved = r.approve, amount = %amount, "held reward reviewed");
                     return Ok(ReviewResult { commission: after, approved: r.approve, replayed: false, amount, now });

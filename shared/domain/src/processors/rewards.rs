@@ -249,7 +249,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
             }
             let trigger = TriggerCount { buyer: ev.buyer.clone(), inviter: ev.inviter.clone(), limit: ev.trigger_limit };
             let publish = Publication::lifecycle(publish, LifecycleEvent::of_entries(&changes));
-            let outcome = d.store.write_commission(&CommissionWrite { changes, trigger: Some(trigger), audit, publish, at: now }).await?;
+            let outcome = d.store.write_commission(&CommissionWrite { changes, trigger: Some(trigger), audit, publish, sequence_as_read: None, at: now }).await?;
             let result = match outcome {
                 CommissionOutcome::Written => RewardOutcome::Applied,
                 CommissionOutcome::LimitReached => RewardOutcome::LimitReached,
