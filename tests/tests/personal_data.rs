@@ -138,18 +138,32 @@ async fn an_export_pages_through_every_section_whatever_the_page_size() {
     }
     let whole = d.store.personal_data(&affiliate, None, 1_000).await.expect("one page");
     assert!(whole.next.is_none());
+    let by_section = |records: Vec<market_domain::personal_data::DataRecord>| {
+        let mut m: BTreeMap<&'static str, Vec<serde_json::Value>> = BTreeMap::new();
+        for r in records {
+            m.entry(r.section.as_str()).or_default().push(r.record);
+        }
+        m
+    };
+    let whole = by_section(whole.items);
     for size in [1, 2, 5] {
-        let (mut all, mut token) = (Vec::new(), None);
+        let (mut all, mut token, mut pages) = (Vec::new(), None, 0);
         loop {
             let page = d.store.personal_data(&affiliate, token.as_deref(), size).await.expect("page");
-            assert!(page.items.len() <= size as usize);
+            let mut per_section: BTreeMap<_, usize> = BTreeMap::new();
+            for r in &page.items {
+                *per_section.entry(r.section.as_str()).or_default() += 1;
+            }
+            assert!(per_section.values().all(|n| *n <= size as usize), "{per_section:?}");
             all.extend(page.items);
+            pages += 1;
             token = page.next;
             if token.is_none() {
                 break;
             }
         }
-        assert_eq!(all, whole.items, "pages of {size}");
+        assert_eq!(by_section(all), whole, "pages of {size}: each section whole and in order");
+        assert!(pages > 1);
     }
     // A token is bound to its user.
     let first = d.store.personal_data(&affiliate, None, 1).await.unwrap().next.unwrap();

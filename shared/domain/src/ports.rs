@@ -359,8 +359,9 @@ pub trait HistoryStore: Send + Sync + 'static {
 
 /// Everything stored about one user, for a personal-data export (GDPR art. 15).
 pub trait PersonalDataStore: Send + Sync + 'static {
-    /// One page (at most `limit` records) of the user's data, section after section in
-    /// [`DataSection::ALL`]'s order; `next` continues it. Found by key, or through an index
+    /// One page of the user's data: at most `limit` records of each section not finished
+    /// yet, read at once, in [`DataSection::ALL`]'s order; `next` continues each section
+    /// where it stopped. Found by key, or through an index
     /// on the user (the referrals, the codes, the purchases: eventually consistent, so
     /// a change of the last second may be missing). Errors: `InvalidArgument` for a bad
     /// page token.

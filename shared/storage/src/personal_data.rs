@@ -8,7 +8,10 @@
 //!   users' policies), the commissions others earned on the user's orders (`by-buyer`), read
 //!   back by key with their reward entries.
 //!
-//! A page token names the section and the position in it, bound to the user.
+//! A page reads every section not finished yet at once (each from where it stands, at most
+//! `limit` records of each); its token says where each stands, bound to the user.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
@@ -27,15 +30,18 @@ use crate::DynamoStore;
 /// Keys a `BatchGetItem` takes.
 const BATCH_KEYS: u32 = 100;
 
-#[derive(Serialize, Deserialize)]
+/// Where each section of an export stands: its own page token while it has more, listed
+/// when done, at its start otherwise.
+#[derive(Serialize, Deserialize, Default)]
 struct Position {
     /// Whose export.
     u: String,
-    /// The section's index in `DataSection::ALL`.
-    s: usize,
-    /// The section's own page token (absent: its start).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    t: Option<String>,
+    /// Sections (index in `DataSection::ALL`) with more to read, and their page tokens.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    at: BTreeMap<usize, String>,
+    /// Sections read to their end.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    done: BTreeSet<usize>,
 }
 
 fn invalid_token() -> MarketError {
@@ -47,10 +53,11 @@ fn encode(p: &Position) -> Option<String> {
 }
 
 fn decode(user: &UserId, token: Option<&str>) -> Result<Position> {
-    let Some(token) = token.filter(|t| !t.is_empty()) else { return Ok(Position { u: user.to_string(), s: 0, t: None }) };
+    let Some(token) = token.filter(|t| !t.is_empty()) else { return Ok(Position { u: user.to_string(), ..Position::default() }) };
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid_token())?;
     let p: Position = serde_json::from_slice(&bytes).map_err(|_| invalid_token())?;
-    if p.u != user.as_str() || p.s >= DataSection::ALL.len() {
+    let n = DataSection::ALL.len();
+    if p.u != user.as_str() || p.at.keys().chain(&p.done).any(|s| *s >= n) || p.done.len() >= n || p.at.keys().any(|s| p.done.contains(s)) {
         return Err(invalid_token());
     }
     Ok(p)
@@ -124,30 +131,27 @@ fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 impl PersonalDataStore for DynamoStore {
     async fn personal_data(&self, user: &UserId, page_token: Option<&str>, limit: u32) -> Result<Page<DataRecord>> {
         let mut at = decode(user, page_token)?;
+        // Every section not read to its end, at once: a page costs one round trip (two for
+        // an index read back by key), whatever the number of sections.
+        let open: Vec<(usize, DataSection)> = DataSection::ALL.iter().copied().enumerate().filter(|(i, _)| !at.done.contains(i)).collect();
+        let reads = open.iter().map(|(i, section)| self.section_page(user, *section, at.at.get(i).map(String::as_str), limit));
+        let pages = futures::future::try_join_all(reads).await?;
         let mut records = Vec::new();
-        // Fill the page section after section; a section with more to read ends the page.
-        while at.s < DataSection::ALL.len() {
-            let section = DataSection::ALL[at.s];
-            let room = limit.saturating_sub(u32::try_from(records.len()).unwrap_or(u32::MAX));
-            if room == 0 {
-                break;
-            }
-            let (items, next) = self.section_page(user, section, at.t.as_deref(), room).await?;
+        for ((i, section), (items, next)) in open.into_iter().zip(pages) {
             for item in items {
                 records.push(DataRecord { section, record: json_of(item)? });
             }
             match next {
                 Some(t) => {
-                    at.t = Some(t);
-                    break;
+                    at.at.insert(i, t);
                 }
                 None => {
-                    at.s += 1;
-                    at.t = None;
+                    at.at.remove(&i);
+                    at.done.insert(i);
                 }
             }
         }
-        let next = if at.s < DataSection::ALL.len() { Some(encode(&at).ok_or_else(|| MarketError::internal("page token"))?) } else { None };
+        let next = if at.done.len() < DataSection::ALL.len() { Some(encode(&at).ok_or_else(|| MarketError::internal("page token"))?) } else { None };
         Ok(Page { items: records, next })
     }
 }
@@ -157,15 +161,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_are_bound_to_the_user_and_a_section() {
+    fn tokens_are_bound_to_the_user_and_name_real_sections() {
         let alice = UserId::parse("alice").unwrap();
         let bob = UserId::parse("bob").unwrap();
-        let token = encode(&Position { u: "alice".into(), s: 3, t: Some("x".into()) }).unwrap();
-        assert_eq!(decode(&alice, Some(&token)).unwrap().s, 3);
+        let p = Position { u: "alice".into(), at: BTreeMap::from([(3, "x".into())]), done: BTreeSet::from([0, 1]) };
+        let token = encode(&p).unwrap();
+        let back = decode(&alice, Some(&token)).unwrap();
+        assert_eq!((back.at, back.done), (p.at, p.done));
         assert!(decode(&bob, Some(&token)).is_err(), "another user's token");
-        let beyond = encode(&Position { u: "alice".into(), s: DataSection::ALL.len(), t: None }).unwrap();
+        let beyond = encode(&Position { u: "alice".into(), done: BTreeSet::from([DataSection::ALL.len()]), ..Position::default() }).unwrap();
         assert!(decode(&alice, Some(&beyond)).is_err());
+        let both = encode(&Position { u: "alice".into(), at: BTreeMap::from([(2, "x".into())]), done: BTreeSet::from([2]) }).unwrap();
+        assert!(decode(&alice, Some(&both)).is_err(), "a section both open and done");
         assert!(decode(&alice, Some("not base64 json")).is_err());
-        assert_eq!(decode(&alice, None).unwrap().s, 0);
+        assert!(decode(&alice, None).unwrap().done.is_empty());
     }
 }

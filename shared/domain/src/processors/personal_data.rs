@@ -13,9 +13,9 @@ use crate::ports::{ConfigSource, MarketStore, Page};
 
 use super::{Deps, Processor};
 
-/// Records per export page: a page stays far below a Lambda response's 6 MB (an item is at
-/// most 400 KB and typically under 2 KB).
-pub const EXPORT_PAGE_RECORDS: u32 = 500;
+/// Records of each section per export page (nine sections: at most 450 records, typically
+/// under 2 KB each: far below a Lambda response's 6 MB).
+pub const EXPORT_PAGE_RECORDS: u32 = 50;
 
 pub struct ExportRequest {
     pub user: UserId,
