@@ -364,6 +364,20 @@ async fn main() {
     });
     let units = metered(&m0, "adjust-balance", n + 10).await;
     row("AdjustBalance", "adjust-balance", units, rpc_s, direct_s, trips, cu);
+
+    let m0 = meter_now().await;
+    // ExportUserData: the first page of the reader's data (every section at once, up to 50
+    // records each; each call's own audit record joins the trail it reads).
+    let rpc_s = rpc_n!(export_user_data, |_i| ExportUserDataRequest { user_id: reader.to_string(), page_token: String::new() });
+    let (direct_s, trips, cu) = direct!(|i| {
+        let (d, reader, admin_id) = (d.clone(), reader.clone(), admin_id.clone());
+        async move {
+            let body = p::ExportRequest { user: reader, page_token: None };
+            p::ExportUserData(d).process(AdminRequest { admin: admin_id, request_id: format!("bench-e{i}"), body }).await.expect("direct");
+        }
+    });
+    let units = metered(&m0, "export-user-data", n + 10).await;
+    row("ExportUserData (a page)", "export-user-data", units, rpc_s, direct_s, trips, cu);
     // Configuration (Redis): direct = the same processors on the stack's Redis.
     let redis = std::sync::Arc::new(market_config::RedisConfig::from_env(MarketConfig::default(), None).expect("redis config"));
     let cd = adm::ConfigDeps {
