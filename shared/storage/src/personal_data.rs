@@ -1,12 +1,12 @@
-//! A user's personal data for an export (GDPR art. 15), section after section, found by key
-//! or through an index on the user — never a `Scan`:
+//! A user's personal data for an export (GDPR art. 15), in sections, found by key or through
+//! an index on the user — never a `Scan`:
 //! - by key: the policy, the statistics (main item + shards), the ledger partition, the
 //!   audit trail, the waiting events (strongly consistent);
-//! - the records on others' trails that name the user (`by-about`, keys only);
 //! - by index (eventually consistent, keys only or a few attributes, each written once per
-//!   item): the codes (`by-owner`), the referrals (`by-inviter`: `inviter` on the referred
-//!   users' policies), the commissions others earned on the user's orders (`by-buyer`), read
-//!   back by key with their reward entries.
+//!   item), read back by key where keys only: the codes (`by-owner`), the records on others'
+//!   trails that name the user (`by-about`), the referrals (`by-inviter`: `inviter` on the
+//!   referred users' policies), the commissions others earned on the user's orders
+//!   (`by-buyer`, with their reward entries).
 //!
 //! A page reads every section not finished yet at once (each from where it stands, at most
 //! `limit` records of each); its token says where each stands, bound to the user.

@@ -15,7 +15,7 @@ use super::{Deps, Processor};
 
 /// Records of each section per export page (nine sections: at most 450 records, typically
 /// under 2 KB each: far below a Lambda response's 6 MB).
-pub const EXPORT_PAGE_RECORDS: u32 = 50;
+pub const EXPORT_RECORDS_PER_SECTION: u32 = 50;
 
 pub struct ExportRequest {
     pub user: UserId,
@@ -33,13 +33,13 @@ impl<S: MarketStore, C: ConfigSource> Processor for ExportUserData<S, C> {
         let d = &self.0;
         let r = &req.body;
         if r.page_token.is_none() {
-            // Who read whose data, when: on the user's own trail (exported from the next
-            // page on, as it is written before the audit trail's section is read).
+            // Who read whose data, when: on the user's own trail (written before the first
+            // page is read, so the export holds it).
             let now = d.clock.now();
             let record = AuditRecord::new(&r.user, now, AuditAction::DataExported, Actor::Admin(req.admin.clone()), &req.request_id, json!({}));
             d.store.put_audit(&record).await?;
             info!(admin = %req.admin, user_id = %r.user, "personal data export started");
         }
-        d.store.personal_data(&r.user, r.page_token.as_deref(), EXPORT_PAGE_RECORDS).await
+        d.store.personal_data(&r.user, r.page_token.as_deref(), EXPORT_RECORDS_PER_SECTION).await
     }
 }
