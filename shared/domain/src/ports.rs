@@ -222,11 +222,14 @@ pub struct Maturation {
 pub struct SequenceAsRead {
     pub event_seq: u64,
     pub available: Money,
+    /// Of `available`, what is held apart from the main statistics
+    /// ([`AffiliateStats::credited_apart`]).
+    pub apart: Money,
 }
 
 impl SequenceAsRead {
     pub fn of(stats: &AffiliateStats) -> Self {
-        SequenceAsRead { event_seq: stats.event_seq, available: stats.available }
+        SequenceAsRead { event_seq: stats.event_seq, available: stats.available, apart: stats.credited_apart }
     }
 }
 

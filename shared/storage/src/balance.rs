@@ -17,7 +17,7 @@ use crate::audit::audit_puts;
 use crate::error::mapping_error;
 use crate::expr::{key, key2, n, s};
 use crate::ledger::{commission_put, entry_key, entry_put};
-use crate::sequence::{Patience, Sequencing};
+use crate::sequence::{Patience, Sequencing, Step};
 use crate::tables::{adjustment_entry_key, attr, stats_shard_keys, withdrawal_entry_key, STATS_SHARDS};
 use crate::DynamoStore;
 
@@ -94,7 +94,7 @@ impl BalanceStore for DynamoStore {
 impl DynamoStore {
     /// One attempt on the sequences read; `None`: another transition of the affiliate came
     /// first (rebuild on a fresh read).
-    async fn try_change_balance(&self, c: &BalanceChange, seq: Sequencing) -> Result<Option<BalanceOutcome>> {
+    async fn try_change_balance(&self, c: &BalanceChange, seq: Sequencing) -> Result<Step<BalanceOutcome>> {
         let t = self.tables();
         // `available` + the change stays ≥ 0 (a user without statistics has 0: the attribute
         // is absent). A credit, or an allowed negative debit, has no condition. The main
@@ -138,7 +138,7 @@ impl DynamoStore {
             items.push(commission_put(&t.ledger, &m.after)?);
         }
         items.extend(audit_puts(t, &c.audit)?);
-        Ok(Some(match self.transact(items).await? {
+        Ok(Step::Done(match self.transact(items).await? {
             Ok(()) => BalanceOutcome::Done,
             Err(cancelled) if cancelled.failed(1) => match cancelled.old_item(1) {
                 Some(old) => BalanceOutcome::Replayed(serde_dynamo::from_item(old.clone()).map_err(mapping_error)?),
@@ -149,7 +149,9 @@ impl DynamoStore {
             }
             // Another transition of the affiliate moved the sequence: its conditions may
             // still hold on a fresh read.
-            Err(cancelled) if guard.is_some() && cancelled.failed(0) && seq.moved(&c.user, cancelled.old_item(0)) => return Ok(None),
+            Err(cancelled) if guard.is_some() && cancelled.failed(0) && seq.moved(&c.user, cancelled.old_item(0)) => {
+                return Ok(Step::Again(seq.rebuilt([(&c.user, cancelled.old_item(0))])))
+            }
             Err(_) => BalanceOutcome::Changed,
         }))
     }

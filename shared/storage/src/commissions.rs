@@ -21,7 +21,7 @@ use crate::error::sdk_error;
 use crate::expr::{key, key2, n, s, update, Item};
 use crate::ledger::{commission_from, commission_put, entry_put, stats_update};
 use crate::paging::Listing;
-use crate::sequence::{sequence_as_read, Patience, Sequencing};
+use crate::sequence::{sequence_as_read, Patience, Sequencing, Step};
 use crate::tables::{attr, commission_key, stats_shard_key, stats_shard_keys, stats_shard_of, DUE_BY_DAY_INDEX, HELD_FOR_REVIEW_INDEX, PENDING_BY_MATURITY_INDEX, REVIEW_QUEUE_PARTITION};
 use crate::DynamoStore;
 
@@ -52,7 +52,7 @@ impl DynamoStore {
 
 impl DynamoStore {
     /// One attempt of a maturation on the sequences read (`None`: rebuild on a fresh read).
-    async fn try_mature(&self, m: &Maturation, total: StatsDelta, seq: Sequencing) -> Result<Option<bool>> {
+    async fn try_mature(&self, m: &Maturation, total: StatsDelta, seq: Sequencing) -> Result<Step<bool>> {
         let t = self.tables();
         let guard = seq.guard(&m.user);
         let item = match &guard {
@@ -66,16 +66,16 @@ impl DynamoStore {
         items.extend(seq.outbox_items(&t.outbox, &m.publish, m.at)?);
         items.push(audit_put(t, &m.audit)?);
         Ok(match self.transact(items).await? {
-            Ok(()) => Some(true),
-            Err(c) if guard.is_some() && c.failed(0) && seq.moved(&m.user, c.old_item(0)) => None,
+            Ok(()) => Step::Done(true),
+            Err(c) if guard.is_some() && c.failed(0) && seq.moved(&m.user, c.old_item(0)) => Step::Again(seq.rebuilt([(&m.user, c.old_item(0))])),
             // A commission changed since it was read.
-            Err(_) => Some(false),
+            Err(_) => Step::Done(false),
         })
     }
 
     /// One attempt of a commission step's transaction on the sequences read; `None`: another
     /// transition of one of its affiliates came first (rebuild on a fresh read).
-    async fn try_write_commission(&self, w: &CommissionWrite, seq: Sequencing) -> Result<Option<CommissionOutcome>> {
+    async fn try_write_commission(&self, w: &CommissionWrite, seq: Sequencing) -> Result<Step<CommissionOutcome>> {
         let t = self.tables();
         // 0..k: each commission is still as the step read it.
         let mut items = Vec::new();
@@ -134,11 +134,14 @@ impl DynamoStore {
         items.extend(seq.outbox_items(&t.outbox, &w.publish, w.at)?);
         let events = first_event..items.len();
         items.extend(audit_puts(t, &w.audit)?);
-        Ok(Some(match self.transact(items).await? {
+        Ok(Step::Done(match self.transact(items).await? {
             Ok(()) => CommissionOutcome::Written,
             Err(c) if c.any_failed(entries) || c.any_failed(events) => CommissionOutcome::Duplicate,
             Err(c) if c.any_failed(commissions) => CommissionOutcome::Conflict,
-            Err(c) if guarded.iter().any(|(i, u)| c.failed(*i) && seq.moved(u, c.old_item(*i))) => return Ok(None),
+            Err(c) if guarded.iter().any(|(i, u)| c.failed(*i) && seq.moved(u, c.old_item(*i))) => {
+                let failed = guarded.iter().filter(|(i, _)| c.failed(*i)).map(|(i, u)| (*u, c.old_item(*i)));
+                return Ok(Step::Again(seq.rebuilt(failed)));
+            }
             Err(_) if trigger_at.is_some() => CommissionOutcome::LimitReached,
             Err(_) => CommissionOutcome::Conflict,
         }))

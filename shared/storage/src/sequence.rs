@@ -2,16 +2,18 @@
 //! a gap-free sequence, kept on the affiliate's main statistics item (`event_seq`) and moved
 //! on in the transaction that writes the events to the outbox, conditional on the number
 //! read. Two money transitions of one affiliate thus serialize on that item: the one that
-//! lost finds its condition failed, and its writer reads the sequence again and rebuilds the
-//! same transaction ([`Sequencing::moved`]); the step's own conditions are untouched, so the
+//! lost finds its condition failed, and its writer rebuilds the same transaction on the
+//! number (and main balance) the cancellation handed back as the item's old image
+//! ([`Sequencing::moved`], [`Sequencing::rebuilt`]) — at once, without a read, so it tries
+//! while that state is fresh (reading again first, a withdrawal lost 50 rounds in a row to
+//! a stream of rewards now and then); the step's own conditions are untouched, so the
 //! processor never notices. The outbox record is `attribute_not_exists` on the event id, so an
 //! event exists exactly when its change committed.
 //!
 //! The same read gives `available` (the main item and every shard) for events that report it:
 //! exact, since every money transition of the affiliate moves the sequence while events are on.
 //! A withdrawal or adjustment read both with its statistics already: its first attempt
-//! numbers on that read ([`SequenceAsRead`]), so it makes one sequential read, not two; only
-//! a sequence moved since makes it read again.
+//! numbers on that read ([`SequenceAsRead`]), so it makes one sequential read, not two.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -43,12 +45,23 @@ struct Read {
     seq: i64,
     /// Main item and shards, when one of the affiliate's events reports it.
     available: Option<i64>,
+    /// Of `available`, the shards' part: rewards credit them only while events are off, so a
+    /// rebuild takes them as read and the main item's part from the cancellation.
+    apart: i64,
+}
+
+/// What one attempt of a sequenced write came to.
+pub(crate) enum Step<T> {
+    Done(T),
+    /// Another transition of one of its affiliates came first: again, on these sequences
+    /// (taken from the cancellation's old images), or on a fresh read (`None`).
+    Again(Option<Sequencing>),
 }
 
 /// The sequences read for one attempt of a publishing transaction (empty when the
 /// publication is not sequenced: then only the outbox records are written, as before
 /// lifecycle events).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Sequencing {
     read: HashMap<UserId, Read>,
     /// Events per affiliate in this publication.
@@ -74,7 +87,8 @@ pub(crate) fn sequence_as_read(main: Option<&Item>, shards: impl IntoIterator<It
         available = available.checked_add(number(shard.as_ref(), attr::AVAILABLE)).ok_or(MarketError::Overflow)?;
     }
     let event_seq = u64::try_from(number(main, attr::EVENT_SEQ)).map_err(|_| MarketError::Overflow)?;
-    Ok(SequenceAsRead { event_seq, available: Money::from_minor(available) })
+    let apart = available.checked_sub(number(main, attr::AVAILABLE)).ok_or(MarketError::Overflow)?;
+    Ok(SequenceAsRead { event_seq, available: Money::from_minor(available), apart: Money::from_minor(apart) })
 }
 
 /// How a write that lost a round waits before the next: someone waits for a withdrawal or
@@ -88,13 +102,13 @@ pub(crate) enum Patience {
 }
 
 impl DynamoStore {
-    /// Runs a publishing write: `attempt` on freshly read sequences until it decides
-    /// (`Some`), at most [`SEQUENCE_ATTEMPTS`] times (`None`: another transition of one of
-    /// its affiliates came first), else `Contention`.
+    /// Runs a publishing write: `attempt` on the sequences read until it is done, at most
+    /// [`SEQUENCE_ATTEMPTS`] times (each `Again` means another transition of one of its
+    /// affiliates came first), else `Contention`.
     pub(crate) async fn sequenced<T, F, Fut>(&self, p: &Publication, patience: Patience, attempt: F) -> Result<T>
     where
         F: FnMut(Sequencing) -> Fut,
-        Fut: std::future::Future<Output = Result<Option<T>>>,
+        Fut: std::future::Future<Output = Result<Step<T>>>,
     {
         self.sequenced_from(p, patience, None, attempt).await
     }
@@ -104,16 +118,17 @@ impl DynamoStore {
     pub(crate) async fn sequenced_from<T, F, Fut>(&self, p: &Publication, patience: Patience, as_read: Option<(&UserId, SequenceAsRead)>, mut attempt: F) -> Result<T>
     where
         F: FnMut(Sequencing) -> Fut,
-        Fut: std::future::Future<Output = Result<Option<T>>>,
+        Fut: std::future::Future<Output = Result<Step<T>>>,
     {
+        let mut next = as_read.and_then(|(user, read)| Sequencing::as_read(p, user, read));
         for round in 0..SEQUENCE_ATTEMPTS {
-            let first = if round == 0 { as_read.and_then(|(user, read)| Sequencing::as_read(p, user, read)) } else { None };
-            let seq = match first {
+            let seq = match next.take() {
                 Some(seq) => seq,
                 None => self.read_sequences(p).await?,
             };
-            if let Some(done) = attempt(seq).await? {
-                return Ok(done);
+            match attempt(seq).await? {
+                Step::Done(done) => return Ok(done),
+                Step::Again(known) => next = known,
             }
             // market_lambda::metrics::names::SEQUENCE_RETRIES (a no-op outside a function).
             metrics::counter!("SequenceRetries").increment(1);
@@ -149,13 +164,14 @@ impl DynamoStore {
         let mut items = self.get_items(keys).await?.into_iter();
         for (user, needs) in whole {
             let main = items.next().flatten();
-            let mut available = number(main.as_ref(), attr::AVAILABLE);
+            let mut apart = 0i64;
             if needs {
                 for _ in 0..STATS_SHARDS {
-                    available = available.checked_add(number(items.next().flatten().as_ref(), attr::AVAILABLE)).ok_or(MarketError::Overflow)?;
+                    apart = apart.checked_add(number(items.next().flatten().as_ref(), attr::AVAILABLE)).ok_or(MarketError::Overflow)?;
                 }
             }
-            s.read.insert(user, Read { seq: number(main.as_ref(), attr::EVENT_SEQ), available: needs.then_some(available) });
+            let available = number(main.as_ref(), attr::AVAILABLE).checked_add(apart).ok_or(MarketError::Overflow)?;
+            s.read.insert(user, Read { seq: number(main.as_ref(), attr::EVENT_SEQ), available: needs.then_some(available), apart });
         }
         Ok(s)
     }
@@ -172,9 +188,26 @@ impl Sequencing {
         let seq = i64::try_from(read.event_seq).ok()?;
         let count = i64::try_from(p.events.len()).ok()?;
         Some(Sequencing {
-            read: HashMap::from([(user.clone(), Read { seq, available: needs.then_some(read.available.minor()) })]),
+            read: HashMap::from([(user.clone(), Read { seq, available: needs.then_some(read.available.minor()), apart: read.apart.minor() })]),
             counts: HashMap::from([(user.clone(), count)]),
         })
+    }
+
+    /// The sequences to try again on after a cancellation: each failed affiliate's number and
+    /// main `available` from its statistics item as the cancellation handed it back (no read:
+    /// the retry goes at once, while the state is fresh), the rest as read. `None` when an
+    /// old image is missing: read.
+    pub(crate) fn rebuilt<'a>(&self, failed: impl IntoIterator<Item = (&'a UserId, Option<&'a Item>)>) -> Option<Sequencing> {
+        let mut next = self.clone();
+        for (user, old) in failed {
+            let old = old?;
+            let read = next.read.get_mut(user)?;
+            read.seq = number(Some(old), attr::EVENT_SEQ);
+            if let Some(a) = read.available.as_mut() {
+                *a = number(Some(old), attr::AVAILABLE).checked_add(read.apart)?;
+            }
+        }
+        Some(next)
     }
 
     /// Affiliates with events whose statistics the transaction does not otherwise touch.
@@ -195,7 +228,7 @@ impl Sequencing {
     }
 
     /// Whether a cancelled transaction's failed statistics item (as it was) shows that the
-    /// affiliate's sequence moved since it was read: then read again and rebuild.
+    /// affiliate's sequence moved since it was read: then rebuild ([`Sequencing::rebuilt`]).
     pub(crate) fn moved(&self, user: &UserId, old: Option<&Item>) -> bool {
         self.read.get(user).is_some_and(|r| number(old, attr::EVENT_SEQ) != r.seq)
     }
@@ -229,8 +262,8 @@ impl Sequencing {
     }
 }
 
-/// A jittered pause before rebuilding on a fresh read: interactive writes retry at once (the
-/// other transition has committed already); background ones back off as contenders show up.
+/// A jittered pause before rebuilding: interactive writes retry at once (the other
+/// transition has committed already); background ones back off as contenders show up.
 async fn pause(attempt: u32, patience: Patience) {
     let cap_ms = match patience {
         Patience::Interactive => 4,
@@ -238,4 +271,27 @@ async fn pause(attempt: u32, patience: Patience) {
     };
     let ms = rand::thread_rng().gen_range(1..=cap_ms);
     tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rebuild_takes_the_number_and_main_balance_from_the_cancellation_and_the_shards_as_read() {
+        let alice = UserId::parse("alice").unwrap();
+        let s = Sequencing {
+            read: HashMap::from([(alice.clone(), Read { seq: 3, available: Some(500), apart: 200 })]),
+            counts: HashMap::from([(alice.clone(), 2)]),
+        };
+        let old: Item = HashMap::from([(attr::EVENT_SEQ.to_owned(), n(5)), (attr::AVAILABLE.to_owned(), n(450))]);
+        assert!(s.moved(&alice, Some(&old)));
+        let next = s.rebuilt([(&alice, Some(&old))]).expect("rebuilt from the old image");
+        let r = next.read[&alice];
+        assert_eq!((r.seq, r.available, r.apart), (5, Some(650), 200), "main from the cancellation, shards as read");
+        let guard = next.guard(&alice).unwrap();
+        assert_eq!((guard.condition, guard.set[0].2), ("#event_seq = :seq", 7), "on the number seen, two events on");
+        assert!(!next.moved(&alice, Some(&old)));
+        assert!(s.rebuilt([(&alice, None)]).is_none(), "no old image: read");
+    }
 }
