@@ -217,7 +217,7 @@ pub struct Maturation {
 /// An affiliate's event sequence and stored `available` (main statistics and every part) as
 /// a processor read them: a change's first attempt numbers its events on them instead of
 /// reading them again (SPEC §7: one sequential read before the write); a sequence moved
-/// since makes the store read afresh.
+/// since makes the store rebuild on the number it finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SequenceAsRead {
     pub event_seq: u64,

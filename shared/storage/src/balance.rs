@@ -18,7 +18,7 @@ use crate::error::mapping_error;
 use crate::expr::{key, key2, n, s};
 use crate::ledger::{commission_put, entry_key, entry_put};
 use crate::sequence::{Patience, Sequencing, Step};
-use crate::tables::{adjustment_entry_key, attr, stats_shard_keys, withdrawal_entry_key, STATS_SHARDS};
+use crate::tables::{adjustment_entry_key, attr, stats_ids, withdrawal_entry_key, STATS_SHARDS};
 use crate::DynamoStore;
 
 impl DynamoStore {
@@ -45,8 +45,7 @@ impl DynamoStore {
     /// when asked: one `BatchGetItem`.
     async fn stats_with(&self, user: &UserId, policy: bool) -> Result<(AffiliateStats, Option<AffiliatePolicy>)> {
         let t = self.tables();
-        let mut keys = vec![(t.stats.as_str(), key(attr::USER_ID, user.as_str()))];
-        keys.extend(stats_shard_keys(user.as_str()).map(|k| (t.stats.as_str(), key(attr::USER_ID, k))));
+        let mut keys: Vec<_> = stats_ids(user.as_str()).map(|k| (t.stats.as_str(), key(attr::USER_ID, k))).collect();
         if policy {
             keys.push((t.policy.as_str(), key(attr::USER_ID, user.as_str())));
         }
@@ -92,8 +91,8 @@ impl BalanceStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// One attempt on the sequences read; `None`: another transition of the affiliate came
-    /// first (rebuild on a fresh read).
+    /// One attempt on the sequences read; `Again`: another transition of the affiliate came
+    /// first (rebuild).
     async fn try_change_balance(&self, c: &BalanceChange, seq: Sequencing) -> Result<Step<BalanceOutcome>> {
         let t = self.tables();
         // `available` + the change stays ≥ 0 (a user without statistics has 0: the attribute
@@ -148,7 +147,7 @@ impl DynamoStore {
                 return Err(MarketError::internal("outbox record exists without its ledger entry"))
             }
             // Another transition of the affiliate moved the sequence: its conditions may
-            // still hold on a fresh read.
+            // still hold on the number it left.
             Err(cancelled) if guard.is_some() && cancelled.failed(0) && seq.moved(&c.user, cancelled.old_item(0)) => {
                 return Ok(Step::Again(seq.rebuilt([(&c.user, cancelled.old_item(0))])))
             }

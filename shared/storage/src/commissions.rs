@@ -22,7 +22,7 @@ use crate::expr::{key, key2, n, s, update, Item};
 use crate::ledger::{commission_from, commission_put, entry_put, stats_update};
 use crate::paging::Listing;
 use crate::sequence::{sequence_as_read, Patience, Sequencing, Step};
-use crate::tables::{attr, commission_key, stats_shard_key, stats_shard_keys, stats_shard_of, DUE_BY_DAY_INDEX, HELD_FOR_REVIEW_INDEX, PENDING_BY_MATURITY_INDEX, REVIEW_QUEUE_PARTITION};
+use crate::tables::{attr, commission_key, stats_ids, stats_shard_key, stats_shard_of, DUE_BY_DAY_INDEX, HELD_FOR_REVIEW_INDEX, PENDING_BY_MATURITY_INDEX, REVIEW_QUEUE_PARTITION};
 use crate::DynamoStore;
 
 impl DynamoStore {
@@ -51,7 +51,7 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
-    /// One attempt of a maturation on the sequences read (`None`: rebuild on a fresh read).
+    /// One attempt of a maturation on the sequences read (`Again`: rebuild).
     async fn try_mature(&self, m: &Maturation, total: StatsDelta, seq: Sequencing) -> Result<Step<bool>> {
         let t = self.tables();
         let guard = seq.guard(&m.user);
@@ -73,8 +73,8 @@ impl DynamoStore {
         })
     }
 
-    /// One attempt of a commission step's transaction on the sequences read; `None`: another
-    /// transition of one of its affiliates came first (rebuild on a fresh read).
+    /// One attempt of a commission step's transaction on the sequences read; `Again`: another
+    /// transition of one of its affiliates came first (rebuild).
     async fn try_write_commission(&self, w: &CommissionWrite, seq: Sequencing) -> Result<Step<CommissionOutcome>> {
         let t = self.tables();
         // 0..k: each commission is still as the step read it.
@@ -166,8 +166,7 @@ impl CommissionStore for DynamoStore {
     async fn get_commission_sequenced(&self, earner: &UserId, order: &OrderId) -> Result<(Option<Commission>, SequenceAsRead)> {
         let t = self.tables();
         let mut keys = vec![(t.ledger.as_str(), key2((attr::USER_ID, earner.as_str()), (attr::ENTRY_KEY, &commission_key(order.as_str()))))];
-        keys.push((t.stats.as_str(), key(attr::USER_ID, earner.as_str())));
-        keys.extend(stats_shard_keys(earner.as_str()).map(|k| (t.stats.as_str(), key(attr::USER_ID, k))));
+        keys.extend(stats_ids(earner.as_str()).map(|k| (t.stats.as_str(), key(attr::USER_ID, k))));
         let mut items = self.get_items(keys).await?.into_iter();
         let commission = items.next().flatten().map(commission_from).transpose()?;
         let main = items.next().flatten();

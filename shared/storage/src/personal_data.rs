@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::mapping_error;
 use crate::expr::{key, key2, Item};
 use crate::paging::Listing;
-use crate::tables::{attr, reward_entry_key, stats_shard_keys, BY_ABOUT_INDEX, BY_BUYER_INDEX, BY_INVITER_INDEX, BY_OWNER_INDEX};
+use crate::tables::{attr, reward_entry_key, stats_ids, BY_ABOUT_INDEX, BY_BUYER_INDEX, BY_INVITER_INDEX, BY_OWNER_INDEX};
 use crate::DynamoStore;
 
 /// Keys a `BatchGetItem` takes.
@@ -76,7 +76,7 @@ impl DynamoStore {
         Ok(match section {
             DataSection::Policy => (self.get_item(&t.policy, key(attr::USER_ID, u)).await?.into_iter().collect(), None),
             DataSection::Statistics => {
-                let keys = std::iter::once(u.to_owned()).chain(stats_shard_keys(u)).map(|k| (t.stats.as_str(), key(attr::USER_ID, k))).collect();
+                let keys = stats_ids(u).map(|k| (t.stats.as_str(), key(attr::USER_ID, k))).collect();
                 (self.get_items(keys).await?.into_iter().flatten().collect(), None)
             }
             DataSection::Ledger => self.query_page(&t.ledger, (None, Listing::NewestFirst), (attr::USER_ID, u), token, limit).await?,

@@ -82,13 +82,22 @@ fn number(item: Option<&Item>, name: &str) -> i64 {
 /// An affiliate's sequence and stored `available` from their main statistics item and its
 /// shards as read.
 pub(crate) fn sequence_as_read(main: Option<&Item>, shards: impl IntoIterator<Item = Option<Item>>) -> Result<SequenceAsRead> {
-    let mut available = number(main, attr::AVAILABLE);
+    let mut apart = 0i64;
     for shard in shards {
-        available = available.checked_add(number(shard.as_ref(), attr::AVAILABLE)).ok_or(MarketError::Overflow)?;
+        apart = apart.checked_add(number(shard.as_ref(), attr::AVAILABLE)).ok_or(MarketError::Overflow)?;
     }
+    let available = number(main, attr::AVAILABLE).checked_add(apart).ok_or(MarketError::Overflow)?;
     let event_seq = u64::try_from(number(main, attr::EVENT_SEQ)).map_err(|_| MarketError::Overflow)?;
-    let apart = available.checked_sub(number(main, attr::AVAILABLE)).ok_or(MarketError::Overflow)?;
     Ok(SequenceAsRead { event_seq, available: Money::from_minor(available), apart: Money::from_minor(apart) })
+}
+
+impl Read {
+    /// What a sequenced write works on, from a read of the affiliate's statistics (the
+    /// balance only when one of its events reports it).
+    fn of(read: SequenceAsRead, needs_available: bool) -> Result<Read> {
+        let seq = i64::try_from(read.event_seq).map_err(|_| MarketError::Overflow)?;
+        Ok(Read { seq, available: needs_available.then_some(read.available.minor()), apart: read.apart.minor() })
+    }
 }
 
 /// How a write that lost a round waits before the next: someone waits for a withdrawal or
@@ -164,14 +173,8 @@ impl DynamoStore {
         let mut items = self.get_items(keys).await?.into_iter();
         for (user, needs) in whole {
             let main = items.next().flatten();
-            let mut apart = 0i64;
-            if needs {
-                for _ in 0..STATS_SHARDS {
-                    apart = apart.checked_add(number(items.next().flatten().as_ref(), attr::AVAILABLE)).ok_or(MarketError::Overflow)?;
-                }
-            }
-            let available = number(main.as_ref(), attr::AVAILABLE).checked_add(apart).ok_or(MarketError::Overflow)?;
-            s.read.insert(user, Read { seq: number(main.as_ref(), attr::EVENT_SEQ), available: needs.then_some(available), apart });
+            let shards = items.by_ref().take(if needs { STATS_SHARDS as usize } else { 0 });
+            s.read.insert(user, Read::of(sequence_as_read(main.as_ref(), shards)?, needs)?);
         }
         Ok(s)
     }
@@ -185,12 +188,8 @@ impl Sequencing {
             return None;
         }
         let needs = p.events.iter().any(|e| e.reports_available());
-        let seq = i64::try_from(read.event_seq).ok()?;
         let count = i64::try_from(p.events.len()).ok()?;
-        Some(Sequencing {
-            read: HashMap::from([(user.clone(), Read { seq, available: needs.then_some(read.available.minor()), apart: read.apart.minor() })]),
-            counts: HashMap::from([(user.clone(), count)]),
-        })
+        Some(Sequencing { read: HashMap::from([(user.clone(), Read::of(read, needs).ok()?)]), counts: HashMap::from([(user.clone(), count)]) })
     }
 
     /// The sequences to try again on after a cancellation: each failed affiliate's number and

@@ -61,6 +61,12 @@ pub fn stats_shard_keys(user: &str) -> impl Iterator<Item = String> + '_ {
     (0..STATS_SHARDS).map(move |k| stats_shard_key(user, k))
 }
 
+/// The keys of every statistics item of a user: the main item, then each shard (a read sums
+/// them).
+pub fn stats_ids(user: &str) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(user.to_owned()).chain(stats_shard_keys(user))
+}
+
 /// The shard an order's reward is credited to: spread evenly, the same for every retry.
 pub fn stats_shard_of(order_id: &str) -> u32 {
     // FNV-1a: stable across builds and platforms (std's hasher is not).
