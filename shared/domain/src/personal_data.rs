@@ -1,8 +1,36 @@
 //! A user's personal data as the module holds it (GDPR art. 15): the sections an export is
 //! made of, each a list of the items stored, as JSON. Value types only; the store finds
-//! the items (by key, or by an index on the user: never a `Scan`).
+//! the items (by key, or by an index on the user: never a `Scan`). And the pseudonym an
+//! erasure (art. 17) replaces a user's id with.
 
+use hmac::{Hmac, Mac};
 use serde::Serialize;
+use sha2::Sha256;
+
+use crate::ids::UserId;
+use crate::MarketError;
+
+/// The prefix of every pseudonym: an erased user's records are recognisable as such.
+pub const PSEUDONYM_PREFIX: &str = "erased-";
+
+/// The stable pseudonym of `user` under `key` (HMAC-SHA-256, 160 bits in hex): the same user
+/// always maps to the same pseudonym, so events naming them after their erasure find their
+/// records; nobody without the key can tell whose it is, nor compute it from an id.
+pub fn pseudonym(key: &[u8], user: &UserId) -> Result<UserId, MarketError> {
+    if key.len() < 32 {
+        return Err(MarketError::internal("the erasure key is shorter than 32 bytes"));
+    }
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).map_err(|_| MarketError::internal("erasure key"))?;
+    mac.update(user.as_str().as_bytes());
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
+    UserId::parse(format!("{PSEUDONYM_PREFIX}{hex}"))
+}
+
+/// Whether `user` is a pseudonym (an erased user's records).
+pub fn is_pseudonym(user: &UserId) -> bool {
+    user.as_str().starts_with(PSEUDONYM_PREFIX)
+}
 
 /// Where an exported record comes from, in the order an export lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -73,6 +101,21 @@ pub struct DataRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_pseudonym_is_stable_keyed_and_recognisable() {
+        let alice = UserId::parse("alice").unwrap();
+        let p = pseudonym(KEY, &alice).unwrap();
+        assert_eq!(p, pseudonym(KEY, &alice).unwrap(), "the same user, the same pseudonym");
+        assert_ne!(p, pseudonym(KEY, &UserId::parse("bob").unwrap()).unwrap());
+        assert_ne!(p, pseudonym(b"another key, 32 bytes long at least", &alice).unwrap(), "keyed");
+        assert!(is_pseudonym(&p) && !is_pseudonym(&alice));
+        assert_eq!(p.as_str().len(), PSEUDONYM_PREFIX.len() + 40);
+        assert!(!p.as_str().contains('#'), "usable in keys");
+        assert!(pseudonym(b"short", &alice).is_err(), "a weak key is refused");
+    }
 
     #[test]
     fn sections_are_listed_once_in_order() {

@@ -8,6 +8,7 @@
 mod audit;
 mod balance;
 mod codes;
+mod erasure;
 mod commissions;
 mod error;
 mod expr;
