@@ -110,6 +110,9 @@ pub enum AuditAction {
     WaitingEventExpired,
     /// An admin exported the user's personal data (GDPR art. 15; on the first page).
     DataExported,
+    /// An admin erased the user (GDPR art. 17): on the pseudonym (`moved`, `rewritten`,
+    /// `forfeited`).
+    UserErased,
 }
 
 impl AuditAction {
@@ -140,6 +143,7 @@ impl AuditAction {
             AuditAction::WaitingEventDecided => "waiting_event_decided",
             AuditAction::WaitingEventExpired => "waiting_event_expired",
             AuditAction::DataExported => "data_exported",
+            AuditAction::UserErased => "user_erased",
         }
     }
 }

@@ -26,6 +26,9 @@ pub enum MarketError {
     NotHeldForReview,
     #[error("this reward was reviewed before with the other decision")]
     AlreadyReviewed,
+    /// An erasure of a user with money available, without saying to forfeit it.
+    #[error("the user has an available balance: pay it out, or erase with forfeit_balance")]
+    BalanceNotSettled,
     /// Too many requests of one caller (address or user): try again after `retry_after`.
     #[error("too many requests, retry later")]
     RateLimited { retry_after: std::time::Duration },

@@ -372,6 +372,33 @@ pub trait PersonalDataStore: Send + Sync + 'static {
         -> impl Future<Output = Result<Page<DataRecord>>> + Send;
 }
 
+/// An erasure (GDPR art. 17): `user` becomes `pseudonym` in every item that names them.
+#[derive(Debug, Clone)]
+pub struct Erasure {
+    pub user: UserId,
+    pub pseudonym: UserId,
+    pub at: Timestamp,
+    /// On the pseudonym's trail, written last.
+    pub audit: AuditRecord,
+}
+
+/// What an erasure changed (all zero: erased before).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Erased {
+    /// Items of the user moved to the pseudonym (policy, statistics, ledger, audit trail).
+    pub moved: usize,
+    /// Items of others rewritten (referrals, commissions on their orders, records naming
+    /// them, codes) and short-lived items deleted (waiting events, counters).
+    pub rewritten: usize,
+}
+
+pub trait ErasureStore: Send + Sync + 'static {
+    /// Replaces the user everywhere (idempotent: a repeat finds nothing left to change).
+    /// Assumes nothing else writes the user's items meanwhile (WIP: the fence and the hooks'
+    /// redirects are not built yet).
+    fn erase(&self, e: &Erasure) -> impl Future<Output = Result<Erased>> + Send;
+}
+
 /// An order or refund to keep until its buyer's registration arrives.
 #[derive(Debug, Clone)]
 pub struct Parking {
@@ -421,9 +448,9 @@ pub trait ParkedStore: Send + Sync + 'static {
 }
 
 /// Storage port: every aggregate's store.
-pub trait MarketStore: CodeStore + PolicyStore + CommissionStore + BalanceStore + HistoryStore + ParkedStore + PersonalDataStore {}
+pub trait MarketStore: CodeStore + PolicyStore + CommissionStore + BalanceStore + HistoryStore + ParkedStore + PersonalDataStore + ErasureStore {}
 
-impl<T: CodeStore + PolicyStore + CommissionStore + BalanceStore + HistoryStore + ParkedStore + PersonalDataStore> MarketStore for T {}
+impl<T: CodeStore + PolicyStore + CommissionStore + BalanceStore + HistoryStore + ParkedStore + PersonalDataStore + ErasureStore> MarketStore for T {}
 
 /// The configuration document as stored, for the admin API (no cache: the truth).
 pub trait ConfigStore: Send + Sync + 'static {

@@ -145,6 +145,7 @@ pub fn error_outcome(e: &MarketError) -> &'static str {
         MarketError::NothingToReverse => "nothing_to_reverse",
         MarketError::NotHeldForReview => "not_held",
         MarketError::AlreadyReviewed => "already_reviewed",
+        MarketError::BalanceNotSettled => "balance_not_settled",
         MarketError::IdempotencyConflict => "idempotency_conflict",
         MarketError::Overflow => "overflow",
         MarketError::CodeCollision => "code_collision",

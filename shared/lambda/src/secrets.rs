@@ -55,6 +55,37 @@ impl CredentialSource for SecretsManagerCredentials {
     }
 }
 
+/// The erasure key (issue 30): `ERASURE_KEY_SECRET_ARN` names a Secrets Manager secret whose
+/// string is the key; read at the first erasure (or redirect) of a container, then kept.
+pub struct SecretsManagerErasureKey {
+    client: aws_sdk_secretsmanager::Client,
+    secret_arn: Option<String>,
+    key: tokio::sync::OnceCell<std::sync::Arc<[u8]>>,
+}
+
+impl SecretsManagerErasureKey {
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Self {
+        SecretsManagerErasureKey { client: aws_sdk_secretsmanager::Client::new(sdk), secret_arn: crate::local_env::var("ERASURE_KEY_SECRET_ARN"), key: tokio::sync::OnceCell::new() }
+    }
+}
+
+impl market_domain::processors::ErasureKey for SecretsManagerErasureKey {
+    fn key(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<std::sync::Arc<[u8]>, market_domain::MarketError>> + Send + '_>> {
+        Box::pin(async move {
+            let key = self
+                .key
+                .get_or_try_init(|| async {
+                    let arn = self.secret_arn.as_deref().ok_or_else(|| market_domain::MarketError::internal("ERASURE_KEY_SECRET_ARN is not set"))?;
+                    let out = self.client.get_secret_value().secret_id(arn).send().await.map_err(|e| market_domain::MarketError::Unavailable(Box::new(e)))?;
+                    let text = out.secret_string().ok_or_else(|| market_domain::MarketError::internal("the erasure key secret has no string"))?;
+                    Ok::<_, market_domain::MarketError>(std::sync::Arc::from(text.as_bytes()))
+                })
+                .await?;
+            Ok(key.clone())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse;

@@ -28,7 +28,8 @@ pub fn to_status(err: MarketError) -> Status {
         | MarketError::MarketDisabled
         | MarketError::NothingToReverse
         | MarketError::NotHeldForReview
-        | MarketError::AlreadyReviewed => Code::FailedPrecondition,
+        | MarketError::AlreadyReviewed
+        | MarketError::BalanceNotSettled => Code::FailedPrecondition,
         MarketError::IdempotencyConflict => Code::AlreadyExists,
         MarketError::Contention | MarketError::CodeCollision | MarketError::Unavailable(_) => Code::Unavailable,
         MarketError::Internal(_) => Code::Internal,

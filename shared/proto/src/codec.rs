@@ -80,6 +80,7 @@ mod tests {
             decodes::<v1::AdjustBalanceRequest>(&bytes);
             decodes::<v1::ReverseRewardRequest>(&bytes);
             decodes::<v1::ExportUserDataRequest>(&bytes);
+            decodes::<v1::EraseUserRequest>(&bytes);
         }
 
         /// Structured admin changes: any values, any field names -> a change or a typed

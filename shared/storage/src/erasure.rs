@@ -11,9 +11,14 @@
 //! every sum over the items is what it was.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use market_domain::ports::{Erased, Erasure, ErasureStore, Result};
+use market_domain::time::Timestamp;
+use market_domain::MarketError;
 
-use crate::expr::Item;
-use crate::tables::attr;
+use crate::audit::audit_put;
+use crate::expr::{delete, key, key2, n, put, s, update, Item, Values};
+use crate::tables::{attr, reward_entry_key, stats_shard_keys, velocity_key, BY_ABOUT_INDEX, BY_BUYER_INDEX, BY_INVITER_INDEX, BY_OWNER_INDEX};
+use crate::DynamoStore;
 
 /// What one erasure replaces: the user's id by their pseudonym.
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +105,184 @@ impl Replacement<'_> {
 fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
+
+// ---------------------------------------------------------------- the store's erasure
+
+/// Moves (a put and a delete each) per transaction: 100 items.
+const MOVES_PER_TRANSACTION: usize = 50;
+/// Hours of referral-velocity counters (TTL two days on) and days of code-churn counters.
+const COUNTER_HOURS: i64 = 48;
+
+fn key_of(item: &Item, names: &[&str]) -> Item {
+    names.iter().filter_map(|n| item.get(*n).map(|v| ((*n).to_owned(), v.clone()))).collect()
+}
+
+impl DynamoStore {
+    /// Every item of a partition, strongly consistent.
+    async fn partition(&self, table: &str, hash: &str, value: &str) -> Result<Vec<Item>> {
+        self.query(table, None, &format!("#{hash} = :v"), vec![(":v", s(value))], true, usize::MAX).await
+    }
+
+    /// Every key an index holds for `value`.
+    async fn index_keys(&self, table: &str, index: &str, hash: &str, value: &str) -> Result<Vec<Item>> {
+        self.query(table, Some(index), &format!("#{hash} = :v"), vec![(":v", s(value))], false, usize::MAX).await
+    }
+
+    /// Puts each item as `r` rewrites it (under its new key) and deletes the old one.
+    async fn move_items(&self, table: &str, keys: &[&str], items: &[Item], r: Replacement<'_>) -> Result<usize> {
+        for chunk in items.chunks(MOVES_PER_TRANSACTION) {
+            let mut writes = Vec::with_capacity(chunk.len() * 2);
+            for item in chunk {
+                writes.push(put(table, r.item(item), "", vec![])?);
+                writes.push(delete(table, key_of(item, keys), "", vec![])?);
+            }
+            if self.transact(writes).await?.is_err() {
+                return Err(MarketError::Contention);
+            }
+        }
+        Ok(items.len())
+    }
+
+    /// One conditional update; `false` when its condition failed (done before, or gone).
+    async fn update_if(&self, table: &str, k: Item, expr: &str, cond: &str, values: Values) -> Result<bool> {
+        match self.transact(vec![update(table, k, expr, Some(cond), values)?]).await? {
+            Ok(()) => Ok(true),
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// Puts items rewritten in place (same key), each conditional on the version read when
+    /// it has one; `false` for an item that changed meanwhile.
+    async fn rewrite_in_place(&self, table: &str, item: &Item, r: Replacement<'_>) -> Result<bool> {
+        let mut after = r.item(item);
+        let (cond, values) = match item.get(attr::VERSION).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()) {
+            Some(v) => {
+                after.insert(attr::VERSION.to_owned(), n(v + 1));
+                ("#version = :v", vec![(":v", n(v))])
+            }
+            None => ("", vec![]),
+        };
+        Ok(self.transact(vec![put(table, after, cond, values)?]).await?.is_ok())
+    }
+}
+
+impl ErasureStore for DynamoStore {
+    async fn erase(&self, e: &Erasure) -> Result<Erased> {
+        let t = self.tables();
+        let (u, p) = (e.user.as_str(), e.pseudonym.as_str());
+        let r = Replacement { user: u, pseudonym: p };
+        let mut done = Erased::default();
+
+        // What others hold about the user, found before the user's own items move.
+        let referred = self.index_keys(&t.policy, BY_INVITER_INDEX, attr::INVITER, u).await?;
+        let purchases = self.index_keys(&t.ledger, BY_BUYER_INDEX, attr::BUYER, u).await?;
+        let mentions = self.index_keys(&t.audit, BY_ABOUT_INDEX, attr::ABOUT, u).await?;
+        let codes = self.index_keys(&t.codes, BY_OWNER_INDEX, attr::OWNER_ID, u).await?;
+        let ledger = self.partition(&t.ledger, attr::USER_ID, u).await?;
+
+        // Referred users name their inviter.
+        for k in &referred {
+            let cond = "#inviter = :u OR #inviter = :p";
+            if self.update_if(&t.policy, key_of(k, &[attr::USER_ID]), "SET #inviter = :p", cond, vec![(":u", s(u)), (":p", s(p))]).await? {
+                done.rewritten += 1;
+            }
+        }
+        // Commissions earned on the user's orders, and their reward entries.
+        for k in &purchases {
+            let Some(entry) = k.get(attr::ENTRY_KEY).and_then(|v| v.as_s().ok()) else { continue };
+            let Some(order) = entry.strip_prefix("commission#") else { continue };
+            let earner = k.get(attr::USER_ID).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let set = "SET #buyer = :p, #version = #version + :one";
+            if self.update_if(&t.ledger, key_of(k, &[attr::USER_ID, attr::ENTRY_KEY]), set, "#buyer = :u", vec![(":u", s(u)), (":p", s(p)), (":one", n(1))]).await? {
+                done.rewritten += 1;
+            }
+            let reward = key2((attr::USER_ID, &earner), (attr::ENTRY_KEY, &reward_entry_key(order)));
+            if self.update_if(&t.ledger, reward, "SET #referred_user = :p", "#referred_user = :u", vec![(":u", s(u)), (":p", s(p))]).await? {
+                done.rewritten += 1;
+            }
+        }
+        // The level-1 commissions of the orders the user earned a level 2 or 3 of name them.
+        for c in ledger.iter().filter(|i| string(i, attr::KIND) == Some("commission")) {
+            let level = c.get("earned").and_then(|e| e.as_m().ok()).and_then(|e| e.get("level")).and_then(|l| l.as_n().ok()).and_then(|l| l.parse::<u8>().ok());
+            if level.unwrap_or(1) < 2 {
+                continue;
+            }
+            let (Some(buyer), Some(entry)) = (string(c, attr::BUYER), string(c, attr::ENTRY_KEY)) else { continue };
+            let Some(buyer_policy) = self.get_item(&t.policy, key(attr::USER_ID, buyer)).await? else { continue };
+            let Some(first) = string(&buyer_policy, attr::INVITER) else { continue };
+            if let Some(level_one) = self.get_item(&t.ledger, key2((attr::USER_ID, first), (attr::ENTRY_KEY, entry))).await? {
+                if self.rewrite_in_place(&t.ledger, &level_one, r).await? {
+                    done.rewritten += 1;
+                }
+            }
+        }
+        // Records on other users' trails that name the user.
+        for k in &mentions {
+            if let Some(record) = self.get_item(&t.audit, key_of(k, &[attr::SUBJECT, attr::AT_KEY])).await? {
+                self.rewrite_in_place(&t.audit, &record, r).await?;
+                done.rewritten += 1;
+            }
+        }
+        // Codes: deactivated, owned by the pseudonym; keyed-creation records deleted (their
+        // key holds the id).
+        for k in &codes {
+            let Some(code) = string(k, attr::CODE) else { continue };
+            if code.contains('#') {
+                self.transact(vec![delete(&t.codes, key(attr::CODE, code), "", vec![])?]).await?.map_err(|_| MarketError::Contention)?;
+            } else {
+                let expr = "SET #owner_id = :p, #active = :false, #deactivated_at = if_not_exists(#deactivated_at, :now), #purge_at = :purge REMOVE #active_owner";
+                let values = vec![(":u", s(u)), (":p", s(p)), (":false", AttributeValue::Bool(false)), (":now", n(e.at.millis())), (":purge", n(e.at.epoch_seconds()))];
+                self.update_if(&t.codes, key(attr::CODE, code), expr, "#owner_id = :u", values).await?;
+            }
+            done.rewritten += 1;
+        }
+        // Short-lived counters whose keys hold the id (TTL two days on): deleted.
+        let mut counters = Vec::new();
+        for h in 0..COUNTER_HOURS {
+            let at = Timestamp::from_millis(e.at.millis() - h * 3_600_000);
+            counters.push(velocity_key(u, &at.utc_hour()));
+            if h % 24 == 0 {
+                counters.push(format!("churn#{u}#{}", at.utc_day()));
+            }
+        }
+        for chunk in counters.chunks(100) {
+            let deletes = chunk.iter().map(|c| delete(&t.codes, key(attr::CODE, c.as_str()), "", vec![])).collect::<Result<Vec<_>>>()?;
+            self.transact(deletes).await?.map_err(|_| MarketError::Contention)?;
+        }
+        // Waiting events: the user's own orders and refunds, never decided now.
+        let parked = self.partition(&t.parked, attr::USER_ID, u).await?;
+        for chunk in parked.chunks(100) {
+            let deletes = chunk.iter().map(|i| delete(&t.parked, key_of(i, &[attr::USER_ID, attr::EVENT_KEY]), "", vec![])).collect::<Result<Vec<_>>>()?;
+            self.transact(deletes).await?.map_err(|_| MarketError::Contention)?;
+            done.rewritten += chunk.len();
+        }
+
+        // The user's own items, to the pseudonym: ledger, trail, statistics; the policy last
+        // (a repeat after a failure finds it still there and goes on).
+        done.moved += self.move_items(&t.ledger, &[attr::USER_ID, attr::ENTRY_KEY], &ledger, r).await?;
+        let trail = self.partition(&t.audit, attr::SUBJECT, u).await?;
+        done.moved += self.move_items(&t.audit, &[attr::SUBJECT, attr::AT_KEY], &trail, r).await?;
+        let stats_keys = std::iter::once(u.to_owned()).chain(stats_shard_keys(u)).map(|k| (t.stats.as_str(), key(attr::USER_ID, k))).collect();
+        let stats: Vec<Item> = self.get_items(stats_keys).await?.into_iter().flatten().collect();
+        done.moved += self.move_items(&t.stats, &[attr::USER_ID], &stats, r).await?;
+        let policy = self.get_item(&t.policy, key(attr::USER_ID, u)).await?;
+        let mut marker = policy.as_ref().map(|i| r.item(i)).unwrap_or_else(|| key(attr::USER_ID, p));
+        marker.insert(ERASED_AT.to_owned(), n(e.at.millis()));
+        let mut last = vec![put(&t.policy, marker, "", vec![])?];
+        if policy.is_some() {
+            last.push(delete(&t.policy, key(attr::USER_ID, u), "", vec![])?);
+            done.moved += 1;
+        }
+        if done != Erased::default() {
+            last.push(audit_put(t, &e.audit)?);
+        }
+        self.transact(last).await?.map_err(|_| MarketError::Contention)?;
+        Ok(done)
+    }
+}
+
+/// On an erased user's (the pseudonym's) policy: when.
+pub(crate) const ERASED_AT: &str = "erased_at";
 
 #[cfg(test)]
 mod tests {

@@ -43,3 +43,77 @@ impl<S: MarketStore, C: ConfigSource> Processor for ExportUserData<S, C> {
         d.store.personal_data(&r.user, r.page_token.as_deref(), EXPORT_RECORDS_PER_SECTION).await
     }
 }
+
+// ---------------------------------------------------------------- EraseUser (admin)
+
+/// Where the erasure key comes from (a secret, read once per container): object-safe, so a
+/// function and a test can each bring their own.
+pub trait ErasureKey: Send + Sync + 'static {
+    fn key(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<std::sync::Arc<[u8]>, MarketError>> + Send + '_>>;
+}
+
+pub struct EraseRequest {
+    pub user: UserId,
+    /// Debit a positive `available` (an adjustment on the pseudonym); without it such an
+    /// erasure is refused.
+    pub forfeit_balance: bool,
+}
+
+#[derive(Debug)]
+pub struct EraseResult {
+    pub pseudonym: UserId,
+    pub erased: crate::ports::Erased,
+    pub forfeited: crate::money::Money,
+}
+
+/// Replaces a user by their pseudonym everywhere (GDPR art. 17), keeping every amount, order
+/// id and time, so every sum holds before and after. WIP: assumes no event of the user
+/// arrives meanwhile (the fence and the hooks' redirects are the next step).
+pub struct EraseUser<S, C> {
+    pub deps: Deps<S, C>,
+    pub key: std::sync::Arc<dyn ErasureKey>,
+}
+
+impl<S: MarketStore, C: ConfigSource> Processor for EraseUser<S, C> {
+    type Request = AdminRequest<EraseRequest>;
+    type Response = EraseResult;
+
+    async fn process(&self, req: AdminRequest<EraseRequest>) -> Result<EraseResult, MarketError> {
+        let d = &self.deps;
+        let r = &req.body;
+        if crate::personal_data::is_pseudonym(&r.user) {
+            return Err(MarketError::InvalidArgument("user_id is a pseudonym already".into()));
+        }
+        let key = self.key.key().await?;
+        let pseudonym = crate::personal_data::pseudonym(&key, &r.user)?;
+        let stats = d.store.get_stats(&r.user).await?;
+        let available = stats.available;
+        if available.is_positive() && !r.forfeit_balance {
+            return Err(MarketError::BalanceNotSettled);
+        }
+        let now = d.clock.now();
+        let details = json!({"forfeit_balance": r.forfeit_balance, "request_id": req.request_id});
+        let audit = AuditRecord::new(&pseudonym, now, AuditAction::UserErased, Actor::Admin(req.admin.clone()), &req.request_id, details);
+        let erased = d.store.erase(&crate::ports::Erasure { user: r.user.clone(), pseudonym: pseudonym.clone(), at: now, audit }).await?;
+        // The balance goes with an adjustment on the pseudonym (once: its key is fixed).
+        let mut forfeited = crate::money::Money::ZERO;
+        if r.forfeit_balance {
+            let left = d.store.get_stats(&pseudonym).await?.available;
+            if left.is_positive() {
+                let body = super::Adjustment {
+                    user: pseudonym.clone(),
+                    amount: crate::money::Money::from_minor(-left.minor()),
+                    reason: "forfeited at erasure".into(),
+                    idempotency_key: crate::ids::IdempotencyKey::parse("erasure-forfeit")?,
+                    allow_negative: false,
+                };
+                let adjusted = super::AdjustBalance(d.clone()).process(AdminRequest { admin: req.admin.clone(), request_id: req.request_id.clone(), body }).await?;
+                if !adjusted.replayed {
+                    forfeited = left;
+                }
+            }
+        }
+        info!(admin = %req.admin, pseudonym = %pseudonym, moved = erased.moved, rewritten = erased.rewritten, "user erased");
+        Ok(EraseResult { pseudonym, erased, forfeited })
+    }
+}

@@ -1,0 +1,9 @@
+//! Lambda entry point: clients and configuration are built once per cold start (the erasure
+//! key is read at the first erasure).
+
+#[tokio::main]
+async fn main() -> Result<(), market_lambda::Error> {
+    let market = market_lambda::Market::init().await?;
+    let key = std::sync::Arc::new(market_lambda::secrets::SecretsManagerErasureKey::from_env(&market.aws));
+    market_lambda::serve(erase_user::service(market.deps, market.auth, key)).await
+}

@@ -1,0 +1,113 @@
+//! Erasure (GDPR art. 17), WIP: a user replaced by their pseudonym everywhere, against
+//! DynamoDB Local in process. Not yet: the RPC, the fence against events arriving meanwhile,
+//! the hooks' redirects after it, the chaos run.
+
+use std::sync::Arc;
+
+use market_domain::admin::AdminRequest;
+use market_domain::config::MarketConfig;
+use market_domain::ids::{IdempotencyKey, UserId};
+use market_domain::money::{Bps, Money};
+use market_domain::ports::{BalanceStore, Erased, PolicyStore};
+use market_domain::processors::*;
+use market_tests::{assert_money_invariants, order, pay, refer, user, TestDeps};
+
+struct FixedKey;
+
+impl ErasureKey for FixedKey {
+    fn key(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Arc<[u8]>, market_domain::MarketError>> + Send + '_>> {
+        Box::pin(async { Ok(Arc::from(&b"the tests' erasure key, 32+ bytes long"[..])) })
+    }
+}
+
+fn config() -> MarketConfig {
+    MarketConfig {
+        holding_period_days: 0,
+        min_withdraw_amount: Money::from_minor(1),
+        max_active_codes: 10,
+        level_bps: vec![Bps::new(500).unwrap()],
+        ..MarketConfig::default()
+    }
+}
+
+async fn erase(d: &TestDeps, who: &UserId, forfeit_balance: bool) -> Result<EraseResult, market_domain::MarketError> {
+    let body = EraseRequest { user: who.clone(), forfeit_balance };
+    EraseUser { deps: d.clone(), key: Arc::new(FixedKey) }.process(AdminRequest { admin: user("dpo"), request_id: "erase-1".into(), body }).await
+}
+
+/// Every item of the tables the scenario touched that mentions `id` (a test may Scan).
+async fn items_naming(d: &TestDeps, id: &UserId) -> Vec<String> {
+    let t = d.store.tables().clone();
+    let mut found = Vec::new();
+    for table in [&t.policy, &t.stats, &t.codes, &t.ledger, &t.audit, &t.parked] {
+        let mut start = None;
+        loop {
+            let out = d.store.client().scan().table_name(table).set_exclusive_start_key(start).send().await.expect("scan");
+            for item in out.items() {
+                let text = format!("{item:?}");
+                if text.contains(id.as_str()) {
+                    found.push(format!("{table}: {text}"));
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn an_affiliate_is_replaced_everywhere_and_every_sum_holds() {
+    let d = market_tests::deps(config()).await;
+    let (upline, affiliate, buyer) = (user("up"), user("gone"), user("buyer"));
+    refer(&d, &upline, &affiliate).await;
+    refer(&d, &affiliate, &buyer).await;
+    let (o1, o2) = (order(), order());
+    pay(&d, &buyer, &o1, 10_000).await; // affiliate 1 000, upline 500 (level 2)
+    pay(&d, &buyer, &o2, 4_000).await; // 400 and 200
+    ApplyRefund(d.clone()).process(market_tests::refund_event(&buyer, &o2, "rf-1", 1_000, d.clock.now())).await.expect("refunded");
+    let w = WithdrawRequest { caller: affiliate.clone(), amount: Money::from_minor(500), idempotency_key: IdempotencyKey::parse("w-1").unwrap() };
+    WithdrawAffiliateReward(d.clone()).process(w).await.expect("withdrawn");
+    let before = assert_money_invariants(&d.store, &affiliate).await;
+    let upline_before = assert_money_invariants(&d.store, &upline).await;
+    assert!(before.available.is_positive());
+
+    // A positive balance is refused unless forfeited.
+    assert!(matches!(erase(&d, &affiliate, false).await, Err(market_domain::MarketError::BalanceNotSettled)));
+    let done = erase(&d, &affiliate, true).await.expect("erased");
+    let p = done.pseudonym.clone();
+    assert_eq!(done.forfeited, before.available);
+
+    assert_eq!(items_naming(&d, &affiliate).await, Vec::<String>::new(), "no item holds the id");
+    let after = assert_money_invariants(&d.store, &p).await;
+    assert_eq!((after.total_earned, after.withdrawn_total, after.invited_count), (before.total_earned, before.withdrawn_total, before.invited_count));
+    assert_eq!(after.available, Money::ZERO, "forfeited");
+    assert_eq!(after.reversed_total.minor(), before.reversed_total.minor() + before.available.minor(), "the forfeit is a debit adjustment");
+    assert_eq!(assert_money_invariants(&d.store, &upline).await.total_earned, upline_before.total_earned, "others' sums untouched");
+    assert_eq!(d.store.get_policy(&buyer).await.unwrap().unwrap().inviter, Some(p.clone()), "the referral names the pseudonym");
+    assert_eq!(d.store.get_policy(&p).await.unwrap().unwrap().inviter, Some(upline.clone()), "the pseudonym keeps its own inviter");
+
+    // A second erasure finds nothing left to change.
+    let again = erase(&d, &affiliate, true).await.expect("erased again");
+    assert_eq!((again.pseudonym, again.erased, again.forfeited), (p.clone(), Erased::default(), Money::ZERO));
+    assert_eq!(d.store.get_stats(&p).await.unwrap(), after);
+}
+
+#[tokio::test]
+async fn a_buyer_is_replaced_in_the_commissions_of_their_orders() {
+    let d = market_tests::deps(config()).await;
+    let (upline, affiliate, buyer) = (user("up"), user("aff"), user("gonebuyer"));
+    refer(&d, &upline, &affiliate).await;
+    refer(&d, &affiliate, &buyer).await;
+    pay(&d, &buyer, &order(), 10_000).await;
+    let before = (assert_money_invariants(&d.store, &affiliate).await, assert_money_invariants(&d.store, &upline).await);
+
+    let done = erase(&d, &buyer, false).await.expect("a buyer has nothing to forfeit");
+    assert_eq!(items_naming(&d, &buyer).await, Vec::<String>::new(), "no item holds the id");
+    let after = (assert_money_invariants(&d.store, &affiliate).await, assert_money_invariants(&d.store, &upline).await);
+    assert_eq!(after, before, "the earners' figures are untouched");
+    let history = d.store.history(&affiliate).await.unwrap();
+    assert!(history.iter().any(|h| matches!(h, market_domain::model::HistoryItem::Commission(c) if c.buyer == done.pseudonym)));
+}
