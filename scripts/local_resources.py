@@ -200,6 +200,23 @@ def redis_users(resources, r):
     subprocess.run(["redis-cli", "-e", "-u", os.environ["REDIS_URL"], "ACL", "SAVE"], check=True, capture_output=True)
 
 
+def other_secrets(resources, r):
+    """The template's other generated secrets (the erasure key), in moto's Secrets Manager
+    with a random value, so !Ref resolves to their ARN as in AWS."""
+    import secrets as random_secrets
+
+    sm = boto3.client("secretsmanager")
+    for logical, res in resources.items():
+        if res["Type"] != "AWS::SecretsManager::Secret" or logical in LOCAL_SECRET_PARAMETERS:
+            continue
+        if res.get("Condition") and not r.condition(res["Condition"]):
+            continue
+        gen = res["Properties"].get("GenerateSecretString", {})
+        value = random_secrets.token_hex(int(gen.get("PasswordLength", 64)) // 2)
+        arn = sm.create_secret(Name=f"{r.prefix}-{logical}", SecretString=value)["ARN"]
+        r.physical[logical] = r.arns[logical] = arn
+
+
 def function_env(resources, r, path):
     """Each function's own variables (the template's per-function Environment), which the
     shared local environment cannot carry: market_lambda::local_env reads them."""
@@ -255,6 +272,7 @@ def main():
             policy["maxReceiveCount"] = int(policy["maxReceiveCount"])
             sqs.set_queue_attributes(QueueUrl=r.physical[logical], Attributes={"RedrivePolicy": json.dumps(policy)})
     redis_users(resources, r)
+    other_secrets(resources, r)
 
     env = r.resolve(template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
     for logical, arn in r.arns.items():
