@@ -265,19 +265,33 @@ impl ErasureStore for DynamoStore {
         let stats_keys = std::iter::once(u.to_owned()).chain(stats_shard_keys(u)).map(|k| (t.stats.as_str(), key(attr::USER_ID, k))).collect();
         let stats: Vec<Item> = self.get_items(stats_keys).await?.into_iter().flatten().collect();
         done.moved += self.move_items(&t.stats, &[attr::USER_ID], &stats, r).await?;
+        // The pseudonym's policy says when the user was erased (a user never registered gets
+        // one too: the mark that they are); a repeat leaves it as it is.
         let policy = self.get_item(&t.policy, key(attr::USER_ID, u)).await?;
-        let mut marker = policy.as_ref().map(|i| r.item(i)).unwrap_or_else(|| key(attr::USER_ID, p));
-        marker.insert(ERASED_AT.to_owned(), n(e.at.millis()));
-        let mut last = vec![put(&t.policy, marker, "", vec![])?];
-        if policy.is_some() {
-            last.push(delete(&t.policy, key(attr::USER_ID, u), "", vec![])?);
-            done.moved += 1;
+        let mut last = Vec::new();
+        match &policy {
+            Some(item) => {
+                let mut marker = r.item(item);
+                marker.insert(ERASED_AT.to_owned(), n(e.at.millis()));
+                last.push(put(&t.policy, marker, "", vec![])?);
+                last.push(delete(&t.policy, key(attr::USER_ID, u), "", vec![])?);
+                done.moved += 1;
+            }
+            None => {
+                let mut marker = key(attr::USER_ID, p);
+                marker.insert(ERASED_AT.to_owned(), n(e.at.millis()));
+                last.push(put(&t.policy, marker, "attribute_not_exists(#erased_at)", vec![])?);
+            }
         }
         if done != Erased::default() {
             last.push(audit_put(t, &e.audit)?);
         }
-        self.transact(last).await?.map_err(|_| MarketError::Contention)?;
-        Ok(done)
+        match self.transact(last).await? {
+            Ok(()) => Ok(done),
+            // Marked before, and nothing was left to change: a repeat.
+            Err(_) if policy.is_none() && done == Erased::default() => Ok(done),
+            Err(_) => Err(MarketError::Contention),
+        }
     }
 }
 
