@@ -62,15 +62,25 @@ impl Replacement<'_> {
         }
     }
 
-    /// A string: the id itself, or one of its `#`-separated parts.
+    /// A string: the id itself, or one of its parts separated by `#` (keys) or `:` (an
+    /// actor, `user:<id>`).
     pub(crate) fn text(&self, s: &str) -> String {
         if s == self.user {
             return self.pseudonym.to_owned();
         }
-        if s.contains('#') {
-            return s.split('#').map(|part| if part == self.user { self.pseudonym } else { part }).collect::<Vec<_>>().join("#");
+        let mut out = String::with_capacity(s.len());
+        let mut part_start = 0;
+        for (i, c) in s.char_indices().chain(std::iter::once((s.len(), '#'))) {
+            if c == '#' || c == ':' {
+                let part = &s[part_start..i];
+                out.push_str(if part == self.user { self.pseudonym } else { part });
+                if i < s.len() {
+                    out.push(c);
+                }
+                part_start = i + c.len_utf8();
+            }
         }
-        s.to_owned()
+        out
     }
 
     fn json_text(&self, text: &str, free_reason: bool) -> String {
@@ -353,5 +363,9 @@ mod tests {
         assert_eq!(R.text("alice#shard3"), "erased-0a1b#shard3");
         assert_eq!(R.text("velocity#alice#2026-12-07T10"), "velocity#erased-0a1b#2026-12-07T10");
         assert_eq!(R.text("velocity#malice#2026"), "velocity#malice#2026");
+        assert_eq!(R.text("user:alice"), "user:erased-0a1b", "an actor");
+        assert_eq!(R.text("admin:bob"), "admin:bob");
+        assert_eq!(R.text("a:b#alice"), "a:b#erased-0a1b");
+        assert_eq!(R.text("plain"), "plain");
     }
 }
