@@ -111,3 +111,36 @@ async fn a_buyer_is_replaced_in_the_commissions_of_their_orders() {
     let history = d.store.history(&affiliate).await.unwrap();
     assert!(history.iter().any(|h| matches!(h, market_domain::model::HistoryItem::Commission(c) if c.buyer == done.pseudonym)));
 }
+
+/// Through the RPC (`cargo lambda watch`, the key from the stack's Secrets Manager, every
+/// call held to the function's template policy): refused for a balance, then erased with
+/// the forfeit; the same pseudonym again and nothing left to change on a repeat; the
+/// pseudonym's export holds the moved ledger.
+#[tokio::test]
+async fn the_rpc_erases_once_and_the_pseudonyms_export_holds_the_books() {
+    use market_proto::v1::EraseUserRequest;
+    use market_tests::rpc::Rpc;
+    let d = market_tests::deps(config()).await;
+    let (affiliate, buyer) = (user("rpcgone"), user("buyer"));
+    refer(&d, &affiliate, &buyer).await;
+    pay(&d, &buyer, &order(), 10_000).await;
+    let rpc = Rpc::from_env().unwrap();
+    let token = rpc.admin_token("dpo");
+    let request = |forfeit_balance| Rpc::authed(EraseUserRequest { user_id: affiliate.to_string(), forfeit_balance }, &token);
+    let refused = rpc.admin().erase_user(request(false)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+    let first = rpc.admin().erase_user(request(true)).await.expect("erased").into_inner();
+    assert!(first.pseudonym.starts_with("erased-") && first.moved > 0);
+    assert_eq!(first.forfeited, 1_000);
+    let again = rpc.admin().erase_user(request(true)).await.expect("repeat").into_inner();
+    assert_eq!((again.pseudonym.as_str(), again.moved, again.rewritten, again.forfeited), (first.pseudonym.as_str(), 0, 0, 0));
+    assert_eq!(items_naming(&d, &affiliate).await, Vec::<String>::new());
+    let p = UserId::parse(first.pseudonym).unwrap();
+    let stats = assert_money_invariants(&d.store, &p).await;
+    assert_eq!((stats.total_earned.minor(), stats.available.minor()), (1_000, 0));
+    let mut out = Vec::new();
+    market_client::export::export_user_data(&rpc, &token, p.as_str(), &mut out).await.expect("export");
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let ledger = doc["records"].as_array().unwrap().iter().filter(|r| r["section"] == "ledger").count();
+    assert!(ledger >= 3, "the reward, its commission, the forfeit: {doc}");
+}

@@ -154,6 +154,13 @@ enum Command {
     /// ExportUserData: everything the market holds about a user (GDPR art. 15), every page,
     /// as one JSON document on standard output (always JSON).
     Export { user: String },
+    /// EraseUser: replace a user by their pseudonym everywhere (GDPR art. 17).
+    Erase {
+        user: String,
+        /// Debit a positive available balance (else such an erasure is refused).
+        #[arg(long)]
+        forfeit_balance: bool,
+    },
     /// Dead-letter queues: order-paid, order-refunded, user-registered, reward, market-events,
     /// outbox-relay-failures.
     Dlq {
@@ -439,6 +446,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 Ok(status) => Failure::from(*status),
                 Err(e) => Failure::Call(e.to_string()),
             })?;
+        }
+        Command::Erase { user, forfeit_balance } => {
+            let rpc = rpc()?;
+            let token = admin_token(&rpc);
+            let r = rpc.admin().erase_user(Rpc::authed(EraseUserRequest { user_id: user, forfeit_balance }, &token)).await?.into_inner();
+            print_json(&serde_json::json!({"pseudonym": r.pseudonym, "moved": r.moved, "rewritten": r.rewritten, "forfeited": r.forfeited}));
         }
         Command::Dlq { command } => dead_letters::dead_letters(json, cli.outputs.as_deref(), command).await?,
     }
