@@ -15,7 +15,7 @@ use market_tests::{assert_money_invariants, order, pay, refer, user, TestDeps};
 struct FixedKey;
 
 impl ErasureKey for FixedKey {
-    fn key(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Arc<[u8]>, market_domain::MarketError>> + Send + '_>> {
+    fn key(&self) -> KeyFuture<'_> {
         Box::pin(async { Ok(Arc::from(&b"the tests' erasure key, 32+ bytes long"[..])) })
     }
 }
@@ -143,4 +143,45 @@ async fn the_rpc_erases_once_and_the_pseudonyms_export_holds_the_books() {
     let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let ledger = doc["records"].as_array().unwrap().iter().filter(|r| r["section"] == "ledger").count();
     assert!(ledger >= 3, "the reward, its commission, the forfeit: {doc}");
+}
+
+/// The fence: while an erasure moves a user's items (their policy and statistics carry
+/// `erasing`), every write of them is refused as `Contention` (a hook's message comes back
+/// later, an RPC says UNAVAILABLE) and changes nothing; the erasure then moves what is there.
+#[tokio::test]
+async fn writes_of_a_user_being_erased_are_refused_until_it_is_done() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let d = market_tests::deps(config()).await;
+    let (affiliate, buyer) = (user("fenced"), user("buyer"));
+    refer(&d, &affiliate, &buyer).await;
+    pay(&d, &buyer, &order(), 10_000).await;
+    let before = assert_money_invariants(&d.store, &affiliate).await;
+    // As an erasure's first step leaves them.
+    let t = d.store.tables().clone();
+    for (table, k) in [(&t.stats, affiliate.to_string()), (&t.policy, buyer.to_string())] {
+        d.store
+            .client()
+            .update_item()
+            .table_name(table)
+            .key("user_id", AttributeValue::S(k))
+            .update_expression("SET erasing = :p")
+            .expression_attribute_values(":p", AttributeValue::S("erased-test".into()))
+            .send()
+            .await
+            .expect("fence");
+    }
+    let ev = market_tests::reward_event(&buyer, &affiliate, 100, market_domain::policy::TriggerLimit::Unlimited);
+    assert!(matches!(ApplyReward(d.clone()).process(ev).await, Err(market_domain::MarketError::Contention)), "a reward waits");
+    let w = WithdrawRequest { caller: affiliate.clone(), amount: Money::from_minor(10), idempotency_key: IdempotencyKey::parse("w-f").unwrap() };
+    assert!(matches!(WithdrawAffiliateReward(d.clone()).process(w).await, Err(market_domain::MarketError::Contention)), "a withdrawal waits");
+    let mut during = d.store.get_stats(&affiliate).await.unwrap();
+    during.user_id = affiliate.clone();
+    assert_eq!((during.total_earned, during.withdrawn_total), (before.total_earned, before.withdrawn_total), "nothing changed");
+
+    let done = erase(&d, &affiliate, true).await.expect("erased");
+    assert_eq!(items_naming(&d, &affiliate).await, Vec::<String>::new());
+    let after = assert_money_invariants(&d.store, &done.pseudonym).await;
+    assert_eq!(after.total_earned, before.total_earned);
+    let main = d.store.client().get_item().table_name(&t.stats).key("user_id", AttributeValue::S(done.pseudonym.to_string())).send().await.unwrap().item.expect("moved");
+    assert!(!main.contains_key("erasing"), "the fence goes with the move: the pseudonym's items are writable");
 }

@@ -70,7 +70,7 @@ impl SecretsManagerErasureKey {
 }
 
 impl market_domain::processors::ErasureKey for SecretsManagerErasureKey {
-    fn key(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<std::sync::Arc<[u8]>, market_domain::MarketError>> + Send + '_>> {
+    fn key(&self) -> market_domain::processors::KeyFuture<'_> {
         Box::pin(async move {
             let key = self
                 .key

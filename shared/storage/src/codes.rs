@@ -93,7 +93,7 @@ impl CodeStore for DynamoStore {
                 &self.tables().stats,
                 key(attr::USER_ID, owner),
                 "ADD #active_codes :delta SET #updated_at = :now",
-                Some("attribute_not_exists(#active_codes) OR #active_codes < :threshold"),
+                Some("(attribute_not_exists(#active_codes) OR #active_codes < :threshold) AND attribute_not_exists(#erasing)"),
                 vec![
                     (":delta", n(1 - released)),
                     (":now", now_set(rec.created_at)),
@@ -180,7 +180,7 @@ impl CodeStore for DynamoStore {
                 &self.tables().stats,
                 key(attr::USER_ID, owner.as_str()),
                 "ADD #active_codes :minus_one SET #updated_at = :now",
-                None,
+                Some(crate::tables::NOT_ERASING),
                 vec![(":minus_one", n(-1)), (":now", now_set(now))],
             )?,
         ];

@@ -115,10 +115,10 @@ impl DynamoStore {
             // The buyer is this earner's referral and still under the trigger limit.
             let (cond, mut values) = match tc.limit {
                 TriggerLimit::Limited(limit) => (
-                    "#inviter = :inviter AND (attribute_not_exists(#rewards_triggered) OR #rewards_triggered < :limit)",
+                    "#inviter = :inviter AND (attribute_not_exists(#rewards_triggered) OR #rewards_triggered < :limit) AND attribute_not_exists(#erasing)",
                     vec![(":limit", n(i64::from(limit.get())))],
                 ),
-                TriggerLimit::Unlimited => ("#inviter = :inviter", vec![]),
+                TriggerLimit::Unlimited => ("#inviter = :inviter AND attribute_not_exists(#erasing)", vec![]),
             };
             values.extend([(":one", n(1)), (":inviter", s(tc.inviter.as_str()))]);
             items.push(update(&t.policy, key(attr::USER_ID, tc.buyer.as_str()), "ADD #rewards_triggered :one", Some(cond), values)?);

@@ -39,6 +39,8 @@ impl Replacement<'_> {
         let action = string(item, "action");
         let free_reason = kind.is_some_and(|k| FREE_REASON_KINDS.contains(&k)) || action.is_some_and(|a| FREE_REASON_ACTIONS.contains(&a));
         item.iter()
+            // The fence goes with the move: the pseudonym's items are writable.
+            .filter(|(name, _)| name.as_str() != attr::ERASING)
             .map(|(name, value)| {
                 let value = match (name.as_str(), value) {
                     ("note", AttributeValue::S(_)) => AttributeValue::S(String::new()),
@@ -182,6 +184,16 @@ impl ErasureStore for DynamoStore {
         let (u, p) = (e.user.as_str(), e.pseudonym.as_str());
         let r = Replacement { user: u, pseudonym: p };
         let mut done = Erased::default();
+
+        // The fence: the user's policy and statistics carry their pseudonym until moved, and
+        // every write of them is conditional on its absence (a write that meets it is retried
+        // later). Everything below is read after it.
+        // Only items that exist: a fence never creates one (a repeat, after the user's items
+        // moved, fences nothing and moves nothing onto the pseudonym's).
+        let fenced = std::iter::once((t.policy.as_str(), u.to_owned())).chain(std::iter::once(u.to_owned()).chain(stats_shard_keys(u)).map(|k| (t.stats.as_str(), k)));
+        for (table, k) in fenced {
+            self.update_if(table, key(attr::USER_ID, k), "SET #erasing = :p", "attribute_exists(#user_id)", vec![(":p", s(p))]).await?;
+        }
 
         // What others hold about the user, found before the user's own items move.
         let referred = self.index_keys(&t.policy, BY_INVITER_INDEX, attr::INVITER, u).await?;

@@ -11,7 +11,7 @@ use market_domain::MarketError;
 
 use crate::error::mapping_error;
 use crate::expr::{key, n, put, s, update, Item, Values};
-use crate::tables::{held_key, REVIEW_QUEUE_PARTITION, adjustment_entry_key, at_key, attr, commission_key, reversal_entry_key, reward_entry_key, withdrawal_entry_key};
+use crate::tables::{held_key, NOT_ERASING, REVIEW_QUEUE_PARTITION, adjustment_entry_key, at_key, attr, commission_key, reversal_entry_key, reward_entry_key, withdrawal_entry_key};
 
 const COMMISSION_KIND: &str = "commission";
 
@@ -128,5 +128,9 @@ pub(crate) fn stats_update(
     if !adds.is_empty() {
         expr.push_str(&format!(" ADD {}", adds.join(", ")));
     }
-    update(table, key(attr::USER_ID, user), &expr, condition, values)
+    let condition = match condition {
+        Some(c) => format!("({c}) AND {NOT_ERASING}"),
+        None => NOT_ERASING.to_owned(),
+    };
+    update(table, key(attr::USER_ID, user), &expr, Some(&condition), values)
 }

@@ -73,7 +73,7 @@ impl PolicyStore for DynamoStore {
                 &self.tables().stats,
                 key(attr::USER_ID, inviter),
                 "ADD #invited_count :one SET #updated_at = :at",
-                None,
+                Some(crate::tables::NOT_ERASING),
                 vec![(":one", n(1)), (":at", at)],
             )?,
             // 3: the inviter's affiliate ability is on.

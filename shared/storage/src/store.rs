@@ -121,6 +121,11 @@ impl DynamoStore {
                 _ => return Err(sdk_error(err)),
             };
             let cancelled = Cancelled(reasons);
+            // An item an erasure is moving: retried later, when the user is their pseudonym.
+            if (0..cancelled.0.len()).any(|i| cancelled.failed(i) && cancelled.old_item(i).is_some_and(|o| o.contains_key(crate::tables::attr::ERASING))) {
+                debug!("a write met a user being erased");
+                return Err(MarketError::Contention);
+            }
             if (0..cancelled.0.len()).any(|i| cancelled.failed(i)) {
                 return Ok(Err(cancelled));
             }

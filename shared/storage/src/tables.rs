@@ -74,6 +74,11 @@ pub fn stats_shard_of(order_id: &str) -> u32 {
     (hash % u64::from(STATS_SHARDS)) as u32
 }
 
+/// The condition every write of a user's statistics or trigger count carries: no erasure is
+/// moving them (a cancellation on it is `Contention`: the write is retried, and finds the
+/// user under their pseudonym).
+pub const NOT_ERASING: &str = "attribute_not_exists(#erasing)";
+
 /// The RabbitMQ exchange of the market's outbound events.
 pub const MARKET_EXCHANGE: &str = "market";
 
@@ -135,6 +140,9 @@ pub mod attr {
     pub const SUBJECT: &str = "subject";
     /// On an audit record: the other user it names.
     pub const ABOUT: &str = "about";
+    /// On a user's policy and statistics while an erasure moves them: their pseudonym. Every
+    /// write of those items is conditional on its absence ([`super::NOT_ERASING`]).
+    pub const ERASING: &str = "erasing";
     pub const COMMISSION_BPS: &str = "commission_bps";
     pub const TRIGGER_LIMIT: &str = "trigger_limit";
     pub const MAX_ACTIVE_CODES: &str = "max_active_codes";

@@ -49,8 +49,11 @@ impl<S: MarketStore, C: ConfigSource> Processor for ExportUserData<S, C> {
 /// Where the erasure key comes from (a secret, read once per container): object-safe, so a
 /// function and a test can each bring their own.
 pub trait ErasureKey: Send + Sync + 'static {
-    fn key(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<std::sync::Arc<[u8]>, MarketError>> + Send + '_>>;
+    fn key(&self) -> KeyFuture<'_>;
 }
+
+/// What [`ErasureKey::key`] answers: the key's bytes, once read.
+pub type KeyFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<std::sync::Arc<[u8]>, MarketError>> + Send + 'a>>;
 
 pub struct EraseRequest {
     pub user: UserId,
