@@ -121,7 +121,7 @@ async fn an_update_after_redis_restarted_empty_is_written_even_if_it_changes_not
     let key = format!("test:config:{}", nanoid::nanoid!(8));
     let configs = std::sync::Arc::new(RedisConfig::with_url(&redis_url(), None, &key, TTL, MarketConfig::default()).unwrap());
     // As in the function: one RedisConfig is both the cache and the admin's store.
-    let deps = market_domain::processors::Deps { store: std::sync::Arc::new(market_tests::store().await), config: configs.clone(), clock: std::sync::Arc::new(market_domain::time::SystemClock) };
+    let deps = market_domain::processors::Deps { store: std::sync::Arc::new(market_tests::store().await), config: configs.clone(), clock: std::sync::Arc::new(market_domain::time::SystemClock), erasure_key: None };
     let update = UpdateMarketConfig(ConfigDeps { deps, configs: configs.clone() });
     let set = |bps: u32| {
         let body = ConfigChange { values: doc(bps), fields: vec![ConfigField::DefaultCommissionBps] };

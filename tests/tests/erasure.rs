@@ -32,7 +32,7 @@ fn config() -> MarketConfig {
 
 async fn erase(d: &TestDeps, who: &UserId, forfeit_balance: bool) -> Result<EraseResult, market_domain::MarketError> {
     let body = EraseRequest { user: who.clone(), forfeit_balance };
-    EraseUser { deps: d.clone(), key: Arc::new(FixedKey) }.process(AdminRequest { admin: user("dpo"), request_id: "erase-1".into(), body }).await
+    EraseUser(d.clone()).process(AdminRequest { admin: user("dpo"), request_id: "erase-1".into(), body }).await
 }
 
 /// Every item of the tables the scenario touched that mentions `id` (a test may Scan).
@@ -60,7 +60,7 @@ async fn items_naming(d: &TestDeps, id: &UserId) -> Vec<String> {
 
 #[tokio::test]
 async fn an_affiliate_is_replaced_everywhere_and_every_sum_holds() {
-    let d = market_tests::deps(config()).await;
+    let d = market_tests::deps(config()).await.with_erasure_key(Arc::new(FixedKey));
     let (upline, affiliate, buyer) = (user("up"), user("gone"), user("buyer"));
     refer(&d, &upline, &affiliate).await;
     refer(&d, &affiliate, &buyer).await;
@@ -97,7 +97,7 @@ async fn an_affiliate_is_replaced_everywhere_and_every_sum_holds() {
 
 #[tokio::test]
 async fn a_buyer_is_replaced_in_the_commissions_of_their_orders() {
-    let d = market_tests::deps(config()).await;
+    let d = market_tests::deps(config()).await.with_erasure_key(Arc::new(FixedKey));
     let (upline, affiliate, buyer) = (user("up"), user("aff"), user("gonebuyer"));
     refer(&d, &upline, &affiliate).await;
     refer(&d, &affiliate, &buyer).await;
@@ -120,7 +120,7 @@ async fn a_buyer_is_replaced_in_the_commissions_of_their_orders() {
 async fn the_rpc_erases_once_and_the_pseudonyms_export_holds_the_books() {
     use market_proto::v1::EraseUserRequest;
     use market_tests::rpc::Rpc;
-    let d = market_tests::deps(config()).await;
+    let d = market_tests::deps(config()).await.with_erasure_key(Arc::new(FixedKey));
     let (affiliate, buyer) = (user("rpcgone"), user("buyer"));
     refer(&d, &affiliate, &buyer).await;
     pay(&d, &buyer, &order(), 10_000).await;
@@ -151,7 +151,7 @@ async fn the_rpc_erases_once_and_the_pseudonyms_export_holds_the_books() {
 #[tokio::test]
 async fn writes_of_a_user_being_erased_are_refused_until_it_is_done() {
     use aws_sdk_dynamodb::types::AttributeValue;
-    let d = market_tests::deps(config()).await;
+    let d = market_tests::deps(config()).await.with_erasure_key(Arc::new(FixedKey));
     let (affiliate, buyer) = (user("fenced"), user("buyer"));
     refer(&d, &affiliate, &buyer).await;
     pay(&d, &buyer, &order(), 10_000).await;
@@ -184,4 +184,53 @@ async fn writes_of_a_user_being_erased_are_refused_until_it_is_done() {
     assert_eq!(after.total_earned, before.total_earned);
     let main = d.store.client().get_item().table_name(&t.stats).key("user_id", AttributeValue::S(done.pseudonym.to_string())).send().await.unwrap().item.expect("moved");
     assert!(!main.contains_key("erasing"), "the fence goes with the move: the pseudonym's items are writable");
+}
+
+/// After an erasure, an event naming the erased buyer by their id applies to the pseudonym's
+/// records (the hooks look an unknown buyer up under their pseudonym): a later order earns
+/// the inviter's reward, a refund of an order from before the erasure reverses the right
+/// commission, and still no item holds the id.
+#[tokio::test]
+async fn events_naming_an_erased_buyer_apply_to_the_pseudonyms_records() {
+    let d = market_tests::deps(config()).await.with_erasure_key(Arc::new(FixedKey));
+    let (affiliate, buyer) = (user("aff"), user("erasedbuyer"));
+    refer(&d, &affiliate, &buyer).await;
+    let before = order();
+    pay(&d, &buyer, &before, 10_000).await; // 1 000
+    let p = erase(&d, &buyer, false).await.expect("erased").pseudonym;
+
+    let after = order();
+    pay(&d, &buyer, &after, 5_000).await; // 500 more, decided for the pseudonym
+    let refund = market_tests::refund_event(&buyer, &before, "rf-late", 10_000, d.clock.now());
+    let refunded = ApplyRefund(d.clone()).process(refund).await.expect("refunded");
+    assert!(matches!(refunded, RefundResult::Applied { .. }), "{refunded:?}");
+    let stats = assert_money_invariants(&d.store, &affiliate).await;
+    assert_eq!((stats.total_earned.minor(), stats.reversed_total.minor(), stats.rewarded_orders), (1_500, 1_000, 2));
+    let history = d.store.history(&affiliate).await.unwrap();
+    assert!(history.iter().all(|h| !matches!(h, market_domain::model::HistoryItem::Commission(c) if c.buyer != p)), "every commission names the pseudonym");
+    assert_eq!(d.store.get_policy(&p).await.unwrap().unwrap().rewards_triggered, 2);
+    assert_eq!(items_naming(&d, &buyer).await, Vec::<String>::new(), "no item holds the id");
+}
+
+/// The same through the platform's path: an `order.paid` for the erased buyer's id, from
+/// RabbitMQ through the bridge and the `on-order-paid` function (which reads the erasure key
+/// from Secrets Manager, held to its template policy), is rewarded on the pseudonym.
+#[tokio::test]
+async fn an_order_of_an_erased_buyer_from_rabbitmq_is_rewarded_on_the_pseudonym() {
+    use market_tests::amqp::{eventually, Publisher};
+    let d = market_tests::deps(config()).await.with_erasure_key(Arc::new(FixedKey));
+    let (affiliate, buyer) = (user("aff"), user("erasedbuyer"));
+    refer(&d, &affiliate, &buyer).await;
+    // Erased through the RPC: the functions' key (the stack's secret), not the tests' own.
+    let rpc = market_tests::rpc::Rpc::from_env().unwrap();
+    let request = market_proto::v1::EraseUserRequest { user_id: buyer.to_string(), forfeit_balance: false };
+    let erased = rpc.admin().erase_user(market_tests::rpc::Rpc::authed(request, &rpc.admin_token("dpo"))).await.expect("erased").into_inner();
+    let p = UserId::parse(erased.pseudonym).unwrap();
+    let publisher = Publisher::connect().await;
+    let (event, o) = (format!("ev-{}", order()), order());
+    publisher.order_paid(&event, o.as_str(), buyer.as_str(), 2_000).await;
+    eventually("the order rewarded", 120, || async { d.store.get_stats(&affiliate).await.unwrap().rewarded_orders == 1 }).await;
+    let history = d.store.history(&affiliate).await.unwrap();
+    assert!(history.iter().any(|h| matches!(h, market_domain::model::HistoryItem::Commission(c) if c.buyer == p && c.order_id == o)));
+    assert_eq!(items_naming(&d, &buyer).await, Vec::<String>::new(), "no item holds the id");
 }

@@ -1,10 +1,8 @@
 //! `EraseUser` (admin) handler: require the admin claim, run the processor, map the result.
 
-use std::sync::Arc;
-
 use market_domain::admin::AdminRequest;
 use market_domain::ids::UserId;
-use market_domain::processors::{EraseRequest, EraseUser, ErasureKey, Processor};
+use market_domain::processors::{EraseRequest, EraseUser, Processor};
 use market_lambda::{request_id, to_status, Authenticator, Config, MarketDeps, Store};
 use market_proto::v1::market_admin_service_server::{MarketAdminService, MarketAdminServiceServer};
 use market_proto::v1::{EraseUserRequest, EraseUserResponse};
@@ -32,7 +30,8 @@ impl MarketAdminService for Rpc {
     }
 }
 
-/// The service this function serves (its other methods answer UNIMPLEMENTED).
-pub fn service(deps: MarketDeps, auth: Authenticator, key: Arc<dyn ErasureKey>) -> MarketAdminServiceServer<Rpc> {
-    MarketAdminServiceServer::new(Rpc { processor: EraseUser { deps, key }, auth })
+/// The service this function serves (its other methods answer UNIMPLEMENTED); `deps` carry
+/// the erasure key (`Market::init` with `ERASURE_KEY_SECRET_ARN`).
+pub fn service(deps: MarketDeps, auth: Authenticator) -> MarketAdminServiceServer<Rpc> {
+    MarketAdminServiceServer::new(Rpc { processor: EraseUser(deps), auth })
 }

@@ -4,6 +4,5 @@
 #[tokio::main]
 async fn main() -> Result<(), market_lambda::Error> {
     let market = market_lambda::Market::init().await?;
-    let key = std::sync::Arc::new(market_lambda::secrets::SecretsManagerErasureKey::from_env(&market.aws));
-    market_lambda::serve(erase_user::service(market.deps, market.auth, key)).await
+    market_lambda::serve(erase_user::service(market.deps, market.auth)).await
 }

@@ -70,7 +70,12 @@ impl Market {
         let credentials = secrets::SecretsManagerCredentials::from_env(&sdk).map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn market_config::CredentialSource>);
         let config = market_config::RedisConfig::from_env(fallback, credentials)?;
         let auth = Authenticator::from_env()?;
-        Ok(Market { deps: Deps::new(store, config), auth, aws: sdk })
+        let mut deps = Deps::new(store, config);
+        // The erasure key, for a function that looks users up by id (read at first use).
+        if local_env::var("ERASURE_KEY_SECRET_ARN").is_some() {
+            deps = deps.with_erasure_key(std::sync::Arc::new(secrets::SecretsManagerErasureKey::from_env(&sdk)));
+        }
+        Ok(Market { deps, auth, aws: sdk })
     }
 
     /// For a function whose requests read the market config: the first read (Redis connect,

@@ -85,7 +85,13 @@ pub(super) enum Buyer {
 pub(super) async fn registered_buyer<S: MarketStore, C: ConfigSource>(d: &Deps<S, C>, event: WaitingEvent) -> Result<Buyer, MarketError> {
     for _ in 0..2 {
         let (buyer, config) = futures::join!(d.store.get_policy(event.buyer()), d.config.current());
-        match buyer?.filter(|b| b.registered_at.is_some()) {
+        // A buyer the store does not know may have been erased: their records are the
+        // pseudonym's (the caller takes the buyer's id from the policy returned).
+        let buyer = match buyer? {
+            Some(policy) => Some(policy),
+            None => super::personal_data::erased(d, event.buyer()).await?,
+        };
+        match buyer.filter(|b| b.registered_at.is_some()) {
             Some(buyer) => return Ok(Buyer::Registered(buyer, config)),
             None => match wait_for_registration(d, event.clone(), &config).await? {
                 Arrival::Registered => continue,

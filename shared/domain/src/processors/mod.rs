@@ -64,17 +64,24 @@ pub struct Deps<S, C> {
     pub store: Arc<S>,
     pub config: Arc<C>,
     pub clock: Arc<dyn Clock>,
+    /// The key of erased users' pseudonyms, where a function finds users by id (erasure, and
+    /// the hooks that meet an erased buyer); `None` elsewhere.
+    pub erasure_key: Option<Arc<dyn ErasureKey>>,
 }
 
 impl<S, C> Clone for Deps<S, C> {
     fn clone(&self) -> Self {
-        Deps { store: self.store.clone(), config: self.config.clone(), clock: self.clock.clone() }
+        Deps { store: self.store.clone(), config: self.config.clone(), clock: self.clock.clone(), erasure_key: self.erasure_key.clone() }
     }
 }
 
 impl<S: MarketStore, C: ConfigSource> Deps<S, C> {
     pub fn new(store: S, config: C) -> Self {
-        Deps { store: Arc::new(store), config: Arc::new(config), clock: Arc::new(SystemClock) }
+        Deps { store: Arc::new(store), config: Arc::new(config), clock: Arc::new(SystemClock), erasure_key: None }
+    }
+    pub fn with_erasure_key(mut self, key: Arc<dyn ErasureKey>) -> Self {
+        self.erasure_key = Some(key);
+        self
     }
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;

@@ -72,23 +72,19 @@ pub struct EraseResult {
 /// Replaces a user by their pseudonym everywhere (GDPR art. 17), keeping every amount, order
 /// id and time, so every sum holds before and after. WIP: assumes no event of the user
 /// arrives meanwhile (the fence and the hooks' redirects are the next step).
-pub struct EraseUser<S, C> {
-    pub deps: Deps<S, C>,
-    pub key: std::sync::Arc<dyn ErasureKey>,
-}
+pub struct EraseUser<S, C>(pub Deps<S, C>);
 
 impl<S: MarketStore, C: ConfigSource> Processor for EraseUser<S, C> {
     type Request = AdminRequest<EraseRequest>;
     type Response = EraseResult;
 
     async fn process(&self, req: AdminRequest<EraseRequest>) -> Result<EraseResult, MarketError> {
-        let d = &self.deps;
+        let d = &self.0;
         let r = &req.body;
         if crate::personal_data::is_pseudonym(&r.user) {
             return Err(MarketError::InvalidArgument("user_id is a pseudonym already".into()));
         }
-        let key = self.key.key().await?;
-        let pseudonym = crate::personal_data::pseudonym(&key, &r.user)?;
+        let pseudonym = pseudonym_of(d, &r.user).await?.ok_or_else(|| MarketError::internal("no erasure key in this function"))?;
         let stats = d.store.get_stats(&r.user).await?;
         let available = stats.available;
         if available.is_positive() && !r.forfeit_balance {
@@ -118,5 +114,22 @@ impl<S: MarketStore, C: ConfigSource> Processor for EraseUser<S, C> {
         }
         info!(admin = %req.admin, pseudonym = %pseudonym, moved = erased.moved, rewritten = erased.rewritten, "user erased");
         Ok(EraseResult { pseudonym, erased, forfeited })
+    }
+}
+
+/// The pseudonym `user` has (or would have) under this function's erasure key (`None`: the
+/// function has no key).
+pub(super) async fn pseudonym_of<S, C>(d: &Deps<S, C>, user: &UserId) -> Result<Option<UserId>, MarketError> {
+    let Some(source) = &d.erasure_key else { return Ok(None) };
+    let key = source.key().await?;
+    Ok(Some(crate::personal_data::pseudonym(&key, user)?))
+}
+
+/// An erased user's policy (under their pseudonym), if `user` was erased. Only for an id the
+/// store does not know: the one extra read falls on unknown buyers, never on the usual path.
+pub(super) async fn erased<S: MarketStore, C>(d: &Deps<S, C>, user: &UserId) -> Result<Option<crate::policy::AffiliatePolicy>, MarketError> {
+    match pseudonym_of(d, user).await? {
+        Some(p) => d.store.get_policy(&p).await,
+        None => Ok(None),
     }
 }

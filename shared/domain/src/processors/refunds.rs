@@ -86,7 +86,11 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyRefund<S, C> {
         let d = &self.0;
         ev.occurred_at = event_time(ev.occurred_at, d.clock.now());
         match registered_buyer(d, WaitingEvent::Refund(ev.clone())).await? {
-            Buyer::Registered(buyer, config) => self.apply(ev, buyer.inviter, config).await,
+            Buyer::Registered(buyer, config) => {
+                // The buyer as stored: their pseudonym if they were erased.
+                ev.buyer = buyer.user_id.clone();
+                self.apply(ev, buyer.inviter, config).await
+            }
             Buyer::NotYet(Arrival::Waiting) => Ok(RefundResult::Waiting),
             Buyer::NotYet(_) => Ok(RefundResult::NotRegistered),
         }

@@ -64,7 +64,11 @@ impl<S: MarketStore, C: ConfigSource> Processor for DecideOrderReward<S, C> {
         let d = &self.0;
         ev.occurred_at = event_time(ev.occurred_at, d.clock.now());
         match registered_buyer(d, WaitingEvent::Order(ev.clone())).await? {
-            Buyer::Registered(buyer, config) => self.decide(ev, buyer, config).await,
+            Buyer::Registered(buyer, config) => {
+                // The buyer as stored: their pseudonym if they were erased.
+                ev.buyer = buyer.user_id.clone();
+                self.decide(ev, buyer, config).await
+            }
             Buyer::NotYet(Arrival::Waiting) => Ok(OrderDecision::Waiting),
             Buyer::NotYet(_) => Ok(OrderDecision::NoReward(NoReward::NotRegistered)),
         }

@@ -381,7 +381,7 @@ async fn main() {
     // Configuration (Redis): direct = the same processors on the stack's Redis.
     let redis = std::sync::Arc::new(market_config::RedisConfig::from_env(MarketConfig::default(), None).expect("redis config"));
     let cd = adm::ConfigDeps {
-        deps: market_domain::processors::Deps { store: d.store.clone(), config: redis.clone(), clock: d.clock.clone() },
+        deps: market_domain::processors::Deps { store: d.store.clone(), config: redis.clone(), clock: d.clock.clone(), erasure_key: None },
         configs: redis,
     };
     let usage_c = |cd: &adm::ConfigDeps<market_storage::DynamoStore, market_config::RedisConfig, market_config::RedisConfig>| {
