@@ -286,3 +286,14 @@ pub fn stack(command: &str, args: &[&str]) {
         .expect("stack.sh runs");
     assert!(status.success(), "stack.sh {command} {args:?}");
 }
+
+/// The erasure key of the stack's functions (its secret in the local Secrets Manager, as the
+/// template's `ErasureKeySecret`): a test's in-process erasures and events then find the same
+/// pseudonyms as the functions do.
+pub async fn stack_erasure_key() -> std::sync::Arc<dyn market_domain::processors::ErasureKey> {
+    let path = std::env::var("LOCAL_FUNCTION_ENV").expect("LOCAL_FUNCTION_ENV (the stack's env)");
+    let env: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("function env")).expect("function env JSON");
+    let arn = env["erase-user"]["ERASURE_KEY_SECRET_ARN"].as_str().expect("erase-user's ERASURE_KEY_SECRET_ARN").to_owned();
+    let sdk = market_storage::aws_config().await;
+    std::sync::Arc::new(market_lambda::secrets::SecretsManagerErasureKey::new(&sdk, arn))
+}

@@ -318,7 +318,7 @@ async fn a_redelivered_registration_finishes_what_waited_and_repeats_nothing() {
     let first = paid(&buyer, &orders[0], 1000, now);
     let reg = registered(&buyer, &code, now);
     let store = &d.store;
-    store.register_user(&market_domain::ports::Registration {
+    store.register_user(&market_domain::ports::Registration { pseudonym: None,
         user: buyer.clone(), event_id: reg.event_id.clone(), at: now,
         referral: Some(market_domain::ports::Referral { inviter: inviter.clone(), code: market_domain::code::InviteCode::parse(&code).unwrap() }),
         rejected: None, audit: vec![], velocity: None, review: None,

@@ -1,6 +1,6 @@
-//! Erasure (GDPR art. 17), WIP: a user replaced by their pseudonym everywhere, against
-//! DynamoDB Local in process. Not yet: the RPC, the fence against events arriving meanwhile,
-//! the hooks' redirects after it, the chaos run.
+//! Erasure (GDPR art. 17): a user replaced by their pseudonym everywhere, against DynamoDB
+//! Local — in process, through the RPC, and with events that were decided before the
+//! erasure or arrive after it (the chaos run erases buyers mid-run too).
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use market_domain::admin::AdminRequest;
 use market_domain::config::MarketConfig;
 use market_domain::ids::{IdempotencyKey, UserId};
 use market_domain::money::{Bps, Money};
-use market_domain::ports::{BalanceStore, Erased, PolicyStore};
+use market_domain::ports::{BalanceStore, CommissionStore, Erased, PolicyStore, RewardOutcome};
 use market_domain::processors::*;
 use market_tests::{assert_money_invariants, order, pay, refer, user, TestDeps};
 
@@ -233,4 +233,145 @@ async fn an_order_of_an_erased_buyer_from_rabbitmq_is_rewarded_on_the_pseudonym(
     let history = d.store.history(&affiliate).await.unwrap();
     assert!(history.iter().any(|h| matches!(h, market_domain::model::HistoryItem::Commission(c) if c.buyer == p && c.order_id == o)));
     assert_eq!(items_naming(&d, &buyer).await, Vec::<String>::new(), "no item holds the id");
+}
+
+fn paid(buyer: &UserId, o: &market_domain::ids::OrderId, amount: i64, d: &TestDeps) -> market_domain::inbound::OrderPaid {
+    market_domain::inbound::OrderPaid {
+        event_id: market_tests::event_id(),
+        order_id: o.clone(),
+        buyer: buyer.clone(),
+        amount: Money::from_minor(amount),
+        currency: "USD".into(),
+        occurred_at: d.clock.now(),
+    }
+}
+
+/// A reward decided before an erasure of every user it names (the buyer, the inviter, the
+/// level-2 earner) and applied after it: its checks see the policies moved (not a trigger
+/// limit), so it is applied under their pseudonyms, once, and nothing holds the ids again.
+#[tokio::test]
+async fn a_reward_decided_before_its_users_are_erased_is_applied_under_their_pseudonyms() {
+    let d = market_tests::deps(config()).await.with_erasure_key(Arc::new(FixedKey));
+    let (upline, affiliate, buyer) = (user("up"), user("aff"), user("buyer"));
+    refer(&d, &upline, &affiliate).await;
+    refer(&d, &affiliate, &buyer).await;
+    let o = order();
+    let OrderDecision::Reward(ev) = DecideOrderReward(d.clone()).process(paid(&buyer, &o, 10_000, &d)).await.unwrap() else { panic!("a reward") };
+    assert_eq!(ev.levels.len(), 1);
+    let mut pseudonyms = Vec::new();
+    for who in [&buyer, &affiliate, &upline] {
+        pseudonyms.push(erase(&d, who, true).await.expect("erased").pseudonym);
+    }
+    // Twice, as a redelivery: applied once.
+    assert_eq!(ApplyReward(d.clone()).process(ev.clone()).await.unwrap(), RewardOutcome::Applied);
+    assert_eq!(ApplyReward(d.clone()).process(ev).await.unwrap(), RewardOutcome::Replayed);
+    let (p_buyer, p_aff, p_up) = (&pseudonyms[0], &pseudonyms[1], &pseudonyms[2]);
+    assert_eq!(assert_money_invariants(&d.store, p_aff).await.total_earned.minor(), 1_000);
+    assert_eq!(assert_money_invariants(&d.store, p_up).await.total_earned.minor(), 500, "level 2 under the upline's pseudonym");
+    assert_eq!(d.store.get_policy(p_buyer).await.unwrap().unwrap().rewards_triggered, 1);
+    let history = d.store.history(p_aff).await.unwrap();
+    assert!(history.iter().any(|h| matches!(h, market_domain::model::HistoryItem::Commission(c) if c.buyer == *p_buyer && c.order_id == o)));
+    for who in [&buyer, &affiliate, &upline] {
+        assert_eq!(items_naming(&d, who).await, Vec::<String>::new(), "no item holds {who}");
+    }
+}
+
+/// A refund that read the buyer's inviter before the inviter's erasure, and an erased user's
+/// registration sent again: each lands on the pseudonym's records (the refund reverses the
+/// right commission; the registration is "already registered") and writes no id back.
+#[tokio::test]
+async fn a_late_refund_and_a_registration_sent_again_write_no_erased_id_back() {
+    let d = market_tests::deps(config()).await.with_erasure_key(Arc::new(FixedKey));
+    let (affiliate, buyer) = (user("aff"), user("buyer"));
+    refer(&d, &affiliate, &buyer).await;
+    let (o1, o2) = (order(), order());
+    pay(&d, &buyer, &o1, 10_000).await;
+    let p_aff = erase(&d, &affiliate, true).await.expect("erased").pseudonym;
+    // A refund of an order paid before, and one of an order whose reward never came.
+    for (o, id, amount) in [(&o1, "rf-1", 4_000), (&o2, "rf-2", 1_000)] {
+        let refund = market_tests::refund_event(&buyer, o, id, amount, d.clock.now());
+        ApplyRefund(d.clone()).process(refund).await.expect("refunded");
+    }
+    let stats = assert_money_invariants(&d.store, &p_aff).await;
+    assert_eq!((stats.total_earned.minor(), stats.reversed_total.minor()), (1_000, 1_000 + 400), "the forfeit, then 10 % of the refund");
+    assert!(d.store.get_commission(&p_aff, &o2).await.unwrap().is_some(), "the early refund waits on the pseudonym's commission");
+
+    let p_buyer = erase(&d, &buyer, false).await.expect("erased").pseudonym;
+    for event in [market_tests::event_id(), market_tests::event_id()] {
+        let again = market_domain::inbound::UserRegistered { event_id: event, user: buyer.clone(), invite_code: None, occurred_at: d.clock.now() };
+        assert_eq!(RegisterUser(d.clone()).process(again).await.unwrap(), RegistrationResult::AlreadyRegistered);
+    }
+    assert!(d.store.get_policy(&p_buyer).await.unwrap().unwrap().erased_at.is_some());
+    for who in [&buyer, &affiliate] {
+        assert_eq!(items_naming(&d, who).await, Vec::<String>::new(), "no item holds {who}");
+    }
+}
+
+/// Retries a step as a queue redelivers a message: on a transient error (a user being
+/// erased, a lost race), until a deadline.
+async fn until_done<T, F, Fut>(what: &str, step: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, market_domain::MarketError>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match step().await {
+            Ok(v) => return v,
+            Err(market_domain::MarketError::Contention | market_domain::MarketError::Unavailable(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{what}: {e:?}"),
+        }
+    }
+}
+
+/// An affiliate erased while their buyers' orders and refunds keep arriving (each event
+/// retried on a transient error as its queue would): every order is rewarded exactly once,
+/// every refund reverses exactly its share — before the erasure on the id, after it on the
+/// pseudonym — the sums are exact, and no item holds the id afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_affiliate_erased_while_their_buyers_orders_and_refunds_arrive_keeps_exact_books() {
+    let d = market_tests::deps(config()).await.with_erasure_key(Arc::new(FixedKey));
+    let affiliate = user("busy");
+    let mut buyers = Vec::new();
+    for _ in 0..6 {
+        let b = user("buyer");
+        refer(&d, &affiliate, &b).await;
+        buyers.push(b);
+    }
+    let streams = buyers.iter().enumerate().map(|(i, b)| {
+        let d = d.clone();
+        async move {
+            for k in 0..4 {
+                let (o, amount) = (order(), 1_000 * (i as i64 + 1) + 100 * k);
+                let ev = paid(b, &o, amount, &d);
+                let outcome = until_done("order", || async {
+                    match DecideOrderReward(d.clone()).process(ev.clone()).await? {
+                        OrderDecision::Reward(r) => ApplyReward(d.clone()).process(r).await,
+                        other => panic!("no reward: {other:?}"),
+                    }
+                })
+                .await;
+                assert_eq!(outcome, RewardOutcome::Applied);
+                let refund = market_tests::refund_event(b, &o, &format!("rf-{i}-{k}"), amount / 2, d.clock.now());
+                let refunded = until_done("refund", || async { ApplyRefund(d.clone()).process(refund.clone()).await }).await;
+                assert!(matches!(refunded, RefundResult::Applied { .. }), "{refunded:?}");
+            }
+        }
+    });
+    let erasure = async {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        until_done("erasure", || erase(&d, &affiliate, true)).await
+    };
+    let (_, done) = tokio::join!(futures::future::join_all(streams), erasure);
+    // Whatever it forfeited, every later reward is the pseudonym's too.
+    let stats = assert_money_invariants(&d.store, &done.pseudonym).await;
+    let amounts: Vec<i64> = (0..6).flat_map(|i| (0..4).map(move |k| 1_000 * (i + 1) + 100 * k)).collect();
+    let earned: i64 = amounts.iter().map(|a| a / 10).sum();
+    let reversed: i64 = amounts.iter().map(|a| a / 10 - (a - a / 2) / 10).sum();
+    assert_eq!(stats.total_earned.minor(), earned);
+    assert_eq!(stats.rewarded_orders, 24);
+    assert_eq!(stats.reversed_total.minor(), reversed + done.forfeited.minor(), "the refunds' shares and the forfeit");
+    assert_eq!(items_naming(&d, &affiliate).await, Vec::<String>::new(), "no item holds the id");
 }

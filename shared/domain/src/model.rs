@@ -206,6 +206,11 @@ pub struct LevelReward {
     pub commission_bps: Bps,
     /// `floor(order_amount × commission_bps / 10000)`.
     pub reward: Money,
+    /// The user the earner invited, one level below (the inviter, or a level's earner, or a
+    /// skipped one): the link the reward checks when written. Absent in rewards decided
+    /// before it was recorded (then unchecked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invited: Option<UserId>,
 }
 
 /// A completed withdrawal: what a retry with the same idempotency key gets back.

@@ -104,6 +104,9 @@ pub struct AffiliatePolicy {
     /// user's orders are held for review.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_reason: Option<crate::model::HoldReason>,
+    /// On an erased user's policy (under their pseudonym): when the erasure completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<Timestamp>,
 }
 
 impl AffiliatePolicy {
@@ -121,6 +124,7 @@ impl AffiliatePolicy {
             registration_event: None,
             registration_rejected: None,
             review_reason: None,
+            erased_at: None,
         }
     }
 }

@@ -65,6 +65,9 @@ pub struct Registration {
     pub velocity: Option<VelocityCount>,
     /// Flag the referred user: the rewards of their orders are held for review.
     pub review: Option<crate::model::HoldReason>,
+    /// The user's pseudonym (where the function has the erasure key): an erased user is
+    /// registered already, as it, so the registration must not write their id again.
+    pub pseudonym: Option<UserId>,
 }
 
 /// A referral counted on its inviter's counter of one UTC hour (`review_referrals_per_hour`).
@@ -170,18 +173,33 @@ pub struct Page<T> {
 /// A lifecycle step of one order's commissions (level 1 first, then the levels above it,
 /// each a different earner), to write in one transaction: each commission as after the
 /// step (conditional on the version read), the ledger entries it appends, its earner's
-/// statistics, the audit records, for a reward the buyer's trigger count (once), and the
+/// statistics, the audit records, what it checks of the buyer's referral, and the
 /// lifecycle events of the step (each earner's sequenced in the same transaction).
 #[derive(Debug, Clone)]
 pub struct CommissionWrite {
     pub changes: Vec<Change>,
-    pub trigger: Option<TriggerCount>,
+    pub referral: ReferralCheck,
     pub audit: Vec<AuditRecord>,
     pub publish: Publication,
     /// An admin's step read its earner's sequence with the commission: its events number on
     /// that read (`None`: the store reads the sequence before writing).
     pub sequence_as_read: Option<(UserId, SequenceAsRead)>,
     pub at: Timestamp,
+}
+
+/// What a commission step checks of the buyer's referral, so that a step decided before an
+/// erasure moved the buyer or an earner fails ([`CommissionOutcome::Moved`]) instead of
+/// writing under the old id.
+#[derive(Debug, Clone)]
+pub enum ReferralCheck {
+    /// Nothing: the step changes commissions that exist (their versions guard them).
+    None,
+    /// The buyer still names the earner as inviter: a refund recorded before its reward
+    /// creates the commission.
+    Named { buyer: UserId, inviter: UserId },
+    /// A reward: `rewards_triggered += 1` on the buyer, who must still be the earner's
+    /// referral and under the limit; its levels' links must still hold.
+    Counted(TriggerCount),
 }
 
 /// `rewards_triggered += 1` on the buyer, who must still be the earner's referral and
@@ -191,6 +209,9 @@ pub struct TriggerCount {
     pub buyer: UserId,
     pub inviter: UserId,
     pub limit: TriggerLimit,
+    /// The levels' links as decided, (user, their inviter) up from the inviter: each must
+    /// still hold, so that no level is paid under an id an erasure moved meanwhile.
+    pub chain: Vec<(UserId, UserId)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,8 +221,12 @@ pub enum CommissionOutcome {
     Conflict,
     /// One of the step's ledger entries exists already (a duplicate delivery).
     Duplicate,
-    /// The buyer reached the trigger limit (or is not this earner's referral).
+    /// The buyer reached the trigger limit.
     LimitReached,
+    /// A user the step names was erased after it read them (the buyer's policy is gone or
+    /// names the inviter's pseudonym, a level's earner is gone): decide again under the
+    /// pseudonyms.
+    Moved,
 }
 
 /// Commissions of one user whose holding period is over, moved to available together.
@@ -358,6 +383,11 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// For changes that are not DynamoDB transactions (the configuration in Redis) and
     /// for refusals that change nothing else.
     fn put_audit(&self, record: &AuditRecord) -> impl Future<Output = Result<()>> + Send;
+    /// A refusal of an event about `buyer`'s referral (on the buyer's trail without an
+    /// inviter, else on the inviter's): written only while the buyer's policy is still as
+    /// read — stored under that id, not being erased, naming that inviter — so that no record
+    /// lands on an id an erasure moved meanwhile (`Contention`: decide again).
+    fn put_referral_audit(&self, record: &AuditRecord, buyer: &UserId, inviter: Option<&UserId>) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Everything stored about one user, for a personal-data export (GDPR art. 15).

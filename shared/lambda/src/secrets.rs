@@ -67,6 +67,11 @@ impl SecretsManagerErasureKey {
     pub fn from_env(sdk: &aws_config::SdkConfig) -> Self {
         SecretsManagerErasureKey { client: aws_sdk_secretsmanager::Client::new(sdk), secret_arn: crate::local_env::var("ERASURE_KEY_SECRET_ARN"), key: tokio::sync::OnceCell::new() }
     }
+
+    /// The key a given secret holds (a test's, the same as the stack's functions).
+    pub fn new(sdk: &aws_config::SdkConfig, secret_arn: String) -> Self {
+        SecretsManagerErasureKey { client: aws_sdk_secretsmanager::Client::new(sdk), secret_arn: Some(secret_arn), key: tokio::sync::OnceCell::new() }
+    }
 }
 
 impl market_domain::processors::ErasureKey for SecretsManagerErasureKey {

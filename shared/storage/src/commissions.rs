@@ -12,13 +12,13 @@ use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use market_domain::ids::{OrderId, UserId};
 use market_domain::lifecycle::{Commission, StatsDelta};
 use market_domain::policy::TriggerLimit;
-use market_domain::ports::{CommissionOutcome, CommissionStore, CommissionWrite, Maturation, Page, PendingCommissions, Result, SequenceAsRead};
+use market_domain::ports::{CommissionOutcome, CommissionStore, CommissionWrite, Maturation, Page, PendingCommissions, ReferralCheck, Result, SequenceAsRead};
 use market_domain::MarketError;
 use market_domain::time::Timestamp;
 
 use crate::audit::{audit_put, audit_puts};
 use crate::error::sdk_error;
-use crate::expr::{key, key2, n, s, update, Item};
+use crate::expr::{check, key, key2, n, s, update, Item};
 use crate::ledger::{commission_from, commission_put, entry_put, stats_update};
 use crate::paging::Listing;
 use crate::sequence::{sequence_as_read, Patience, Sequencing, Step};
@@ -85,6 +85,7 @@ impl DynamoStore {
         let commissions = 0..items.len();
         // The earners' statistics: (index, earner) of each guarded by its sequence.
         let mut guarded: Vec<(usize, &UserId)> = Vec::new();
+        let reward = matches!(w.referral, ReferralCheck::Counted(_));
         for change in w.changes.iter().filter(|c| !c.stats.is_zero()) {
             // Untouched by a refund recorded before its reward. A reward as earned goes on
             // the shard of its order, unless the earner's sequence is moved with it (then on
@@ -94,7 +95,7 @@ impl DynamoStore {
             if let Some(g) = seq.guard(user) {
                 guarded.push((items.len(), user));
                 items.push(stats_update(&t.stats, user.as_str(), &change.stats, w.at, &g.set, Some(g.condition), g.values)?);
-            } else if w.trigger.is_some() && change.stats.is_credit_only() {
+            } else if reward && change.stats.is_credit_only() {
                 let shard = stats_shard_key(user.as_str(), stats_shard_of(change.after.order_id.as_str()));
                 items.push(stats_update(&t.stats, &shard, &change.stats, w.at, &[], None, vec![])?);
             } else {
@@ -110,19 +111,41 @@ impl DynamoStore {
                 }
             }
         }
-        let trigger_at = w.trigger.as_ref().map(|_| items.len());
-        if let Some(tc) = &w.trigger {
-            // The buyer is this earner's referral and still under the trigger limit.
-            let (cond, mut values) = match tc.limit {
-                TriggerLimit::Limited(limit) => (
-                    "#inviter = :inviter AND (attribute_not_exists(#rewards_triggered) OR #rewards_triggered < :limit) AND attribute_not_exists(#erasing)",
-                    vec![(":limit", n(i64::from(limit.get())))],
-                ),
-                TriggerLimit::Unlimited => ("#inviter = :inviter AND attribute_not_exists(#erasing)", vec![]),
-            };
-            values.extend([(":one", n(1)), (":inviter", s(tc.inviter.as_str()))]);
-            items.push(update(&t.policy, key(attr::USER_ID, tc.buyer.as_str()), "ADD #rewards_triggered :one", Some(cond), values)?);
+        // The buyer's referral as the step read it (a reward: counted, under the limit).
+        let referral_at = items.len();
+        match &w.referral {
+            ReferralCheck::None => {}
+            ReferralCheck::Named { buyer, inviter } => {
+                let cond = "#inviter = :inviter AND attribute_not_exists(#erasing)";
+                items.push(check(&t.policy, key(attr::USER_ID, buyer.as_str()), cond, vec![(":inviter", s(inviter.as_str()))])?);
+            }
+            ReferralCheck::Counted(tc) => {
+                let (cond, mut values) = match tc.limit {
+                    TriggerLimit::Limited(limit) => (
+                        "#inviter = :inviter AND (attribute_not_exists(#rewards_triggered) OR #rewards_triggered < :limit) AND attribute_not_exists(#erasing)",
+                        vec![(":limit", n(i64::from(limit.get())))],
+                    ),
+                    TriggerLimit::Unlimited => ("#inviter = :inviter AND attribute_not_exists(#erasing)", vec![]),
+                };
+                values.extend([(":one", n(1)), (":inviter", s(tc.inviter.as_str()))]);
+                items.push(update(&t.policy, key(attr::USER_ID, tc.buyer.as_str()), "ADD #rewards_triggered :one", Some(cond), values)?);
+            }
         }
+        let expected_inviter = match &w.referral {
+            ReferralCheck::None => None,
+            ReferralCheck::Named { inviter, .. } => Some(inviter),
+            ReferralCheck::Counted(tc) => Some(&tc.inviter),
+        };
+        // A reward's levels: each earner still the inviter of the user below them, as decided
+        // (an erasure of either re-points or moves that policy).
+        let first_link = items.len();
+        if let ReferralCheck::Counted(tc) = &w.referral {
+            for (below, earner) in &tc.chain {
+                let cond = "#inviter = :inviter AND attribute_not_exists(#erasing)";
+                items.push(check(&t.policy, key(attr::USER_ID, below.as_str()), cond, vec![(":inviter", s(earner.as_str()))])?);
+            }
+        }
+        let links = first_link..items.len();
         // The step's ledger entries: each exactly once.
         let first_entry = items.len();
         for entry in w.changes.iter().flat_map(|c| &c.entries) {
@@ -138,11 +161,17 @@ impl DynamoStore {
             Ok(()) => CommissionOutcome::Written,
             Err(c) if c.any_failed(entries) || c.any_failed(events) => CommissionOutcome::Duplicate,
             Err(c) if c.any_failed(commissions) => CommissionOutcome::Conflict,
+            // A user it names was erased meanwhile: a link of the levels' chain moved (here),
+            // the buyer's policy is gone or names the inviter's pseudonym (below).
+            Err(c) if c.any_failed(links) => CommissionOutcome::Moved,
             Err(c) if guarded.iter().any(|(i, u)| c.failed(*i) && seq.moved(u, c.old_item(*i))) => {
                 let failed = guarded.iter().filter(|(i, _)| c.failed(*i)).map(|(i, u)| (*u, c.old_item(*i)));
                 return Ok(Step::Again(seq.rebuilt(failed)));
             }
-            Err(_) if trigger_at.is_some() => CommissionOutcome::LimitReached,
+            Err(c) if expected_inviter.is_some() && c.failed(referral_at) => match c.old_item(referral_at) {
+                Some(old) if old.get(attr::INVITER).and_then(|v| v.as_s().ok()).map(String::as_str) == expected_inviter.map(|i| i.as_str()) => CommissionOutcome::LimitReached,
+                _ => CommissionOutcome::Moved,
+            },
             Err(_) => CommissionOutcome::Conflict,
         }))
     }

@@ -1,14 +1,20 @@
-//! Erasure (GDPR art. 17), the item level: how a stored item reads once a user's id is
-//! replaced by their pseudonym. Pure; the erasure's transactions (to come: fence, move,
-//! rewrite references) apply it to every item that names the user.
+//! Erasure (GDPR art. 17), the store's part: a user's id replaced by their pseudonym in every
+//! item that names it, so that every sum over the items stays what it was. In order:
+//! 1. the fence: the user's policy and statistics, and the pseudonym's statistics keys, carry
+//!    `erasing`; every write of them is conditional on its absence (a write that meets it is
+//!    `Contention`, retried later), so nothing moves under the erasure's feet and nothing is
+//!    credited to the pseudonym before the user's figures are there;
+//! 2. the indexes that find others' items naming the user are waited for until they hold what
+//!    the fenced counts say they must (GSIs are eventually consistent);
+//! 3. those items are rewritten (referred users' inviter, commissions' buyer, level-1
+//!    commissions' level earners, audit records about the user, codes deactivated);
+//! 4. the user's own items move (put under the pseudonym, delete): ledger, trail,
+//!    statistics, and last the policy, marked `erased_at` — the mark every event processor
+//!    takes as "the pseudonym is settled".
 //!
-//! The id goes wherever it stands: a string attribute equal to it, a `#`-separated part of
-//! one (`<user>#shard3`, `held_key`, `velocity#<user>#<hour>`), inside JSON text (an audit
-//! record's `details`), in maps and lists. Free text that may hold personal data goes too:
-//! every `note` (an admin's reversal or review note), and the `reason` of an adjustment
-//! (its entry, its audit record); a refund's `reason` (`refund`, `chargeback`) and a
-//! rejection's (`over_refund`, ...) are codes and stay. Amounts, order ids and times stay, so
-//! every sum over the items is what it was.
+//! A repeat changes nothing (the user's items are gone; the mark stays).
+
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use market_domain::ports::{Erased, Erasure, ErasureStore, Result};
@@ -16,110 +22,13 @@ use market_domain::time::Timestamp;
 use market_domain::MarketError;
 
 use crate::audit::audit_put;
-use crate::expr::{delete, key, key2, n, put, s, update, Item, Values};
-use crate::tables::{attr, reward_entry_key, stats_shard_keys, velocity_key, BY_ABOUT_INDEX, BY_BUYER_INDEX, BY_INVITER_INDEX, BY_OWNER_INDEX};
+use crate::expr::{check, delete, key, key2, n, put, s, update, Item, Values};
+use crate::replacement::{string, Replacement};
+use crate::tables::{attr, reward_entry_key, stats_ids, velocity_key, ACTIVE_BY_OWNER_INDEX, BY_ABOUT_INDEX, BY_BUYER_INDEX, BY_INVITER_INDEX, BY_OWNER_INDEX};
 use crate::DynamoStore;
 
-/// What one erasure replaces: the user's id by their pseudonym.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Replacement<'a> {
-    pub user: &'a str,
-    pub pseudonym: &'a str,
-}
-
-/// Audit actions whose `reason` is an admin's free text.
-const FREE_REASON_ACTIONS: [&str; 1] = ["balance_adjusted"];
-/// Ledger entry kinds whose `reason` is an admin's free text.
-const FREE_REASON_KINDS: [&str; 1] = ["adjustment"];
-
-impl Replacement<'_> {
-    /// The item with the user's id replaced and free text cleared.
-    pub(crate) fn item(&self, item: &Item) -> Item {
-        let kind = string(item, attr::KIND);
-        let action = string(item, "action");
-        let free_reason = kind.is_some_and(|k| FREE_REASON_KINDS.contains(&k)) || action.is_some_and(|a| FREE_REASON_ACTIONS.contains(&a));
-        item.iter()
-            // The fence goes with the move: the pseudonym's items are writable.
-            .filter(|(name, _)| name.as_str() != attr::ERASING)
-            .map(|(name, value)| {
-                let value = match (name.as_str(), value) {
-                    ("note", AttributeValue::S(_)) => AttributeValue::S(String::new()),
-                    ("reason", AttributeValue::S(_)) if free_reason => AttributeValue::S(String::new()),
-                    // An audit record's facts: JSON text, rewritten as JSON.
-                    ("details", AttributeValue::S(text)) => AttributeValue::S(self.json_text(text, free_reason)),
-                    _ => self.value(value),
-                };
-                (name.clone(), value)
-            })
-            .collect()
-    }
-
-    fn value(&self, value: &AttributeValue) -> AttributeValue {
-        match value {
-            AttributeValue::S(s) => AttributeValue::S(self.text(s)),
-            AttributeValue::M(m) => AttributeValue::M(self.item(m)),
-            AttributeValue::L(l) => AttributeValue::L(l.iter().map(|v| self.value(v)).collect()),
-            AttributeValue::Ss(ss) => AttributeValue::Ss(ss.iter().map(|s| self.text(s)).collect()),
-            other => other.clone(),
-        }
-    }
-
-    /// A string: the id itself, or one of its parts separated by `#` (keys) or `:` (an
-    /// actor, `user:<id>`).
-    pub(crate) fn text(&self, s: &str) -> String {
-        if s == self.user {
-            return self.pseudonym.to_owned();
-        }
-        let mut out = String::with_capacity(s.len());
-        let mut part_start = 0;
-        for (i, c) in s.char_indices().chain(std::iter::once((s.len(), '#'))) {
-            if c == '#' || c == ':' {
-                let part = &s[part_start..i];
-                out.push_str(if part == self.user { self.pseudonym } else { part });
-                if i < s.len() {
-                    out.push(c);
-                }
-                part_start = i + c.len_utf8();
-            }
-        }
-        out
-    }
-
-    fn json_text(&self, text: &str, free_reason: bool) -> String {
-        match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(mut v) => {
-                self.json(&mut v, free_reason);
-                v.to_string()
-            }
-            Err(_) => self.text(text),
-        }
-    }
-
-    fn json(&self, v: &mut serde_json::Value, free_reason: bool) {
-        use serde_json::Value;
-        match v {
-            Value::String(s) => *s = self.text(s),
-            Value::Array(a) => a.iter_mut().for_each(|v| self.json(v, free_reason)),
-            Value::Object(o) => {
-                for (k, v) in o.iter_mut() {
-                    match (k.as_str(), &v) {
-                        ("note", Value::String(_)) => *v = Value::String(String::new()),
-                        ("reason", Value::String(_)) if free_reason => *v = Value::String(String::new()),
-                        _ => self.json(v, free_reason),
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-fn string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
-}
-
-// ---------------------------------------------------------------- the store's erasure
-
+/// How long an erasure waits for an index to show what the fenced counts say it holds.
+const INDEX_PATIENCE: Duration = Duration::from_secs(10);
 /// Moves (a put and a delete each) per transaction: 100 items.
 const MOVES_PER_TRANSACTION: usize = 50;
 /// Hours of referral-velocity counters (TTL two days on) and days of code-churn counters.
@@ -178,28 +87,63 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Waits until an index holds at least `expected` keys for `value` (it lags the table),
+    /// then answers them: `Contention` if it does not within [`INDEX_PATIENCE`].
+    async fn settled_index_keys(&self, table: &str, index: &str, hash: &str, value: &str, expected: usize, counted: impl Fn(&Item) -> bool) -> Result<Vec<Item>> {
+        let deadline = tokio::time::Instant::now() + INDEX_PATIENCE;
+        loop {
+            let keys = self.index_keys(table, index, hash, value).await?;
+            if keys.iter().filter(|k| counted(k)).count() >= expected {
+                return Ok(keys);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(index, expected, "an index lags an erasure's fence: try again");
+                return Err(MarketError::Contention);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Step 1, the fence: the user's items that exist, and the pseudonym's statistics keys
+    /// (created as fences where absent: a credit under the pseudonym waits until the user's
+    /// figures are there).
+    async fn fence(&self, u: &str, p: &str) -> Result<()> {
+        let t = self.tables();
+        let own = std::iter::once(t.policy.as_str()).map(|table| (table, u.to_owned())).chain(stats_ids(u).map(|k| (t.stats.as_str(), k)));
+        for (table, k) in own {
+            self.update_if(table, key(attr::USER_ID, k), "SET #erasing = :p", "attribute_exists(#user_id)", vec![(":p", s(p))]).await?;
+        }
+        for k in stats_ids(p) {
+            self.update_if(&t.stats, key(attr::USER_ID, k), "SET #erasing = :p", "attribute_not_exists(#user_id) OR attribute_exists(#erasing)", vec![(":p", s(p))]).await?;
+        }
+        Ok(())
+    }
+}
+
 impl ErasureStore for DynamoStore {
     async fn erase(&self, e: &Erasure) -> Result<Erased> {
         let t = self.tables();
         let (u, p) = (e.user.as_str(), e.pseudonym.as_str());
         let r = Replacement { user: u, pseudonym: p };
         let mut done = Erased::default();
+        self.fence(u, p).await?;
 
-        // The fence: the user's policy and statistics carry their pseudonym until moved, and
-        // every write of them is conditional on its absence (a write that meets it is retried
-        // later). Everything below is read after it.
-        // Only items that exist: a fence never creates one (a repeat, after the user's items
-        // moved, fences nothing and moves nothing onto the pseudonym's).
-        let fenced = std::iter::once((t.policy.as_str(), u.to_owned())).chain(std::iter::once(u.to_owned()).chain(stats_shard_keys(u)).map(|k| (t.stats.as_str(), k)));
-        for (table, k) in fenced {
-            self.update_if(table, key(attr::USER_ID, k), "SET #erasing = :p", "attribute_exists(#user_id)", vec![(":p", s(p))]).await?;
-        }
-
-        // What others hold about the user, found before the user's own items move.
-        let referred = self.index_keys(&t.policy, BY_INVITER_INDEX, attr::INVITER, u).await?;
-        let purchases = self.index_keys(&t.ledger, BY_BUYER_INDEX, attr::BUYER, u).await?;
+        // Step 2: what others hold about the user, found through indexes once they hold what
+        // the fenced figures count (nothing adds to those now): every referral
+        // (`invited_count`), every active code (`active_codes`), every level-1 commission
+        // on the user's orders (their policy's `rewards_triggered`).
+        let stats = self.get_item(&t.stats, key(attr::USER_ID, u)).await?;
+        let policy = self.get_item(&t.policy, key(attr::USER_ID, u)).await?;
+        let count = |item: &Option<Item>, name: &str| item.as_ref().and_then(|i| i.get(name)).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        let inviter = policy.as_ref().and_then(|i| string(i, attr::INVITER)).map(str::to_owned);
+        let referred = self.settled_index_keys(&t.policy, BY_INVITER_INDEX, attr::INVITER, u, count(&stats, attr::INVITED_COUNT), |_| true).await?;
+        let active = self.settled_index_keys(&t.codes, ACTIVE_BY_OWNER_INDEX, attr::ACTIVE_OWNER, u, count(&stats, attr::ACTIVE_CODES), |_| true).await?;
+        let level_one = |k: &Item| inviter.is_some() && string(k, attr::USER_ID) == inviter.as_deref();
+        let purchases = self.settled_index_keys(&t.ledger, BY_BUYER_INDEX, attr::BUYER, u, count(&policy, attr::REWARDS_TRIGGERED), level_one).await?;
         let mentions = self.index_keys(&t.audit, BY_ABOUT_INDEX, attr::ABOUT, u).await?;
-        let codes = self.index_keys(&t.codes, BY_OWNER_INDEX, attr::OWNER_ID, u).await?;
+        let mut codes = self.index_keys(&t.codes, BY_OWNER_INDEX, attr::OWNER_ID, u).await?;
+        codes.extend(active.into_iter().filter(|a| !codes.iter().any(|c| c.get(attr::CODE) == a.get(attr::CODE))).collect::<Vec<_>>());
         let ledger = self.partition(&t.ledger, attr::USER_ID, u).await?;
 
         // Referred users name their inviter.
@@ -284,13 +228,18 @@ impl ErasureStore for DynamoStore {
         done.moved += self.move_items(&t.ledger, &[attr::USER_ID, attr::ENTRY_KEY], &ledger, r).await?;
         let trail = self.partition(&t.audit, attr::SUBJECT, u).await?;
         done.moved += self.move_items(&t.audit, &[attr::SUBJECT, attr::AT_KEY], &trail, r).await?;
-        let stats_keys = std::iter::once(u.to_owned()).chain(stats_shard_keys(u)).map(|k| (t.stats.as_str(), key(attr::USER_ID, k))).collect();
+        let stats_keys = stats_ids(u).map(|k| (t.stats.as_str(), key(attr::USER_ID, k))).collect();
         let stats: Vec<Item> = self.get_items(stats_keys).await?.into_iter().flatten().collect();
         done.moved += self.move_items(&t.stats, &[attr::USER_ID], &stats, r).await?;
+        // The pseudonym's fences the user had no item for.
+        for k in stats_ids(p) {
+            self.transact(vec![delete(&t.stats, key(attr::USER_ID, k), "attribute_exists(#erasing)", vec![])?]).await?.ok();
+        }
         // The pseudonym's policy says when the user was erased (a user never registered gets
         // one too: the mark that they are); a repeat leaves it as it is.
         let policy = self.get_item(&t.policy, key(attr::USER_ID, u)).await?;
         let mut last = Vec::new();
+        let check_at = policy.is_none().then_some(1);
         match &policy {
             Some(item) => {
                 let mut marker = r.item(item);
@@ -303,6 +252,8 @@ impl ErasureStore for DynamoStore {
                 let mut marker = key(attr::USER_ID, p);
                 marker.insert(ERASED_AT.to_owned(), n(e.at.millis()));
                 last.push(put(&t.policy, marker, "attribute_not_exists(#erased_at)", vec![])?);
+                // A registration of the user that came in meanwhile: the erasure goes again.
+                last.push(check(&t.policy, key(attr::USER_ID, u), "attribute_not_exists(#user_id)", vec![])?);
             }
         }
         if done != Erased::default() {
@@ -311,7 +262,7 @@ impl ErasureStore for DynamoStore {
         match self.transact(last).await? {
             Ok(()) => Ok(done),
             // Marked before, and nothing was left to change: a repeat.
-            Err(_) if policy.is_none() && done == Erased::default() => Ok(done),
+            Err(c) if check_at.is_some_and(|i| !c.failed(i)) && done == Erased::default() => Ok(done),
             Err(_) => Err(MarketError::Contention),
         }
     }
@@ -320,64 +271,3 @@ impl ErasureStore for DynamoStore {
 /// On an erased user's (the pseudonym's) policy: when.
 pub(crate) const ERASED_AT: &str = "erased_at";
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::expr::{n, s};
-
-    const R: Replacement = Replacement { user: "alice", pseudonym: "erased-0a1b" };
-
-    fn contains(item: &Item, needle: &str) -> bool {
-        format!("{item:?}").contains(needle)
-    }
-
-    #[test]
-    fn the_id_goes_wherever_it_stands_and_the_figures_stay() {
-        let item = Item::from([
-            ("user_id".to_owned(), s("alice")),
-            ("entry_key".to_owned(), s("commission#order-1")),
-            ("held_key".to_owned(), s("0000001700000#alice#order-1")),
-            ("buyer".to_owned(), s("bob")),
-            ("amount".to_owned(), n(1234)),
-            ("earned".to_owned(), AttributeValue::M(Item::from([("level_earners".to_owned(), AttributeValue::L(vec![s("carol"), s("alice")]))]))),
-            ("order_id".to_owned(), s("alice-order")),
-        ]);
-        let out = R.item(&item);
-        assert_eq!(out["user_id"], s("erased-0a1b"));
-        assert_eq!(out["held_key"], s("0000001700000#erased-0a1b#order-1"));
-        assert_eq!(out["earned"], AttributeValue::M(Item::from([("level_earners".to_owned(), AttributeValue::L(vec![s("carol"), s("erased-0a1b")]))])));
-        assert_eq!((&out["buyer"], &out["amount"], &out["entry_key"]), (&s("bob"), &n(1234), &s("commission#order-1")));
-        assert_eq!(out["order_id"], s("alice-order"), "a different id that starts like the user's stays");
-        assert!(!contains(&out, "\"alice\""));
-    }
-
-    #[test]
-    fn free_text_is_cleared_and_codes_stay() {
-        let adjustment = Item::from([("kind".to_owned(), s("adjustment")), ("reason".to_owned(), s("called Alice at +49 ...")), ("user_id".to_owned(), s("alice"))]);
-        assert_eq!(R.item(&adjustment)["reason"], s(""));
-        let reversal = Item::from([("kind".to_owned(), s("reversal")), ("note".to_owned(), s("fraud by Alice")), ("cause".to_owned(), s("admin_void"))]);
-        let out = R.item(&reversal);
-        assert_eq!((&out["note"], &out["cause"]), (&s(""), &s("admin_void")));
-        let audit = Item::from([
-            ("subject".to_owned(), s("bob")),
-            ("action".to_owned(), s("refund_rejected")),
-            ("details".to_owned(), s(r#"{"reason":"over_refund","user":"alice","note":"x"}"#)),
-        ]);
-        let details: serde_json::Value = serde_json::from_str(R.item(&audit)["details"].as_s().unwrap()).unwrap();
-        assert_eq!(details, serde_json::json!({"reason": "over_refund", "user": "erased-0a1b", "note": ""}));
-        let adjusted = Item::from([("action".to_owned(), s("balance_adjusted")), ("details".to_owned(), s(r#"{"reason":"goodwill for Alice","amount":5}"#))]);
-        let details: serde_json::Value = serde_json::from_str(R.item(&adjusted)["details"].as_s().unwrap()).unwrap();
-        assert_eq!(details, serde_json::json!({"reason": "", "amount": 5}));
-    }
-
-    #[test]
-    fn keys_with_the_id_as_a_part_are_rewritten() {
-        assert_eq!(R.text("alice#shard3"), "erased-0a1b#shard3");
-        assert_eq!(R.text("velocity#alice#2026-12-07T10"), "velocity#erased-0a1b#2026-12-07T10");
-        assert_eq!(R.text("velocity#malice#2026"), "velocity#malice#2026");
-        assert_eq!(R.text("user:alice"), "user:erased-0a1b", "an actor");
-        assert_eq!(R.text("admin:bob"), "admin:bob");
-        assert_eq!(R.text("a:b#alice"), "a:b#erased-0a1b");
-        assert_eq!(R.text("plain"), "plain");
-    }
-}

@@ -6,6 +6,8 @@ use market_domain::ids::UserId;
 use market_domain::model::HistoryItem;
 use market_domain::ports::{HistoryStore, Page, Result};
 
+use crate::audit::audit_put;
+use crate::expr::{check, key, s};
 use crate::ledger::history_item;
 use crate::paging::Listing;
 use crate::tables::{attr, LEDGER_BY_TIME_INDEX};
@@ -25,6 +27,16 @@ impl HistoryStore for DynamoStore {
 
     async fn put_audit(&self, record: &AuditRecord) -> Result<()> {
         self.put_audit_item(record).await
+    }
+
+    async fn put_referral_audit(&self, record: &AuditRecord, buyer: &UserId, inviter: Option<&UserId>) -> Result<()> {
+        let t = self.tables();
+        let (cond, values) = match inviter {
+            Some(i) => ("#inviter = :inviter AND attribute_not_exists(#erasing)", vec![(":inviter", s(i.as_str()))]),
+            None => ("attribute_exists(#user_id) AND attribute_not_exists(#inviter) AND attribute_not_exists(#erasing)", vec![]),
+        };
+        let items = vec![check(&t.policy, key(attr::USER_ID, buyer.as_str()), cond, values)?, audit_put(t, record)?];
+        self.transact(items).await?.map_err(|_| market_domain::MarketError::Contention)
     }
 }
 

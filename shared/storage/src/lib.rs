@@ -19,6 +19,7 @@ mod paging;
 mod parked;
 mod personal_data;
 mod referrals;
+mod replacement;
 mod sequence;
 mod store;
 pub mod tables;

@@ -17,6 +17,13 @@ use crate::expr::{b, check, key, n, s, update};
 use crate::tables::{attr, velocity_key};
 use crate::DynamoStore;
 
+impl DynamoStore {
+    /// A registration's check that the user was not erased (their pseudonym has no policy).
+    fn not_erased(&self, reg: &Registration) -> Result<Option<aws_sdk_dynamodb::types::TransactWriteItem>> {
+        reg.pseudonym.as_ref().map(|p| check(&self.tables().policy, key(attr::USER_ID, p.as_str()), "attribute_not_exists(#user_id)", vec![])).transpose()
+    }
+}
+
 impl PolicyStore for DynamoStore {
     async fn get_policy(&self, user: &UserId) -> Result<Option<AffiliatePolicy>> {
         let item = self.get_item(&self.tables().policy, key(attr::USER_ID, user.as_str())).await?;
@@ -36,6 +43,7 @@ impl PolicyStore for DynamoStore {
                 vals.push((":rejected", s(reason.as_str())));
             }
             let mut items = vec![update(&self.tables().policy, key(attr::USER_ID, user), &set, Some(first_time), vals)?];
+            items.extend(self.not_erased(reg)?);
             items.extend(audit_puts(self.tables(), &reg.audit)?);
             return Ok(match self.transact(items).await? {
                 Ok(()) => RegistrationOutcome::Registered { referred: false },
@@ -97,10 +105,13 @@ impl PolicyStore for DynamoStore {
                 values,
             )?);
         }
+        let erased_at = items.len();
+        items.extend(self.not_erased(reg)?);
         items.extend(audit_puts(self.tables(), &reg.audit)?);
         match self.transact(items).await? {
             Ok(()) => Ok(RegistrationOutcome::Registered { referred: true }),
             Err(c) if c.failed(0) => Ok(RegistrationOutcome::AlreadyRegistered),
+            Err(c) if reg.pseudonym.is_some() && c.failed(erased_at) => Ok(RegistrationOutcome::AlreadyRegistered),
             Err(c) if c.failed(3) => Ok(RegistrationOutcome::ReferralRejected(ReferralRejection::InviterDisabled)),
             // Only the counter failed: the processor retries the referral flagged for review.
             Err(c) if velocity_at.is_some_and(|i| c.failed(i)) && !c.failed(1) => Ok(RegistrationOutcome::VelocityExceeded),

@@ -56,9 +56,12 @@ pub struct Arrivals {
 async fn arrivals(w: &World, sent: &super::world::Sent, v: &mut Vec<String>) -> Arrivals {
     let store = &*w.deps.store;
     let mut a = Arrivals { overtaking_orders: sent.overtaking_orders, overtaking_refunds: sent.overtaking_refunds, ..Arrivals::default() };
-    let read = read_all(sent.buyers.iter().map(|b| b.user.clone()), |u| async move {
-        let (waiting, trail) = futures::join!(store.parked_events(&u, 10), store.list_audit(u.as_str(), None, 500));
-        (waiting, trail)
+    let read = read_all(sent.buyers.iter().map(|b| b.user.clone()), |u| {
+        let u = sent.stored_as(&u);
+        async move {
+            let (waiting, trail) = futures::join!(store.parked_events(&u, 10), store.list_audit(u.as_str(), None, 500));
+            (waiting, trail)
+        }
     })
     .await;
     for (user, (waiting, trail)) in read {
@@ -99,7 +102,12 @@ pub async fn check(w: &World) -> (Vec<String>, HashSet<String>, Arrivals, HashMa
     // Buyers: one inviter at most, never themselves, only through a valid code they sent.
     let mut policies = HashMap::new();
     let mut invited: HashMap<UserId, u64> = HashMap::new();
-    let stored = read_all(sent.buyers.iter().map(|b| b.user.clone()), |u| async move { store.get_policy(&u).await.ok() }).await;
+    // An erased buyer's records are their pseudonym's.
+    let stored = read_all(sent.buyers.iter().map(|b| b.user.clone()), |u| {
+        let u = sent.stored_as(&u);
+        async move { store.get_policy(&u).await.ok() }
+    })
+    .await;
     let codes: HashSet<String> = stored.values().flatten().flatten().filter_map(|p| p.invite_code.as_ref().map(|c| c.to_string())).chain(sent.created.iter().map(|(_, _, c)| c.clone())).collect();
     let stored_codes = read_all(codes.into_iter().filter_map(|c| InviteCode::parse(&c).ok()), |c| async move { store.get_code(&c).await }).await;
     for b in &sent.buyers {
@@ -288,5 +296,38 @@ pub async fn check(w: &World) -> (Vec<String>, HashSet<String>, Arrivals, HashMa
         withdrawn_ids.extend(ledger);
     }
     let arrivals = arrivals(w, &sent, &mut v).await;
+    erased_ids_gone(w, &sent, &mut v).await;
     (v, withdrawn_ids, arrivals, books)
+}
+
+/// Erasure: no item of any table holds an erased buyer's id (as a whole id: not a prefix of
+/// another), however many of their events came after it. A test may Scan.
+async fn erased_ids_gone(w: &World, sent: &super::world::Sent, v: &mut Vec<String>) {
+    if sent.erased.is_empty() {
+        return;
+    }
+    let t = w.deps.store.tables().clone();
+    let names = |text: &str, id: &str| text.match_indices(id).any(|(at, _)| !text[at + id.len()..].starts_with(|c: char| c.is_ascii_alphanumeric()));
+    for table in [&t.policy, &t.stats, &t.codes, &t.ledger, &t.audit, &t.parked, &t.outbox] {
+        let mut start = None;
+        loop {
+            let out = match w.deps.store.client().scan().table_name(table).set_exclusive_start_key(start).send().await {
+                Ok(out) => out,
+                Err(e) => {
+                    v.push(format!("{table}: unreadable for the erasure check: {e}"));
+                    break;
+                }
+            };
+            for item in out.items() {
+                let text = format!("{item:?}");
+                for id in sent.erased.keys().filter(|id| names(&text, id.as_str())) {
+                    v.push(format!("{table}: an item still holds erased {id}: {text}"));
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+    }
 }

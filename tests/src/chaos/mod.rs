@@ -84,6 +84,8 @@ pub struct Report {
     pub lifecycle_events: usize,
     /// Orders and refunds that overtook their buyer's registration, and how they ended.
     pub arrivals: check::Arrivals,
+    /// Erasures requested (repeats included), and the buyers erased.
+    pub erasures: (usize, usize),
     pub violations: Vec<String>,
     /// (operation, path) → (count, total time): where the workload's time goes.
     pub timings: BTreeMap<(&'static str, &'static str), (u32, Duration)>,
@@ -124,6 +126,11 @@ impl fmt::Display for Report {
             "  arrival      {} orders and {} refunds sent before their buyer's registration; decided late (after it): {} orders ({} rewarded), {} refunds; {} still waiting",
             a.overtaking_orders, a.overtaking_refunds, a.decided_orders, a.rewarded_late, a.decided_refunds, a.still_waiting
         )?;
+        writeln!(
+            f,
+            "  erasure      {} requested, {} buyers erased mid-run (their later orders and refunds on the pseudonym; no item of any table holds their ids)",
+            self.erasures.0, self.erasures.1
+        )?;
         let (workload, drain, total) = (self.workload_time.as_secs_f64(), self.drain_time.as_secs_f64(), self.total_time.as_secs_f64());
         writeln!(f, "  time         workload {workload:.1} s, drain {drain:.1} s, check and the rest {:.1} s, total {total:.1} s", total - workload - drain)?;
         let means: Vec<String> = self
@@ -156,6 +163,7 @@ fn kind(op: &workload::Op) -> &'static str {
         Policy { .. } => "policy",
         GlobalRate { .. } => "config",
         Stats { .. } => "stats",
+        EraseBuyer { .. } => "erase_buyer",
     }
 }
 
@@ -286,6 +294,10 @@ pub async fn run(s: &Settings) -> Report {
         outbound: ids.len(),
         lifecycle_events,
         arrivals,
+        erasures: {
+            let s = world.sent();
+            (s.erasures, s.erased.len())
+        },
         violations,
         timings,
         workload_time,

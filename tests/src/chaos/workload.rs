@@ -64,6 +64,9 @@ pub enum Op {
     Policy { user: usize, change: PolicyMove },
     GlobalRate { bps: u32 },
     Stats { user: usize },
+    /// An admin erases a registered buyer (GDPR art. 17) while their orders and refunds go
+    /// on arriving under their id; again, if they were erased before (a no-op).
+    EraseBuyer { pick: u32 },
 }
 
 /// Inviters whose affiliate ability an admin may switch off (their rewards may then be
@@ -126,6 +129,7 @@ pub fn draw(rng: &mut StdRng, ops: usize, inviters: usize, e2e_percent: u32) -> 
                 Op::Policy { user: inviter, change }
             }
             960..=969 => Op::GlobalRate { bps: GLOBAL_RATES[rng.gen_range(0..GLOBAL_RATES.len())] },
+            970..=979 => Op::EraseBuyer { pick },
             _ => Op::Stats { user: inviter },
         };
         let end_to_end = matches!(

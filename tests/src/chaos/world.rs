@@ -96,6 +96,10 @@ pub struct Sent {
     pub min_limit: HashMap<usize, u32>,
     pub max_codes: HashMap<usize, u32>,
     pub disabled_ever: HashSet<usize>,
+    /// Erased buyers: their id → their pseudonym (the store knows them by it).
+    pub erased: HashMap<UserId, UserId>,
+    /// Erasures requested (repeats included).
+    pub erasures: usize,
     /// Answers no client may ever get (e.g. `INTERNAL`), as they happened.
     pub violations: Vec<String>,
 }
@@ -125,6 +129,13 @@ fn transient(e: &MarketError) -> bool {
     matches!(e, MarketError::Unavailable(_) | MarketError::Contention)
 }
 
+impl Sent {
+    /// The id the store knows a user by: their pseudonym once erased.
+    pub fn stored_as(&self, user: &UserId) -> UserId {
+        self.erased.get(user).cloned().unwrap_or_else(|| user.clone())
+    }
+}
+
 fn lock(m: &Mutex<Sent>) -> std::sync::MutexGuard<'_, Sent> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -146,7 +157,9 @@ impl World {
         World {
             inviters: (0..inviters).map(|i| UserId::parse(format!("{run}-inv{i}")).expect("id")).collect(),
             run,
-            deps: Deps::new(store, config),
+            // The stack's erasure key: in-process events of an erased buyer find the same
+            // pseudonym as the functions do.
+            deps: Deps::new(store, config).with_erasure_key(crate::stack_erasure_key().await),
             past,
             configs,
             fallback,
@@ -305,6 +318,40 @@ impl World {
                 match self.retry(|| register.process(ev.clone())).await {
                     Ok(RegistrationResult::AlreadyRegistered) => {}
                     other => self.violation(format!("a second registration of {buyer} answered {other:?}")),
+                }
+            }
+            Op::EraseBuyer { pick } => {
+                let buyer = {
+                    let s = self.sent();
+                    let Some(b) = Self::pick(&s.ready, pick) else { return };
+                    s.buyers[b].user.clone()
+                };
+                // Buyers only: an inviter's erasure forfeits a balance the model counts on.
+                if self.inviters.contains(&buyer) {
+                    return;
+                }
+                let token = self.rpc.admin_token(admin().as_str());
+                let request = pb::EraseUserRequest { user_id: buyer.to_string(), forfeit_balance: false };
+                let erased = self
+                    .retry_rpc("EraseUser", || {
+                        let (mut client, request) = (self.rpc.admin(), Rpc::authed(request.clone(), &token));
+                        async move { client.erase_user(request).await }
+                    })
+                    .await;
+                match erased {
+                    Ok(r) => {
+                        let pseudonym = UserId::parse(r.pseudonym).expect("a pseudonym");
+                        let mut s = self.sent();
+                        s.erasures += 1;
+                        let problem = match s.erased.get(&buyer) {
+                            Some(p) if *p != pseudonym => Some(format!("{buyer}: erased as {pseudonym}, before as {p}")),
+                            Some(_) if r.moved + r.rewritten > 0 => Some(format!("{buyer}: a repeated erasure changed {} items", r.moved + r.rewritten)),
+                            _ => None,
+                        };
+                        s.violations.extend(problem);
+                        s.erased.insert(buyer, pseudonym);
+                    }
+                    Err(e) => self.violation(format!("erasing {buyer}: {e:?}")),
                 }
             }
             Op::Order { pick, amount, deliveries } => {

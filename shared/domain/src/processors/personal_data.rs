@@ -1,5 +1,6 @@
-//! Personal-data requests (admin): a user's export (GDPR art. 15). The transport checks the
-//! admin claim; the export is audited on the user when it starts (its first page).
+//! Personal-data requests (admin): a user's export (GDPR art. 15) and erasure (art. 17), and
+//! how the event processors find an erased user's records (under their pseudonym). The
+//! transport checks the admin claim; both requests are audited.
 
 use serde_json::json;
 use tracing::info;
@@ -123,6 +124,29 @@ pub(super) async fn pseudonym_of<S, C>(d: &Deps<S, C>, user: &UserId) -> Result<
     let Some(source) = &d.erasure_key else { return Ok(None) };
     let key = source.key().await?;
     Ok(Some(crate::personal_data::pseudonym(&key, user)?))
+}
+
+/// `user`'s pseudonym if they were erased (their pseudonym's policy exists: the erasure's last
+/// write); `None` if not, or if this function has no key. For a step that met a moved item
+/// ([`crate::ports::CommissionOutcome::Moved`]): one read per id, never on the usual path.
+pub(super) async fn erased_as<S: MarketStore, C>(d: &Deps<S, C>, user: &UserId) -> Result<Option<UserId>, MarketError> {
+    if crate::personal_data::is_pseudonym(user) {
+        return Ok(None);
+    }
+    match pseudonym_of(d, user).await? {
+        Some(p) => Ok(d.store.get_policy(&p).await?.map(|_| p)),
+        None => Ok(None),
+    }
+}
+
+/// A pseudonym named as an earner must be settled: its erasure complete (the policy moved,
+/// marked `erased_at`). Mid-erasure its items are not all there yet (an override not yet
+/// moved would decide the wrong rate): `Contention`, retried later.
+pub(super) fn settled(user: &UserId, policy: Option<&crate::policy::AffiliatePolicy>) -> Result<(), MarketError> {
+    if crate::personal_data::is_pseudonym(user) && !policy.is_some_and(|p| p.erased_at.is_some()) {
+        return Err(MarketError::Contention);
+    }
+    Ok(())
 }
 
 /// An erased user's policy (under their pseudonym), if `user` was erased. Only for an id the

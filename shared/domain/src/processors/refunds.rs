@@ -12,11 +12,13 @@ use crate::ids::UserId;
 use crate::inbound::{event_time, OrderRefunded, WaitingEvent};
 use crate::lifecycle::{Change, Commission, Refund, Refused};
 use crate::money::Money;
-use crate::ports::{CommissionOutcome, CommissionWrite, ConfigSource, MarketStore};
+use crate::ports::{CommissionOutcome, CommissionWrite, ConfigSource, MarketStore, ReferralCheck};
 use crate::time::Timestamp;
 
 use super::arrival::{registered_buyer, Arrival, Buyer};
 use super::rewards::{reversal_audits, COMMISSION_ATTEMPTS};
+use super::personal_data::settled;
+use crate::personal_data::is_pseudonym;
 use super::{Deps, Processor, REFUND_SOURCE};
 
 // ---------------------------------------------------------------- order.refunded
@@ -43,12 +45,15 @@ pub struct ApplyRefund<S, C>(pub Deps<S, C>);
 impl<S: MarketStore, C: ConfigSource> ApplyRefund<S, C> {
     /// A refund that changes nothing is still on a trail. Its time is the event's, so a
     /// redelivery rewrites the same record instead of adding one.
-    async fn reject(&self, subject: &UserId, ev: &OrderRefunded, reason: &str, extra: serde_json::Value) -> Result<(), MarketError> {
+    /// A refusal, on the inviter's trail (the buyer's without one), as long as the buyer's
+    /// referral is as read (an erasure meanwhile: decided again).
+    async fn reject(&self, inviter: Option<&UserId>, ev: &OrderRefunded, reason: &str, extra: serde_json::Value) -> Result<(), MarketError> {
+        let subject = inviter.unwrap_or(&ev.buyer);
         let record = AuditRecord::new(subject, ev.occurred_at, AuditAction::RefundRejected, Actor::System(REFUND_SOURCE.into()), ev.event_id.as_str(), json!({
             "order_id": ev.order_id, "refund_id": ev.refund_id, "amount": ev.amount, "currency": ev.currency,
             "reason": reason, "detail": extra,
         }));
-        self.0.store.put_audit(&record).await
+        self.0.store.put_referral_audit(&record, &ev.buyer, inviter).await
     }
 }
 
@@ -63,6 +68,10 @@ impl<S: MarketStore, C: ConfigSource> ApplyRefund<S, C> {
         let mut changes = Vec::new();
         for (earner, commission) in earned.level_earners.iter().zip(read) {
             let Some(commission) = commission else {
+                // An earner's erasure under way: their commission is not under the pseudonym yet.
+                if is_pseudonym(earner) {
+                    settled(earner, store.get_policy(earner).await?.as_ref())?;
+                }
                 warn!(order_id = %ev.order_id, earner = %earner, "a level's commission is missing: nothing to reverse there");
                 continue;
             };
@@ -85,45 +94,63 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyRefund<S, C> {
     async fn process(&self, mut ev: OrderRefunded) -> Result<RefundResult, MarketError> {
         let d = &self.0;
         ev.occurred_at = event_time(ev.occurred_at, d.clock.now());
-        match registered_buyer(d, WaitingEvent::Refund(ev.clone())).await? {
-            Buyer::Registered(buyer, config) => {
-                // The buyer as stored: their pseudonym if they were erased.
-                ev.buyer = buyer.user_id.clone();
-                self.apply(ev, buyer.inviter, config).await
+        // Again when an erasure moved the buyer or their inviter after they were read.
+        for _ in 0..RESOLVE_ATTEMPTS {
+            match registered_buyer(d, WaitingEvent::Refund(ev.clone())).await? {
+                Buyer::Registered(buyer, config) => {
+                    // The buyer as stored: their pseudonym if they were erased.
+                    let mut ev = ev.clone();
+                    ev.buyer = buyer.user_id.clone();
+                    if let Some(result) = self.apply(ev, buyer.inviter, config).await? {
+                        return Ok(result);
+                    }
+                }
+                Buyer::NotYet(Arrival::Waiting) => return Ok(RefundResult::Waiting),
+                Buyer::NotYet(_) => return Ok(RefundResult::NotRegistered),
             }
-            Buyer::NotYet(Arrival::Waiting) => Ok(RefundResult::Waiting),
-            Buyer::NotYet(_) => Ok(RefundResult::NotRegistered),
         }
+        Err(MarketError::Contention)
     }
 }
 
+/// Reads of the buyer a refund makes when erasures move them or their inviter meanwhile.
+const RESOLVE_ATTEMPTS: usize = 3;
+
 impl<S: MarketStore, C: ConfigSource> ApplyRefund<S, C> {
-    /// The refund of a registered buyer's order.
-    async fn apply(&self, ev: OrderRefunded, inviter: Option<UserId>, config: MarketConfig) -> Result<RefundResult, MarketError> {
+    /// The refund of a registered buyer's order; `None`: a user it names was erased after
+    /// they were read (read them again).
+    async fn apply(&self, ev: OrderRefunded, inviter: Option<UserId>, config: MarketConfig) -> Result<Option<RefundResult>, MarketError> {
         let d = &self.0;
         let Some(inviter) = inviter else {
-            self.reject(&ev.buyer, &ev, "no_inviter", json!(null)).await?;
+            self.reject(None, &ev, "no_inviter", json!(null)).await?;
             info!(event_id = %ev.event_id, order_id = %ev.order_id, "refund of an order without inviter: nothing to reverse");
-            return Ok(RefundResult::NoInviter);
+            return Ok(Some(RefundResult::NoInviter));
         };
+        // An erased inviter's commissions are theirs once their erasure is complete.
+        if is_pseudonym(&inviter) {
+            settled(&inviter, d.store.get_policy(&inviter).await?.as_ref())?;
+        }
         if ev.currency != config.currency.as_str() {
-            self.reject(&inviter, &ev, "other_currency", json!({"expected": config.currency})).await?;
+            self.reject(Some(&inviter), &ev, "other_currency", json!({"expected": config.currency})).await?;
             return Err(MarketError::InvalidArgument(format!("refund in {} but the market pays in {}", ev.currency, config.currency)));
         }
         let actor = Actor::System(REFUND_SOURCE.into());
         let refund = Refund { refund_id: ev.refund_id.clone(), amount: ev.amount, reason: ev.reason, at: ev.occurred_at, event_id: ev.event_id.clone() };
         for _ in 0..COMMISSION_ATTEMPTS {
             let now = d.clock.now();
-            let current = d
-                .store
-                .get_commission(&inviter, &ev.order_id)
-                .await?
-                .unwrap_or_else(|| Commission::new(inviter.clone(), ev.order_id.clone(), ev.buyer.clone()));
+            let stored = d.store.get_commission(&inviter, &ev.order_id).await?;
+            // A commission this refund creates (recorded before its reward): the buyer must
+            // still be the inviter's referral when it is written.
+            let referral = match &stored {
+                Some(_) => ReferralCheck::None,
+                None => ReferralCheck::Named { buyer: ev.buyer.clone(), inviter: inviter.clone() },
+            };
+            let current = stored.unwrap_or_else(|| Commission::new(inviter.clone(), ev.order_id.clone(), ev.buyer.clone()));
             let change = match current.refund(refund.clone(), now) {
                 Ok(change) => change,
-                Err(Refused::Duplicate) => return Ok(RefundResult::Duplicate),
+                Err(Refused::Duplicate) => return Ok(Some(RefundResult::Duplicate)),
                 Err(Refused::OverRefund { left }) => {
-                    self.reject(&inviter, &ev, "over_refund", json!({"left_of_order": left})).await?;
+                    self.reject(Some(&inviter), &ev, "over_refund", json!({"left_of_order": left})).await?;
                     warn!(event_id = %ev.event_id, order_id = %ev.order_id, refund_id = %ev.refund_id, left = %left, "refund exceeds what is left of the order");
                     return Err(MarketError::InvalidArgument("refund exceeds what is left of the order".into()));
                 }
@@ -148,12 +175,13 @@ impl<S: MarketStore, C: ConfigSource> ApplyRefund<S, C> {
             }
             let levels = changes.len() - 1;
             let publish = Publication::lifecycle(config.lifecycle_events, LifecycleEvent::of_entries(&changes));
-            match d.store.write_commission(&CommissionWrite { changes, trigger: None, audit, publish, sequence_as_read: None, at: now }).await? {
+            match d.store.write_commission(&CommissionWrite { changes, referral, audit, publish, sequence_as_read: None, at: now }).await? {
                 CommissionOutcome::Written => {
                     info!(event_id = %ev.event_id, order_id = %ev.order_id, refund_id = %ev.refund_id, reversed = %reversed, earned, levels, "refund applied");
-                    return Ok(if earned { RefundResult::Applied { reversed } } else { RefundResult::RecordedBeforeReward });
+                    return Ok(Some(if earned { RefundResult::Applied { reversed } } else { RefundResult::RecordedBeforeReward }));
                 }
-                CommissionOutcome::Duplicate => return Ok(RefundResult::Duplicate),
+                CommissionOutcome::Duplicate => return Ok(Some(RefundResult::Duplicate)),
+                CommissionOutcome::Moved => return Ok(None),
                 CommissionOutcome::Conflict | CommissionOutcome::LimitReached => continue,
             }
         }

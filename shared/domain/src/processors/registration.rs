@@ -79,6 +79,7 @@ impl<S: MarketStore, C: ConfigSource> RegisterUser<S, C> {
         // in order (its code's expiry, the referral velocity's hour, `registered_at` that
         // `review_min_seconds` measures from). The audit records carry the market's time.
         let at = event_time(ev.occurred_at, now);
+        let pseudonym = super::personal_data::pseudonym_of(&self.0, &ev.user).await?;
         let mut rejected = None;
         if let Some(code) = ev.invite_code.as_deref().filter(|c| !c.trim().is_empty()) {
             match self.referral_for(&ev.user, code, at).await? {
@@ -99,7 +100,7 @@ impl<S: MarketStore, C: ConfigSource> RegisterUser<S, C> {
                     // transaction; beyond the limit the referral is recorded flagged.
                     let per_hour = self.0.config.current().await.review_referrals_per_hour;
                     let velocity = (per_hour > 0).then(|| VelocityCount { hour: at.utc_hour(), under: Some(per_hour), purge_at: now.plus_days(2) });
-                    let mut reg = Registration { user: ev.user.clone(), event_id: ev.event_id.clone(), at, referral: Some(referral), rejected: None, audit, velocity, review: None };
+                    let mut reg = Registration { user: ev.user.clone(), event_id: ev.event_id.clone(), at, referral: Some(referral), rejected: None, audit, velocity, review: None, pseudonym: pseudonym.clone() };
                     let mut outcome = store.register_user(&reg).await?;
                     if outcome == RegistrationOutcome::VelocityExceeded {
                         reg.review = Some(HoldReason::ReferralVelocity);
@@ -134,7 +135,7 @@ impl<S: MarketStore, C: ConfigSource> RegisterUser<S, C> {
             None => (AuditAction::Registered, json!({})),
         };
         let audit = vec![AuditRecord::new(&ev.user, now, action, Actor::System(REGISTRATION_SOURCE.into()), ev.event_id.as_str(), details)];
-        let reg = Registration { user: ev.user.clone(), event_id: ev.event_id.clone(), at, referral: None, rejected, audit, velocity: None, review: None };
+        let reg = Registration { user: ev.user.clone(), event_id: ev.event_id.clone(), at, referral: None, rejected, audit, velocity: None, review: None, pseudonym };
         match store.register_user(&reg).await? {
             RegistrationOutcome::AlreadyRegistered => self.already_registered(ev).await,
             _ => Ok(RegistrationResult::Registered { rejected }),

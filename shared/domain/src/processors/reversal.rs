@@ -9,7 +9,7 @@ use crate::lifecycle::events::{LifecycleEvent, Publication};
 use crate::ids::{OrderId, UserId};
 use crate::lifecycle::Commission;
 use crate::money::Money;
-use crate::ports::{CommissionOutcome, CommissionWrite, ConfigSource, MarketStore, SequenceAsRead};
+use crate::ports::{CommissionOutcome, CommissionWrite, ConfigSource, MarketStore, ReferralCheck, SequenceAsRead};
 use crate::time::Timestamp;
 
 use super::rewards::{reversal_audits, COMMISSION_ATTEMPTS};
@@ -71,13 +71,13 @@ impl<S: MarketStore, C: ConfigSource> Processor for ReverseReward<S, C> {
             let changes = vec![change];
             let publish = Publication::lifecycle(publish, LifecycleEvent::of_entries(&changes));
             let sequence_as_read = as_read.map(|s| (r.user.clone(), s));
-            match d.store.write_commission(&CommissionWrite { changes, trigger: None, audit, publish, sequence_as_read, at: now }).await? {
+            match d.store.write_commission(&CommissionWrite { changes, referral: ReferralCheck::None, audit, publish, sequence_as_read, at: now }).await? {
                 CommissionOutcome::Written => {
                     info!(admin = %req.admin, user_id = %r.user, order_id = %r.order_id, reversed = %reversed, "reward reversed");
                     return Ok(ReverseResult { reversed, commission: after, replayed: false, now });
                 }
                 // A twin with the same key won: the next read replays it.
-                CommissionOutcome::Duplicate | CommissionOutcome::Conflict | CommissionOutcome::LimitReached => continue,
+                CommissionOutcome::Duplicate | CommissionOutcome::Conflict | CommissionOutcome::LimitReached | CommissionOutcome::Moved => continue,
             }
         }
         Err(MarketError::Contention)

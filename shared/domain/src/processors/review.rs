@@ -12,7 +12,7 @@ use crate::lifecycle::events::{LifecycleEvent, Publication};
 use crate::ids::{OrderId, UserId};
 use crate::lifecycle::{Commission, Refused, Review};
 use crate::money::Money;
-use crate::ports::{CommissionOutcome, CommissionWrite, ConfigSource, MarketStore, Page};
+use crate::ports::{CommissionOutcome, CommissionWrite, ConfigSource, MarketStore, ReferralCheck, Page};
 use crate::time::Timestamp;
 
 use super::rewards::{reversal_audits, COMMISSION_ATTEMPTS};
@@ -108,13 +108,13 @@ impl<S: MarketStore, C: ConfigSource> Processor for ReviewReward<S, C> {
             let events = if r.approve { LifecycleEvent::approved(&change, now).into_iter().collect() } else { LifecycleEvent::of_entries(std::slice::from_ref(&change)) };
             let publish = Publication::lifecycle(publish, events);
             let sequence_as_read = as_read.map(|s| (r.user.clone(), s));
-            match d.store.write_commission(&CommissionWrite { changes: vec![change], trigger: None, audit, publish, sequence_as_read, at: now }).await? {
+            match d.store.write_commission(&CommissionWrite { changes: vec![change], referral: ReferralCheck::None, audit, publish, sequence_as_read, at: now }).await? {
                 CommissionOutcome::Written => {
                     info!(admin = %req.admin, user_id = %r.user, order_id = %r.order_id, approved = r.approve, amount = %amount, "held reward reviewed");
                     return Ok(ReviewResult { commission: after, approved: r.approve, replayed: false, amount, now });
                 }
                 // Another change of this commission (a refund, a twin review) won: re-read.
-                CommissionOutcome::Duplicate | CommissionOutcome::Conflict | CommissionOutcome::LimitReached => continue,
+                CommissionOutcome::Duplicate | CommissionOutcome::Conflict | CommissionOutcome::LimitReached | CommissionOutcome::Moved => continue,
             }
         }
         Err(MarketError::Contention)

@@ -18,11 +18,12 @@ use crate::model::{HoldReason, LedgerEntry, LevelReward, RewardEvent};
 use crate::money::commission;
 use crate::policy::{AffiliatePolicy, EffectivePolicy};
 use crate::ports::{
-    CommissionOutcome, CommissionWrite, ConfigSource, MarketStore, RewardOutcome, TriggerCount,
+    CommissionOutcome, CommissionWrite, ConfigSource, MarketStore, ReferralCheck, RewardOutcome, TriggerCount,
 };
 use crate::time::Timestamp;
 
 use super::arrival::{registered_buyer, Arrival, Buyer};
+use super::personal_data::{erased_as, settled};
 use super::{Deps, Processor, ORDER_SOURCE, REFUND_SOURCE};
 
 /// Rounds of read-decide-write on one commission before giving up (each lost round means
@@ -91,6 +92,7 @@ impl<S: MarketStore, C: ConfigSource> DecideOrderReward<S, C> {
             return no(NoReward::OtherCurrency);
         }
         let inviter_policy = d.store.get_policy(&inviter).await?;
+        settled(&inviter, inviter_policy.as_ref())?;
         let policy = EffectivePolicy::resolve(inviter_policy.as_ref(), &config);
         if !policy.affiliate_enabled {
             return no(NoReward::InviterDisabled);
@@ -153,10 +155,13 @@ impl<S: MarketStore, C: ConfigSource> DecideOrderReward<S, C> {
                 break;
             }
             let policy = self.0.store.get_policy(&earner).await?;
+            settled(&earner, policy.as_ref())?;
             let effective = EffectivePolicy::resolve(policy.as_ref(), config);
             let reward = commission(ev.amount, bps)?;
             if effective.affiliate_enabled && reward.is_positive() {
-                levels.push(LevelReward { level, earner: earner.clone(), commission_bps: bps, reward });
+                // The link the reward checks: the earner still invited the user below.
+                let invited = chain.last().cloned();
+                levels.push(LevelReward { level, earner: earner.clone(), commission_bps: bps, reward, invited });
             }
             next = policy.and_then(|p| p.inviter);
             chain.push(earner);
@@ -208,11 +213,31 @@ impl<S: MarketStore, C: ConfigSource> ApplyReward<S, C> {
     }
 }
 
+impl<S: MarketStore, C: ConfigSource> ApplyReward<S, C> {
+    /// Replaces each erased user the reward names by their pseudonym; whether any was.
+    async fn under_pseudonyms(&self, ev: &mut RewardEvent) -> Result<bool, MarketError> {
+        let d = &self.0;
+        let mut changed = false;
+        let mut ids: Vec<&mut UserId> = vec![&mut ev.buyer, &mut ev.inviter];
+        for l in &mut ev.levels {
+            ids.push(&mut l.earner);
+            ids.extend(l.invited.as_mut());
+        }
+        for id in ids {
+            if let Some(p) = erased_as(d, id).await? {
+                *id = p;
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+}
+
 impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
     type Request = RewardEvent;
     type Response = RewardOutcome;
 
-    async fn process(&self, ev: RewardEvent) -> Result<RewardOutcome, MarketError> {
+    async fn process(&self, mut ev: RewardEvent) -> Result<RewardOutcome, MarketError> {
         let d = &self.0;
         let actor = Actor::System(ORDER_SOURCE.into());
         let publish = d.config.current().await.lifecycle_events;
@@ -251,14 +276,26 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
                 audit.extend(reversal_audits(&change.entries, now, &Actor::System(REFUND_SOURCE.into())));
                 changes.push(change);
             }
-            let trigger = TriggerCount { buyer: ev.buyer.clone(), inviter: ev.inviter.clone(), limit: ev.trigger_limit };
+            let chain = ev.levels.iter().filter_map(|l| Some((l.invited.clone()?, l.earner.clone()))).collect();
+            let trigger = TriggerCount { buyer: ev.buyer.clone(), inviter: ev.inviter.clone(), limit: ev.trigger_limit, chain };
             let publish = Publication::lifecycle(publish, LifecycleEvent::of_entries(&changes));
-            let outcome = d.store.write_commission(&CommissionWrite { changes, trigger: Some(trigger), audit, publish, sequence_as_read: None, at: now }).await?;
+            let referral = ReferralCheck::Counted(trigger);
+            let outcome = d.store.write_commission(&CommissionWrite { changes, referral, audit, publish, sequence_as_read: None, at: now }).await?;
             let result = match outcome {
                 CommissionOutcome::Written => RewardOutcome::Applied,
                 CommissionOutcome::LimitReached => RewardOutcome::LimitReached,
                 // A twin wrote it meanwhile: re-read to tell a replay from another event.
                 CommissionOutcome::Duplicate | CommissionOutcome::Conflict => continue,
+                // Decided before an erasure of a user it names: the same reward under their
+                // pseudonyms (the mapping is deterministic); an erasure still under way is
+                // waited for (retried later).
+                CommissionOutcome::Moved => {
+                    if self.under_pseudonyms(&mut ev).await? {
+                        info!(order_id = %ev.order_id, "a user the reward names was erased: applied under the pseudonym");
+                        continue;
+                    }
+                    return Err(MarketError::Contention);
+                }
             };
             info!(order_id = %ev.order_id, inviter = %ev.inviter, reward = %ev.reward, levels = ev.levels.len(), held = ev.hold.map(HoldReason::as_str), outcome = ?result, "reward processed");
             return Ok(result);
