@@ -130,7 +130,7 @@ pub enum RewardOutcome {
     Replayed,
     /// This order was rewarded before by another event (a reused order id).
     Duplicate,
-    /// The buyer reached the trigger limit (or is no longer this inviter's referral).
+    /// The buyer reached the trigger limit.
     LimitReached,
 }
 

@@ -12,13 +12,13 @@ use crate::ids::UserId;
 use crate::inbound::{event_time, OrderRefunded, WaitingEvent};
 use crate::lifecycle::{Change, Commission, Refund, Refused};
 use crate::money::Money;
+use crate::personal_data::is_pseudonym;
 use crate::ports::{CommissionOutcome, CommissionWrite, ConfigSource, MarketStore, ReferralCheck};
 use crate::time::Timestamp;
 
 use super::arrival::{registered_buyer, Arrival, Buyer};
-use super::rewards::{reversal_audits, COMMISSION_ATTEMPTS};
 use super::personal_data::settled;
-use crate::personal_data::is_pseudonym;
+use super::rewards::{reversal_audits, COMMISSION_ATTEMPTS};
 use super::{Deps, Processor, REFUND_SOURCE};
 
 // ---------------------------------------------------------------- order.refunded
