@@ -8,7 +8,7 @@ use market_domain::admin::AdminRequest;
 use market_domain::config::MarketConfig;
 use market_domain::ids::{IdempotencyKey, UserId};
 use market_domain::money::{Bps, Money};
-use market_domain::ports::{BalanceStore, CommissionStore, Erased, PolicyStore, RewardOutcome};
+use market_domain::ports::{BalanceStore, CodeStore, CommissionStore, Erased, PolicyStore, RewardOutcome};
 use market_domain::processors::*;
 use market_tests::{assert_money_invariants, order, pay, refer, user, TestDeps};
 
@@ -88,6 +88,7 @@ async fn an_affiliate_is_replaced_everywhere_and_every_sum_holds() {
     assert_eq!(assert_money_invariants(&d.store, &upline).await.total_earned, upline_before.total_earned, "others' sums untouched");
     assert_eq!(d.store.get_policy(&buyer).await.unwrap().unwrap().inviter, Some(p.clone()), "the referral names the pseudonym");
     assert_eq!(d.store.get_policy(&p).await.unwrap().unwrap().inviter, Some(upline.clone()), "the pseudonym keeps its own inviter");
+    assert_eq!((after.active_codes, d.store.list_active_codes(&p).await.unwrap().len()), (0, 0), "every code deactivated, and counted so");
 
     // A second erasure finds nothing left to change.
     let again = erase(&d, &affiliate, true).await.expect("erased again");
@@ -374,4 +375,71 @@ async fn an_affiliate_erased_while_their_buyers_orders_and_refunds_arrive_keeps_
     assert_eq!(stats.rewarded_orders, 24);
     assert_eq!(stats.reversed_total.minor(), reversed + done.forfeited.minor(), "the refunds' shares and the forfeit");
     assert_eq!(items_naming(&d, &affiliate).await, Vec::<String>::new(), "no item holds the id");
+}
+
+/// A user erased before their registration arrived (a late one, or sent again after a
+/// registration the market never saw): it registers their pseudonym — through the code, the
+/// referral counted for the inviter — and an order of theirs that waited for it, parked under
+/// the pseudonym, is decided then; no item holds the id.
+#[tokio::test]
+async fn a_registration_after_the_erasure_registers_the_pseudonym_and_decides_what_waited() {
+    let d = market_tests::deps(config()).await.with_erasure_key(Arc::new(FixedKey));
+    let (affiliate, late) = (user("aff"), user("late"));
+    let code = CreateInviteCode::new(d.clone()).process(affiliate.clone().into()).await.expect("code").code;
+    let p = erase(&d, &late, false).await.expect("erased before registering").pseudonym;
+    let o = order();
+    let paid = paid(&late, &o, 10_000, &d);
+    assert_eq!(DecideOrderReward(d.clone()).process(paid).await.unwrap(), OrderDecision::Waiting, "waits for the registration");
+    let reg = market_domain::inbound::UserRegistered { event_id: market_tests::event_id(), user: late.clone(), invite_code: Some(code.to_string()), occurred_at: d.clock.now() };
+    assert_eq!(RegisterUser(d.clone()).process(reg).await.unwrap(), RegistrationResult::Referred { inviter: affiliate.clone() });
+    let policy = d.store.get_policy(&p).await.unwrap().expect("the pseudonym's policy");
+    assert_eq!((policy.inviter.as_ref(), policy.registered_at.is_some(), policy.rewards_triggered), (Some(&affiliate), true, 1));
+    let stats = assert_money_invariants(&d.store, &affiliate).await;
+    assert_eq!((stats.invited_count, stats.total_earned.minor()), (1, 1_000), "the referral and the waiting order's reward");
+    assert_eq!(items_naming(&d, &late).await, Vec::<String>::new(), "no item holds the id");
+}
+
+/// The store refuses an erasure once the balance it fenced is positive (a reward landed
+/// after the processor's check) and lifts its fence: the user's writes go on.
+#[tokio::test]
+async fn an_erasure_refused_at_the_fence_leaves_the_user_writable() {
+    use market_domain::ports::{Erasure, ErasureStore};
+    let d = market_tests::deps(config()).await.with_erasure_key(Arc::new(FixedKey));
+    let (affiliate, buyer) = (user("aff"), user("buyer"));
+    refer(&d, &affiliate, &buyer).await;
+    pay(&d, &buyer, &order(), 10_000).await;
+    let p = market_domain::personal_data::pseudonym(b"the tests' erasure key, 32+ bytes long", &affiliate).unwrap();
+    let audit = market_domain::audit::AuditRecord::new(&p, d.clock.now(), market_domain::audit::AuditAction::UserErased, market_domain::audit::Actor::Admin(user("dpo")), "r", serde_json::json!({}));
+    let erasure = Erasure { user: affiliate.clone(), pseudonym: p.clone(), at: d.clock.now(), audit, refuse_positive_balance: true };
+    assert!(matches!(d.store.erase(&erasure).await, Err(market_domain::MarketError::BalanceNotSettled)));
+    let w = WithdrawRequest { caller: affiliate.clone(), amount: Money::from_minor(100), idempotency_key: IdempotencyKey::parse("w-after").unwrap() };
+    WithdrawAffiliateReward(d.clone()).process(w).await.expect("writable again");
+    assert_eq!(pay(&d, &buyer, &order(), 10_000).await, RewardOutcome::Applied);
+    assert_eq!(assert_money_invariants(&d.store, &affiliate).await.total_earned.minor(), 2_000);
+    let t = d.store.tables().clone();
+    let fence = d.store.client().get_item().table_name(&t.stats).key("user_id", aws_sdk_dynamodb::types::AttributeValue::S(p.to_string())).send().await.unwrap();
+    assert!(fence.item.is_none(), "no fence of the pseudonym left behind");
+}
+
+/// An erasure that stopped half way (here: a commission of the buyer's order already names
+/// the pseudonym, as a first attempt leaves it) completes on the next request: its index
+/// waits count what the first attempt rewrote.
+#[tokio::test]
+async fn an_erasure_interrupted_half_way_completes_when_asked_again() {
+    let d = market_tests::deps(config()).await.with_erasure_key(Arc::new(FixedKey));
+    let (affiliate, buyer) = (user("aff"), user("buyer"));
+    refer(&d, &affiliate, &buyer).await;
+    let o = order();
+    pay(&d, &buyer, &o, 10_000).await;
+    let p = market_domain::personal_data::pseudonym(b"the tests' erasure key, 32+ bytes long", &buyer).unwrap();
+    let t = d.store.tables().clone();
+    let commission = [("user_id", affiliate.to_string()), ("entry_key", format!("commission#{o}"))];
+    let mut update = d.store.client().update_item().table_name(&t.ledger).update_expression("SET buyer = :p").expression_attribute_values(":p", aws_sdk_dynamodb::types::AttributeValue::S(p.to_string()));
+    for (k, v) in commission {
+        update = update.key(k, aws_sdk_dynamodb::types::AttributeValue::S(v));
+    }
+    update.send().await.expect("as a first attempt left it");
+    let done = tokio::time::timeout(std::time::Duration::from_secs(8), erase(&d, &buyer, false)).await.expect("no wait for what is done").expect("erased");
+    assert_eq!(done.pseudonym, p);
+    assert_eq!(items_naming(&d, &buyer).await, Vec::<String>::new(), "no item holds the id");
 }

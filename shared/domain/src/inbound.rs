@@ -71,6 +71,14 @@ impl WaitingEvent {
             WaitingEvent::Refund(r) => &r.buyer,
         }
     }
+    /// The same event of `buyer` (an erased buyer's: their pseudonym).
+    pub fn with_buyer(mut self, buyer: UserId) -> Self {
+        match &mut self {
+            WaitingEvent::Order(o) => o.buyer = buyer,
+            WaitingEvent::Refund(r) => r.buyer = buyer,
+        }
+        self
+    }
     pub fn order_id(&self) -> &OrderId {
         match self {
             WaitingEvent::Order(o) => &o.order_id,

@@ -104,9 +104,12 @@ pub struct AffiliatePolicy {
     /// user's orders are held for review.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_reason: Option<crate::model::HoldReason>,
-    /// On an erased user's policy (under their pseudonym): when the erasure completed.
+    /// On an erased user's policy (under their pseudonym): when the erasure completed, and
+    /// the user's `available` then (what a forfeit debits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub erased_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_at_erasure: Option<crate::money::Money>,
 }
 
 impl AffiliatePolicy {
@@ -125,6 +128,7 @@ impl AffiliatePolicy {
             registration_rejected: None,
             review_reason: None,
             erased_at: None,
+            available_at_erasure: None,
         }
     }
 }

@@ -410,6 +410,9 @@ pub struct Erasure {
     pub at: Timestamp,
     /// On the pseudonym's trail, written last.
     pub audit: AuditRecord,
+    /// Refuse (`BalanceNotSettled`, nothing changed) if the user's `available`, read once
+    /// nothing can change it any more, is positive.
+    pub refuse_positive_balance: bool,
 }
 
 /// What an erasure changed (all zero: erased before).
@@ -440,6 +443,9 @@ pub struct Parking {
     pub purge_at: Timestamp,
     /// On the buyer's trail, written with it.
     pub audit: AuditRecord,
+    /// The buyer's pseudonym (where the function has the erasure key): an erasure that
+    /// completed since the buyer was read must not find the event parked under their id.
+    pub pseudonym: Option<UserId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

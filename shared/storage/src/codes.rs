@@ -137,6 +137,9 @@ impl CodeStore for DynamoStore {
             let mut item = Item::new();
             item.insert(attr::CODE.into(), s(request_key(&rec.owner_id, k)));
             item.insert(attr::CREATED_CODE.into(), s(rec.code.as_str()));
+            // In `by-owner` with the owner's codes: an export and an erasure find it there.
+            item.insert(attr::OWNER_ID.into(), s(owner));
+            item.insert("created_at".into(), now_set(rec.created_at));
             item.insert(attr::PURGE_AT.into(), n(new.purge_at.epoch_seconds()));
             items.push(put(&self.tables().codes, item, "attribute_not_exists(#code)", vec![])?);
         }

@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use market_domain::ports::{Erased, Erasure, ErasureStore, Result};
+use market_domain::ports::{BalanceStore, Erased, Erasure, ErasureStore, Result};
 use market_domain::time::Timestamp;
 use market_domain::MarketError;
 
@@ -26,6 +26,21 @@ use crate::expr::{check, delete, key, key2, n, put, s, update, Item, Values};
 use crate::replacement::{string, Replacement};
 use crate::tables::{attr, reward_entry_key, stats_ids, velocity_key, ACTIVE_BY_OWNER_INDEX, BY_ABOUT_INDEX, BY_BUYER_INDEX, BY_INVITER_INDEX, BY_OWNER_INDEX};
 use crate::DynamoStore;
+
+/// How long after its fence an erasure reads what it has no count to wait for (records that
+/// name the user, codes no longer active): longer than a global index lags in practice (AWS:
+/// typically well under a second).
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// The level earners a level-1 commission item names (`earned.level_earners`).
+fn level_earners(commission: &Item) -> Vec<String> {
+    let earned = commission.get("earned").and_then(|e| e.as_m().ok());
+    let list = earned.and_then(|e| e.get("level_earners")).and_then(|l| l.as_l().ok());
+    list.into_iter().flatten().filter_map(|v| v.as_s().ok().cloned()).collect()
+}
+
+/// An index to query: (table, index, its partition key attribute).
+type Index<'a> = (&'a str, &'a str, &'a str);
 
 /// How long an erasure waits for an index to show what the fenced counts say it holds.
 const INDEX_PATIENCE: Duration = Duration::from_secs(10);
@@ -72,6 +87,11 @@ impl DynamoStore {
         }
     }
 
+    /// One conditional delete; `false` when its condition failed (gone, or not as required).
+    async fn delete_if(&self, table: &str, k: Item, cond: &str) -> Result<bool> {
+        Ok(self.transact(vec![delete(table, k, cond, vec![])?]).await?.is_ok())
+    }
+
     /// Puts items rewritten in place (same key), each conditional on the version read when
     /// it has one; `false` for an item that changed meanwhile.
     async fn rewrite_in_place(&self, table: &str, item: &Item, r: Replacement<'_>) -> Result<bool> {
@@ -88,17 +108,20 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
-    /// Waits until an index holds at least `expected` keys for `value` (it lags the table),
-    /// then answers them: `Contention` if it does not within [`INDEX_PATIENCE`].
-    async fn settled_index_keys(&self, table: &str, index: &str, hash: &str, value: &str, expected: usize, counted: impl Fn(&Item) -> bool) -> Result<Vec<Item>> {
+    /// Waits until an index holds at least `expected` keys (`counted` ones) for the user, with
+    /// those `done` holds for the pseudonym (an earlier attempt of this erasure rewrote them;
+    /// it got here only once the index had settled), then answers both (what an interrupted
+    /// attempt left half done is finished; each rewrite is conditional, so a done one is a
+    /// no-op): `Contention` if it does not within [`INDEX_PATIENCE`]. Indexes lag their tables.
+    async fn settled_index_keys(&self, index: Index<'_>, done: Index<'_>, r: Replacement<'_>, expected: usize, counted: impl Fn(&Item) -> bool) -> Result<Vec<Item>> {
         let deadline = tokio::time::Instant::now() + INDEX_PATIENCE;
         loop {
-            let keys = self.index_keys(table, index, hash, value).await?;
-            if keys.iter().filter(|k| counted(k)).count() >= expected {
-                return Ok(keys);
+            let (user, done) = tokio::try_join!(self.index_keys(index.0, index.1, index.2, r.user), self.index_keys(done.0, done.1, done.2, r.pseudonym))?;
+            if user.iter().chain(&done).filter(|k| counted(k)).count() >= expected {
+                return Ok(user.into_iter().chain(done).collect());
             }
             if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(index, expected, "an index lags an erasure's fence: try again");
+                tracing::warn!(index = index.1, expected, pseudonym = r.pseudonym, "an index lags an erasure's fence: try again");
                 return Err(MarketError::Contention);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -110,13 +133,32 @@ impl DynamoStore {
     /// figures are there).
     async fn fence(&self, u: &str, p: &str) -> Result<()> {
         let t = self.tables();
+        let set = "SET #erasing = :p";
         let own = std::iter::once(t.policy.as_str()).map(|table| (table, u.to_owned())).chain(stats_ids(u).map(|k| (t.stats.as_str(), k)));
-        for (table, k) in own {
-            self.update_if(table, key(attr::USER_ID, k), "SET #erasing = :p", "attribute_exists(#user_id)", vec![(":p", s(p))]).await?;
-        }
-        for k in stats_ids(p) {
-            self.update_if(&t.stats, key(attr::USER_ID, k), "SET #erasing = :p", "attribute_not_exists(#user_id) OR attribute_exists(#erasing)", vec![(":p", s(p))]).await?;
-        }
+        let own = own.map(|(table, k)| self.update_if(table, key(attr::USER_ID, k), set, "attribute_exists(#user_id)", vec![(":p", s(p))]));
+        let pseudonym = stats_ids(p).map(|k| self.update_if(&t.stats, key(attr::USER_ID, k), set, "attribute_not_exists(#user_id) OR attribute_exists(#erasing)", vec![(":p", s(p))]));
+        // Independent items: at once.
+        futures::future::try_join_all(own.chain(pseudonym)).await?;
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// Undoes [`DynamoStore::fence`] (an erasure refused): the user's items writable again,
+    /// the pseudonym's fence-only items gone.
+    async fn unfence(&self, u: &str, p: &str) -> Result<()> {
+        let t = self.tables();
+        let own = std::iter::once(t.policy.as_str()).map(|table| (table, u.to_owned())).chain(stats_ids(u).map(|k| (t.stats.as_str(), k)));
+        let own = own.map(|(table, k)| self.update_if(table, key(attr::USER_ID, k), "REMOVE #erasing", "#erasing = :p", vec![(":p", s(p))]));
+        futures::future::try_join_all(own).await?;
+        self.drop_pseudonym_fences(p).await
+    }
+
+    /// Deletes the pseudonym's fence-only statistics items (those the user had none for).
+    async fn drop_pseudonym_fences(&self, p: &str) -> Result<()> {
+        let t = self.tables();
+        let fences = stats_ids(p).map(|k| self.delete_if(&t.stats, key(attr::USER_ID, k), "attribute_exists(#erasing)"));
+        futures::future::try_join_all(fences).await?;
         Ok(())
     }
 }
@@ -128,6 +170,18 @@ impl ErasureStore for DynamoStore {
         let r = Replacement { user: u, pseudonym: p };
         let mut done = Erased::default();
         self.fence(u, p).await?;
+        let fenced_at = tokio::time::Instant::now();
+        // The balance as it stays (nothing credits or debits the user now); an earlier attempt
+        // may have moved it to the pseudonym already (nothing credits that before the end).
+        let own = self.get_stats(&e.user).await?;
+        if e.refuse_positive_balance && own.available.is_positive() {
+            self.unfence(u, p).await?;
+            return Err(MarketError::BalanceNotSettled);
+        }
+        let available = match own.updated_at {
+            Some(_) => own.available,
+            None => self.get_stats(&e.pseudonym).await?.available,
+        };
 
         // Step 2: what others hold about the user, found through indexes once they hold what
         // the fenced figures count (nothing adds to those now): every referral
@@ -137,19 +191,40 @@ impl ErasureStore for DynamoStore {
         let policy = self.get_item(&t.policy, key(attr::USER_ID, u)).await?;
         let count = |item: &Option<Item>, name: &str| item.as_ref().and_then(|i| i.get(name)).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
         let inviter = policy.as_ref().and_then(|i| string(i, attr::INVITER)).map(str::to_owned);
-        let referred = self.settled_index_keys(&t.policy, BY_INVITER_INDEX, attr::INVITER, u, count(&stats, attr::INVITED_COUNT), |_| true).await?;
-        let active = self.settled_index_keys(&t.codes, ACTIVE_BY_OWNER_INDEX, attr::ACTIVE_OWNER, u, count(&stats, attr::ACTIVE_CODES), |_| true).await?;
+        let referred = (t.policy.as_str(), BY_INVITER_INDEX, attr::INVITER);
+        let referred = self.settled_index_keys(referred, referred, r, count(&stats, attr::INVITED_COUNT), |_| true).await?;
+        // Active codes: still active (the user's), or deactivated onto the pseudonym before.
+        let (active, owned) = ((t.codes.as_str(), ACTIVE_BY_OWNER_INDEX, attr::ACTIVE_OWNER), (t.codes.as_str(), BY_OWNER_INDEX, attr::OWNER_ID));
+        let is_code = |k: &Item| string(k, attr::CODE).is_some_and(|c| !c.contains('#'));
+        let active = self.settled_index_keys(active, owned, r, count(&stats, attr::ACTIVE_CODES), is_code).await?;
         let level_one = |k: &Item| inviter.is_some() && string(k, attr::USER_ID) == inviter.as_deref();
-        let purchases = self.settled_index_keys(&t.ledger, BY_BUYER_INDEX, attr::BUYER, u, count(&policy, attr::REWARDS_TRIGGERED), level_one).await?;
+        let purchases = (t.ledger.as_str(), BY_BUYER_INDEX, attr::BUYER);
+        let mut purchases = self.settled_index_keys(purchases, purchases, r, count(&policy, attr::REWARDS_TRIGGERED), level_one).await?;
+        // The levels' commissions of those orders: by key, from each level-1 commission's
+        // `level_earners` (exact, where the index could still lag).
+        let first: Vec<_> = purchases.iter().filter(|k| level_one(k)).map(|k| (t.ledger.as_str(), key_of(k, &[attr::USER_ID, attr::ENTRY_KEY]))).collect();
+        let first = if first.is_empty() { Vec::new() } else { self.get_items(first).await? };
+        for c in first.into_iter().flatten() {
+            let Some(entry) = string(&c, attr::ENTRY_KEY).map(str::to_owned) else { continue };
+            for earner in level_earners(&c) {
+                let k = key2((attr::USER_ID, &earner), (attr::ENTRY_KEY, &entry));
+                if !purchases.iter().any(|p| key_of(p, &[attr::USER_ID, attr::ENTRY_KEY]) == k) {
+                    purchases.push(k);
+                }
+            }
+        }
+        // Records about the user and codes no longer active carry no count to wait for:
+        // written before the fence (it stops new ones), they are in their index once its lag
+        // has passed.
+        tokio::time::sleep_until(fenced_at + SETTLE).await;
         let mentions = self.index_keys(&t.audit, BY_ABOUT_INDEX, attr::ABOUT, u).await?;
-        let mut codes = self.index_keys(&t.codes, BY_OWNER_INDEX, attr::OWNER_ID, u).await?;
+        let mut codes = self.index_keys(owned.0, owned.1, owned.2, u).await?;
         codes.extend(active.into_iter().filter(|a| !codes.iter().any(|c| c.get(attr::CODE) == a.get(attr::CODE))).collect::<Vec<_>>());
         let ledger = self.partition(&t.ledger, attr::USER_ID, u).await?;
 
         // Referred users name their inviter.
         for k in &referred {
-            let cond = "#inviter = :u OR #inviter = :p";
-            if self.update_if(&t.policy, key_of(k, &[attr::USER_ID]), "SET #inviter = :p", cond, vec![(":u", s(u)), (":p", s(p))]).await? {
+            if self.update_if(&t.policy, key_of(k, &[attr::USER_ID]), "SET #inviter = :p", "#inviter = :u", vec![(":u", s(u)), (":p", s(p))]).await? {
                 done.rewritten += 1;
             }
         }
@@ -185,22 +260,26 @@ impl ErasureStore for DynamoStore {
         // Records on other users' trails that name the user.
         for k in &mentions {
             if let Some(record) = self.get_item(&t.audit, key_of(k, &[attr::SUBJECT, attr::AT_KEY])).await? {
-                self.rewrite_in_place(&t.audit, &record, r).await?;
-                done.rewritten += 1;
+                // Unchanged: rewritten before (an index entry that lagged the rewrite).
+                if r.item(&record) != record && self.rewrite_in_place(&t.audit, &record, r).await? {
+                    done.rewritten += 1;
+                }
             }
         }
         // Codes: deactivated, owned by the pseudonym; keyed-creation records deleted (their
         // key holds the id).
         for k in &codes {
             let Some(code) = string(k, attr::CODE) else { continue };
-            if code.contains('#') {
-                self.transact(vec![delete(&t.codes, key(attr::CODE, code), "", vec![])?]).await?.map_err(|_| MarketError::Contention)?;
+            let changed = if code.contains('#') {
+                self.delete_if(&t.codes, key(attr::CODE, code), "attribute_exists(#code)").await?
             } else {
                 let expr = "SET #owner_id = :p, #active = :false, #deactivated_at = if_not_exists(#deactivated_at, :now), #purge_at = :purge REMOVE #active_owner";
                 let values = vec![(":u", s(u)), (":p", s(p)), (":false", AttributeValue::Bool(false)), (":now", n(e.at.millis())), (":purge", n(e.at.epoch_seconds()))];
-                self.update_if(&t.codes, key(attr::CODE, code), expr, "#owner_id = :u", values).await?;
+                self.update_if(&t.codes, key(attr::CODE, code), expr, "#owner_id = :u", values).await?
+            };
+            if changed {
+                done.rewritten += 1;
             }
-            done.rewritten += 1;
         }
         // Short-lived counters whose keys hold the id (TTL two days on): deleted.
         let mut counters = Vec::new();
@@ -229,12 +308,15 @@ impl ErasureStore for DynamoStore {
         let trail = self.partition(&t.audit, attr::SUBJECT, u).await?;
         done.moved += self.move_items(&t.audit, &[attr::SUBJECT, attr::AT_KEY], &trail, r).await?;
         let stats_keys = stats_ids(u).map(|k| (t.stats.as_str(), key(attr::USER_ID, k))).collect();
-        let stats: Vec<Item> = self.get_items(stats_keys).await?.into_iter().flatten().collect();
-        done.moved += self.move_items(&t.stats, &[attr::USER_ID], &stats, r).await?;
-        // The pseudonym's fences the user had no item for.
-        for k in stats_ids(p) {
-            self.transact(vec![delete(&t.stats, key(attr::USER_ID, k), "attribute_exists(#erasing)", vec![])?]).await?.ok();
+        let mut stats: Vec<Item> = self.get_items(stats_keys).await?.into_iter().flatten().collect();
+        // Every code is deactivated above: none is active any more (the main item's counter).
+        for item in stats.iter_mut().filter(|i| string(i, attr::USER_ID) == Some(u)) {
+            if item.contains_key(attr::ACTIVE_CODES) {
+                item.insert(attr::ACTIVE_CODES.to_owned(), n(0));
+            }
         }
+        done.moved += self.move_items(&t.stats, &[attr::USER_ID], &stats, r).await?;
+        self.drop_pseudonym_fences(p).await?;
         // The pseudonym's policy says when the user was erased (a user never registered gets
         // one too: the mark that they are); a repeat leaves it as it is.
         let policy = self.get_item(&t.policy, key(attr::USER_ID, u)).await?;
@@ -244,6 +326,7 @@ impl ErasureStore for DynamoStore {
             Some(item) => {
                 let mut marker = r.item(item);
                 marker.insert(ERASED_AT.to_owned(), n(e.at.millis()));
+                marker.insert(AVAILABLE_AT_ERASURE.to_owned(), n(available.minor()));
                 last.push(put(&t.policy, marker, "", vec![])?);
                 last.push(delete(&t.policy, key(attr::USER_ID, u), "", vec![])?);
                 done.moved += 1;
@@ -251,6 +334,7 @@ impl ErasureStore for DynamoStore {
             None => {
                 let mut marker = key(attr::USER_ID, p);
                 marker.insert(ERASED_AT.to_owned(), n(e.at.millis()));
+                marker.insert(AVAILABLE_AT_ERASURE.to_owned(), n(available.minor()));
                 last.push(put(&t.policy, marker, "attribute_not_exists(#erased_at)", vec![])?);
                 // A registration of the user that came in meanwhile: the erasure goes again.
                 last.push(check(&t.policy, key(attr::USER_ID, u), "attribute_not_exists(#user_id)", vec![])?);
@@ -270,4 +354,6 @@ impl ErasureStore for DynamoStore {
 
 /// On an erased user's (the pseudonym's) policy: when.
 pub(crate) const ERASED_AT: &str = "erased_at";
+/// And their `available` then (minor units): what a forfeit debits.
+pub(crate) const AVAILABLE_AT_ERASURE: &str = "available_at_erasure";
 

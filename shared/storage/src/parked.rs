@@ -58,17 +58,21 @@ impl ParkedStore for DynamoStore {
             expire_day: p.expires_at.utc_day(),
             purge_at: p.purge_at.epoch_seconds(),
         };
-        let items = vec![
+        let mut items = vec![
             // 0: the market has not seen the buyer register (no policy, or one an admin
-            // wrote before the registration).
-            check(&t.policy, key(attr::USER_ID, buyer), "attribute_not_exists(#registered_at)", vec![])?,
+            // wrote before the registration), and is not erasing them (retried then).
+            check(&t.policy, key(attr::USER_ID, buyer), "attribute_not_exists(#registered_at) AND attribute_not_exists(#erasing)", vec![])?,
             // 1: one waiting item per order / refund.
             put(&t.parked, serde_dynamo::to_item(&item).map_err(mapping_error)?, "attribute_not_exists(#event_key)", vec![])?,
             audit_put(t, &p.audit)?,
         ];
+        // 3: nor erased them since the buyer was read (then the event is the pseudonym's).
+        if let Some(pseudonym) = &p.pseudonym {
+            items.push(check(&t.policy, key(attr::USER_ID, pseudonym.as_str()), "attribute_not_exists(#user_id)", vec![])?);
+        }
         Ok(match self.transact(items).await? {
             Ok(()) => ParkOutcome::Parked,
-            Err(c) if c.failed(0) => ParkOutcome::BuyerRegistered,
+            Err(c) if c.failed(0) || (p.pseudonym.is_some() && c.failed(3)) => ParkOutcome::BuyerRegistered,
             Err(_) => ParkOutcome::AlreadyWaiting,
         })
     }

@@ -45,10 +45,12 @@ impl PolicyStore for DynamoStore {
             let mut items = vec![update(&self.tables().policy, key(attr::USER_ID, user), &set, Some(first_time), vals)?];
             items.extend(self.not_erased(reg)?);
             items.extend(audit_puts(self.tables(), &reg.audit)?);
-            return Ok(match self.transact(items).await? {
-                Ok(()) => RegistrationOutcome::Registered { referred: false },
-                Err(_) => RegistrationOutcome::AlreadyRegistered,
-            });
+            return match self.transact(items).await? {
+                Ok(()) => Ok(RegistrationOutcome::Registered { referred: false }),
+                // Erased meanwhile: the registration goes again, as the pseudonym's.
+                Err(c) if reg.pseudonym.is_some() && c.failed(1) => Err(market_domain::MarketError::Contention),
+                Err(_) => Ok(RegistrationOutcome::AlreadyRegistered),
+            };
         };
         if referral.inviter == reg.user {
             return Ok(RegistrationOutcome::ReferralRejected(ReferralRejection::SelfReferral));
@@ -111,7 +113,7 @@ impl PolicyStore for DynamoStore {
         match self.transact(items).await? {
             Ok(()) => Ok(RegistrationOutcome::Registered { referred: true }),
             Err(c) if c.failed(0) => Ok(RegistrationOutcome::AlreadyRegistered),
-            Err(c) if reg.pseudonym.is_some() && c.failed(erased_at) => Ok(RegistrationOutcome::AlreadyRegistered),
+            Err(c) if reg.pseudonym.is_some() && c.failed(erased_at) => Err(market_domain::MarketError::Contention),
             Err(c) if c.failed(3) => Ok(RegistrationOutcome::ReferralRejected(ReferralRejection::InviterDisabled)),
             // Only the counter failed: the processor retries the referral flagged for review.
             Err(c) if velocity_at.is_some_and(|i| c.failed(i)) && !c.failed(1) => Ok(RegistrationOutcome::VelocityExceeded),

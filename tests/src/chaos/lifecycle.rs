@@ -49,6 +49,22 @@ pub fn expected_ids(user: &UserId, history: &[HistoryItem]) -> HashSet<String> {
     ids
 }
 
+/// An event of an erased affiliate published before their erasure, as if under their
+/// pseudonym (`renames`: id → pseudonym): their books moved, and their sequence goes on there.
+pub fn renamed(r: &Received, renames: &HashMap<String, String>) -> Received {
+    let mut r = r.clone();
+    if let Some(p) = r.body["affiliate_id"].as_str().and_then(|a| renames.get(a)).cloned() {
+        let old = r.body["affiliate_id"].as_str().unwrap_or_default().to_owned();
+        r.body["affiliate_id"] = p.clone().into();
+        if let Some(id) = r.body["event_id"].as_str().and_then(|id| id.strip_prefix(&format!("{old}#"))) {
+            let id = format!("{p}#{id}");
+            r.body["event_id"] = id.clone().into();
+            r.message_id = Some(id);
+        }
+    }
+    r
+}
+
 /// How an event moves the affiliate's `available` (as the books keep it).
 fn available_effect(r: &Received) -> i64 {
     let amount = r.body["amount"].as_i64().unwrap_or(0);

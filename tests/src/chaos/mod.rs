@@ -84,8 +84,8 @@ pub struct Report {
     pub lifecycle_events: usize,
     /// Orders and refunds that overtook their buyer's registration, and how they ended.
     pub arrivals: check::Arrivals,
-    /// Erasures requested (repeats included), and the buyers erased.
-    pub erasures: (usize, usize),
+    /// Erasures requested (repeats included), and the users erased (buyers, inviters).
+    pub erasures: (usize, usize, usize),
     pub violations: Vec<String>,
     /// (operation, path) → (count, total time): where the workload's time goes.
     pub timings: BTreeMap<(&'static str, &'static str), (u32, Duration)>,
@@ -128,8 +128,8 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  erasure      {} requested, {} buyers erased mid-run (their later orders and refunds on the pseudonym; no item of any table holds their ids)",
-            self.erasures.0, self.erasures.1
+            "  erasure      {} requested, {} buyers and {} inviters erased mid-run (later events on the pseudonyms; no item holds their ids)",
+            self.erasures.0, self.erasures.1, self.erasures.2
         )?;
         let (workload, drain, total) = (self.workload_time.as_secs_f64(), self.drain_time.as_secs_f64(), self.total_time.as_secs_f64());
         writeln!(f, "  time         workload {workload:.1} s, drain {drain:.1} s, check and the rest {:.1} s, total {total:.1} s", total - workload - drain)?;
@@ -164,6 +164,7 @@ fn kind(op: &workload::Op) -> &'static str {
         GlobalRate { .. } => "config",
         Stats { .. } => "stats",
         EraseBuyer { .. } => "erase_buyer",
+        EraseInviter { .. } => "erase_inviter",
     }
 }
 
@@ -265,14 +266,19 @@ pub async fn run(s: &Settings) -> Report {
         None => None,
     };
     let (mut violations, withdrawn, arrivals, books) = check::check(&world).await;
-    let users: Vec<&str> = world.inviters.iter().map(|u| u.as_str()).collect();
+    // An erased inviter's events: under their id before the erasure, their pseudonym after.
+    let renames: std::collections::HashMap<String, String> = {
+        let s = world.sent();
+        world.inviters.iter().filter_map(|u| s.erased.get(u).map(|p| (u.to_string(), p.to_string()))).collect()
+    };
+    let users: Vec<&str> = world.inviters.iter().map(|u| u.as_str()).chain(renames.values().map(String::as_str)).collect();
     let received = market_events(&outbound, &withdrawn, &users, 180).await;
     let ids: std::collections::HashSet<String> = received.iter().filter_map(|r| r.message_id.clone()).collect();
     for id in ids.difference(&withdrawn) {
         violations.push(format!("withdrawal event {id} on RabbitMQ without a withdrawal"));
     }
     outbound.delete().await;
-    let (lifecycle_events, lifecycle_violations) = lifecycle_events(&lifecycle_queue, &books, &users).await;
+    let (lifecycle_events, lifecycle_violations) = lifecycle_events(&lifecycle_queue, &books, &users, &renames).await;
     violations.extend(lifecycle_violations);
     lifecycle_queue.delete().await;
     world.restore_config(original).await;
@@ -296,7 +302,8 @@ pub async fn run(s: &Settings) -> Report {
         arrivals,
         erasures: {
             let s = world.sent();
-            (s.erasures, s.erased.len())
+            let inviters = s.erased.keys().filter(|u| world.inviters.contains(u)).count();
+            (s.erasures, s.erased.len() - inviters, inviters)
         },
         violations,
         timings,
@@ -309,12 +316,19 @@ pub async fn run(s: &Settings) -> Report {
 /// Every lifecycle event of the inviters, once all the ledger names arrived (and the relay
 /// and the outbound queue are quiet); matured batches, which the ledger cannot name, are
 /// waited for a little longer. Returns the distinct events and invariant 11's violations.
-async fn lifecycle_events(queue: &MarketQueue, books: &std::collections::HashMap<market_domain::ids::UserId, lifecycle::Books>, users: &[&str]) -> (usize, Vec<String>) {
+async fn lifecycle_events(
+    queue: &MarketQueue,
+    books: &std::collections::HashMap<market_domain::ids::UserId, lifecycle::Books>,
+    users: &[&str],
+    renames: &std::collections::HashMap<String, String>,
+) -> (usize, Vec<String>) {
     let expected: std::collections::HashSet<String> = books.iter().flat_map(|(u, b)| lifecycle::expected_ids(u, &b.history)).collect();
+    let expected = as_published(expected, renames).await;
     let mut received = market_events(queue, &expected, users, 180).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (violations, counted) = lifecycle::check(books, &received);
+        let as_stored: Vec<_> = received.iter().map(|r| lifecycle::renamed(r, renames)).collect();
+        let (violations, counted) = lifecycle::check(books, &as_stored);
         if violations.is_empty() || Instant::now() > deadline {
             return (counted, violations);
         }
@@ -322,6 +336,25 @@ async fn lifecycle_events(queue: &MarketQueue, books: &std::collections::HashMap
         let mine = |r: &crate::amqp::Received| r.body["affiliate_id"].as_str().is_some_and(|u| users.contains(&u));
         received.extend(queue.drain().await.into_iter().filter(|r| mine(r)));
     }
+}
+
+/// The ids the events were published under: an erased inviter's events committed before
+/// their erasure name their id (`renames`: id → pseudonym), the later ones the pseudonym;
+/// the outbox (which keeps both) tells which.
+async fn as_published(expected: std::collections::HashSet<String>, renames: &std::collections::HashMap<String, String>) -> std::collections::HashSet<String> {
+    if renames.is_empty() {
+        return expected;
+    }
+    let store = crate::store().await;
+    let mut out = std::collections::HashSet::with_capacity(expected.len());
+    for id in expected {
+        let before = renames.iter().find_map(|(old, p)| id.strip_prefix(&format!("{p}#")).map(|rest| format!("{old}#{rest}")));
+        match before {
+            Some(before) if store.outbox_record(&id).await.ok().flatten().is_none() => out.insert(before),
+            _ => out.insert(id),
+        };
+    }
+    out
 }
 
 /// The platform-side queues the bridge consumes.

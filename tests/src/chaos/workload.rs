@@ -67,6 +67,15 @@ pub enum Op {
     /// An admin erases a registered buyer (GDPR art. 17) while their orders and refunds go
     /// on arriving under their id; again, if they were erased before (a no-op).
     EraseBuyer { pick: u32 },
+    /// An admin erases an inviter (their balance forfeited) while their buyers' orders and
+    /// refunds go on arriving: only [`ERASABLE_INVITERS`]; again if erased before (a no-op).
+    EraseInviter { user: usize },
+}
+
+/// Inviters an admin may erase mid-run: every fourth from the last flaky one on (a few of
+/// them, so the rest of the run keeps its affiliates).
+pub fn erasable(inviter: usize) -> bool {
+    inviter >= FLAKY_INVITERS && inviter % 4 == 3
 }
 
 /// Inviters whose affiliate ability an admin may switch off (their rewards may then be
@@ -130,6 +139,7 @@ pub fn draw(rng: &mut StdRng, ops: usize, inviters: usize, e2e_percent: u32) -> 
             }
             960..=969 => Op::GlobalRate { bps: GLOBAL_RATES[rng.gen_range(0..GLOBAL_RATES.len())] },
             970..=979 => Op::EraseBuyer { pick },
+            980..=984 if erasable(inviter) => Op::EraseInviter { user: inviter },
             _ => Op::Stats { user: inviter },
         };
         let end_to_end = matches!(

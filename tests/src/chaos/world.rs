@@ -123,6 +123,10 @@ pub struct World {
     publisher: tokio::sync::Mutex<Option<Publisher>>,
     pub sent: Mutex<Sent>,
     pub counters: Counters,
+    /// Per inviter: their own operations (codes, withdrawals, policy, stats) hold it shared,
+    /// their erasure exclusively — an erased user does not act any more, and one acting
+    /// while being erased would write their id again after it.
+    acting: Vec<tokio::sync::RwLock<()>>,
 }
 
 fn transient(e: &MarketError) -> bool {
@@ -167,6 +171,7 @@ impl World {
             publisher: tokio::sync::Mutex::new(None),
             sent: Mutex::new(sent),
             counters: Counters::default(),
+            acting: (0..inviters).map(|_| tokio::sync::RwLock::new(())).collect(),
         }
     }
 
@@ -251,11 +256,64 @@ impl World {
         }
     }
 
+    /// Erases `user` through `EraseUser` (forfeiting a balance if asked) and records their
+    /// pseudonym; a repeat must answer the same pseudonym and change nothing.
+    async fn erase(&self, user: &UserId, forfeit_balance: bool) {
+        let token = self.rpc.admin_token(admin().as_str());
+        let request = pb::EraseUserRequest { user_id: user.to_string(), forfeit_balance };
+        let erased = self
+            .retry_rpc("EraseUser", || {
+                let (mut client, request) = (self.rpc.admin(), Rpc::authed(request.clone(), &token));
+                async move { client.erase_user(request).await }
+            })
+            .await;
+        match erased {
+            Ok(r) => {
+                let pseudonym = UserId::parse(r.pseudonym).expect("a pseudonym");
+                let mut s = self.sent();
+                s.erasures += 1;
+                let problem = match s.erased.get(user) {
+                    Some(p) if *p != pseudonym => Some(format!("{user}: erased as {pseudonym}, before as {p}")),
+                    Some(_) if r.moved + r.rewritten > 0 => Some(format!("{user}: a repeated erasure changed {} items", r.moved + r.rewritten)),
+                    _ => None,
+                };
+                s.violations.extend(problem);
+                s.erased.insert(user.clone(), pseudonym);
+            }
+            Err(e) => self.violation(format!("erasing {user}: {e:?}")),
+        }
+    }
+
+    /// `user`'s pseudonym under the stack's key (a pseudonym stays itself).
+    async fn pseudonym(&self, user: &UserId) -> UserId {
+        if market_domain::personal_data::is_pseudonym(user) {
+            return user.clone();
+        }
+        let key = self.deps.erasure_key.as_ref().expect("the stack's erasure key").key().await.expect("the erasure key");
+        market_domain::personal_data::pseudonym(&key, user).expect("a pseudonym")
+    }
+
     fn pick<T: Clone>(items: &[T], pick: u32) -> Option<T> {
         (!items.is_empty()).then(|| items[pick as usize % items.len()].clone())
     }
 
     pub async fn execute(self: &Arc<Self>, op: Op, via: Via) {
+        // An inviter's own operation: not while they are erased, never after.
+        let own = match op {
+            Op::CreateCode { owner, .. } | Op::CreateExpiredCode { owner } | Op::DeleteCode { owner, .. } => Some(owner),
+            Op::Withdraw { user, .. } | Op::Policy { user, .. } | Op::Stats { user } => Some(user),
+            _ => None,
+        };
+        let _acting = match own {
+            Some(i) => {
+                let guard = self.acting[i].read().await;
+                if self.sent().erased.contains_key(&self.inviters[i]) {
+                    return;
+                }
+                Some(guard)
+            }
+            None => None,
+        };
         match op {
             Op::CreateCode { owner, key, twins } => {
                 let tasks: Vec<_> = (0..twins).map(|_| tokio::spawn(self.clone().create_code(owner, key.clone(), via))).collect();
@@ -326,33 +384,15 @@ impl World {
                     let Some(b) = Self::pick(&s.ready, pick) else { return };
                     s.buyers[b].user.clone()
                 };
-                // Buyers only: an inviter's erasure forfeits a balance the model counts on.
-                if self.inviters.contains(&buyer) {
-                    return;
+                // Buyers only here (an inviter who is a buyer too: EraseInviter).
+                if !self.inviters.contains(&buyer) {
+                    self.erase(&buyer, false).await;
                 }
-                let token = self.rpc.admin_token(admin().as_str());
-                let request = pb::EraseUserRequest { user_id: buyer.to_string(), forfeit_balance: false };
-                let erased = self
-                    .retry_rpc("EraseUser", || {
-                        let (mut client, request) = (self.rpc.admin(), Rpc::authed(request.clone(), &token));
-                        async move { client.erase_user(request).await }
-                    })
-                    .await;
-                match erased {
-                    Ok(r) => {
-                        let pseudonym = UserId::parse(r.pseudonym).expect("a pseudonym");
-                        let mut s = self.sent();
-                        s.erasures += 1;
-                        let problem = match s.erased.get(&buyer) {
-                            Some(p) if *p != pseudonym => Some(format!("{buyer}: erased as {pseudonym}, before as {p}")),
-                            Some(_) if r.moved + r.rewritten > 0 => Some(format!("{buyer}: a repeated erasure changed {} items", r.moved + r.rewritten)),
-                            _ => None,
-                        };
-                        s.violations.extend(problem);
-                        s.erased.insert(buyer, pseudonym);
-                    }
-                    Err(e) => self.violation(format!("erasing {buyer}: {e:?}")),
-                }
+            }
+            Op::EraseInviter { user } => {
+                let _alone = self.acting[user].write().await;
+                let inviter = self.inviters[user].clone();
+                self.erase(&inviter, true).await;
             }
             Op::Order { pick, amount, deliveries } => {
                 let order = {
@@ -569,7 +609,16 @@ impl World {
                         answers.push(r.map_err(|e| e.to_string()));
                     }
                 }
-                // Every delivery of one event gets the same (first) outcome.
+                // Every delivery of one event gets the same (first) outcome; an inviter erased
+                // between deliveries is named by their pseudonym in the later ones.
+                let mut normalized = Vec::with_capacity(answers.len());
+                for a in answers {
+                    normalized.push(match a {
+                        Ok(RegistrationResult::Referred { inviter }) => Ok(RegistrationResult::Referred { inviter: self.pseudonym(&inviter).await }),
+                        other => other,
+                    });
+                }
+                let answers = normalized;
                 let first = answers.first().cloned();
                 if answers.iter().any(|a| a.is_err() || Some(a) != first.as_ref()) {
                     self.violation(format!("deliveries of registration {} answered differently: {answers:?}", sent.event_id));

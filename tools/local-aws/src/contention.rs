@@ -11,8 +11,9 @@
 //!   cancelled with reason `ThrottlingError`, a single write answered
 //!   `ProvisionedThroughputExceededException`;
 //! - **lagging indexes**: a `Query` of a global secondary index leaves out items written less
-//!   than `gsi_lag_ms` ago (an approximation: AWS would show their previous version, if any,
-//!   or nothing for a new item; local secondary indexes stay strongly consistent, as in AWS);
+//!   than `gsi_lag_ms` ago — by a write DynamoDB applied, not one it refused (an
+//!   approximation: AWS would show their previous version, if any, or nothing for a new item;
+//!   local secondary indexes stay strongly consistent, as in AWS);
 //! - **internal errors**: a request fails with HTTP 500 `InternalServerError` before it is
 //!   applied, with probability `internal_error_rate` (AWS documents them as retryable);
 //! - **one partition per item collection** (opt-in, `partition_wcu_per_second`): on a table
@@ -265,15 +266,6 @@ impl Contention {
                 s.buckets.retain(|_, b| now.duration_since(b.at) < Duration::from_secs(2));
             }
         }
-        if s.settings.gsi_lag_ms > 0 {
-            for k in &items {
-                s.written.insert(k.clone(), now);
-            }
-            if s.written.len() > 200_000 {
-                let lag = Duration::from_millis(s.settings.gsi_lag_ms);
-                s.written.retain(|_, at| now.duration_since(*at) < lag);
-            }
-        }
         if !transaction || !s.settings.conflicts {
             return Ok(None);
         }
@@ -281,6 +273,24 @@ impl Contention {
             *s.in_flight.entry(k.clone()).or_default() += 1;
         }
         Ok(Some(InFlight { shim: self.clone(), keys: items }))
+    }
+
+    /// After DynamoDB applied a write (answered with success): its items lag in the global
+    /// indexes from now. A write that failed (a condition, a cancelled transaction) changed
+    /// nothing, so nothing of it lags, as in AWS.
+    pub fn applied(&self, op: &str, body: &Value) {
+        let mut s = self.lock();
+        if s.settings.gsi_lag_ms == 0 {
+            return;
+        }
+        let now = Instant::now();
+        for k in written_items(op, body, &self.tables) {
+            s.written.insert(k, now);
+        }
+        if s.written.len() > 200_000 {
+            let lag = Duration::from_millis(s.settings.gsi_lag_ms);
+            s.written.retain(|_, at| now.duration_since(*at) < lag);
+        }
     }
 
     /// After DynamoDB answered a `Query` of a global index: leaves out the items written
@@ -374,7 +384,10 @@ mod tests {
     #[test]
     fn a_global_index_misses_fresh_writes_and_off_changes_nothing() {
         let c = shim(Settings { gsi_lag_ms: 60_000, ..Settings::default() });
+        // Admitted and refused by DynamoDB (a condition): it changed nothing, nothing lags.
+        let _ = c.admit("TransactWriteItems", &tx(&["old"]));
         let _ = c.admit("TransactWriteItems", &tx(&["new"]));
+        c.applied("TransactWriteItems", &tx(&["new"]));
         let answer = json!({"Items": [{"pk": {"S": "new"}}, {"pk": {"S": "old"}}], "Count": 2}).to_string();
         let query = json!({"TableName": "T", "IndexName": "g"});
         let out: Value = serde_json::from_slice(&c.lag_query(&query, answer.clone().into())).unwrap();

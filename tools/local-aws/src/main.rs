@@ -216,6 +216,9 @@ impl Proxy {
         if parts.status.is_success() {
             if let Some(op) = &dynamodb_op {
                 self.meter.dynamodb(&key, op, request_json.as_ref().unwrap_or(&Value::Null), &body);
+                if let Some(json) = &request_json {
+                    self.contention.applied(op, json);
+                }
             } else if let Some(op) = &stream_op {
                 self.meter.stream(&key, op, &body);
             } else if let Some(op) = target.strip_prefix("AmazonSQS.") {

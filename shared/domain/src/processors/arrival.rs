@@ -60,7 +60,11 @@ async fn wait_for_registration<S: MarketStore, C: ConfigSource>(
         return Ok(Arrival::Expired);
     }
     let audit = AuditRecord::new(event.buyer(), now, AuditAction::WaitingForRegistration, actor(), event.key(), details);
-    let parking = Parking { purge_at: expires_at.plus_days(PURGE_AFTER_EXPIRY_DAYS), event, parked_at: now, expires_at, audit };
+    let pseudonym = match crate::personal_data::is_pseudonym(event.buyer()) {
+        true => None,
+        false => super::personal_data::pseudonym_of(d, event.buyer()).await?,
+    };
+    let parking = Parking { purge_at: expires_at.plus_days(PURGE_AFTER_EXPIRY_DAYS), event, parked_at: now, expires_at, audit, pseudonym };
     Ok(match d.store.park(&parking).await? {
         ParkOutcome::Parked | ParkOutcome::AlreadyWaiting => {
             info!(buyer = %parking.event.buyer(), order_id = %parking.event.order_id(), kind = parking.event.kind(), "waiting for the buyer's registration");
@@ -82,14 +86,21 @@ pub(super) enum Buyer {
 /// Reads the event's buyer; a buyer the market has not seen register gets the event parked
 /// (twice at most: a registration that commits while the event parks is seen on the second
 /// read).
-pub(super) async fn registered_buyer<S: MarketStore, C: ConfigSource>(d: &Deps<S, C>, event: WaitingEvent) -> Result<Buyer, MarketError> {
+pub(super) async fn registered_buyer<S: MarketStore, C: ConfigSource>(d: &Deps<S, C>, mut event: WaitingEvent) -> Result<Buyer, MarketError> {
     for _ in 0..2 {
         let (buyer, config) = futures::join!(d.store.get_policy(event.buyer()), d.config.current());
         // A buyer the store does not know may have been erased: their records are the
-        // pseudonym's (the caller takes the buyer's id from the policy returned).
+        // pseudonym's (the caller takes the buyer's id from the policy returned), and so is
+        // the wait for a registration that has not come.
         let buyer = match buyer? {
             Some(policy) => Some(policy),
-            None => super::personal_data::erased(d, event.buyer()).await?,
+            None => match super::personal_data::erased(d, event.buyer()).await? {
+                Some(erased) => {
+                    event = event.with_buyer(erased.user_id.clone());
+                    Some(erased)
+                }
+                None => None,
+            },
         };
         match buyer.filter(|b| b.registered_at.is_some()) {
             Some(buyer) => return Ok(Buyer::Registered(buyer, config)),

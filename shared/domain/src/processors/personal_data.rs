@@ -71,8 +71,8 @@ pub struct EraseResult {
 }
 
 /// Replaces a user by their pseudonym everywhere (GDPR art. 17), keeping every amount, order
-/// id and time, so every sum holds before and after. WIP: assumes no event of the user
-/// arrives meanwhile (the fence and the hooks' redirects are the next step).
+/// id and time, so every sum holds before and after; events naming the user meanwhile wait
+/// (the store's fence) and apply to the pseudonym's records after it.
 pub struct EraseUser<S, C>(pub Deps<S, C>);
 
 impl<S: MarketStore, C: ConfigSource> Processor for EraseUser<S, C> {
@@ -94,22 +94,25 @@ impl<S: MarketStore, C: ConfigSource> Processor for EraseUser<S, C> {
         let now = d.clock.now();
         let details = json!({"forfeit_balance": r.forfeit_balance, "request_id": req.request_id});
         let audit = AuditRecord::new(&pseudonym, now, AuditAction::UserErased, Actor::Admin(req.admin.clone()), &req.request_id, details);
-        let erased = d.store.erase(&crate::ports::Erasure { user: r.user.clone(), pseudonym: pseudonym.clone(), at: now, audit }).await?;
-        // The balance goes with an adjustment on the pseudonym (once: its key is fixed).
+        let erasure = crate::ports::Erasure { user: r.user.clone(), pseudonym: pseudonym.clone(), at: now, audit, refuse_positive_balance: !r.forfeit_balance };
+        let erased = d.store.erase(&erasure).await?;
+        // The balance as the erasure found it goes with an adjustment on the pseudonym (once:
+        // its key and amount are fixed, so a repeat replays it); what refunds take back after
+        // it comes off the pseudonym's balance as after a withdrawal.
         let mut forfeited = crate::money::Money::ZERO;
         if r.forfeit_balance {
-            let left = d.store.get_stats(&pseudonym).await?.available;
-            if left.is_positive() {
+            let at_erasure = d.store.get_policy(&pseudonym).await?.and_then(|p| p.available_at_erasure).unwrap_or_default();
+            if at_erasure.is_positive() {
                 let body = super::Adjustment {
                     user: pseudonym.clone(),
-                    amount: crate::money::Money::from_minor(-left.minor()),
+                    amount: crate::money::Money::from_minor(-at_erasure.minor()),
                     reason: "forfeited at erasure".into(),
                     idempotency_key: crate::ids::IdempotencyKey::parse("erasure-forfeit")?,
-                    allow_negative: false,
+                    allow_negative: true,
                 };
                 let adjusted = super::AdjustBalance(d.clone()).process(AdminRequest { admin: req.admin.clone(), request_id: req.request_id.clone(), body }).await?;
                 if !adjusted.replayed {
-                    forfeited = left;
+                    forfeited = at_erasure;
                 }
             }
         }

@@ -63,15 +63,27 @@ impl<S: MarketStore, C: ConfigSource> Processor for RegisterUser<S, C> {
     /// Registers the user, then decides the orders and refunds that arrived before the
     /// registration and waited for it — on every delivery, so a redelivery finishes what a
     /// crash left (the registration itself answers its first outcome again).
-    async fn process(&self, ev: UserRegistered) -> Result<RegistrationResult, MarketError> {
-        let result = self.register(&ev).await?;
+    async fn process(&self, mut ev: UserRegistered) -> Result<RegistrationResult, MarketError> {
+        // An erased user's registration (late, or sent again) is their pseudonym's.
+        let pseudonym = match super::personal_data::erased_as(&self.0, &ev.user).await? {
+            Some(p) => {
+                ev.user = p;
+                None
+            }
+            // Not erased (yet): checked again in the registration's transaction.
+            None if !crate::personal_data::is_pseudonym(&ev.user) => super::personal_data::pseudonym_of(&self.0, &ev.user).await?,
+            None => None,
+        };
+        let result = self.register(&ev, pseudonym).await?;
         DecideWaitingEvents(self.0.clone()).process(ev.user.clone()).await?;
         Ok(result)
     }
 }
 
 impl<S: MarketStore, C: ConfigSource> RegisterUser<S, C> {
-    async fn register(&self, ev: &UserRegistered) -> Result<RegistrationResult, MarketError> {
+    /// `pseudonym`: the user's, checked in the registration's transaction (an erasure that
+    /// completed since it was looked up makes the registration go again, as the pseudonym's).
+    async fn register(&self, ev: &UserRegistered, pseudonym: Option<UserId>) -> Result<RegistrationResult, MarketError> {
         let store = &self.0.store;
         let now = self.0.clock.now();
         // The rules take the registration at its own time (never later than now), as the
@@ -79,7 +91,6 @@ impl<S: MarketStore, C: ConfigSource> RegisterUser<S, C> {
         // in order (its code's expiry, the referral velocity's hour, `registered_at` that
         // `review_min_seconds` measures from). The audit records carry the market's time.
         let at = event_time(ev.occurred_at, now);
-        let pseudonym = super::personal_data::pseudonym_of(&self.0, &ev.user).await?;
         let mut rejected = None;
         if let Some(code) = ev.invite_code.as_deref().filter(|c| !c.trim().is_empty()) {
             match self.referral_for(&ev.user, code, at).await? {

@@ -378,6 +378,40 @@ async fn main() {
     });
     let units = metered(&m0, "export-user-data", n + 10).await;
     row("ExportUserData (a page)", "export-user-data", units, rpc_s, direct_s, trips, cu);
+
+    // EraseUser: a fresh buyer per call (referred through one code, one order rewarded), as
+    // an erasure request usually names; nothing to forfeit. Direct: the stack's key.
+    let eraser_aff = uid("bench-eraser-aff");
+    let code = CreateInviteCode::new(d.clone()).process(eraser_aff.clone().into()).await.expect("code").code;
+    let mut erased = Vec::new();
+    for _ in 0..(2 * n + 10) {
+        let b = uid("bench-erased");
+        let ev = market_domain::inbound::UserRegistered { event_id: market_tests::event_id(), user: b.clone(), invite_code: Some(code.to_string()), occurred_at: d.clock.now() };
+        p::RegisterUser(d.clone()).process(ev).await.expect("registered");
+        market_tests::pay(&d, &b, &market_tests::order(), 10_000).await;
+        erased.push(b);
+    }
+    let (rpc_users, direct_users) = erased.split_at(n + 10);
+    let m0 = meter_now().await;
+    // Not rpc_n!: its warm-up and its run count from 0, and each erasure needs its own user.
+    let erase_rpc = |user: &UserId| {
+        let (mut c, r) = (admin.clone(), Rpc::authed(EraseUserRequest { user_id: user.to_string(), forfeit_balance: false }, &admin_token));
+        async move {
+            c.erase_user(r).await.expect("admin rpc");
+        }
+    };
+    time_n(10, |i| erase_rpc(&rpc_users[n + i])).await;
+    let rpc_s = time_n(n, |i| erase_rpc(&rpc_users[i])).await;
+    let dk = d.clone().with_erasure_key(market_tests::stack_erasure_key().await);
+    let (direct_s, trips, cu) = direct!(|i| {
+        let (d, user, admin_id) = (dk.clone(), direct_users[i].clone(), admin_id.clone());
+        async move {
+            let body = p::EraseRequest { user, forfeit_balance: false };
+            p::EraseUser(d).process(AdminRequest { admin: admin_id, request_id: format!("bench-x{i}"), body }).await.expect("direct");
+        }
+    });
+    let units = metered(&m0, "erase-user", n + 10).await;
+    row("EraseUser (a buyer)", "erase-user", units, rpc_s, direct_s, trips, cu);
     // Configuration (Redis): direct = the same processors on the stack's Redis.
     let redis = std::sync::Arc::new(market_config::RedisConfig::from_env(MarketConfig::default(), None).expect("redis config"));
     let cd = adm::ConfigDeps {
