@@ -222,6 +222,7 @@ async fn an_order_of_an_erased_buyer_from_rabbitmq_is_rewarded_on_the_pseudonym(
     let d = market_tests::deps(config()).await.with_erasure_key(Arc::new(FixedKey));
     let (affiliate, buyer) = (user("aff"), user("erasedbuyer"));
     refer(&d, &affiliate, &buyer).await;
+    pay(&d, &buyer, &order(), 1_000).await;
     // Erased through the RPC: the functions' key (the stack's secret), not the tests' own.
     let rpc = market_tests::rpc::Rpc::from_env().unwrap();
     let request = market_proto::v1::EraseUserRequest { user_id: buyer.to_string(), forfeit_balance: false };
@@ -230,7 +231,7 @@ async fn an_order_of_an_erased_buyer_from_rabbitmq_is_rewarded_on_the_pseudonym(
     let publisher = Publisher::connect().await;
     let (event, o) = (format!("ev-{}", order()), order());
     publisher.order_paid(&event, o.as_str(), buyer.as_str(), 2_000).await;
-    eventually("the order rewarded", 120, || async { d.store.get_stats(&affiliate).await.unwrap().rewarded_orders == 1 }).await;
+    eventually("the order rewarded", 120, || async { d.store.get_stats(&affiliate).await.unwrap().rewarded_orders == 2 }).await;
     let history = d.store.history(&affiliate).await.unwrap();
     assert!(history.iter().any(|h| matches!(h, market_domain::model::HistoryItem::Commission(c) if c.buyer == p && c.order_id == o)));
     assert_eq!(items_naming(&d, &buyer).await, Vec::<String>::new(), "no item holds the id");
