@@ -9,16 +9,19 @@ use crate::code::InviteCode;
 use crate::config::MarketConfig;
 use crate::error::MarketError;
 use crate::ids::{AdjustmentId, EventId, IdempotencyKey, OrderId, UserId, WithdrawalId};
-use crate::inbound::WaitingEvent;
 use crate::lifecycle::events::Publication;
 use crate::lifecycle::{Change, Commission, StatsDelta};
 use crate::model::{AffiliateStats, HistoryItem, InviteCodeRecord, LedgerEntry, WithdrawalRecord};
 use crate::money::{Bps, Money};
-use crate::personal_data::DataRecord;
 use crate::policy::{AffiliatePolicy, TriggerLimit};
 use crate::time::Timestamp;
 
 pub type Result<T> = std::result::Result<T, MarketError>;
+
+mod parked;
+mod personal_data;
+pub use parked::{ParkOutcome, ParkedEvent, ParkedStore, Parking};
+pub use personal_data::{Erased, Erasure, ErasureStore, PersonalDataStore};
 
 /// A code to create, with the limit it must respect and expired codes whose slots it frees.
 #[derive(Debug, Clone)]
@@ -388,99 +391,6 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// read — stored under that id, not being erased, naming that inviter — so that no record
     /// lands on an id an erasure moved meanwhile (`Contention`: decide again).
     fn put_referral_audit(&self, record: &AuditRecord, buyer: &UserId, inviter: Option<&UserId>) -> impl Future<Output = Result<()>> + Send;
-}
-
-/// Everything stored about one user, for a personal-data export (GDPR art. 15).
-pub trait PersonalDataStore: Send + Sync + 'static {
-    /// One page of the user's data: at most `limit` records of each section not finished
-    /// yet, read at once, in [`DataSection::ALL`]'s order; `next` continues each section
-    /// where it stopped. Found by key, or through an index
-    /// on the user (the referrals, the codes, the purchases: eventually consistent, so
-    /// a change of the last second may be missing). Errors: `InvalidArgument` for a bad
-    /// page token.
-    fn personal_data(&self, user: &UserId, page_token: Option<&str>, limit: u32)
-        -> impl Future<Output = Result<Page<DataRecord>>> + Send;
-}
-
-/// An erasure (GDPR art. 17): `user` becomes `pseudonym` in every item that names them.
-#[derive(Debug, Clone)]
-pub struct Erasure {
-    pub user: UserId,
-    pub pseudonym: UserId,
-    pub at: Timestamp,
-    /// On the pseudonym's trail, written last.
-    pub audit: AuditRecord,
-    /// Refuse (`BalanceNotSettled`, nothing changed) if the user's `available`, read once
-    /// nothing can change it any more, is positive.
-    pub refuse_positive_balance: bool,
-}
-
-/// What an erasure changed (all zero: erased before).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Erased {
-    /// Items of the user moved to the pseudonym (policy, statistics, ledger, audit trail).
-    pub moved: usize,
-    /// Items of others rewritten (referrals, commissions on their orders, records naming
-    /// them, codes) and short-lived items deleted (waiting events, counters).
-    pub rewritten: usize,
-}
-
-pub trait ErasureStore: Send + Sync + 'static {
-    /// Replaces the user everywhere (idempotent: a repeat finds nothing left to change).
-    /// Assumes nothing else writes the user's items meanwhile (WIP: the fence and the hooks'
-    /// redirects are not built yet).
-    fn erase(&self, e: &Erasure) -> impl Future<Output = Result<Erased>> + Send;
-}
-
-/// An order or refund to keep until its buyer's registration arrives.
-#[derive(Debug, Clone)]
-pub struct Parking {
-    pub event: WaitingEvent,
-    pub parked_at: Timestamp,
-    /// When it stops waiting: the scheduled expiry drops it (audited) after this.
-    pub expires_at: Timestamp,
-    /// When DynamoDB's TTL removes it if the expiry never ran (a backstop, later).
-    pub purge_at: Timestamp,
-    /// On the buyer's trail, written with it.
-    pub audit: AuditRecord,
-    /// The buyer's pseudonym (where the function has the erasure key): an erasure that
-    /// completed since the buyer was read must not find the event parked under their id.
-    pub pseudonym: Option<UserId>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParkOutcome {
-    Parked,
-    /// It waits already (a redelivery, or the order under another event id): nothing written.
-    AlreadyWaiting,
-    /// The buyer's registration committed meanwhile: nothing written, decide it now.
-    BuyerRegistered,
-}
-
-/// An event waiting for its buyer's registration, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParkedEvent {
-    pub event: WaitingEvent,
-    pub parked_at: Timestamp,
-    pub expires_at: Timestamp,
-}
-
-/// Events that arrived before their buyer's registration. Parking is conditional on the
-/// buyer's policy not being registered, in one transaction; the registration reads the
-/// buyer's waiting events after its own transaction committed. DynamoDB serializes the two,
-/// so every event is either parked before the registration (and found by it) or refused
-/// parking (and decided at once): none is lost in between.
-pub trait ParkedStore: Send + Sync + 'static {
-    fn park(&self, parking: &Parking) -> impl Future<Output = Result<ParkOutcome>> + Send;
-    /// Up to `limit` of the buyer's waiting events: one strongly consistent `Query`.
-    fn parked_events(&self, buyer: &UserId, limit: usize) -> impl Future<Output = Result<Vec<ParkedEvent>>> + Send;
-    /// Removes one waiting event (by [`WaitingEvent::key`]) with its audit record, in one
-    /// transaction. `Ok(false)`: it was removed before (nothing written).
-    fn unpark(&self, buyer: &UserId, key: &str, audit: &AuditRecord) -> impl Future<Output = Result<bool>> + Send;
-    /// Waiting events whose wait ended by `now`, of those expiring on `day` (`YYYY-MM-DD`,
-    /// UTC): from the expiry index (the scheduled expiry; never a Scan). The index may lag:
-    /// [`ParkedStore::unpark`] decides.
-    fn expired_events(&self, day: &str, now: Timestamp) -> impl Future<Output = Result<Vec<ParkedEvent>>> + Send;
 }
 
 /// Storage port: every aggregate's store.
