@@ -50,15 +50,21 @@ impl DynamoStore {
             keys.push((t.policy.as_str(), key(attr::USER_ID, user.as_str())));
         }
         let mut items = self.get_items(keys).await?.into_iter();
-        let mut stats = stats_of(user, items.next().flatten())?;
-        for _ in 0..STATS_SHARDS {
-            if let Some(shard) = items.next().flatten() {
-                stats.absorb(&stats_of(user, Some(shard))?)?;
-            }
-        }
+        let main = items.next().flatten();
+        let shards: Vec<_> = items.by_ref().take(STATS_SHARDS as usize).collect();
+        let stats = stats_from(user, main, shards)?;
         let policy = items.next().flatten().map(|i| serde_dynamo::from_item(i).map_err(mapping_error)).transpose()?;
         Ok((stats, policy))
     }
+}
+
+/// A user's statistics from their main item and its shards as read ([`stats_ids`]' order).
+pub(crate) fn stats_from(user: &UserId, main: Option<crate::expr::Item>, shards: impl IntoIterator<Item = Option<crate::expr::Item>>) -> Result<AffiliateStats> {
+    let mut stats = stats_of(user, main)?;
+    for shard in shards.into_iter().flatten() {
+        stats.absorb(&stats_of(user, Some(shard))?)?;
+    }
+    Ok(stats)
 }
 
 impl BalanceStore for DynamoStore {

@@ -22,6 +22,7 @@ use market_domain::time::Timestamp;
 use market_domain::MarketError;
 
 use crate::audit::audit_put;
+use crate::balance::stats_from;
 use crate::expr::{check, delete, key, key2, n, put, s, update, Item, Values};
 use crate::replacement::{string, Replacement};
 use crate::tables::{attr, reward_entry_key, stats_ids, velocity_key, ACTIVE_BY_OWNER_INDEX, BY_ABOUT_INDEX, BY_BUYER_INDEX, BY_INVITER_INDEX, BY_OWNER_INDEX};
@@ -128,14 +129,19 @@ impl DynamoStore {
         }
     }
 
+    /// The user's items the fence covers: (table, key) of their policy and statistics.
+    fn fenced_items<'a>(&'a self, u: &'a str) -> impl Iterator<Item = (&'a str, String)> + 'a {
+        let t = self.tables();
+        std::iter::once((t.policy.as_str(), u.to_owned())).chain(stats_ids(u).map(|k| (t.stats.as_str(), k)))
+    }
+
     /// Step 1, the fence: the user's items that exist, and the pseudonym's statistics keys
     /// (created as fences where absent: a credit under the pseudonym waits until the user's
     /// figures are there).
     async fn fence(&self, u: &str, p: &str) -> Result<()> {
         let t = self.tables();
         let set = "SET #erasing = :p";
-        let own = std::iter::once(t.policy.as_str()).map(|table| (table, u.to_owned())).chain(stats_ids(u).map(|k| (t.stats.as_str(), k)));
-        let own = own.map(|(table, k)| self.update_if(table, key(attr::USER_ID, k), set, "attribute_exists(#user_id)", vec![(":p", s(p))]));
+        let own = self.fenced_items(u).map(|(table, k)| self.update_if(table, key(attr::USER_ID, k), set, "attribute_exists(#user_id)", vec![(":p", s(p))]));
         let pseudonym = stats_ids(p).map(|k| self.update_if(&t.stats, key(attr::USER_ID, k), set, "attribute_not_exists(#user_id) OR attribute_exists(#erasing)", vec![(":p", s(p))]));
         // Independent items: at once.
         futures::future::try_join_all(own.chain(pseudonym)).await?;
@@ -147,9 +153,7 @@ impl DynamoStore {
     /// Undoes [`DynamoStore::fence`] (an erasure refused): the user's items writable again,
     /// the pseudonym's fence-only items gone.
     async fn unfence(&self, u: &str, p: &str) -> Result<()> {
-        let t = self.tables();
-        let own = std::iter::once(t.policy.as_str()).map(|table| (table, u.to_owned())).chain(stats_ids(u).map(|k| (t.stats.as_str(), k)));
-        let own = own.map(|(table, k)| self.update_if(table, key(attr::USER_ID, k), "REMOVE #erasing", "#erasing = :p", vec![(":p", s(p))]));
+        let own = self.fenced_items(u).map(|(table, k)| self.update_if(table, key(attr::USER_ID, k), "REMOVE #erasing", "#erasing = :p", vec![(":p", s(p))]));
         futures::future::try_join_all(own).await?;
         self.drop_pseudonym_fences(p).await
     }
@@ -171,9 +175,13 @@ impl ErasureStore for DynamoStore {
         let mut done = Erased::default();
         self.fence(u, p).await?;
         let fenced_at = tokio::time::Instant::now();
-        // The balance as it stays (nothing credits or debits the user now); an earlier attempt
-        // may have moved it to the pseudonym already (nothing credits that before the end).
-        let own = self.get_stats(&e.user).await?;
+        // The user's statistics, read once: nothing writes them now (the fence), so the move
+        // below takes them as read. The balance as it stays; an earlier attempt may have
+        // moved it to the pseudonym already (nothing credits that before the end).
+        let keys = stats_ids(u).map(|k| (t.stats.as_str(), key(attr::USER_ID, k))).collect();
+        let stats_items = self.get_items(keys).await?;
+        let main = stats_items.first().cloned().flatten();
+        let own = stats_from(&e.user, main.clone(), stats_items.iter().skip(1).cloned())?;
         if e.refuse_positive_balance && own.available.is_positive() {
             self.unfence(u, p).await?;
             return Err(MarketError::BalanceNotSettled);
@@ -187,16 +195,15 @@ impl ErasureStore for DynamoStore {
         // the fenced figures count (nothing adds to those now): every referral
         // (`invited_count`), every active code (`active_codes`), every level-1 commission
         // on the user's orders (their policy's `rewards_triggered`).
-        let stats = self.get_item(&t.stats, key(attr::USER_ID, u)).await?;
         let policy = self.get_item(&t.policy, key(attr::USER_ID, u)).await?;
         let count = |item: &Option<Item>, name: &str| item.as_ref().and_then(|i| i.get(name)).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
         let inviter = policy.as_ref().and_then(|i| string(i, attr::INVITER)).map(str::to_owned);
         let referred = (t.policy.as_str(), BY_INVITER_INDEX, attr::INVITER);
-        let referred = self.settled_index_keys(referred, referred, r, count(&stats, attr::INVITED_COUNT), |_| true).await?;
+        let referred = self.settled_index_keys(referred, referred, r, count(&main, attr::INVITED_COUNT), |_| true).await?;
         // Active codes: still active (the user's), or deactivated onto the pseudonym before.
         let (active, owned) = ((t.codes.as_str(), ACTIVE_BY_OWNER_INDEX, attr::ACTIVE_OWNER), (t.codes.as_str(), BY_OWNER_INDEX, attr::OWNER_ID));
         let is_code = |k: &Item| string(k, attr::CODE).is_some_and(|c| !c.contains('#'));
-        let active = self.settled_index_keys(active, owned, r, count(&stats, attr::ACTIVE_CODES), is_code).await?;
+        let active = self.settled_index_keys(active, owned, r, count(&main, attr::ACTIVE_CODES), is_code).await?;
         let level_one = |k: &Item| inviter.is_some() && string(k, attr::USER_ID) == inviter.as_deref();
         let purchases = (t.ledger.as_str(), BY_BUYER_INDEX, attr::BUYER);
         let mut purchases = self.settled_index_keys(purchases, purchases, r, count(&policy, attr::REWARDS_TRIGGERED), level_one).await?;
@@ -307,8 +314,7 @@ impl ErasureStore for DynamoStore {
         done.moved += self.move_items(&t.ledger, &[attr::USER_ID, attr::ENTRY_KEY], &ledger, r).await?;
         let trail = self.partition(&t.audit, attr::SUBJECT, u).await?;
         done.moved += self.move_items(&t.audit, &[attr::SUBJECT, attr::AT_KEY], &trail, r).await?;
-        let stats_keys = stats_ids(u).map(|k| (t.stats.as_str(), key(attr::USER_ID, k))).collect();
-        let mut stats: Vec<Item> = self.get_items(stats_keys).await?.into_iter().flatten().collect();
+        let mut stats: Vec<Item> = stats_items.into_iter().flatten().collect();
         // Every code is deactivated above: none is active any more (the main item's counter).
         for item in stats.iter_mut().filter(|i| string(i, attr::USER_ID) == Some(u)) {
             if item.contains_key(attr::ACTIVE_CODES) {

@@ -130,16 +130,13 @@ pub(super) async fn pseudonym_of<S, C>(d: &Deps<S, C>, user: &UserId) -> Result<
 }
 
 /// `user`'s pseudonym if they were erased (their pseudonym's policy exists: the erasure's last
-/// write); `None` if not, or if this function has no key. For a step that met a moved item
-/// ([`crate::ports::CommissionOutcome::Moved`]): one read per id, never on the usual path.
+/// write); `None` if not, or if this function has no key. One read: for a registration, and
+/// for a step that met a moved item ([`crate::ports::CommissionOutcome::Moved`]).
 pub(super) async fn erased_as<S: MarketStore, C>(d: &Deps<S, C>, user: &UserId) -> Result<Option<UserId>, MarketError> {
     if crate::personal_data::is_pseudonym(user) {
         return Ok(None);
     }
-    match pseudonym_of(d, user).await? {
-        Some(p) => Ok(d.store.get_policy(&p).await?.map(|_| p)),
-        None => Ok(None),
-    }
+    Ok(erased(d, user).await?.map(|p| p.user_id))
 }
 
 /// A pseudonym named as an earner must be settled: its erasure complete (the policy moved,
@@ -148,6 +145,14 @@ pub(super) async fn erased_as<S: MarketStore, C>(d: &Deps<S, C>, user: &UserId) 
 pub(super) fn settled(user: &UserId, policy: Option<&crate::policy::AffiliatePolicy>) -> Result<(), MarketError> {
     if crate::personal_data::is_pseudonym(user) && !policy.is_some_and(|p| p.erased_at.is_some()) {
         return Err(MarketError::Contention);
+    }
+    Ok(())
+}
+
+/// [`settled`] for an earner whose policy the caller has not read (read only for a pseudonym).
+pub(super) async fn settled_earner<S: MarketStore, C>(d: &Deps<S, C>, user: &UserId) -> Result<(), MarketError> {
+    if crate::personal_data::is_pseudonym(user) {
+        settled(user, d.store.get_policy(user).await?.as_ref())?;
     }
     Ok(())
 }

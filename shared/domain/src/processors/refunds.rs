@@ -12,12 +12,11 @@ use crate::ids::UserId;
 use crate::inbound::{event_time, OrderRefunded, WaitingEvent};
 use crate::lifecycle::{Change, Commission, Refund, Refused};
 use crate::money::Money;
-use crate::personal_data::is_pseudonym;
 use crate::ports::{CommissionOutcome, CommissionWrite, ConfigSource, MarketStore, ReferralCheck};
 use crate::time::Timestamp;
 
 use super::arrival::{registered_buyer, Arrival, Buyer};
-use super::personal_data::settled;
+use super::personal_data::settled_earner;
 use super::rewards::{reversal_audits, COMMISSION_ATTEMPTS};
 use super::{Deps, Processor, REFUND_SOURCE};
 
@@ -69,9 +68,7 @@ impl<S: MarketStore, C: ConfigSource> ApplyRefund<S, C> {
         for (earner, commission) in earned.level_earners.iter().zip(read) {
             let Some(commission) = commission else {
                 // An earner's erasure under way: their commission is not under the pseudonym yet.
-                if is_pseudonym(earner) {
-                    settled(earner, store.get_policy(earner).await?.as_ref())?;
-                }
+                settled_earner(&self.0, earner).await?;
                 warn!(order_id = %ev.order_id, earner = %earner, "a level's commission is missing: nothing to reverse there");
                 continue;
             };
@@ -127,9 +124,7 @@ impl<S: MarketStore, C: ConfigSource> ApplyRefund<S, C> {
             return Ok(Some(RefundResult::NoInviter));
         };
         // An erased inviter's commissions are theirs once their erasure is complete.
-        if is_pseudonym(&inviter) {
-            settled(&inviter, d.store.get_policy(&inviter).await?.as_ref())?;
-        }
+        settled_earner(d, &inviter).await?;
         if ev.currency != config.currency.as_str() {
             self.reject(Some(&inviter), &ev, "other_currency", json!({"expected": config.currency})).await?;
             return Err(MarketError::InvalidArgument(format!("refund in {} but the market pays in {}", ev.currency, config.currency)));
