@@ -161,6 +161,7 @@ pub async fn pay(d: &TestDeps, buyer: &UserId, order: &OrderId, amount: i64) -> 
         amount: Money::from_minor(amount),
         currency: "USD".into(),
         occurred_at: d.clock.now(),
+        product_id: None, kind: None,
     };
     match DecideOrderReward(d.clone()).process(paid).await.expect("decided") {
         OrderDecision::Reward(ev) => ApplyReward(d.clone()).process(ev).await.expect("applied"),
@@ -183,6 +184,7 @@ pub fn reward_event(buyer: &UserId, inviter: &UserId, reward: i64, limit: Trigge
         holding_period_days: 0,
         levels: Vec::new(),
         hold: None,
+        rule: None,
     }
 }
 
@@ -207,6 +209,7 @@ pub async fn money_violations(store: &DynamoStore, user: &UserId) -> Result<(Aff
     let mut v = Vec::new();
     let (mut earned, mut reversed, mut withdrawn, mut pending, mut held, mut rewarded) = (0i64, 0i64, 0i64, 0i64, 0i64, 0u64);
     let mut by_level = [0i64; 3];
+    let mut paying = std::collections::HashSet::new();
     let mut reversals_by_order = std::collections::HashMap::<String, i64>::new();
     let mut lost_by_order = std::collections::HashMap::<String, i64>::new();
     for item in &history {
@@ -216,6 +219,9 @@ pub async fn money_violations(store: &DynamoStore, user: &UserId) -> Result<(Aff
                 earned += e.reward.minor();
                 by_level[usize::from(e.level.clamp(1, 3)) - 1] += e.reward.minor();
                 rewarded += 1;
+                if e.level == 1 {
+                    paying.insert(c.buyer.clone());
+                }
                 if c.is_held() {
                     held += c.amount().minor();
                 } else if !c.matured {
@@ -254,6 +260,7 @@ pub async fn money_violations(store: &DynamoStore, user: &UserId) -> Result<(Aff
         stats.pending.minor() + stats.available.minor() + stats.held.minor() + stats.withdrawn_total.minor() + stats.reversed_total.minor(),
     );
     expect("rewarded_orders = earned commissions", stats.rewarded_orders as i64, rewarded as i64);
+    expect("paying_referrals = referred users with a commission", stats.paying_referrals as i64, paying.len() as i64);
     for (level, (stored, from_ledger)) in stats.earned_by_level().iter().zip(by_level).enumerate() {
         expect(&format!("earned at level {} = its commissions as earned", level + 1), stored.minor(), from_ledger);
     }

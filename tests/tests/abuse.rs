@@ -23,7 +23,7 @@ use market_tests::{assert_money_invariants, event_id, order, user, ManualClock, 
 const T0: i64 = 1_893_493_800_000;
 
 fn paid(buyer: &UserId, order: &OrderId, amount: i64, event: &EventId, at: i64) -> OrderPaid {
-    OrderPaid { event_id: event.clone(), order_id: order.clone(), buyer: buyer.clone(), amount: Money::from_minor(amount), currency: "USD".into(), occurred_at: Timestamp::from_millis(at) }
+    OrderPaid { event_id: event.clone(), order_id: order.clone(), buyer: buyer.clone(), amount: Money::from_minor(amount), currency: "USD".into(), occurred_at: Timestamp::from_millis(at), product_id: None, kind: None }
 }
 
 /// Decides and applies one paid order; returns the decision's hold.

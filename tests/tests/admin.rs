@@ -128,7 +128,7 @@ async fn invalid_values_are_invalid_argument_and_change_nothing() {
         (PolicyOverrides::default(), "no_such_field"),
     ];
     for (overrides, field) in bad_policies {
-        let request = UpdateUserPolicyRequest { user_id: user.to_string(), overrides: Some(overrides), update: vec![field.into()] };
+        let request = UpdateUserPolicyRequest { user_id: user.to_string(), overrides: Some(overrides.clone()), update: vec![field.into()] };
         let status = rpc.admin().update_user_policy(Rpc::authed(request, &admin)).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{overrides:?} {field}");
     }

@@ -212,7 +212,7 @@ async fn decide_and_apply(d: &TestDeps, paid: OrderPaid) -> Result<(), market_do
 }
 
 fn paid(buyer: &UserId, o: &OrderId, amount: i64, at: Timestamp) -> OrderPaid {
-    OrderPaid { event_id: event_id(), order_id: o.clone(), buyer: buyer.clone(), amount: Money::from_minor(amount), currency: "USD".into(), occurred_at: at }
+    OrderPaid { event_id: event_id(), order_id: o.clone(), buyer: buyer.clone(), amount: Money::from_minor(amount), currency: "USD".into(), occurred_at: at, product_id: None, kind: None }
 }
 
 fn registered(buyer: &UserId, code: &str, at: Timestamp) -> UserRegistered {

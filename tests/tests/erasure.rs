@@ -245,6 +245,8 @@ fn paid(buyer: &UserId, o: &market_domain::ids::OrderId, amount: i64, d: &TestDe
         amount: Money::from_minor(amount),
         currency: "USD".into(),
         occurred_at: d.clock.now(),
+        product_id: None,
+        kind: None,
     }
 }
 

@@ -24,7 +24,7 @@ fn config(limit: TriggerLimit) -> MarketConfig {
 }
 
 fn paid(buyer: &UserId, order: &OrderId, amount: i64, event: &EventId) -> OrderPaid {
-    OrderPaid { event_id: event.clone(), order_id: order.clone(), buyer: buyer.clone(), amount: Money::from_minor(amount), currency: "USD".into(), occurred_at: market_domain::time::Timestamp::from_millis(1_700_000_000_000) }
+    OrderPaid { event_id: event.clone(), order_id: order.clone(), buyer: buyer.clone(), amount: Money::from_minor(amount), currency: "USD".into(), occurred_at: market_domain::time::Timestamp::from_millis(1_700_000_000_000), product_id: None, kind: None }
 }
 
 async fn decide(d: &TestDeps, ev: OrderPaid) -> OrderDecision {

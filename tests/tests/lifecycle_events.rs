@@ -154,7 +154,7 @@ async fn racing_transitions_of_three_earners_publish_each_once_in_gap_free_seque
     let paid: Vec<_> = orders
         .iter()
         .flat_map(|o| {
-            let ev = OrderPaid { event_id: event_id(), order_id: o.clone(), buyer: buyer.clone(), amount: Money::from_minor(10_000), currency: "USD".into(), occurred_at: d.clock.now() };
+            let ev = OrderPaid { event_id: event_id(), order_id: o.clone(), buyer: buyer.clone(), amount: Money::from_minor(10_000), currency: "USD".into(), occurred_at: d.clock.now(), product_id: None, kind: None };
             [ev.clone(), ev]
         })
         .map(|ev| {

@@ -52,6 +52,7 @@ async fn reward_held(d: &TestDeps, buyer: &UserId, inviter: &UserId, o: &OrderId
         holding_period_days: holding,
         levels: Vec::new(),
         hold,
+        rule: None,
     };
     ApplyReward(d.clone()).process(ev).await.unwrap();
 }

@@ -398,6 +398,7 @@ async fn order_paid_decides_rewards_by_the_rules() {
         amount: Money::from_minor(amount),
         currency: currency.into(),
         occurred_at: d.clock.now(),
+        product_id: None, kind: None,
     };
     // A buyer the market has not seen register: the order waits for the registration.
     assert_eq!(decide.process(paid(&user("nobody"), 1000, "USD")).await.unwrap(), OrderDecision::Waiting);

@@ -12,7 +12,7 @@ async fn dynamodb_down_is_unavailable() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let sdk = market_storage::aws_config().await;
     let config = aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(format!("http://127.0.0.1:{port}")).build();
-    let tables = Tables { policy: "p".into(), stats: "s".into(), codes: "c".into(), ledger: "l".into(), outbox: "o".into(), audit: "a".into(), parked: "w".into(), audit_retention: Default::default() };
+    let tables = Tables { policy: "p".into(), stats: "s".into(), codes: "c".into(), ledger: "l".into(), outbox: "o".into(), audit: "a".into(), parked: "w".into(), groups: "g".into(), audit_retention: Default::default() };
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), tables);
     let started = Instant::now();
     let err = store.get_stats(&market_domain::ids::UserId::parse("u").unwrap()).await.unwrap_err();

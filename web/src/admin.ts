@@ -6,9 +6,14 @@ import { problem } from "./api";
 import { field, h, replace, status, when } from "./dom";
 import { formatBps, formatMoney } from "./money";
 import { pagedTable } from "./paged";
-import type { AuditRecord, LedgerEntry, MarketConfig, TriggerLimit, UserPolicy } from "./gen/helium/market/v1/admin_pb";
-import { create } from "@bufbuild/protobuf";
-import { MarketConfigSchema, PolicyOverridesSchema, TriggerLimitSchema } from "./gen/helium/market/v1/admin_pb";
+import type { AuditRecord, LedgerEntry, MarketConfig, UserPolicy } from "./gen/helium/market/v1/admin_pb";
+import type { TriggerLimit } from "./gen/helium/market/v1/market_pb";
+import { create, fromJson, toJson } from "@bufbuild/protobuf";
+import type { RewardGroup } from "./gen/helium/market/v1/market_pb";
+import { RewardRulesSchema } from "./gen/helium/market/v1/market_pb";
+import { rulesText } from "./rules";
+import { MarketConfigSchema, PolicyOverridesSchema } from "./gen/helium/market/v1/admin_pb";
+import { TriggerLimitSchema } from "./gen/helium/market/v1/market_pb";
 
 const PAGE = 10;
 
@@ -90,6 +95,7 @@ export function adminView(ctx: Ctx): HTMLElement {
       h("option", { value: "false" }, "disabled"),
     );
     enabled.value = o?.affiliateEnabled === undefined ? "" : String(o.affiliateEnabled);
+    const group = input({ name: "group", spellcheck: "false", value: o?.group ?? "" });
     const effectiveLimit = e?.triggerLimit.case === "triggerLimitCount" ? `${e.triggerLimit.value} orders` : "unlimited";
     const out = h("div", { "aria-live": "polite" });
     const form = h(
@@ -106,6 +112,7 @@ export function adminView(ctx: Ctx): HTMLElement {
       field("Trigger limit (orders per referred user, or “unlimited”; blank = default)", limit)[0],
       field("Active code limit (blank = default)", codes)[0],
       field("Affiliate programme", enabled)[0],
+      field("Reward group (blank = default)", group)[0],
       h("button", { type: "submit" }, "Save policy"),
       out,
     );
@@ -121,12 +128,13 @@ export function adminView(ctx: Ctx): HTMLElement {
       overrides.commissionBps = rateV;
       overrides.maxActiveCodes = codesV;
       overrides.affiliateEnabled = enabled.value === "" ? undefined : enabled.value === "true";
+      overrides.group = group.value.trim() || undefined;
       if (l) overrides.triggerLimit = create(TriggerLimitSchema, { limit: l === "unlimited" ? { case: "unlimited", value: true } : { case: "count", value: Number(l) } });
       try {
         const updated = await ctx.api.admin.updateUserPolicy({
           userId: p.userId,
           overrides,
-          update: ["commission_bps", "trigger_limit", "max_active_codes", "affiliate_enabled"],
+          update: ["commission_bps", "trigger_limit", "max_active_codes", "affiliate_enabled", "group"],
         });
         // The whole user again: the audit trail now has the change.
         await showUser(updated.userId);
@@ -255,11 +263,84 @@ export function adminView(ctx: Ctx): HTMLElement {
     return form;
   }
 
+  // ------------------------------------------------------------------ reward groups
+  const groupsBox = h("div");
+  async function showGroups(notice?: HTMLElement): Promise<void> {
+    let groups: RewardGroup[];
+    try {
+      groups = (await ctx.api.admin.listRewardGroups({})).groups;
+    } catch (err) {
+      return report(groupsBox, ctx, err);
+    }
+    const rows = groups.map((g) =>
+      h(
+        "tr",
+        { "data-group": g.name },
+        h("td", {}, h("code", {}, g.name)),
+        h("td", { class: "num" }, g.version.toString()),
+        h("td", {}, h("ul", {}, ...rulesText(g.rules, currency).map((l) => h("li", {}, l)))),
+      ),
+    );
+    replace(
+      groupsBox,
+      notice,
+      h(
+        "table",
+        {},
+        h("caption", {}, "Reward groups (version 0: the default group as the configuration defines it)"),
+        h("thead", {}, h("tr", {}, ...["Group", "Version", "Pays"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, ...rows),
+      ),
+      groupForm(groups),
+    );
+  }
+
+  /** Define a group or write its next version: the rules as JSON (the API's RewardRules). */
+  function groupForm(groups: RewardGroup[]): HTMLElement {
+    const name = input({ name: "group_name", spellcheck: "false" });
+    const rules = h("textarea", { name: "group_rules", rows: 10, spellcheck: "false", "aria-describedby": "group-rules-hint" });
+    const load = () => {
+      const g = groups.find((x) => x.name === name.value.trim());
+      if (g?.rules) rules.value = JSON.stringify(toJson(RewardRulesSchema, g.rules), null, 2);
+    };
+    name.addEventListener("change", load);
+    const out = h("div", { "aria-live": "polite" });
+    const form = h(
+      "form",
+      { novalidate: true, "aria-label": "Reward group" },
+      field("Group name (a-z, 0-9, - and _; an existing name loads its rules)", name)[0],
+      h("div", { class: "field" }, h("label", { for: "group-rules" }, "Rules (JSON)"), rules, h("small", { id: "group-rules-hint" }, 'e.g. {"payout": {"percentageBps": 1000}, "triggerLimit": {"unlimited": true}, "cap": {"interval": "CAP_INTERVAL_MONTH", "amount": "5000"}}')),
+      h("button", { type: "submit" }, "Save group"),
+      out,
+    );
+    rules.id = "group-rules";
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const groupName = name.value.trim();
+      let parsed;
+      try {
+        parsed = fromJson(RewardRulesSchema, JSON.parse(rules.value));
+      } catch (err) {
+        return replace(out, status("error", `The rules are not valid JSON of RewardRules: ${(err as Error).message}`));
+      }
+      const current = groups.find((g) => g.name === groupName)?.version ?? 0n;
+      try {
+        const saved = await ctx.api.admin.putRewardGroup({ group: { name: groupName, rules: parsed }, expectedVersion: current });
+        await showGroups(status("ok", `Saved ${saved.name}, version ${saved.version}.`));
+      } catch (err) {
+        report(out, ctx, err);
+      }
+    });
+    return form;
+  }
+
   void showConfig();
+  void showGroups();
   return h(
     "div",
     { class: "view" },
     h("section", { "aria-labelledby": "h-user" }, h("h2", { id: "h-user" }, "Users"), lookup, userOut),
     h("section", { "aria-labelledby": "h-config" }, h("h2", { id: "h-config" }, "Market configuration"), configBox),
+    h("section", { "aria-labelledby": "h-groups" }, h("h2", { id: "h-groups" }, "Reward groups"), groupsBox),
   );
 }

@@ -6,6 +6,7 @@ import type { ConsoleConfig } from "./config";
 import { field, h, replace, status, when } from "./dom";
 import { formatBps, formatMoney, parseMoney } from "./money";
 import { pagedTable } from "./paged";
+import { payoutText, rulesText, tierText } from "./rules";
 import type { GetAffiliateStatsResponse, HistoryEntry, InviteCode } from "./gen/helium/market/v1/market_pb";
 import { RewardStatus } from "./gen/helium/market/v1/market_pb";
 
@@ -70,9 +71,15 @@ export function affiliateView(ctx: Ctx): HTMLElement {
         ...row("Total earned", money(s.totalEarned), "total"),
         ...row("Invited users", s.invitedCount.toString(), "invited"),
         ...row("Rewarded orders", s.rewardedOrders.toString(), "orders"),
-        ...row("Your rate", formatBps(p.commissionBps), "rate"),
+        // Your own rate wins over your group's payout; otherwise the group's base payout.
+        ...row("Your rate", overview?.group?.group && overview.group.ownCommissionBps === undefined ? payoutText(overview.group.group.rules?.payout, currency()) : formatBps(p.commissionBps), "rate"),
         ...row("Paid on", limit, "limit"),
+        ...(overview?.group?.group ? row("Reward group", `${overview.group.group.name} (version ${overview.group.group.version})`, "group") : []),
+        ...(overview?.group ? row("Your tier", tierText(overview.group), "tier") : []),
       ),
+      overview?.group?.group
+        ? h("ul", { "aria-label": "What your programme pays", "data-rules": "" }, ...rulesText(overview.group.group.rules, currency()).map((l) => h("li", {}, l)))
+        : null,
       p.affiliateEnabled ? null : status("info", "Your affiliate programme is paused: new referrals earn nothing."),
     );
   }
@@ -255,7 +262,10 @@ export function affiliateView(ctx: Ctx): HTMLElement {
                   : r.status === RewardStatus.HELD_FOR_REVIEW
                     ? "held for review"
                     : "";
-        return row(when(r.earnedAt), `Reward for order ${r.orderId} (${formatBps(r.commissionBps)} of ${money(r.orderAmount)})`, money(r.amount), state, "reward");
+        // The rule that paid it, when a reward group decided it ("group vip v3 · tier 2").
+        const how = r.rule ? ` — ${r.rule}` : "";
+        const basis = r.commissionBps || !r.rule ? `${formatBps(r.commissionBps)} of ${money(r.orderAmount)}` : `on ${money(r.orderAmount)}`;
+        return row(when(r.earnedAt), `Reward for order ${r.orderId} (${basis})${how}`, money(r.amount), state, "reward");
       }
       case "withdrawal": {
         const w = e.entry.value;

@@ -139,15 +139,25 @@ test("an expired or rejected token leads to 'sign in again'", async ({ page }) =
   expect(await accessibility(page)).toEqual([]);
 });
 
-test("an admin changes a user's rate and the next order uses it", async ({ page, browser }) => {
+/** An affiliate with a code and a referred user registered through the event path. */
+function referredAffiliate(): { user: string; buyer: string } {
   const user = unique("web");
   const code = cli("--json", "create-code", user).match(/"code"\s*:\s*"([^"]+)"/)?.[1];
   expect(code).toBeTruthy();
   const buyer = unique("buyer");
   cli("publish-registered", buyer, "--code", code as string);
+  return { user, buyer };
+}
 
+/** The admin view, signed in as a new administrator. */
+async function asAdmin(page: Page): Promise<void> {
   await signIn(page, adminToken(unique("admin")));
   await page.getByRole("button", { name: "Admin" }).click();
+}
+
+test("an admin changes a user's rate and the next order uses it", async ({ page, browser }) => {
+  const { user, buyer } = referredAffiliate();
+  await asAdmin(page);
   await expect(page.getByRole("heading", { name: "Market configuration" })).toBeVisible();
   await expect(page.getByLabel("Currency (ISO 4217)")).toHaveValue("USD");
   await expect(page.getByLabel(/Publish lifecycle events/)).toBeChecked();
@@ -231,4 +241,46 @@ test("the host application can hand over the token by postMessage", async ({ pag
   // A message of another shape or with another type is ignored.
   await page.evaluate(() => window.postMessage({ type: "other", token: "x" }, window.location.origin));
   await expect(page.getByText(`Signed in as ${user}`)).toBeVisible();
+});
+
+test("an admin defines a reward group and moves an affiliate into it; the affiliate sees its rules and the rule that paid", async ({ page, browser }) => {
+  const { user, buyer } = referredAffiliate();
+  const group = unique("grp");
+  await asAdmin(page);
+  await expect(page.getByRole("heading", { name: "Reward groups" })).toBeVisible();
+  await expect(page.locator('tr[data-group="default"]'), "the default group, as the configuration defines it").toContainText("10 %");
+  // Invalid rules are refused with the API's message; valid ones are saved as version 1.
+  await page.getByLabel(/Group name/).fill(group);
+  await page.getByLabel("Rules (JSON)").fill(JSON.stringify({ payout: { flatAmount: "0" }, triggerLimit: { unlimited: true } }));
+  await page.getByRole("button", { name: "Save group" }).click();
+  await expect(page.getByText("payout: a flat reward must be positive")).toBeVisible();
+  await page.getByLabel("Rules (JSON)").fill(JSON.stringify({ payout: { flatAmount: "500" }, triggerLimit: { unlimited: true }, bounty: { amount: "200", on: "BOUNTY_TRIGGER_FIRST_PAYMENT" } }));
+  await page.getByRole("button", { name: "Save group" }).click();
+  await expect(page.getByText(`Saved ${group}, version 1.`)).toBeVisible();
+  await expect(page.locator(`tr[data-group="${group}"]`)).toContainText("sign-up bounty $2.00");
+  expect(await accessibility(page)).toEqual([]);
+  await screenshot(page, "admin-groups");
+
+  // The affiliate is moved into the group from their policy.
+  await page.getByLabel("User id").fill(user);
+  await page.getByRole("button", { name: "Look up" }).click();
+  await page.getByLabel("Reward group (blank = default)").fill(group);
+  await page.getByRole("button", { name: "Save policy" }).click();
+  await expect(page.getByText("Policy saved.")).toBeVisible();
+  await expect(page.getByLabel("Reward group (blank = default)")).toHaveValue(group);
+
+  // The referred user's first order pays the flat $5.00 and the $2.00 bounty.
+  cli("publish-order", buyer, "10000");
+  const affiliate = await browser.newPage();
+  await signIn(affiliate, token(user));
+  await refreshUntil(affiliate, async () => {
+    await expect(affiliate.locator('tr[data-kind="reward"]')).toContainText(`group ${group} v1 · sign-up bounty`, { timeout: 1000 });
+  });
+  await expect(affiliate.locator('tr[data-kind="reward"]')).toContainText("$7.00");
+  await expect(affiliate.locator('[data-stat="group"]')).toHaveText(`${group} (version 1)`);
+  await expect(affiliate.locator('[data-stat="rate"]'), "the group's payout, not the market's rate").toHaveText("$5.00 flat");
+  await expect(affiliate.getByRole("list", { name: "What your programme pays" })).toContainText("$5.00 flat of every rewarded order");
+  expect(await accessibility(affiliate)).toEqual([]);
+  await screenshot(affiliate, "affiliate-group");
+  await affiliate.close();
 });

@@ -11,16 +11,13 @@ use crate::audit::{Actor, AuditAction, AuditRecord, MARKET_SUBJECT};
 use crate::config::MarketConfig;
 use crate::error::MarketError;
 use crate::ids::UserId;
-use crate::policy::{AffiliatePolicy, EffectivePolicy, MAX_ACTIVE_CODES_CAP};
+use crate::policy::{AffiliatePolicy, MAX_ACTIVE_CODES_CAP};
+use crate::rules::EffectivePolicy;
 use crate::ports::{ConfigSource, ConfigStore, MarketStore, Page, PolicyOverrides, PolicyUpdate};
 use crate::processors::{Deps, Processor};
 
-/// An admin's request: who, under which request id, what.
-pub struct AdminRequest<T> {
-    pub admin: UserId,
-    pub request_id: String,
-    pub body: T,
-}
+pub use crate::request::{AdminRequest, ListRequest, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::request::page_size;
 
 pub struct UserPolicyView {
     pub user: UserId,
@@ -36,6 +33,7 @@ fn view(user: UserId, policy: Option<AffiliatePolicy>, overrides: PolicyOverride
     effective_source.trigger_limit = overrides.trigger_limit;
     effective_source.max_active_codes = overrides.max_active_codes;
     effective_source.affiliate_enabled = overrides.affiliate_enabled;
+    effective_source.group = overrides.group.clone();
     let effective = EffectivePolicy::resolve(Some(&effective_source), config);
     UserPolicyView { user, policy, overrides, effective }
 }
@@ -62,6 +60,8 @@ pub enum PolicyField {
     TriggerLimit,
     MaxActiveCodes,
     AffiliateEnabled,
+    /// The reward group (cleared: the default group).
+    Group,
 }
 
 impl PolicyField {
@@ -71,6 +71,7 @@ impl PolicyField {
             "trigger_limit" => PolicyField::TriggerLimit,
             "max_active_codes" => PolicyField::MaxActiveCodes,
             "affiliate_enabled" => PolicyField::AffiliateEnabled,
+            "group" => PolicyField::Group,
             other => return Err(MarketError::InvalidArgument(format!("unknown policy field {other:?}"))),
         })
     }
@@ -103,6 +104,12 @@ impl<S: MarketStore, C: ConfigSource> Processor for UpdateUserPolicy<S, C> {
             }
         }
         let d = &self.0;
+        if let Some(group) = change.values.group.as_ref().filter(|g| !g.is_default() && change.fields.contains(&PolicyField::Group)) {
+            // Groups are never deleted, so one that exists now still does when the move lands.
+            if d.store.get_group(group).await?.is_none() {
+                return Err(MarketError::InvalidArgument(format!("no reward group {group:?}")));
+            }
+        }
         for _ in 0..POLICY_ATTEMPTS {
             let (policy, config) = futures::join!(d.store.get_policy(&change.user), d.config.current());
             let policy = policy?;
@@ -114,6 +121,8 @@ impl<S: MarketStore, C: ConfigSource> Processor for UpdateUserPolicy<S, C> {
                     PolicyField::TriggerLimit => after.trigger_limit = change.values.trigger_limit,
                     PolicyField::MaxActiveCodes => after.max_active_codes = change.values.max_active_codes,
                     PolicyField::AffiliateEnabled => after.affiliate_enabled = change.values.affiliate_enabled,
+                    // The default group is the absence of one.
+                    PolicyField::Group => after.group = change.values.group.clone().filter(|g| !g.is_default()),
                 }
             }
             if after == before {
@@ -140,7 +149,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for UpdateUserPolicy<S, C> {
 fn overrides_json(o: &PolicyOverrides) -> serde_json::Value {
     json!({
         "commission_bps": o.commission_bps, "trigger_limit": o.trigger_limit,
-        "max_active_codes": o.max_active_codes, "affiliate_enabled": o.affiliate_enabled,
+        "max_active_codes": o.max_active_codes, "affiliate_enabled": o.affiliate_enabled, "group": o.group,
     })
 }
 
@@ -311,23 +320,6 @@ impl<S: MarketStore, C: ConfigSource, K: ConfigStore> Processor for UpdateMarket
 }
 
 // ---------------------------------------------------------------- listings
-
-pub const DEFAULT_PAGE_SIZE: u32 = 25;
-pub const MAX_PAGE_SIZE: u32 = 100;
-
-pub struct ListRequest<T> {
-    pub of: T,
-    pub page_size: u32,
-    pub page_token: Option<String>,
-}
-
-pub(crate) fn page_size(requested: u32) -> Result<u32, MarketError> {
-    match requested {
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        n if n <= MAX_PAGE_SIZE => Ok(n),
-        _ => Err(MarketError::InvalidArgument(format!("page_size must be at most {MAX_PAGE_SIZE}"))),
-    }
-}
 
 /// Whose trail to list.
 pub enum TrailOf {

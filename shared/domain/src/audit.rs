@@ -113,6 +113,9 @@ pub enum AuditAction {
     /// An admin erased the user (GDPR art. 17): on the pseudonym (`moved`, `rewritten`,
     /// `forfeited`).
     UserErased,
+    /// On the market's trail: an admin defined or changed a reward group (`group`,
+    /// `version`, `before`, `after`).
+    RewardGroupChanged,
 }
 
 impl AuditAction {
@@ -144,6 +147,7 @@ impl AuditAction {
             AuditAction::WaitingEventExpired => "waiting_event_expired",
             AuditAction::DataExported => "data_exported",
             AuditAction::UserErased => "user_erased",
+            AuditAction::RewardGroupChanged => "reward_group_changed",
         }
     }
 }

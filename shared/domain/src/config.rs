@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::MarketError;
 use crate::money::{Bps, Currency, Money};
-use crate::policy::{TriggerLimit, MAX_ACTIVE_CODES_CAP};
+use crate::limits::{TriggerLimit, MAX_ACTIVE_CODES_CAP};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -39,6 +39,9 @@ pub enum MarketError {
     /// A freshly generated invite code already exists (the create processor retries).
     #[error("invite code collision")]
     CodeCollision,
+    /// A change based on a version that is no longer current (read again, decide again).
+    #[error("changed meanwhile: the current version is {current}")]
+    VersionConflict { current: u64 },
     /// Concurrent writers kept winning; safe to retry the whole operation.
     #[error("concurrent update, retry")]
     Contention,

@@ -4,9 +4,9 @@
 use serde::{Deserialize, Deserializer};
 
 use crate::error::MarketError;
-use crate::ids::{EventId, OrderId, RefundId, UserId};
+use crate::ids::{EventId, OrderId, ProductId, RefundId, UserId};
 use crate::money::Money;
-use crate::inbound::{OrderPaid, OrderRefunded, RefundReason, UserRegistered};
+use crate::inbound::{OrderKind, OrderPaid, OrderRefunded, RefundReason, UserRegistered};
 use crate::time::Timestamp;
 
 /// `occurred_at`: RFC 3339 text or Unix epoch milliseconds.
@@ -51,6 +51,10 @@ pub struct OrderPaidEvent {
     pub currency: String,
     #[serde(deserialize_with = "timestamp")]
     pub occurred_at: Timestamp,
+    #[serde(default)]
+    pub product_id: Option<ProductId>,
+    #[serde(default)]
+    pub kind: Option<OrderKind>,
 }
 
 /// Exchange `shop`, routing key `order.refunded`: one refund (or chargeback) of part or all
@@ -89,6 +93,8 @@ impl OrderPaidEvent {
             amount: e.amount,
             currency: e.currency,
             occurred_at: e.occurred_at,
+            product_id: e.product_id,
+            kind: e.kind,
         })
     }
 }

@@ -59,6 +59,9 @@ opaque_id!(
     /// A platform user id (opaque, 1–64 characters).
     UserId, "user id", 64);
 opaque_id!(
+    /// A shop's product id (opaque, 1–64 characters), as `order.paid` may carry it.
+    ProductId, "product id", 64);
+opaque_id!(
     /// A shop order id (opaque, 1–64 characters).
     OrderId, "order id", 64);
 opaque_id!(

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EventId, OrderId, RefundId, UserId};
+use crate::ids::{EventId, OrderId, ProductId, RefundId, UserId};
 use crate::money::Money;
 use crate::time::Timestamp;
 
@@ -26,6 +26,21 @@ pub struct OrderPaid {
     pub amount: Money,
     pub currency: String,
     pub occurred_at: Timestamp,
+    /// What was bought (optional: reward rules may pay by product).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<ProductId>,
+    /// A new subscription or a renewal (optional: reward rules may pay by it). Stored as
+    /// `order_kind`: a waiting event's own tag is `kind`.
+    #[serde(default, rename = "order_kind", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<OrderKind>,
+}
+
+/// Whether an order starts a subscription or renews one (`order.paid`'s optional `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderKind {
+    New,
+    Renewal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +138,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A waiting order keeps what reward rules read: its product and kind survive the
+    /// waiting event's own `kind` tag.
+    #[test]
+    fn a_waiting_order_keeps_its_product_and_kind() {
+        let WaitingEvent::Order(mut o) = order("o1", 5) else { unreachable!() };
+        o.product_id = Some(crate::ids::ProductId::parse("pro").unwrap());
+        o.kind = Some(OrderKind::Renewal);
+        let json = serde_json::to_string(&WaitingEvent::Order(o.clone())).unwrap();
+        assert_eq!(serde_json::from_str::<WaitingEvent>(&json).unwrap(), WaitingEvent::Order(o));
+    }
+
     fn order(order_id: &str, at: i64) -> WaitingEvent {
         WaitingEvent::Order(OrderPaid {
             event_id: EventId::parse("e").unwrap(),
@@ -131,6 +157,7 @@ mod tests {
             amount: Money::from_minor(100),
             currency: "USD".into(),
             occurred_at: Timestamp::from_millis(at),
+            product_id: None, kind: None,
         })
     }
 

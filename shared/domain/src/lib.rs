@@ -10,20 +10,30 @@
 //! - [`processors`]: one [`processors::Processor`] per business operation.
 
 pub mod admin;
+pub mod admin_groups;
 pub mod audit;
 pub mod code;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod group;
 pub mod ids;
 pub mod inbound;
+pub mod ledger;
 pub mod lifecycle;
+pub mod limits;
 pub mod model;
 pub mod money;
 pub mod personal_data;
 pub mod policy;
 pub mod ports;
 pub mod processors;
+pub mod request;
+pub mod referral;
+pub mod rules;
 pub mod time;
+
+#[cfg(test)]
+mod layers;
 
 pub use error::MarketError;

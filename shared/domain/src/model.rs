@@ -4,10 +4,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::code::InviteCode;
-use crate::ids::{AdjustmentId, EventId, OrderId, ReversalId, UserId, WithdrawalId};
-use crate::lifecycle::{Commission, StatsDelta};
+use crate::ids::{EventId, OrderId, UserId};
+use crate::error::MarketError;
+use crate::lifecycle::{Commission, Earned, StatsDelta};
+use crate::rules::{self, SaleReward};
+use crate::limits::TriggerLimit;
 use crate::money::{Bps, Currency, Money};
-use crate::policy::TriggerLimit;
+
+pub use crate::ledger::{Bucket, HoldReason, LedgerEntry, ReversalCause, WithdrawalRecord};
 use crate::time::Timestamp;
 
 /// Real-time statistics of one user; always written in the transaction of the change.
@@ -18,6 +22,9 @@ pub struct AffiliateStats {
     pub invited_count: u64,
     #[serde(default)]
     pub rewarded_orders: u64,
+    /// Referred users who brought at least one reward (a group's tiers count them).
+    #[serde(default)]
+    pub paying_referrals: u64,
     /// Everything ever credited: rewards as earned (before refunds) and credit adjustments.
     #[serde(default)]
     pub total_earned: Money,
@@ -73,6 +80,7 @@ impl AffiliateStats {
         let over = || crate::MarketError::Overflow;
         self.invited_count = self.invited_count.checked_add(part.invited_count).ok_or_else(over)?;
         self.rewarded_orders = self.rewarded_orders.checked_add(part.rewarded_orders).ok_or_else(over)?;
+        self.paying_referrals = self.paying_referrals.checked_add(part.paying_referrals).ok_or_else(over)?;
         self.balance_changes = self.balance_changes.checked_add(part.balance_changes).ok_or_else(over)?;
         self.active_codes = self.active_codes.checked_add(part.active_codes).ok_or_else(over)?;
         for (mine, theirs) in [
@@ -100,6 +108,7 @@ impl AffiliateStats {
             user_id,
             invited_count: 0,
             rewarded_orders: 0,
+            paying_referrals: 0,
             total_earned: Money::ZERO,
             pending: Money::ZERO,
             available: Money::ZERO,
@@ -144,6 +153,7 @@ impl AffiliateStats {
         add(&mut self.earned_l2, d.earned_by_level[1]);
         add(&mut self.earned_l3, d.earned_by_level[2]);
         self.rewarded_orders = self.rewarded_orders.saturating_add_signed(d.rewarded_orders);
+        self.paying_referrals = self.paying_referrals.saturating_add_signed(d.paying_referrals);
     }
 }
 
@@ -195,6 +205,18 @@ pub struct RewardEvent {
     /// Set when an abuse rule fired: every level's reward of this order is held for review.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<HoldReason>,
+    /// The rule that decided it, with the cap and bounty the reward's write settles
+    /// (absent in events decided before reward groups: a percentage, uncapped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<Box<SaleReward>>,
+}
+
+/// What the reward's write settled of its rule: the cap's allowance for the sale part, and
+/// the bounty of a referred user's first rewarded order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settlement {
+    pub capped_at: Option<Money>,
+    pub bounty: Option<Money>,
 }
 
 /// A share of the order for an ancestor of the inviter.
@@ -211,148 +233,6 @@ pub struct LevelReward {
     /// before it was recorded (then unchecked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invited: Option<UserId>,
-}
-
-/// A completed withdrawal: what a retry with the same idempotency key gets back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WithdrawalRecord {
-    pub withdrawal_id: WithdrawalId,
-    pub user_id: UserId,
-    pub amount: Money,
-    pub currency: Currency,
-    /// `available` right after this withdrawal.
-    pub available_after: Money,
-    pub at: Timestamp,
-}
-
-/// Where a commission's amount sits in the statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Bucket {
-    Pending,
-    Available,
-    /// Held for an admin's review (an abuse rule fired): neither matures nor withdrawable.
-    Held,
-}
-
-/// Why a reward is held for review instead of pending/available.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HoldReason {
-    /// The inviter gained more than `review_referrals_per_hour` referrals in the UTC hour
-    /// the buyer registered in (flagged on the buyer at registration).
-    ReferralVelocity,
-    /// The order was paid within `review_min_seconds` of the buyer's registration.
-    FastFirstOrder,
-}
-
-impl HoldReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HoldReason::ReferralVelocity => "referral_velocity",
-            HoldReason::FastFirstOrder => "fast_first_order",
-        }
-    }
-}
-
-/// Why a commission was reduced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReversalCause {
-    Refund,
-    Chargeback,
-    /// An admin's `ReverseReward` (fraud, duplicate, ...: the note says).
-    Admin,
-    /// An admin rejected a reward held for review (`ReviewReward`).
-    ReviewRejected,
-}
-
-impl ReversalCause {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReversalCause::Refund => "refund",
-            ReversalCause::Chargeback => "chargeback",
-            ReversalCause::Admin => "admin",
-            ReversalCause::ReviewRejected => "review_rejected",
-        }
-    }
-}
-
-/// An append-only money movement. Entries are never updated or deleted; a change to a
-/// reward is a new entry linked to it by order id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum LedgerEntry {
-    /// A reward as earned (before any refund).
-    Reward {
-        user_id: UserId,
-        referred_user: UserId,
-        order_id: OrderId,
-        order_amount: Money,
-        currency: Currency,
-        commission_bps: Bps,
-        reward: Money,
-        at: Timestamp,
-        source_event_id: EventId,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        matures_at: Option<Timestamp>,
-        /// 1 = as the buyer's inviter; 2, 3 = as an ancestor (absent before levels: 1).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        level: Option<u8>,
-    },
-    Withdrawal {
-        user_id: UserId,
-        withdrawal_id: WithdrawalId,
-        amount: Money,
-        currency: Currency,
-        available_after: Money,
-        at: Timestamp,
-    },
-    /// Part or all of a reward taken back (refund, chargeback, admin void).
-    Reversal {
-        user_id: UserId,
-        order_id: OrderId,
-        reversal_id: ReversalId,
-        cause: ReversalCause,
-        /// The admin's reason (empty for refunds).
-        #[serde(default)]
-        note: String,
-        amount: Money,
-        /// Taken from pending (void) or available (clawback; may make it negative).
-        from: Bucket,
-        at: Timestamp,
-        /// The refund event's id, or `admin:<id>`.
-        source: String,
-    },
-    /// An admin's credit (positive) or debit (negative) of `available`.
-    Adjustment {
-        user_id: UserId,
-        adjustment_id: AdjustmentId,
-        amount: Money,
-        reason: String,
-        admin: UserId,
-        available_after: Money,
-        at: Timestamp,
-    },
-}
-
-impl LedgerEntry {
-    pub fn user_id(&self) -> &UserId {
-        match self {
-            LedgerEntry::Reward { user_id, .. }
-            | LedgerEntry::Withdrawal { user_id, .. }
-            | LedgerEntry::Reversal { user_id, .. }
-            | LedgerEntry::Adjustment { user_id, .. } => user_id,
-        }
-    }
-    pub fn at(&self) -> Timestamp {
-        match self {
-            LedgerEntry::Reward { at, .. }
-            | LedgerEntry::Withdrawal { at, .. }
-            | LedgerEntry::Reversal { at, .. }
-            | LedgerEntry::Adjustment { at, .. } => *at,
-        }
-    }
 }
 
 /// One row of a user's history (`ListRewardHistory`, admin `ListLedger`), newest first: a
@@ -380,8 +260,9 @@ impl From<&WithdrawalRecord> for LedgerEntry {
 impl RewardEvent {
     /// The reward as the lifecycle records it: earned at the order's time, maturing after
     /// the holding period decided with it.
-    pub fn earned(&self) -> crate::lifecycle::Earned {
-        crate::lifecycle::Earned {
+    /// Its reward is `net(A, 0)` under the terms it records.
+    pub fn earned(&self, settled: &Settlement) -> Result<Earned, MarketError> {
+        let mut earned = Earned {
             order_amount: self.order_amount,
             currency: self.currency.clone(),
             commission_bps: self.commission_bps,
@@ -392,11 +273,17 @@ impl RewardEvent {
             level: 1,
             level_earners: self.levels.iter().map(|l| l.earner.clone()).collect(),
             hold: self.hold,
-        }
+            terms: self.rule.as_ref().map(|r| Box::new(rules::earned_terms(r, settled.capped_at, settled.bounty))),
+        };
+        earned.reward = earned.gross().ok_or(MarketError::Overflow)?;
+        Ok(earned)
     }
 
-    /// An ancestor's share as the lifecycle records it (same order, time and maturity).
-    pub fn earned_at_level(&self, l: &LevelReward) -> crate::lifecycle::Earned {
-        crate::lifecycle::Earned { commission_bps: l.commission_bps, reward: l.reward, level: l.level, level_earners: Vec::new(), ..self.earned() }
+    /// An ancestor's share as the lifecycle records it (same order, time and maturity; the
+    /// level's rate of the same group and version).
+    pub fn earned_at_level(&self, l: &LevelReward) -> Result<Earned, MarketError> {
+        let first = self.earned(&Settlement::default())?;
+        let terms = self.rule.as_deref().map(|r| Box::new(rules::level_terms(r)));
+        Ok(Earned { commission_bps: l.commission_bps, reward: l.reward, level: l.level, level_earners: Vec::new(), terms, ..first })
     }
 }

@@ -31,6 +31,7 @@ pub fn to_status(err: MarketError) -> Status {
         | MarketError::AlreadyReviewed
         | MarketError::BalanceNotSettled => Code::FailedPrecondition,
         MarketError::IdempotencyConflict => Code::AlreadyExists,
+        MarketError::VersionConflict { .. } => Code::Aborted,
         MarketError::Contention | MarketError::CodeCollision | MarketError::Unavailable(_) => Code::Unavailable,
         MarketError::Internal(_) => Code::Internal,
         MarketError::RateLimited { .. } => Code::ResourceExhausted,

@@ -4,6 +4,7 @@
 use market_domain::admin::{ConfigField, PolicyField, UserPolicyView};
 use market_domain::audit::AuditRecord;
 use market_domain::config::MarketConfig;
+use market_domain::group::GroupName;
 use market_domain::lifecycle::Commission;
 use market_domain::model::{HistoryItem, LedgerEntry};
 use market_domain::time::Timestamp;
@@ -15,7 +16,7 @@ use market_domain::MarketError;
 use crate::timestamp;
 use crate::{history, v1};
 
-fn limit_to_proto(l: Option<TriggerLimit>) -> Option<v1::TriggerLimit> {
+pub(crate) fn limit_to_proto(l: Option<TriggerLimit>) -> Option<v1::TriggerLimit> {
     use v1::trigger_limit::Limit;
     l.map(|l| v1::TriggerLimit {
         limit: Some(match l {
@@ -26,7 +27,7 @@ fn limit_to_proto(l: Option<TriggerLimit>) -> Option<v1::TriggerLimit> {
 }
 
 /// `None` = not set (a cleared override); a count of 0 is rejected, never "unlimited".
-fn limit_from_proto(l: Option<&v1::TriggerLimit>) -> Result<Option<TriggerLimit>, MarketError> {
+pub(crate) fn limit_from_proto(l: Option<&v1::TriggerLimit>) -> Result<Option<TriggerLimit>, MarketError> {
     use v1::trigger_limit::Limit;
     match l.and_then(|l| l.limit.as_ref()) {
         None | Some(Limit::Unlimited(false)) => Ok(None),
@@ -44,6 +45,7 @@ pub fn user_policy(v: &UserPolicyView) -> v1::UserPolicy {
             trigger_limit: limit_to_proto(o.trigger_limit),
             max_active_codes: o.max_active_codes,
             affiliate_enabled: o.affiliate_enabled,
+            group: o.group.as_ref().map(ToString::to_string),
         }),
         effective: Some((&v.effective).into()),
         inviter: v.policy.as_ref().and_then(|p| p.inviter.as_ref()).map(ToString::to_string).unwrap_or_default(),
@@ -62,6 +64,7 @@ pub fn policy_change(o: Option<&v1::PolicyOverrides>, fields: &[String]) -> Resu
         trigger_limit: limit_from_proto(o.trigger_limit.as_ref())?,
         max_active_codes: o.max_active_codes,
         affiliate_enabled: o.affiliate_enabled,
+        group: o.group.as_deref().filter(|g| !g.is_empty()).map(GroupName::parse).transpose()?,
     };
     Ok((values, fields))
 }
@@ -136,6 +139,8 @@ pub fn reward_entry(c: &Commission, now: Timestamp) -> Option<v1::RewardEntry> {
         pending_until: r.pending_until,
         refunded_amount: r.refunded_amount,
         level: r.level,
+        rule: r.rule,
+        bounty: r.bounty,
     })
 }
 

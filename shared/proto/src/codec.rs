@@ -92,7 +92,7 @@ mod tests {
                               currency in ".{0,4}", holding in any::<u32>()) {
             use market_domain::MarketError;
             let limit = Some(v1::TriggerLimit { limit: Some(if unlimited { v1::trigger_limit::Limit::Unlimited(true) } else { v1::trigger_limit::Limit::Count(count) }) });
-            let o = v1::PolicyOverrides { commission_bps: bps, trigger_limit: limit, max_active_codes: codes, affiliate_enabled: None };
+            let o = v1::PolicyOverrides { commission_bps: bps, trigger_limit: limit, max_active_codes: codes, affiliate_enabled: None, group: None };
             let r = crate::admin::policy_change(Some(&o), &fields);
             prop_assert!(r.is_ok() || matches!(r, Err(MarketError::InvalidArgument(_))));
             let c = v1::MarketConfig { default_commission_bps: bps.unwrap_or(0), default_trigger_limit: limit, currency, holding_period_days: holding, ..Default::default() };

@@ -36,6 +36,8 @@ pub fn reward(c: &Commission, now: Timestamp) -> Option<v1::RewardHistoryEntry> 
         refunded_amount: c.refunded().minor(),
         currency: e.currency.to_string(),
         level: u32::from(e.level),
+        rule: e.terms.as_ref().map(|t| t.describe()).unwrap_or_default(),
+        bounty: e.terms.as_ref().and_then(|t| t.bounty).map_or(0, |b| b.minor()),
     })
 }
 

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod codec;
 pub mod history;
+pub mod rules;
 
 #[allow(clippy::all, clippy::pedantic)]
 pub mod v1 {
@@ -15,7 +16,8 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 
 use market_domain::model::{AffiliateStats, InviteCodeRecord, WithdrawalRecord};
 use market_domain::money::Currency;
-use market_domain::policy::{EffectivePolicy, TriggerLimit};
+use market_domain::policy::TriggerLimit;
+use market_domain::rules::EffectivePolicy;
 use market_domain::time::Timestamp;
 
 pub fn timestamp(t: Timestamp) -> prost_types::Timestamp {

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use market_domain::ids::{OrderId, UserId};
 use market_domain::lifecycle::{Commission, StatsDelta};
 use market_domain::policy::TriggerLimit;
@@ -120,15 +120,24 @@ impl DynamoStore {
                 items.push(check(&t.policy, key(attr::USER_ID, buyer.as_str()), cond, vec![(":inviter", s(inviter.as_str()))])?);
             }
             ReferralCheck::Counted(tc) => {
-                let (cond, mut values) = match tc.limit {
-                    TriggerLimit::Limited(limit) => (
-                        "#inviter = :inviter AND (attribute_not_exists(#rewards_triggered) OR #rewards_triggered < :limit) AND attribute_not_exists(#erasing)",
-                        vec![(":limit", n(i64::from(limit.get())))],
-                    ),
-                    TriggerLimit::Unlimited => ("#inviter = :inviter AND attribute_not_exists(#erasing)", vec![]),
-                };
-                values.extend([(":one", n(1)), (":inviter", s(tc.inviter.as_str()))]);
-                items.push(update(&t.policy, key(attr::USER_ID, tc.buyer.as_str()), "ADD #rewards_triggered :one", Some(cond), values)?);
+                // The count exactly as the step read it (so its first reward is known), which
+                // the step found under the limit.
+                let mut cond = String::from("#inviter = :inviter AND attribute_not_exists(#erasing) AND ");
+                cond.push_str(match tc.as_read {
+                    0 => "(attribute_not_exists(#rewards_triggered) OR #rewards_triggered = :as_read)",
+                    _ => "#rewards_triggered = :as_read",
+                });
+                let mut values = vec![(":as_read", n(i64::from(tc.as_read))), (":one", n(1)), (":inviter", s(tc.inviter.as_str()))];
+                if let TriggerLimit::Limited(limit) = tc.limit {
+                    cond.push_str(" AND (attribute_not_exists(#rewards_triggered) OR #rewards_triggered < :limit)");
+                    values.push((":limit", n(i64::from(limit.get()))));
+                }
+                let mut expr = String::from("ADD #rewards_triggered :one");
+                if let Some(used) = &tc.cap_used {
+                    expr.push_str(" SET #cap_used = :cap_used");
+                    values.push((":cap_used", AttributeValue::M(used.iter().map(|(k, v)| (k.clone(), n(*v))).collect())));
+                }
+                items.push(update(&t.policy, key(attr::USER_ID, tc.buyer.as_str()), &expr, Some(&cond), values)?);
             }
         }
         let expected_inviter = match &w.referral {
@@ -169,7 +178,15 @@ impl DynamoStore {
                 return Ok(Step::Again(seq.rebuilt(failed)));
             }
             Err(c) if expected_inviter.is_some() && c.failed(referral_at) => match c.old_item(referral_at) {
-                Some(old) if old.get(attr::INVITER).and_then(|v| v.as_s().ok()).map(String::as_str) == expected_inviter.map(|i| i.as_str()) => CommissionOutcome::LimitReached,
+                Some(old) if old.get(attr::INVITER).and_then(|v| v.as_s().ok()).map(String::as_str) == expected_inviter.map(|i| i.as_str()) => {
+                    // Still the inviter's referral: over the limit, or another reward of the
+                    // buyer counted since the read (read again).
+                    let count = old.get(attr::REWARDS_TRIGGERED).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+                    match &w.referral {
+                        ReferralCheck::Counted(tc) if tc.limit.allows_another(count) => CommissionOutcome::Conflict,
+                        _ => CommissionOutcome::LimitReached,
+                    }
+                }
                 _ => CommissionOutcome::Moved,
             },
             Err(_) => CommissionOutcome::Conflict,

@@ -31,6 +31,11 @@ pub fn key2(hash: (&str, &str), range: (&str, &str)) -> Item {
     HashMap::from([(hash.0.to_owned(), s(hash.1)), (range.0.to_owned(), s(range.1))])
 }
 
+/// A key of a string hash and a number range.
+pub fn key2_n(hash: (&str, &str), range: (&str, i64)) -> Item {
+    HashMap::from([(hash.0.to_owned(), s(hash.1)), (range.0.to_owned(), n(range.1))])
+}
+
 /// `#attr` placeholders used in the expressions, mapped to their attribute names.
 pub fn names_in(exprs: &[&str]) -> Option<HashMap<String, String>> {
     let mut names = HashMap::new();

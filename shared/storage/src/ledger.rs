@@ -99,7 +99,7 @@ pub(crate) fn stats_update(
     condition: Option<&str>,
     mut values: Values,
 ) -> Result<TransactWriteItem> {
-    let figures: [(&str, &'static str, i64); 10] = [
+    let figures: [(&str, &'static str, i64); 11] = [
         (attr::PENDING, ":d_pending", d.pending),
         (attr::AVAILABLE, ":d_available", d.available),
         (attr::TOTAL_EARNED, ":d_total_earned", d.total_earned),
@@ -107,6 +107,7 @@ pub(crate) fn stats_update(
         (attr::WITHDRAWN_TOTAL, ":d_withdrawn_total", d.withdrawn_total),
         (attr::HELD, ":d_held", d.held),
         (attr::REWARDED_ORDERS, ":d_rewarded_orders", d.rewarded_orders),
+        (attr::PAYING_REFERRALS, ":d_paying_referrals", d.paying_referrals),
         (attr::EARNED_L1, ":d_earned_l1", d.earned_by_level[0]),
         (attr::EARNED_L2, ":d_earned_l2", d.earned_by_level[1]),
         (attr::EARNED_L3, ":d_earned_l3", d.earned_by_level[2]),

@@ -12,6 +12,7 @@ mod erasure;
 mod commissions;
 mod error;
 mod expr;
+mod groups;
 mod history;
 mod ledger;
 pub mod outbox;

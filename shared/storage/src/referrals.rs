@@ -132,16 +132,18 @@ impl PolicyStore for DynamoStore {
     }
 
     async fn update_policy(&self, u: &PolicyUpdate) -> Result<bool> {
-        let fields: [(&str, Option<AttributeValue>, Option<AttributeValue>); 4] = [
+        let group = |o: &PolicyOverrides| o.group.as_ref().map(|g| s(g.as_str()));
+        let fields: [(&str, Option<AttributeValue>, Option<AttributeValue>); 5] = [
             (attr::COMMISSION_BPS, u.before.commission_bps.map(|b| n(i64::from(b.get()))), u.after.commission_bps.map(|b| n(i64::from(b.get())))),
             (attr::TRIGGER_LIMIT, limit_value(&u.before)?, limit_value(&u.after)?),
             (attr::MAX_ACTIVE_CODES, u.before.max_active_codes.map(|m| n(i64::from(m))), u.after.max_active_codes.map(|m| n(i64::from(m)))),
             (attr::AFFILIATE_ENABLED, u.before.affiliate_enabled.map(b), u.after.affiliate_enabled.map(b)),
+            (attr::GROUP, group(&u.before), group(&u.after)),
         ];
         let (mut sets, mut removes, mut conds, mut values) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (i, (name, before, after)) in fields.into_iter().enumerate() {
-            // Placeholders are static strings: four fields, indexed.
-            let (b_ph, a_ph) = ([":b0", ":b1", ":b2", ":b3"][i], [":a0", ":a1", ":a2", ":a3"][i]);
+            // Placeholders are static strings: five fields, indexed.
+            let (b_ph, a_ph) = ([":b0", ":b1", ":b2", ":b3", ":b4"][i], [":a0", ":a1", ":a2", ":a3", ":a4"][i]);
             match before {
                 Some(v) => {
                     conds.push(format!("#{name} = {b_ph}"));

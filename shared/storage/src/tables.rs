@@ -9,6 +9,7 @@
 //! | ledger (`affiliate_relation`) | PK `user_id`, SK `entry_key`: entries `reward#<order_id>`, `withdrawal#<id>`, `reversal#<order_id>#<refund or reversal id>`, `adjustment#<id>` (immutable); one `commission#<order_id>` per rewarded (or refunded) order: its lifecycle state, versioned | LSI `by-time` (`user_id`, `at_key` = `<ms, 13 digits>#<key>`): the history newest first (commissions, withdrawals, reversals, adjustments; reward entries are not in it — their commission is); sparse LSI `pending-by-maturity` (`user_id`, `pending_until`): a user's pending commissions by maturity, strongly consistent; sparse GSI `due-by-day` (`due_day`, `pending_until`, keys only): who has commissions maturing on a day (the scheduled catch-up); sparse GSI `held-for-review` (`review_queue` = `held`, `held_key` = `<earned ms, 13 digits>#<user>#<order>`): commissions waiting for an admin's review, oldest first; sparse GSI `by-buyer` (`buyer`, `entry_key`, keys only): the commissions of a buyer's orders | reward, refund, maturity, withdrawal, adjustment, admin reversal |
 //! | audit | PK `subject` (user id, or `#market` for the configuration), SK `at_key` = `<ms, 13 digits>#<action>#<request id>`: newest first; sparse GSI `by-about` (`about`, `at_key`, keys only): records on others' trails naming a user; TTL `purge_at` = the record's time + `AUDIT_RETENTION_YEARS` (absent: kept) | every state change, in its transaction |
 //! | parked events | PK `user_id` (the buyer), SK `event_key` = `order#<order_id>` or `refund#<order_id>#<refund_id>`: an order or refund that arrived before its buyer's registration (`event`, `parked_at`, `expires_at`; TTL `purge_at` a week after) | the buyer's waiting events (strongly consistent `Query`); sparse GSI `expiring-by-day` (`expire_day`, `expires_at`): what the scheduled expiry drops | order and refund hooks (park, conditional on the buyer's policy not registered), registration (decide and delete), scheduled expiry (delete) |
+//! | reward groups | PK `group_name`, SK `version`: each version immutable (≥ 1); the head (`version` 0) holds the current rules, `current` its number and `head` | GetItem of the head (every reward decision, strongly consistent) or of a version; sparse GSI `heads` (`head`, `group_name`): the admin listing | admin (`PutRewardGroup`: the next version + the head, conditional on `current` as read, + audit) |
 //! | outbox | PK `event_id` (= withdrawal id) | stream (NEW_IMAGE, INSERTs) to the relay, which sets `relayed_at` and TTL `purge_at` | withdrawal |
 //!
 //! The entry keys are what make repeats harmless: one `reward#<order_id>` per order (an
@@ -39,6 +40,11 @@ pub const BY_BUYER_INDEX: &str = "by-buyer";
 /// Sparse GSI of the audit table (`about`, `at_key`, keys only): the records on other
 /// users' trails that name a user (personal-data export).
 pub const BY_ABOUT_INDEX: &str = "by-about";
+/// Sparse GSI of the reward-groups table (`head`, `group_name`): every group's current
+/// version by name (the admin listing).
+pub const GROUP_HEADS_INDEX: &str = "heads";
+/// The one partition of that index (a programme defines a handful of groups).
+pub const GROUP_HEAD_PARTITION: &str = "head";
 /// The one partition of the review queue (a queue read by admins, written once per held
 /// reward and once per decision: far below a partition's limits).
 pub const REVIEW_QUEUE_PARTITION: &str = "held";
@@ -112,6 +118,15 @@ pub mod attr {
     pub const REFERRALS: &str = "referrals";
     pub const REVIEW_REASON: &str = "review_reason";
     pub const REVERSED_TOTAL: &str = "reversed_total";
+    pub const PAYING_REFERRALS: &str = "paying_referrals";
+    /// On a referred user's policy: their cap usage per window (`rules::capped`).
+    pub const CAP_USED: &str = "cap_used";
+    /// On an affiliate's policy: their reward group.
+    pub const GROUP: &str = "group";
+    /// Reward groups: the key, and on the current version's head item the index's key.
+    pub const GROUP_NAME: &str = "group_name";
+    pub const HEAD: &str = "head";
+    pub const CURRENT: &str = "current";
     pub const EARNED_L1: &str = "earned_l1";
     pub const EARNED_L2: &str = "earned_l2";
     pub const EARNED_L3: &str = "earned_l3";
@@ -177,6 +192,8 @@ pub struct Tables {
     pub outbox: String,
     pub audit: String,
     pub parked: String,
+    /// Reward groups (versioned rule sets).
+    pub groups: String,
     /// How long audit records are kept (the audit table's TTL `purge_at`).
     pub audit_retention: Retention,
 }
@@ -197,6 +214,7 @@ impl Tables {
             outbox: var("OUTBOX_TABLE")?,
             audit: var("AUDIT_TABLE")?,
             parked: var("PARKED_EVENTS_TABLE")?,
+            groups: var("REWARD_GROUPS_TABLE")?,
             audit_retention: Retention::from_env("AUDIT_RETENTION_YEARS")?,
         })
     }

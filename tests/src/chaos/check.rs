@@ -9,6 +9,7 @@ use futures::StreamExt;
 
 use market_domain::audit::AuditAction;
 use market_domain::code::InviteCode;
+use market_domain::group::GroupName;
 use market_domain::ids::UserId;
 use market_domain::model::{HistoryItem, LedgerEntry};
 use market_domain::ports::prelude::*;
@@ -146,6 +147,17 @@ pub async fn check(w: &World) -> (Vec<String>, HashSet<String>, Arrivals, HashMa
     let mut earned_per_buyer: HashMap<UserId, u32> = HashMap::new();
     let commission_keys = sent.orders.iter().filter_map(|o| Some((policies.get(&o.buyer)?.inviter.clone()?, o.order.clone())));
     let commissions = read_all(commission_keys, |(inviter, order)| async move { store.get_commission(&inviter, &order).await }).await;
+    // The rule versions the group-decided rewards recorded, as stored.
+    let versions: HashSet<(GroupName, u64)> = commissions
+        .values()
+        .filter_map(|c| c.as_ref().ok()?.as_ref()?.earned.as_ref()?.terms.clone())
+        .filter(|t| !t.group.is_default())
+        .map(|t| (t.group, t.version))
+        .collect();
+    let versions = read_all(versions, |(g, n)| async move { store.get_group_version(&g, n).await }).await;
+    let mut cap_use = HashMap::new();
+    let mut bounties: HashMap<UserId, u32> = HashMap::new();
+    let mut by_group = 0;
     for o in &sent.orders {
         let Some(inviter) = policies.get(&o.buyer).and_then(|p| p.inviter.clone()) else { continue };
         let i = w.inviters.iter().position(|u| sent.stored_as(u) == inviter);
@@ -161,6 +173,28 @@ pub async fn check(w: &World) -> (Vec<String>, HashSet<String>, Arrivals, HashMa
             }
         };
         match c.as_ref().and_then(|c| c.earned.as_ref().map(|e| (c, e))) {
+            Some((c, e)) if e.terms.as_ref().is_some_and(|t| !t.group.is_default()) => {
+                // Decided by the run's group: recomputed from the version it recorded.
+                *earned_per_buyer.entry(o.buyer.clone()).or_default() += 1;
+                by_group += 1;
+                let t = e.terms.as_ref().expect("terms");
+                let Some(Ok(Some(group))) = versions.get(&(t.group.clone(), t.version)) else {
+                    v.push(format!("order {}: group {} v{} not readable", o.order, t.group, t.version));
+                    continue;
+                };
+                if t.own_rate && !i.and_then(|i| sent.rates.get(&i)).is_some_and(|r| r.contains(&u32::from(e.commission_bps.get()))) {
+                    v.push(format!("order {}: own rate {} was never {inviter}'s", o.order, e.commission_bps.get()));
+                }
+                v.extend(super::rules::check_terms(o, e, t, &group.rules, &mut cap_use));
+                if t.bounty.is_some() {
+                    *bounties.entry(o.buyer.clone()).or_default() += 1;
+                }
+                let refunded: i64 = o.refunds.iter().map(|(_, a)| a).sum();
+                let net = super::rules::net(e, refunded);
+                if e.order_amount.minor() != o.amount || c.amount().minor() != net {
+                    v.push(format!("order {}: commission {} of {:?} after refunds {refunded} of {}, expected {net}", o.order, c.amount().minor(), e.order_amount, o.amount));
+                }
+            }
             Some((c, e)) => {
                 *earned_per_buyer.entry(o.buyer.clone()).or_default() += 1;
                 let bps = u32::from(e.commission_bps.get());
@@ -197,6 +231,16 @@ pub async fn check(w: &World) -> (Vec<String>, HashSet<String>, Arrivals, HashMa
             }
         }
     }
+    // Caps: no referred user's rewards in a window above the cap; one bounty per referred user.
+    for ((buyer, window), (used, cap)) in &cap_use {
+        if used > cap {
+            v.push(format!("{buyer}: {used} earned in cap window {window}, over the cap {cap}"));
+        }
+    }
+    for (buyer, n) in bounties.iter().filter(|(_, n)| **n > 1) {
+        v.push(format!("{buyer}: {n} sign-up bounties"));
+    }
+    w.sent().group_commissions = by_group;
     // Invariant 1: the trigger count is the number of the buyer's rewarded orders.
     for (buyer, p) in &policies {
         let earned = earned_per_buyer.get(buyer).copied().unwrap_or(0);

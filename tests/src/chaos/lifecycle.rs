@@ -168,6 +168,7 @@ mod tests {
             level: 1,
             level_earners: vec![],
             hold: None,
+            terms: None,
         };
         c = c.earn(earned, Timestamp::from_millis(2)).unwrap().after;
         let adjustment = LedgerEntry::Adjustment {

@@ -10,6 +10,7 @@
 pub mod check;
 pub mod faults;
 pub mod lifecycle;
+pub mod rules;
 pub mod workload;
 pub mod world;
 
@@ -86,6 +87,8 @@ pub struct Report {
     pub arrivals: check::Arrivals,
     /// Erasures requested (repeats included), and the users erased (buyers, inviters).
     pub erasures: (usize, usize, usize),
+    /// The run's reward group: versions written, inviters moved into it, commissions it decided.
+    pub rules: (u64, usize, usize),
     pub violations: Vec<String>,
     /// (operation, path) → (count, total time): where the workload's time goes.
     pub timings: BTreeMap<(&'static str, &'static str), (u32, Duration)>,
@@ -131,6 +134,11 @@ impl fmt::Display for Report {
             "  erasure      {} requested, {} buyers and {} inviters erased mid-run (later events on the pseudonyms; no item holds their ids)",
             self.erasures.0, self.erasures.1, self.erasures.2
         )?;
+        writeln!(
+            f,
+            "  rules        {} versions of the run's reward group, {} inviters moved into it, {} commissions decided by it (each recomputed from the version it recorded)",
+            self.rules.0, self.rules.1, self.rules.2
+        )?;
         let (workload, drain, total) = (self.workload_time.as_secs_f64(), self.drain_time.as_secs_f64(), self.total_time.as_secs_f64());
         writeln!(f, "  time         workload {workload:.1} s, drain {drain:.1} s, check and the rest {:.1} s, total {total:.1} s", total - workload - drain)?;
         let means: Vec<String> = self
@@ -165,6 +173,7 @@ fn kind(op: &workload::Op) -> &'static str {
         Stats { .. } => "stats",
         EraseBuyer { .. } => "erase_buyer",
         EraseInviter { .. } => "erase_inviter",
+        GroupChange { .. } => "group_change",
     }
 }
 
@@ -175,6 +184,8 @@ pub async fn run(s: &Settings) -> Report {
     let schedule = faults::schedule(&mut rng, s.ops / 250 + 1);
     let world = Arc::new(World::new(format!("chaos-{}", nanoid::nanoid!(6, &nanoid::alphabet::SAFE[2..])), s.inviters).await);
     let original = world.stored_config().await;
+    // The run's reward group, version 1; its inviters move in and out of it, it changes.
+    world.change_group(0).await;
     let outbound = MarketQueue::bind().await;
     // As a notification service or finance would bind: every lifecycle event.
     let lifecycle_queue = MarketQueue::bind_key("affiliate.#").await;
@@ -304,6 +315,10 @@ pub async fn run(s: &Settings) -> Report {
             let s = world.sent();
             let inviters = s.erased.keys().filter(|u| world.inviters.contains(u)).count();
             (s.erasures, s.erased.len() - inviters, inviters)
+        },
+        rules: {
+            let s = world.sent();
+            (s.group_versions, s.grouped_ever.len(), s.group_commissions)
         },
         violations,
         timings,

@@ -30,6 +30,8 @@ pub enum PolicyMove {
     TriggerLimit(Option<u32>),
     MaxCodes(u32),
     Enabled(bool),
+    /// Into the run's reward group (true) or back to the default group.
+    Group(bool),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +56,8 @@ pub enum Op {
     LateRegistration { pick: u32 },
     /// A second registration event (another event id) for an already registered buyer.
     RegisterAgain { pick: u32, inviter: usize },
-    Order { pick: u32, amount: i64, deliveries: u8 },
+    /// `item`: what was bought and how ([`ITEMS`]: product and kind, either optional).
+    Order { pick: u32, amount: i64, deliveries: u8, item: usize },
     /// An order sent again under a new event id (the shop re-publishing it).
     ReuseOrder { pick: u32 },
     /// Refunds `share` basis points of what is left of the order.
@@ -70,7 +73,16 @@ pub enum Op {
     /// An admin erases an inviter (their balance forfeited) while their buyers' orders and
     /// refunds go on arriving: only [`ERASABLE_INVITERS`]; again if erased before (a no-op).
     EraseInviter { user: usize },
+    /// An admin writes the run's reward group's next version: rules [`GROUP_VARIANTS`] `variant`.
+    GroupChange { variant: usize },
 }
+
+/// What an order carries for the reward rules: (product_id, kind).
+pub const ITEMS: [(Option<&str>, Option<&str>); 6] =
+    [(None, None), (Some("basic"), Some("new")), (Some("pro"), Some("new")), (Some("basic"), Some("renewal")), (Some("pro"), Some("renewal")), (Some("pro"), None)];
+
+/// How many rule sets the run's reward group changes between (`chaos::rules`).
+pub const GROUP_VARIANTS: usize = 6;
 
 /// Inviters an admin may erase mid-run: every fourth from the last flaky one on (a few of
 /// them, so the rest of the run keeps its affiliates).
@@ -123,13 +135,14 @@ pub fn draw(rng: &mut StdRng, ops: usize, inviters: usize, e2e_percent: u32) -> 
             // About as often as late registrations are drawn (35 % of 17 %): each waits a few
             // dozen operations, while its buyer's orders and refunds arrive.
             300..=349 => Op::LateRegistration { pick },
-            350..=619 => Op::Order { pick, amount: rng.gen_range(100..10_000), deliveries },
+            350..=619 => Op::Order { pick, amount: rng.gen_range(100..10_000), deliveries, item: rng.gen_range(0..ITEMS.len()) },
             620..=639 => Op::ReuseOrder { pick },
             640..=739 => Op::Refund { pick, share: rng.gen_range(500..=10_000), chargeback: rng.gen_bool(0.2), deliveries },
             740..=919 => Op::Withdraw { user: inviter, key: (i / 100) as u32 * 2 + rng.gen_range(0..KEY_WINDOW), twins: rng.gen_range(1..=4) },
             920..=959 => {
-                let change = match rng.gen_range(0..4) {
+                let change = match rng.gen_range(0..5) {
                     0 => PolicyMove::Rate(RATES[rng.gen_range(0..RATES.len())]),
+                    3 => PolicyMove::Group(rng.gen_bool(0.7)),
                     1 => PolicyMove::TriggerLimit(rng.gen_bool(0.5).then(|| rng.gen_range(3..8))),
                     2 => PolicyMove::MaxCodes(rng.gen_range(2..7)),
                     _ if inviter < FLAKY_INVITERS => PolicyMove::Enabled(rng.gen_bool(0.6)),
@@ -140,6 +153,7 @@ pub fn draw(rng: &mut StdRng, ops: usize, inviters: usize, e2e_percent: u32) -> 
             960..=969 => Op::GlobalRate { bps: GLOBAL_RATES[rng.gen_range(0..GLOBAL_RATES.len())] },
             970..=979 => Op::EraseBuyer { pick },
             980..=984 if erasable(inviter) => Op::EraseInviter { user: inviter },
+            985..=994 => Op::GroupChange { variant: rng.gen_range(0..GROUP_VARIANTS) },
             _ => Op::Stats { user: inviter },
         };
         let end_to_end = matches!(

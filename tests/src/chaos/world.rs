@@ -13,7 +13,11 @@ use market_config::RedisConfig;
 use market_domain::admin::{AdminRequest, ConfigChange, ConfigDeps, ConfigField, PolicyChange, PolicyField, UpdateMarketConfig, UpdateUserPolicy};
 use market_domain::code::InviteCode;
 use market_domain::config::MarketConfig;
-use market_domain::ids::{EventId, IdempotencyKey, OrderId, RefundId, UserId};
+use market_domain::admin_groups::{GroupChange, PutRewardGroup};
+use market_domain::group::GroupName;
+use market_domain::ids::{EventId, IdempotencyKey, OrderId, ProductId, RefundId, UserId};
+use market_domain::inbound::OrderKind;
+use market_domain::ports::GroupStore;
 use market_domain::lifecycle::RefundReason;
 use market_domain::money::{Bps, Money};
 use market_domain::policy::TriggerLimit;
@@ -26,7 +30,7 @@ use market_storage::DynamoStore;
 use rand::Rng;
 use tonic::Code;
 
-use super::workload::{key_amount, CodeKind, Op, PolicyMove, Via};
+use super::workload::{key_amount, CodeKind, Op, PolicyMove, Via, ITEMS};
 use crate::amqp::Publisher;
 use crate::rpc::Rpc;
 
@@ -54,6 +58,9 @@ pub struct OrderSent {
     /// Not yet refunded (refunds never exceed the order).
     pub left: i64,
     pub refunds: Vec<(String, i64)>,
+    /// What the order carried for the reward rules.
+    pub product: Option<&'static str>,
+    pub kind: Option<OrderKind>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +107,11 @@ pub struct Sent {
     pub erased: HashMap<UserId, UserId>,
     /// Erasures requested (repeats included).
     pub erasures: usize,
+    /// Inviters ever moved into the run's reward group, and its versions written.
+    pub grouped_ever: HashSet<usize>,
+    pub group_versions: u64,
+    /// Commissions the checker found decided by the run's group.
+    pub group_commissions: usize,
     /// Answers no client may ever get (e.g. `INTERNAL`), as they happened.
     pub violations: Vec<String>,
 }
@@ -113,6 +125,8 @@ pub struct Counters {
 
 pub struct World {
     pub run: String,
+    /// The run's reward group (its versions change between `chaos::rules::variant`s).
+    pub group: GroupName,
     pub inviters: Vec<UserId>,
     pub deps: Deps<DynamoStore, RedisConfig>,
     /// Creates codes dated three days back with a one-day expiry: expired when used.
@@ -158,7 +172,9 @@ impl World {
         let past = Deps::new(crate::store().await, StaticConfig(past_config)).with_clock(Arc::new(FixedClock(then)));
         let mut sent = Sent::default();
         sent.global_rates.insert(u32::from(fallback.default_commission_bps.get()));
+        let group = GroupName::parse(run.to_lowercase()).expect("group name");
         World {
+            group,
             inviters: (0..inviters).map(|i| UserId::parse(format!("{run}-inv{i}")).expect("id")).collect(),
             run,
             // The stack's erasure key: in-process events of an erased buyer find the same
@@ -394,11 +410,13 @@ impl World {
                 let inviter = self.inviters[user].clone();
                 self.erase(&inviter, true).await;
             }
-            Op::Order { pick, amount, deliveries } => {
+            Op::Order { pick, amount, deliveries, item } => {
                 let order = {
                     let mut s = self.sent();
                     let Some(b) = Self::pick(&s.pickable, pick) else { return };
-                    let order = OrderSent { order: new_order(&self.run), buyer: s.buyers[b].user.clone(), amount, left: amount, refunds: vec![] };
+                    let (product, kind) = ITEMS[item % ITEMS.len()];
+                    let kind = kind.map(|k| if k == "new" { OrderKind::New } else { OrderKind::Renewal });
+                    let order = OrderSent { order: new_order(&self.run), buyer: s.buyers[b].user.clone(), amount, left: amount, refunds: vec![], product, kind };
                     s.orders.push(order.clone());
                     if s.held_back.iter().any(|h| h.0 == b) {
                         s.overtaking_orders += 1;
@@ -441,6 +459,7 @@ impl World {
                 }
             }
             Op::Policy { user, change } => self.policy(user, change).await,
+            Op::GroupChange { variant } => self.change_group(variant).await,
             Op::GlobalRate { bps } => {
                 self.sent().global_rates.insert(bps);
                 let values = MarketConfig { default_commission_bps: Bps::new(bps).expect("rate"), ..self.fallback.clone() };
@@ -647,6 +666,8 @@ impl World {
                     amount: Money::from_minor(order.amount),
                     currency: "USD".into(),
                     occurred_at: SystemClock.now(),
+                    product_id: order.product.map(|p| ProductId::parse(p).expect("product")),
+                    kind: order.kind,
                 };
                 let tasks: Vec<_> = (0..deliveries)
                     .map(|_| {
@@ -674,7 +695,8 @@ impl World {
                 }
             }
             Via::EndToEnd => {
-                let body = Publisher::order_paid_body(event_id.as_str(), order.order.as_str(), order.buyer.as_str(), order.amount);
+                let kind = order.kind.map(|k| if k == OrderKind::New { "new" } else { "renewal" });
+                let body = Publisher::order_paid_body_of(event_id.as_str(), order.order.as_str(), order.buyer.as_str(), order.amount, order.product, kind);
                 for _ in 0..deliveries {
                     self.publish("shop", "order.paid", event_id.as_str(), &body).await;
                 }
@@ -760,6 +782,30 @@ impl World {
         self.sent().withdrawals.entry((user, key)).or_default().push(attempt);
     }
 
+    /// Defines the run's group (version 1, before the workload) or writes its next version,
+    /// over the version read (another change first: read again).
+    pub(super) async fn change_group(&self, variant: usize) {
+        let put = PutRewardGroup(self.deps.clone());
+        let r = self
+            .retry(|| async {
+                let current = self.deps.store.get_group(&self.group).await?.map_or(0, |g| g.version);
+                let body = GroupChange { name: self.group.clone(), rules: super::rules::variant(variant), description: format!("variant {variant}"), expected_version: current };
+                match put.process(AdminRequest { admin: admin(), request_id: nanoid::nanoid!(), body }).await {
+                    Err(MarketError::VersionConflict { .. }) => Err(MarketError::Contention),
+                    other => other,
+                }
+            })
+            .await;
+        match r {
+            Ok(g) => {
+                let mut s = self.sent();
+                s.group_versions = s.group_versions.max(g.version);
+            }
+            Err(e) if transient(&e) => {}
+            Err(e) => self.violation(format!("group change to variant {variant}: {e:?}")),
+        }
+    }
+
     async fn policy(&self, user: usize, change: PolicyMove) {
         let mut values = PolicyOverrides::default();
         let field = {
@@ -790,6 +836,13 @@ impl World {
                     }
                     values.affiliate_enabled = Some(on);
                     PolicyField::AffiliateEnabled
+                }
+                PolicyMove::Group(into) => {
+                    if into {
+                        s.grouped_ever.insert(user);
+                    }
+                    values.group = Some(if into { self.group.clone() } else { GroupName::default_group() });
+                    PolicyField::Group
                 }
             }
         };

@@ -109,6 +109,20 @@ impl Publisher {
         .to_string()
     }
 
+    /// With the optional fields reward rules read: what was bought, and whether it is a new
+    /// subscription or a renewal.
+    pub fn order_paid_body_of(event_id: &str, order: &str, user: &str, amount: i64, product_id: Option<&str>, kind: Option<&str>) -> String {
+        let mut body = serde_json::json!({"event_id": event_id, "order_id": order, "user_id": user, "amount": amount,
+                                          "currency": "USD", "occurred_at": now_millis()});
+        if let Some(p) = product_id {
+            body["product_id"] = p.into();
+        }
+        if let Some(k) = kind {
+            body["kind"] = k.into();
+        }
+        body.to_string()
+    }
+
     pub fn order_refunded_body(event_id: &str, refund_id: &str, order: &str, user: &str, amount: i64, reason: &str) -> String {
         Self::order_refunded_body_at(event_id, refund_id, order, user, amount, reason, now_millis())
     }

@@ -42,7 +42,11 @@ pub fn policy_update(pairs: &[String]) -> Result<(PolicyOverrides, Vec<String>),
                 overrides.affiliate_enabled = if clear { None } else { Some(v.parse().map_err(|_| bad())?) };
                 "affiliate_enabled"
             }
-            other => return Err(Failure::Usage(format!("unknown policy key {other:?}: rate, limit, max-codes, enabled"))),
+            "group" => {
+                overrides.group = if clear { None } else { Some(v.to_owned()) };
+                "group"
+            }
+            other => return Err(Failure::Usage(format!("unknown policy key {other:?}: rate, limit, max-codes, enabled, group"))),
         };
         update.push(field.to_owned());
     }

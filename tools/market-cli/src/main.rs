@@ -13,6 +13,7 @@ mod changes;
 mod dead_letters;
 mod dlq;
 mod failure;
+mod groups;
 mod render;
 mod stack;
 mod views;
@@ -101,11 +102,20 @@ enum Command {
     Events,
     /// GetUserPolicy (as administrator).
     Policy { user: String },
-    /// UpdateUserPolicy: rate=BPS, limit=N|unlimited, max-codes=N, enabled=true|false; VALUE "default" clears.
+    /// UpdateUserPolicy: rate=BPS, limit=N|unlimited, max-codes=N, enabled=true|false, group=NAME; VALUE "default" clears.
     SetPolicy {
         user: String,
         #[arg(required = true, value_name = "KEY=VALUE")]
         pairs: Vec<String>,
+    },
+    /// ListRewardGroups: each group's current rules (--json: the shape set-group reads).
+    Groups,
+    /// PutRewardGroup: NAME's next version, its rules from a JSON file (see README, Reward rules).
+    SetGroup {
+        name: String,
+        file: String,
+        #[arg(long)]
+        description: Option<String>,
     },
     /// GetMarketConfig.
     Config,
@@ -357,6 +367,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let request = UpdateUserPolicyRequest { user_id: user, overrides: Some(overrides), update };
             let r = rpc.admin().update_user_policy(Rpc::authed(request, &admin_token(&rpc))).await?;
             emit(json, views::policy(&r.into_inner()));
+        }
+        Command::Groups => {
+            let rpc = rpc()?;
+            let r = rpc.admin().list_reward_groups(Rpc::authed(ListRewardGroupsRequest {}, &admin_token(&rpc))).await?;
+            emit(json, groups::listing(&r.into_inner().groups)?);
+        }
+        Command::SetGroup { name, file, description } => {
+            let rpc = rpc()?;
+            let token = admin_token(&rpc);
+            let current = rpc.admin().list_reward_groups(Rpc::authed(ListRewardGroupsRequest {}, &token)).await?.into_inner().groups;
+            let request = groups::put_request(&name, &file, description, &current)?;
+            let written = rpc.admin().put_reward_group(Rpc::authed(request, &token)).await?.into_inner();
+            emit(json, groups::listing(&[written])?);
         }
         Command::Config => {
             let rpc = rpc()?;

@@ -65,6 +65,8 @@ pub fn stats(r: &GetAffiliateStatsResponse) -> View {
         ("trigger limit", effective_limit(&p)),
         ("codes", format!("{} of {}", s.active_codes, p.max_active_codes)),
         ("affiliate", if p.affiliate_enabled { "enabled" } else { "disabled" }.into()),
+        ("group", group_line(r.group.as_ref())),
+        ("tier", tier_line(r.group.as_ref())),
     ]) + "\n\n"
         + &codes_table(&r.codes);
     let json = json!({
@@ -73,8 +75,37 @@ pub fn stats(r: &GetAffiliateStatsResponse) -> View {
         "invited_users": s.invited_count, "rewarded_orders": s.rewarded_orders, "active_codes": s.active_codes,
         "policy": {"commission_bps": p.commission_bps, "trigger_limit": effective_limit(&p), "max_active_codes": p.max_active_codes, "affiliate_enabled": p.affiliate_enabled},
         "codes": codes_json(&r.codes), "updated_at": ts(s.updated_at.as_ref()),
+        "group": r.group.as_ref().map(|g| json!({
+            "name": g.group.as_ref().map(|x| x.name.clone()), "version": g.group.as_ref().map(|x| x.version),
+            "own_commission_bps": g.own_commission_bps, "paying_referrals": g.paying_referrals,
+            "current_tier": g.current_tier, "next_tier": g.next_tier, "paying_referrals_to_next_tier": g.paying_referrals_to_next_tier,
+        })),
     });
     View { json, text }
+}
+
+/// "vip v3: 10 %, flat 5.00 bounty, cap 50.00 a month" — what the affiliate's group pays.
+fn group_line(g: Option<&AffiliateGroup>) -> String {
+    let Some(group) = g.and_then(|g| g.group.as_ref()) else { return "-".into() };
+    let Ok(rules) = market_proto::rules::rules_from_proto(group.rules.as_ref()) else { return group.name.clone() };
+    let mut parts = vec![rules.payout.describe()];
+    parts.extend(rules.modifiers.iter().map(|m| format!("{}: {}", m.name, m.payout.describe())));
+    if let Some(b) = rules.bounty {
+        parts.push(format!("bounty {}", b.amount.minor()));
+    }
+    if let Some(c) = rules.cap {
+        parts.push(format!("cap {} per {:?}", c.amount.minor(), c.interval).to_lowercase());
+    }
+    format!("{} v{}: {}", group.name, group.version, parts.join(", "))
+}
+
+fn tier_line(g: Option<&AffiliateGroup>) -> String {
+    let Some(g) = g else { return "-".into() };
+    let current = if g.current_tier.is_empty() { "none".to_owned() } else { g.current_tier.clone() };
+    match g.next_tier.as_str() {
+        "" => format!("{current} ({} paying referrals)", g.paying_referrals),
+        next => format!("{current} ({} paying referrals; {} more for {next})", g.paying_referrals, g.paying_referrals_to_next_tier),
+    }
 }
 
 pub fn codes(codes: &[InviteCode]) -> View {
@@ -169,6 +200,8 @@ pub fn ledger(entries: &[LedgerEntry], currency: &str) -> View {
                     refunded_amount: r.refunded_amount,
                     currency: r.currency,
                     level: r.level,
+                    rule: r.rule,
+                    bounty: r.bounty,
                 }),
                 ledger_entry::Entry::Withdrawal(w) => history_entry::Entry::Withdrawal(w),
                 ledger_entry::Entry::Reversal(r) => history_entry::Entry::Reversal(r),
@@ -193,7 +226,7 @@ pub fn audit(records: &[AuditRecord]) -> View {
 }
 
 pub fn policy(p: &UserPolicy) -> View {
-    let o = p.overrides.unwrap_or_default();
+    let o = p.overrides.clone().unwrap_or_default();
     let e = p.effective.unwrap_or_default();
     let or_default = |v: Option<String>| v.unwrap_or_else(|| "default".into());
     let text = fields(&[
@@ -205,11 +238,12 @@ pub fn policy(p: &UserPolicy) -> View {
         ("trigger limit", format!("{} (override: {})", effective_limit(&e), limit_of(o.trigger_limit.as_ref()))),
         ("max codes", format!("{} (override: {})", e.max_active_codes, or_default(o.max_active_codes.map(|n| n.to_string())))),
         ("affiliate", format!("{} (override: {})", if e.affiliate_enabled { "enabled" } else { "disabled" }, or_default(o.affiliate_enabled.map(|b| b.to_string())))),
+        ("group", or_default(o.group.clone())),
     ]);
     let json = json!({
         "user_id": p.user_id, "inviter": p.inviter, "registered_at": ts(p.registered_at.as_ref()), "rewards_triggered": p.rewards_triggered,
         "effective": {"commission_bps": e.commission_bps, "trigger_limit": effective_limit(&e), "max_active_codes": e.max_active_codes, "affiliate_enabled": e.affiliate_enabled},
-        "overrides": {"commission_bps": o.commission_bps, "trigger_limit": o.trigger_limit.as_ref().map(|l| limit_of(Some(l))), "max_active_codes": o.max_active_codes, "affiliate_enabled": o.affiliate_enabled},
+        "overrides": {"commission_bps": o.commission_bps, "trigger_limit": o.trigger_limit.as_ref().map(|l| limit_of(Some(l))), "max_active_codes": o.max_active_codes, "affiliate_enabled": o.affiliate_enabled, "group": o.group},
     });
     View { json, text }
 }

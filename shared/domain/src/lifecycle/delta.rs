@@ -1,6 +1,6 @@
 //! What a lifecycle step adds to the earner's statistics.
 
-use crate::model::Bucket;
+use crate::ledger::Bucket;
 
 /// Signed changes of one user's statistics, applied with `ADD` in the change's transaction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -12,6 +12,8 @@ pub struct StatsDelta {
     pub withdrawn_total: i64,
     pub held: i64,
     pub rewarded_orders: i64,
+    /// A referred user's first reward (their inviter's paying referrals).
+    pub paying_referrals: i64,
     /// Rewards earned (gross), by level (index 0 = level 1).
     pub earned_by_level: [i64; 3],
 }
@@ -24,7 +26,7 @@ impl StatsDelta {
     /// user's main statistics (a store's shards), since nothing conditions on its figures
     /// shrinking there.
     pub fn is_credit_only(&self) -> bool {
-        let figures = [self.pending, self.available, self.total_earned, self.reversed_total, self.withdrawn_total, self.held, self.rewarded_orders];
+        let figures = [self.pending, self.available, self.total_earned, self.reversed_total, self.withdrawn_total, self.held, self.rewarded_orders, self.paying_referrals];
         !self.is_zero() && figures.iter().chain(self.earned_by_level.iter()).all(|v| *v >= 0)
     }
     pub(super) fn add_to(&mut self, bucket: Bucket, amount: i64) {
@@ -44,6 +46,7 @@ impl StatsDelta {
             withdrawn_total: self.withdrawn_total.checked_add(o.withdrawn_total)?,
             held: self.held.checked_add(o.held)?,
             rewarded_orders: self.rewarded_orders.checked_add(o.rewarded_orders)?,
+            paying_referrals: self.paying_referrals.checked_add(o.paying_referrals)?,
             earned_by_level: [
                 self.earned_by_level[0].checked_add(o.earned_by_level[0])?,
                 self.earned_by_level[1].checked_add(o.earned_by_level[1])?,

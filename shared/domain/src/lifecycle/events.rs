@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 
 use super::Change;
 use crate::ids::UserId;
-use crate::model::{Bucket, HoldReason, LedgerEntry, ReversalCause, WithdrawalRecord};
+use crate::ledger::{Bucket, HoldReason, LedgerEntry, ReversalCause, WithdrawalRecord};
 use crate::money::{Currency, Money};
 use crate::time::Timestamp;
 
@@ -326,6 +326,7 @@ mod tests {
             level: 1,
             level_earners: vec![],
             hold: None,
+            terms: None,
         }
     }
 

@@ -19,8 +19,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::group::EarnedTerms;
 use crate::ids::{EventId, OrderId, RefundId, ReversalId, UserId};
-use crate::model::{Bucket, HoldReason, LedgerEntry, ReversalCause};
+use crate::ledger::{Bucket, HoldReason, LedgerEntry, ReversalCause};
 use crate::money::{commission, Bps, Currency, Money};
 use crate::time::Timestamp;
 
@@ -51,6 +52,17 @@ pub struct Earned {
     /// Why the reward was held for review when it was earned (`None`: it was not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<HoldReason>,
+    /// The rule that paid it (`None`: a percentage at `commission_bps`, uncapped, without
+    /// bounty — every reward earned before reward groups); boxed, as in the ledger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms: Option<Box<EarnedTerms>>,
+}
+
+impl Earned {
+    /// What the reward is worth before any refund (what `reward` must be).
+    pub fn gross(&self) -> Option<Money> {
+        net(self, Money::ZERO)
+    }
 }
 
 /// An admin's decision on a held commission (made once).
@@ -254,7 +266,7 @@ impl Commission {
     pub fn status(&self, now: Timestamp) -> Option<CommissionStatus> {
         let e = self.earned.as_ref()?;
         let amount = self.amount();
-        Some(if !amount.is_positive() {
+        Some(if !amount.is_positive() && e.reward.is_positive() {
             CommissionStatus::Reversed
         } else if self.is_held() {
             CommissionStatus::HeldForReview
@@ -309,6 +321,7 @@ impl Commission {
             source_event_id: earned.source_event_id.clone(),
             matures_at: Some(earned.matures_at),
             level: (earned.level != 1).then_some(earned.level),
+            terms: earned.terms.clone(),
         }];
         let mut previous = gross;
         let mut refunded = Money::ZERO;
@@ -424,10 +437,26 @@ impl Commission {
     }
 }
 
-/// `floor((A − R) × bps / 10000)`; `None` on overflow (R ≤ A is kept by the callers).
+/// What a reward is worth after refunds R of its order of amount A, by the rule it was
+/// earned under: a percentage `floor((A − R) × bps / 10000)`, a flat reward whole until
+/// R = A; either at most what its cap allowed when earned; plus its sign-up bounty until
+/// R = A. `None` on overflow (R ≤ A is kept by the callers).
 fn net(e: &Earned, refunded: Money) -> Option<Money> {
-    let rest = e.order_amount.checked_sub(refunded).ok()?;
-    commission(Money::from_minor(rest.minor().max(0)), e.commission_bps).ok()
+    let rest = Money::from_minor(e.order_amount.checked_sub(refunded).ok()?.minor().max(0));
+    let terms = e.terms.as_ref();
+    let sale = match terms.and_then(|t| t.flat) {
+        Some(flat) if rest.is_positive() => flat,
+        Some(_) => Money::ZERO,
+        None => commission(rest, e.commission_bps).ok()?,
+    };
+    let sale = match terms.and_then(|t| t.capped_at) {
+        Some(cap) => sale.min(cap),
+        None => sale,
+    };
+    match terms.and_then(|t| t.bounty) {
+        Some(bounty) if rest.is_positive() => sale.checked_add(bounty).ok(),
+        _ => Some(sale),
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ fn earned(amount: i64, bps: u32, matures_at: i64) -> Earned {
         level: 1,
         level_earners: Vec::new(),
         hold: None,
+        terms: None,
     }
 }
 
@@ -178,6 +179,22 @@ fn run(steps: &[Step], e: &Earned) -> (Commission, StatsDelta, Vec<LedgerEntry>)
     (c, total, entries)
 }
 
+/// Refunds of the drawn parts that fit the order (the over-refund rule is tested above),
+/// and what is left of it after them.
+fn fitting_refunds(amount: i64, parts: &[i64]) -> (Vec<Step>, i64) {
+    let mut left = amount;
+    let refunds = parts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let p = (*p).min(left);
+            left -= p;
+            (p > 0).then_some(Step::Refund(i as u32, p))
+        })
+        .collect();
+    (refunds, left)
+}
+
 fn stats_sum_invariant(total: StatsDelta) -> bool {
     total.total_earned == total.pending + total.available + total.held + total.reversed_total
 }
@@ -192,13 +209,7 @@ proptest! {
         earn_at in 0usize..6, seed in any::<u64>(),
     ) {
         let e = earned(amount, bps, 0);
-        // Refunds that fit the order (the over-refund rule is tested above).
-        let mut left = amount;
-        let refunds: Vec<Step> = parts.iter().enumerate().filter_map(|(i, p)| {
-            let p = (*p).min(left);
-            left -= p;
-            (p > 0).then_some(Step::Refund(i as u32, p))
-        }).collect();
+        let (refunds, left) = fitting_refunds(amount, &parts);
         let mut reference = vec![Step::Earn];
         reference.extend(refunds.iter().cloned());
         let mut shuffled = refunds.clone();
@@ -268,4 +279,75 @@ fn statistics_kept_apart_add_up() {
     main.absorb(&shard).unwrap();
     assert_eq!((main.available.minor(), main.credited_apart.minor(), main.total_earned.minor()), (170, 200, 200));
     assert_eq!((main.rewarded_orders, main.balance_changes), (2, 2));
+}
+
+/// A reward earned under a group's rule: the sale part as flat or percentage, capped, with
+/// a bounty (what `RewardEvent::earned` builds: `reward` = its gross).
+fn earned_under(amount: i64, bps: u32, flat: Option<i64>, cap: Option<i64>, bounty: Option<i64>) -> Earned {
+    let terms = crate::group::EarnedTerms {
+        group: crate::group::GroupName::parse("g").unwrap(),
+        version: 2,
+        modifier: None,
+        own_rate: false,
+        flat: flat.map(|f| Money::from_minor(f.min(amount))),
+        capped_at: cap.map(Money::from_minor),
+        bounty: bounty.map(Money::from_minor),
+    };
+    let mut e = Earned { terms: Some(Box::new(terms)), ..earned(amount, bps, 0) };
+    e.reward = e.gross().unwrap();
+    e
+}
+
+#[test]
+fn a_flat_reward_and_a_bounty_are_kept_until_a_full_refund() {
+    let e = earned_under(10_000, 0, Some(500), None, Some(300));
+    assert_eq!(e.reward.minor(), 800);
+    let (c, total, _) = run(&[Step::Earn, Step::Refund(1, 9_999)], &e);
+    assert_eq!((c.amount().minor(), total.reversed_total), (800, 0), "a partial refund leaves a flat reward whole");
+    let (c, total, _) = run(&[Step::Earn, Step::Refund(1, 9_999), Step::Refund(2, 1)], &e);
+    assert_eq!((c.amount().minor(), total.reversed_total), (0, 800), "the full refund voids it and the bounty");
+    // A capped percentage: min(floor((A − R) × bps), what the cap allowed).
+    let e = earned_under(10_000, 2_000, None, Some(1_500), None);
+    assert_eq!(e.reward.minor(), 1_500);
+    let (c, _, _) = run(&[Step::Refund(1, 2_000), Step::Earn], &e);
+    assert_eq!(c.amount().minor(), 1_500, "floor(8 000 × 20 %) = 1 600, capped at 1 500");
+    let (c, _, _) = run(&[Step::Refund(1, 5_000), Step::Earn], &e);
+    assert_eq!(c.amount().minor(), 1_000);
+    // A reward the cap took to 0 is worth 0 and is not shown as reversed.
+    let e = earned_under(10_000, 2_000, None, Some(0), None);
+    let (c, _, _) = run(&[Step::Earn], &e);
+    assert_eq!(c.status(NOW), Some(CommissionStatus::Available));
+}
+
+proptest! {
+    /// Under any rule kind (flat or percentage, capped or not, with a bounty or not),
+    /// refunds before or after the reward give the same commission and statistics, and the
+    /// commission is the rule's formula on A − R.
+    #[test]
+    fn every_rule_kind_follows_refunds_in_any_order(
+        amount in 1i64..1_000_000, bps in 0u32..=10_000, flat in proptest::option::of(1i64..2_000_000),
+        cap in proptest::option::of(0i64..100_000), bounty in proptest::option::of(1i64..10_000),
+        parts in proptest::collection::vec(1i64..400_000, 0..5), earn_at in 0usize..6,
+    ) {
+        let e = earned_under(amount, bps, flat, cap, bounty);
+        let (refunds, left) = fitting_refunds(amount, &parts);
+        let mut reference = vec![Step::Earn];
+        reference.extend(refunds.iter().cloned());
+        let mut steps: Vec<Step> = refunds.iter().rev().flat_map(|s| [s.clone(), s.clone()]).collect();
+        steps.insert(earn_at.min(steps.len()), Step::Earn);
+        let (a, sa, _) = run(&reference, &e);
+        let (b, sb, _) = run(&steps, &e);
+        prop_assert_eq!(a.amount(), b.amount());
+        prop_assert_eq!(sa, sb);
+        prop_assert!(stats_sum_invariant(sb));
+        let sale = match flat {
+            Some(f) if left > 0 => f.min(amount),
+            Some(_) => 0,
+            None => commission(Money::from_minor(left), Bps::new(bps).unwrap()).unwrap().minor(),
+        };
+        let sale = cap.map_or(sale, |c| sale.min(c));
+        let expected = sale + if left > 0 { bounty.unwrap_or(0) } else { 0 };
+        prop_assert_eq!(b.amount().minor(), expected);
+        prop_assert!(b.amount() <= e.reward);
+    }
 }

@@ -2,12 +2,14 @@
 //! these; the processors decide, the store only applies a decision atomically, with
 //! conditions that make it safe to repeat and that re-check the rules under concurrency.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use crate::audit::AuditRecord;
 use crate::code::InviteCode;
 use crate::config::MarketConfig;
 use crate::error::MarketError;
+use crate::group::GroupName;
 use crate::ids::{AdjustmentId, EventId, IdempotencyKey, OrderId, UserId, WithdrawalId};
 use crate::lifecycle::events::Publication;
 use crate::lifecycle::{Change, Commission, StatsDelta};
@@ -18,8 +20,11 @@ use crate::time::Timestamp;
 
 pub type Result<T> = std::result::Result<T, MarketError>;
 
+mod groups;
 mod parked;
 mod personal_data;
+pub use crate::referral::ReferralRejection;
+pub use groups::{GroupStore, GroupWrite};
 pub use parked::{ParkOutcome, ParkedEvent, ParkedStore, Parking};
 pub use personal_data::{Erased, Erasure, ErasureStore, PersonalDataStore};
 
@@ -85,32 +90,6 @@ pub struct VelocityCount {
     pub purge_at: Timestamp,
 }
 
-/// Why a registration did not record a referral.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReferralRejection {
-    InvalidCode,
-    UnknownCode,
-    InactiveCode,
-    ExpiredCode,
-    SelfReferral,
-    InviterDisabled,
-    AlreadyRegistered,
-}
-
-impl ReferralRejection {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReferralRejection::InvalidCode => "invalid_code",
-            ReferralRejection::UnknownCode => "unknown_code",
-            ReferralRejection::InactiveCode => "inactive_code",
-            ReferralRejection::ExpiredCode => "expired_code",
-            ReferralRejection::SelfReferral => "self_referral",
-            ReferralRejection::InviterDisabled => "inviter_disabled",
-            ReferralRejection::AlreadyRegistered => "already_registered",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegistrationOutcome {
@@ -144,6 +123,8 @@ pub struct PolicyOverrides {
     pub trigger_limit: Option<TriggerLimit>,
     pub max_active_codes: Option<u32>,
     pub affiliate_enabled: Option<bool>,
+    /// The reward group (`None`: the default group).
+    pub group: Option<GroupName>,
 }
 
 impl PolicyOverrides {
@@ -153,6 +134,7 @@ impl PolicyOverrides {
             trigger_limit: p.trigger_limit,
             max_active_codes: p.max_active_codes,
             affiliate_enabled: p.affiliate_enabled,
+            group: p.group.clone(),
         })
     }
 }
@@ -212,6 +194,12 @@ pub struct TriggerCount {
     pub buyer: UserId,
     pub inviter: UserId,
     pub limit: TriggerLimit,
+    /// The buyer's `rewards_triggered` as the step read it: the count must still be it
+    /// (another reward of the buyer first: `Conflict`, read again), so that "the referred
+    /// user's first rewarded order" (bounty, paying referrals) is exact.
+    pub as_read: u32,
+    /// The buyer's cap usage after this reward (a capped group), set with the count.
+    pub cap_used: Option<BTreeMap<String, i64>>,
     /// The levels' links as decided, (user, their inviter) up from the inviter: each must
     /// still hold, so that no level is paid under an id an erasure moved meanwhile.
     pub chain: Vec<(UserId, UserId)>,
@@ -394,9 +382,9 @@ pub trait HistoryStore: Send + Sync + 'static {
 }
 
 /// Storage port: every aggregate's store.
-pub trait MarketStore: CodeStore + PolicyStore + CommissionStore + BalanceStore + HistoryStore + ParkedStore + PersonalDataStore + ErasureStore {}
+pub trait MarketStore: CodeStore + PolicyStore + CommissionStore + BalanceStore + HistoryStore + ParkedStore + PersonalDataStore + ErasureStore + GroupStore {}
 
-impl<T: CodeStore + PolicyStore + CommissionStore + BalanceStore + HistoryStore + ParkedStore + PersonalDataStore + ErasureStore> MarketStore for T {}
+impl<T: CodeStore + PolicyStore + CommissionStore + BalanceStore + HistoryStore + ParkedStore + PersonalDataStore + ErasureStore + GroupStore> MarketStore for T {}
 
 /// The configuration document as stored, for the admin API (no cache: the truth).
 pub trait ConfigStore: Send + Sync + 'static {
@@ -441,5 +429,5 @@ impl ConfigSource for StaticConfig {
 
 /// The store traits, for callers holding a concrete store (`use ports::prelude::*`).
 pub mod prelude {
-    pub use super::{BalanceStore, CodeStore, CommissionStore, HistoryStore, MarketStore, ParkedStore, PolicyStore};
+    pub use super::{BalanceStore, CodeStore, CommissionStore, GroupStore, HistoryStore, MarketStore, ParkedStore, PolicyStore};
 }

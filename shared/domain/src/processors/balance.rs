@@ -10,7 +10,7 @@
 use serde_json::json;
 use tracing::info;
 
-use crate::admin::AdminRequest;
+use crate::request::AdminRequest;
 use crate::audit::{Actor, AuditAction, AuditRecord};
 use crate::error::MarketError;
 use crate::ids::{AdjustmentId, IdempotencyKey, UserId, WithdrawalId};

@@ -12,7 +12,7 @@ use crate::code::InviteCode;
 use crate::error::MarketError;
 use crate::ids::{IdempotencyKey, UserId};
 use crate::model::InviteCodeRecord;
-use crate::policy::EffectivePolicy;
+use crate::rules::EffectivePolicy;
 use crate::ports::{ConfigSource, Deactivation, MarketStore, NewCode};
 
 pub struct ListInviteCodes<S, C>(pub Deps<S, C>);

@@ -1,7 +1,7 @@
 //! The affiliate's own history: their ledger newest first, each reward with its status at
 //! the moment of the call.
 
-use crate::admin::{page_size, ListRequest};
+use crate::request::{page_size, ListRequest};
 use crate::error::MarketError;
 use crate::model::HistoryItem;
 use crate::ports::{ConfigSource, MarketStore, Page};

@@ -4,7 +4,10 @@ use super::{Deps, Processor, DUE_READ_LIMIT};
 use crate::error::MarketError;
 use crate::ids::UserId;
 use crate::model::{AffiliateStats, InviteCodeRecord};
-use crate::policy::EffectivePolicy;
+use super::rewards::group_of;
+use crate::group::{GroupName, RewardGroup};
+use crate::money::Bps;
+use crate::rules::{tier_standing, EffectivePolicy, TierStanding};
 use crate::ports::{ConfigSource, MarketStore};
 use crate::time::Timestamp;
 
@@ -20,6 +23,11 @@ pub struct AffiliateOverview {
     pub currency: crate::money::Currency,
     /// The smallest withdrawal the market accepts (a form checks it before sending).
     pub min_withdraw_amount: crate::money::Money,
+    /// The reward group the affiliate earns under, their own rate (which wins over it), and
+    /// their standing in its tiers.
+    pub group: RewardGroup,
+    pub own_bps: Option<Bps>,
+    pub tier: TierStanding,
 }
 
 pub struct GetAffiliateStats<S, C>(pub Deps<S, C>);
@@ -31,15 +39,23 @@ impl<S: MarketStore, C: ConfigSource> Processor for GetAffiliateStats<S, C> {
     async fn process(&self, caller: UserId) -> Result<AffiliateOverview, MarketError> {
         let d = &self.0;
         let now = d.clock.now();
-        // One parallel round trip of three requests (each opens a connection on a cold start).
-        let (stats_and_policy, codes, config, pending) = futures::join!(
+        // One parallel round trip of four requests (each opens a connection on a cold start),
+        // the default group's among them: an affiliate in another group takes a second.
+        let default = GroupName::default_group();
+        let (stats_and_policy, codes, config, pending, default_group) = futures::join!(
             d.store.get_stats_and_policy(&caller),
             d.store.list_active_codes(&caller),
             d.config.current(),
-            d.store.pending_commissions(&caller, now, DUE_READ_LIMIT)
+            d.store.pending_commissions(&caller, now, DUE_READ_LIMIT),
+            d.store.get_group(&default)
         );
         let ((stats, policy), pending) = (stats_and_policy?, pending?);
+        let group = group_of(d, policy.as_ref(), default_group?, &config).await?;
+        let tier = tier_standing(&group.rules, stats.paying_referrals);
         Ok(AffiliateOverview {
+            group,
+            own_bps: policy.as_ref().and_then(|p| p.commission_bps),
+            tier,
             stats: stats.live(&pending.due),
             next_release_at: pending.next_release,
             policy: EffectivePolicy::resolve(policy.as_ref(), &config),

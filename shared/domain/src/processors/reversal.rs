@@ -38,10 +38,10 @@ pub struct ReverseResult {
 pub struct ReverseReward<S, C>(pub Deps<S, C>);
 
 impl<S: MarketStore, C: ConfigSource> Processor for ReverseReward<S, C> {
-    type Request = crate::admin::AdminRequest<ReverseRequest>;
+    type Request = crate::request::AdminRequest<ReverseRequest>;
     type Response = ReverseResult;
 
-    async fn process(&self, req: crate::admin::AdminRequest<ReverseRequest>) -> Result<ReverseResult, MarketError> {
+    async fn process(&self, req: crate::request::AdminRequest<ReverseRequest>) -> Result<ReverseResult, MarketError> {
         let d = &self.0;
         let r = &req.body;
         let note = super::balance::admin_reason("note", &r.note)?;

@@ -5,7 +5,7 @@
 use serde_json::json;
 use tracing::info;
 
-use crate::admin::AdminRequest;
+use crate::request::AdminRequest;
 use crate::audit::{Actor, AuditAction, AuditRecord};
 use crate::error::MarketError;
 use crate::lifecycle::events::{LifecycleEvent, Publication};
@@ -38,7 +38,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for ListHeldRewards<S, C> {
     type Response = HeldPage;
 
     async fn process(&self, req: AdminRequest<HeldPageRequest>) -> Result<HeldPage, MarketError> {
-        let size = crate::admin::page_size(req.body.page_size)?;
+        let size = crate::request::page_size(req.body.page_size)?;
         let mut page = self.0.store.held_commissions(req.body.page_token.as_deref(), size).await?;
         // The index is eventually consistent: a commission reviewed a moment ago may still be
         // listed; show only what still waits.

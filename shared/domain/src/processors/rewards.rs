@@ -14,9 +14,11 @@ use crate::ids::UserId;
 use crate::inbound::{event_time, OrderPaid, WaitingEvent};
 use crate::lifecycle::{Commission, Refused};
 use crate::config::MarketConfig;
-use crate::model::{HoldReason, LedgerEntry, LevelReward, RewardEvent};
-use crate::money::commission;
-use crate::policy::{AffiliatePolicy, EffectivePolicy};
+use crate::model::{HoldReason, LedgerEntry, LevelReward, RewardEvent, Settlement};
+use crate::group::{EarnedTerms, GroupName, Payout, RewardGroup};
+use crate::money::{commission, Bps};
+use crate::policy::AffiliatePolicy;
+use crate::rules::{bounty_for, capped, default_group, sale_reward, CapUsage, EffectivePolicy, Unpaid};
 use crate::ports::{
     CommissionOutcome, CommissionWrite, ConfigSource, MarketStore, ReferralCheck, RewardOutcome, TriggerCount,
 };
@@ -42,7 +44,19 @@ pub enum NoReward {
     OtherCurrency,
     InviterDisabled,
     TriggerLimitReached,
+    /// Paid after the inviter's group's duration since the referral.
+    OutsideDuration,
     ZeroReward,
+}
+
+impl From<Unpaid> for NoReward {
+    fn from(u: Unpaid) -> Self {
+        match u {
+            Unpaid::TriggerLimitReached => NoReward::TriggerLimitReached,
+            Unpaid::OutsideDuration => NoReward::OutsideDuration,
+            Unpaid::ZeroReward => NoReward::ZeroReward,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,20 +105,25 @@ impl<S: MarketStore, C: ConfigSource> DecideOrderReward<S, C> {
         if ev.currency != config.currency.as_str() {
             return no(NoReward::OtherCurrency);
         }
-        let inviter_policy = d.store.get_policy(&inviter).await?;
+        // The default group beside the inviter's policy: most affiliates are in it.
+        let default = GroupName::default_group();
+        let (inviter_policy, stored_default) = futures::try_join!(d.store.get_policy(&inviter), d.store.get_group(&default))?;
         settled(&inviter, inviter_policy.as_ref())?;
         let policy = EffectivePolicy::resolve(inviter_policy.as_ref(), &config);
         if !policy.affiliate_enabled {
             return no(NoReward::InviterDisabled);
         }
-        if !policy.trigger_limit.allows_another(buyer.rewards_triggered) {
-            return no(NoReward::TriggerLimitReached);
-        }
-        let reward = commission(ev.amount, policy.commission_bps)?;
-        if !reward.is_positive() {
-            return no(NoReward::ZeroReward);
-        }
-        let levels = self.ancestors(&ev, &inviter, inviter_policy.and_then(|p| p.inviter), &config).await?;
+        let group = group_of(d, inviter_policy.as_ref(), stored_default, &config).await?;
+        // Tiers look at the inviter's paying referrals: read only when the group has one.
+        let paying = match group.rules.needs_performance() {
+            true => d.store.get_stats(&inviter).await?.paying_referrals,
+            false => 0,
+        };
+        let sale = match sale_reward(&group, inviter_policy.as_ref(), paying, &buyer, &ev)? {
+            Ok(sale) => sale,
+            Err(unpaid) => return no(unpaid.into()),
+        };
+        let levels = self.ancestors(&ev, &inviter, inviter_policy.and_then(|p| p.inviter), &config, &sale.level_bps).await?;
         let hold = hold_for_review(&buyer, &ev, &config);
         if let Some(reason) = hold {
             warn!(order_id = %ev.order_id, buyer = %ev.buyer, inviter = %inviter, reason = reason.as_str(), "the order's rewards are held for review");
@@ -115,16 +134,39 @@ impl<S: MarketStore, C: ConfigSource> DecideOrderReward<S, C> {
             inviter,
             order_amount: ev.amount,
             currency: config.currency,
-            commission_bps: policy.commission_bps,
-            reward,
-            trigger_limit: policy.trigger_limit,
+            commission_bps: match sale.payout {
+                Payout::Percentage { bps } => bps,
+                Payout::Flat { .. } => Bps::from_const(0),
+            },
+            reward: sale.reward,
+            trigger_limit: sale.trigger_limit,
             occurred_at: ev.occurred_at,
             source_event_id: ev.event_id,
             holding_period_days: config.holding_period_days,
             levels,
             hold,
+            rule: Some(Box::new(sale)),
         }))
     }
+}
+
+/// The group an inviter earns under as stored now, given the stored default group as read
+/// beside their policy (so that an affiliate of the default group, most of them, costs no
+/// round trip more): the default group as the configuration defines it until an admin
+/// stores it; a group that cannot be found, the default (logged).
+pub(super) async fn group_of<S: MarketStore, C: ConfigSource>(
+    d: &Deps<S, C>,
+    inviter: Option<&AffiliatePolicy>,
+    stored_default: Option<RewardGroup>,
+    config: &MarketConfig,
+) -> Result<RewardGroup, MarketError> {
+    if let Some(name) = inviter.and_then(|p| p.group.as_ref()) {
+        if let Some(group) = d.store.get_group(name).await? {
+            return Ok(group);
+        }
+        warn!(group = %name, "an affiliate's group is not defined: the default group applies");
+    }
+    Ok(stored_default.unwrap_or_else(|| default_group(config)))
 }
 
 /// Whether an abuse rule holds the order's rewards for review: the buyer's referral was
@@ -145,10 +187,10 @@ impl<S: MarketStore, C: ConfigSource> DecideOrderReward<S, C> {
     /// the chain of inviters. A disabled ancestor is skipped (its level is not paid, nobody
     /// else gets it); the walk ends at a user without inviter, and at a user already in the
     /// chain (a cycle in stored data: logged, never followed).
-    async fn ancestors(&self, ev: &OrderPaid, inviter: &UserId, mut next: Option<UserId>, config: &MarketConfig) -> Result<Vec<LevelReward>, MarketError> {
+    async fn ancestors(&self, ev: &OrderPaid, inviter: &UserId, mut next: Option<UserId>, config: &MarketConfig, level_bps: &[Bps]) -> Result<Vec<LevelReward>, MarketError> {
         let mut chain = vec![ev.buyer.clone(), inviter.clone()];
         let mut levels = Vec::new();
-        for (level, bps) in (2u8..).zip(config.level_bps.iter().copied()) {
+        for (level, bps) in (2u8..).zip(level_bps.iter().copied()) {
             let Some(earner) = next.take() else { break };
             if chain.contains(&earner) {
                 warn!(order_id = %ev.order_id, buyer = %ev.buyer, earner = %earner, level, "a cycle of inviters in stored data: the level walk stops");
@@ -213,6 +255,18 @@ impl<S: MarketStore, C: ConfigSource> ApplyReward<S, C> {
     }
 }
 
+/// The cap's allowance and the bounty of a reward, from the buyer as read (their trigger
+/// count and cap usage), and the usage to write with it.
+fn settle(ev: &RewardEvent, buyer: Option<&AffiliatePolicy>, triggered: u32) -> Result<(Settlement, Option<CapUsage>), MarketError> {
+    let Some(rule) = &ev.rule else { return Ok((Settlement::default(), None)) };
+    let bounty = bounty_for(rule, triggered);
+    let Some(cap) = rule.cap else { return Ok((Settlement { capped_at: None, bounty }, None)) };
+    let empty = CapUsage::new();
+    let used = buyer.map_or(&empty, |b| &b.cap_used);
+    let (allowed, after) = capped(cap, used, ev.occurred_at, rule.reward)?;
+    Ok((Settlement { capped_at: Some(allowed), bounty }, Some(after)))
+}
+
 impl<S: MarketStore, C: ConfigSource> ApplyReward<S, C> {
     /// Replaces each erased user the reward names by their pseudonym; whether any was.
     async fn under_pseudonyms(&self, ev: &mut RewardEvent) -> Result<bool, MarketError> {
@@ -243,13 +297,21 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
         let publish = d.config.current().await.lifecycle_events;
         for _ in 0..COMMISSION_ATTEMPTS {
             let now = d.clock.now();
-            let current = self.commissions(&ev).await?;
-            let earned = std::iter::once(ev.earned()).chain(ev.levels.iter().map(|l| ev.earned_at_level(l)));
+            // The buyer's count and cap usage as this round reads them: the transaction
+            // holds them (a reward of the same buyer in between: read again).
+            let (current, buyer) = futures::try_join!(self.commissions(&ev), d.store.get_policy(&ev.buyer))?;
+            let triggered = buyer.as_ref().map_or(0, |b| b.rewards_triggered);
+            let (settlement, cap_used) = settle(&ev, buyer.as_ref(), triggered)?;
+            let mut earned = vec![ev.earned(&settlement)?];
+            for l in &ev.levels {
+                earned.push(ev.earned_at_level(l)?);
+            }
             let mut changes = Vec::with_capacity(current.len());
             let mut audit = Vec::new();
             for (commission, earned) in current.iter().zip(earned) {
                 let (level, bps, reward) = (earned.level, earned.commission_bps, earned.reward);
-                let change = match commission.earn(earned, now) {
+                let rule = earned.terms.as_deref().map(EarnedTerms::describe);
+                let mut change = match commission.earn(earned, now) {
                     Ok(change) => change,
                     Err(Refused::Duplicate) if level == 1 => {
                         // Invariant 8: the same event gets its first outcome again.
@@ -263,9 +325,13 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
                     }
                     Err(_) => return Err(MarketError::Overflow),
                 };
+                if level == 1 && triggered == 0 {
+                    // The referred user's first reward: one more paying referral.
+                    change.stats.paying_referrals = 1;
+                }
                 audit.push(AuditRecord::new(&commission.user_id, now, AuditAction::RewardEarned, actor.clone(), ev.source_event_id.as_str(), json!({
                     "order_id": ev.order_id, "buyer": ev.buyer, "order_amount": ev.order_amount, "currency": ev.currency,
-                    "level": level, "commission_bps": bps, "reward": reward, "net_of_earlier_refunds": change.after.amount(),
+                    "level": level, "commission_bps": bps, "reward": reward, "rule": rule, "net_of_earlier_refunds": change.after.amount(),
                     "matures_at": change.after.earned.as_ref().map(|e| e.matures_at), "status": change.after.status(now),
                 })).about(&ev.buyer));
                 if let Some(reason) = ev.hold {
@@ -276,8 +342,12 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
                 audit.extend(reversal_audits(&change.entries, now, &Actor::System(REFUND_SOURCE.into())));
                 changes.push(change);
             }
+            if !ev.trigger_limit.allows_another(triggered) {
+                // Not this event's reward (that would have been a replay above).
+                return Ok(RewardOutcome::LimitReached);
+            }
             let chain = ev.levels.iter().filter_map(|l| Some((l.invited.clone()?, l.earner.clone()))).collect();
-            let trigger = TriggerCount { buyer: ev.buyer.clone(), inviter: ev.inviter.clone(), limit: ev.trigger_limit, chain };
+            let trigger = TriggerCount { buyer: ev.buyer.clone(), inviter: ev.inviter.clone(), limit: ev.trigger_limit, chain, as_read: triggered, cap_used };
             let publish = Publication::lifecycle(publish, LifecycleEvent::of_entries(&changes));
             let referral = ReferralCheck::Counted(trigger);
             let outcome = d.store.write_commission(&CommissionWrite { changes, referral, audit, publish, sequence_as_read: None, at: now }).await?;

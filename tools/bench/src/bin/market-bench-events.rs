@@ -303,17 +303,51 @@ async fn ready(probe: &lapin::Channel) -> u32 {
     probe.queue_declare("helium-market.shop.order.paid".into(), options, FieldTable::default()).await.unwrap().message_count()
 }
 
+/// A reward group for the benchmark's inviter: what the rows "group: …" pay under.
+async fn in_group(d: &market_tests::TestDeps, inviter: &market_domain::ids::UserId, rules: market_domain::group::RewardRules) {
+    use market_domain::admin::{AdminRequest, PolicyChange, PolicyField, UpdateUserPolicy};
+    use market_domain::admin_groups::{GroupChange, PutRewardGroup};
+    use market_domain::group::GroupName;
+    use market_domain::ports::PolicyOverrides;
+    let name = GroupName::parse(format!("bench-{}", nanoid::nanoid!(8, &nanoid::alphabet::SAFE[2..]).to_lowercase())).unwrap();
+    let admin = market_domain::ids::UserId::parse("bench-admin").unwrap();
+    let change = GroupChange { name: name.clone(), rules, description: String::new(), expected_version: 0 };
+    PutRewardGroup(d.clone()).process(AdminRequest { admin: admin.clone(), request_id: "bench".into(), body: change }).await.unwrap();
+    let values = PolicyOverrides { group: Some(name), ..PolicyOverrides::default() };
+    let body = PolicyChange { user: inviter.clone(), values, fields: vec![PolicyField::Group] };
+    UpdateUserPolicy(d.clone()).process(AdminRequest { admin, request_id: "bench".into(), body }).await.unwrap();
+}
+
 /// A paid order's decision and reward (in-process, sequential), single level next to three
-/// levels on the same kind of chain: latency per order and the capacity units it costs.
+/// levels on the same kind of chain, and next to reward groups (a stored percentage; a cap,
+/// a bounty and a tier on paying referrals): latency per order and the capacity units it costs.
 async fn levels(n: usize) {
+    use market_domain::group::{Bounty, BountyTrigger, Cap, CapInterval, Condition, Modifier, Payout, RewardRules};
     use market_domain::money::{Bps, Money};
     use market_domain::processors::{DecideOrderReward, OrderDecision, OrderPaid};
     println!("\nHelium Market levels benchmark: {n} paid orders each, decision + reward transaction");
     let three_levels = MarketConfig { level_bps: vec![Bps::new(500).unwrap(), Bps::new(200).unwrap()], ..MarketConfig::default() };
+    let pct = |bps| Payout::Percentage { bps: Bps::new(bps).unwrap() };
+    let stored = RewardRules { payout: pct(1000), trigger_limit: TriggerLimit::Unlimited, duration_months: None, cap: None, modifiers: vec![], bounty: None, level_bps: vec![] };
+    let capped = RewardRules {
+        cap: Some(Cap { interval: CapInterval::Month, amount: Money::from_minor(1_000_000_000) }),
+        bounty: Some(Bounty { amount: Money::from_minor(500), on: BountyTrigger::FirstPayment }),
+        modifiers: vec![Modifier { name: "tier 2".into(), when: vec![Condition::PayingReferralsAtLeast { count: 50 }], payout: pct(2500) }],
+        ..stored.clone()
+    };
+    let rows = [
+        ("single level", MarketConfig::default(), None),
+        ("three levels (level_bps [500, 200])", three_levels, None),
+        ("group: a stored percentage", MarketConfig::default(), Some(stored)),
+        ("group: cap + bounty + tier on paying referrals", MarketConfig::default(), Some(capped)),
+    ];
     let mut base = None;
-    for (name, config) in [("single level", MarketConfig::default()), ("three levels (level_bps [500, 200])", three_levels)] {
+    for (name, config, rules) in rows {
         let d = market_tests::deps(config).await;
-        let (buyer, _) = market_tests::chain(&d).await;
+        let (buyer, [inviter, ..]) = market_tests::chain(&d).await;
+        if let Some(rules) = rules {
+            in_group(&d, &inviter, rules).await;
+        }
         let (cu0, trips0) = (d.store.usage().capacity_units(), d.store.usage().round_trips());
         let mut latencies = Vec::with_capacity(n);
         for _ in 0..n {
@@ -324,6 +358,7 @@ async fn levels(n: usize) {
                 amount: Money::from_minor(10_000),
                 currency: "USD".into(),
                 occurred_at: market_domain::time::Clock::now(&market_domain::time::SystemClock),
+                product_id: None, kind: None,
             };
             let started = Instant::now();
             let OrderDecision::Reward(ev) = DecideOrderReward(d.clone()).process(paid).await.unwrap() else { panic!("a reward") };
