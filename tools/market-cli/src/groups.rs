@@ -56,3 +56,28 @@ pub fn put_request(name: &str, file: &str, description: Option<String>, current:
     let expected_version = existing.map_or(0, |g| g.version);
     Ok(pb::PutRewardGroupRequest { group: Some(market_proto::rules::group_to_proto(&group)), expected_version })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's example `rules.json` is what `set-group` reads: valid rules, and the
+    /// request carries them unchanged.
+    #[test]
+    fn the_readmes_example_is_a_valid_group() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("`rules.json` is the group's rules as JSON").expect("the example's introduction");
+        let block = &readme[start..];
+        let json = &block[block.find("```json").expect("a json block") + 7..];
+        let json = &json[..json.find("```").expect("its end")];
+        let rules: RewardRules = serde_json::from_str(json).expect("the example parses");
+        rules.validate(2).expect("the example is valid");
+        assert_eq!(rules.modifiers.len(), 3);
+        let file = std::env::temp_dir().join(format!("rules-{}.json", std::process::id()));
+        std::fs::write(&file, json).unwrap();
+        let request = put_request("vip", file.to_str().unwrap(), None, &[]).unwrap_or_else(|_| panic!("a request"));
+        assert_eq!(request.expected_version, 0);
+        assert_eq!(market_proto::rules::rules_from_proto(request.group.as_ref().unwrap().rules.as_ref()).unwrap(), rules);
+        let _ = std::fs::remove_file(file);
+    }
+}

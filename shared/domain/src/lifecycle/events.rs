@@ -20,6 +20,7 @@
 use serde_json::{json, Map, Value};
 
 use super::Change;
+use crate::group::EarnedTerms;
 use crate::ids::UserId;
 use crate::ledger::{Bucket, HoldReason, LedgerEntry, ReversalCause, WithdrawalRecord};
 use crate::money::{Currency, Money};
@@ -70,6 +71,10 @@ pub enum EventKind {
         amount: Money,
         currency: Currency,
         matures_at: Timestamp,
+        /// The rule that paid it ("group vip v3 · tier 2"), and the sign-up bounty in
+        /// `amount` (rewards decided by a reward group).
+        rule: Option<String>,
+        bounty: Option<Money>,
     },
     RewardMatured { rewards: Vec<MaturedReward>, amount: Money, currency: Currency },
     RewardReversed { order_id: String, level: u8, reversal_id: String, cause: ReversalCause, from: Bucket, amount: Money, currency: Currency },
@@ -128,7 +133,7 @@ impl LifecycleEvent {
             let (Some(currency), level) = (currency_of(change), level_of(change)) else { continue };
             for entry in &change.entries {
                 match entry {
-                    LedgerEntry::Reward { user_id, order_id, order_amount, commission_bps, reward, at, matures_at, .. } => {
+                    LedgerEntry::Reward { user_id, order_id, order_amount, commission_bps, reward, at, matures_at, terms, .. } => {
                         let earned = change.after.earned.as_ref();
                         let status = if earned.is_some_and(|e| e.hold.is_some()) {
                             Bucket::Held
@@ -152,6 +157,8 @@ impl LifecycleEvent {
                                 amount: *reward,
                                 currency: currency.clone(),
                                 matures_at: matures_at.unwrap_or(*at),
+                                rule: terms.as_deref().map(EarnedTerms::describe),
+                                bounty: terms.as_ref().and_then(|t| t.bounty),
                             },
                         });
                     }
@@ -266,11 +273,17 @@ impl LifecycleEvent {
         }
         m.insert("occurred_at".into(), json!(self.occurred_at));
         let body = match &self.kind {
-            EventKind::RewardEarned { order_id, level, status, hold_reason, order_amount, commission_bps, amount, currency, matures_at } => {
+            EventKind::RewardEarned { order_id, level, status, hold_reason, order_amount, commission_bps, amount, currency, matures_at, rule, bounty } => {
                 let mut b = json!({"order_id": order_id, "level": level, "status": status, "order_amount": order_amount,
                     "commission_bps": commission_bps, "amount": amount, "currency": currency, "matures_at": matures_at});
                 if let Some(reason) = hold_reason {
                     b["hold_reason"] = json!(reason);
+                }
+                if let Some(rule) = rule {
+                    b["rule"] = json!(rule);
+                }
+                if let Some(bounty) = bounty {
+                    b["bounty"] = json!(bounty);
                 }
                 b
             }
