@@ -223,6 +223,43 @@ async fn tiers_cross_during_a_stream_of_orders() {
     // What the affiliate's overview shows of it.
     let overview = GetAffiliateStats(d.clone()).process(a.clone()).await.unwrap();
     assert_eq!((overview.group.name, overview.tier.current.as_deref(), overview.tier.next), (g, Some("tier 3"), None));
+    assert_eq!(overview.performance.paying_referrals, 5);
+}
+
+#[tokio::test]
+async fn a_tier_on_recent_earnings_counts_the_last_30_utc_days() {
+    let d = market_tests::deps(config()).await;
+    let mut r = rules(pct(1000));
+    r.modifiers = vec![Modifier { name: "earner".into(), when: vec![Condition::EarnedRecentlyAtLeast { amount: Money::from_minor(1_000) }], payout: pct(3000) }];
+    let (a, g) = affiliate(&d, r).await;
+    let (buyer, _) = referred_user(&d, &a).await;
+    let day0 = MIDNIGHT - 60 * DAY + 3_600_000;
+    // 500 and 500 earned on day 0 reach the tier: the third order of the day pays 30 %.
+    let orders = [paid(&buyer, 5_000, day0), paid(&buyer, 5_000, day0 + 1), paid(&buyer, 5_000, day0 + 2)];
+    let mut got = Vec::new();
+    for o in &orders {
+        pay(&d, o).await.unwrap();
+        got.push(earned(&d, &a, &o.order).await);
+    }
+    let base = format!("group {g} v1");
+    assert_eq!(got, vec![(500, base.clone()), (500, base.clone()), (1_500, format!("{base} · earner"))]);
+    // Day 29 still counts day 0; day 30 does not (the window is the order's day and 29 before).
+    let day29 = paid(&buyer, 5_000, day0 + 29 * DAY);
+    let day31 = paid(&buyer, 5_000, day0 + 31 * DAY);
+    pay(&d, &day29).await.unwrap();
+    pay(&d, &day31).await.unwrap();
+    assert_eq!(earned(&d, &a, &day29.order).await.0, 1_500);
+    assert_eq!(earned(&d, &a, &day31.order).await.0, 1_500, "day 29's 1 500 is in day 31's window");
+    let day61 = paid(&buyer, 5_000, day0 + 61 * DAY);
+    pay(&d, &day61).await.unwrap();
+    assert_eq!(earned(&d, &a, &day61.order).await.0, 500, "nothing earned in the 30 days before day 61");
+    assert_eq!(d.store.earned_between(&a, &Timestamp::from_millis(day0).utc_day(), &Timestamp::from_millis(day0).utc_day()).await.unwrap().minor(), 2_500);
+    assert_money_invariants(&d.store, &a).await;
+    // The overview: what was earned in the last 30 days (day 61's order, dated in the past, is
+    // older than that), and what the tier takes.
+    let overview = GetAffiliateStats(d.clone()).process(a.clone()).await.unwrap();
+    assert_eq!(overview.tier.current, None);
+    assert_eq!(overview.tier.next.map(|n| (n.name, n.more_earned.minor())), Some(("earner".to_owned(), 1_000 - overview.performance.earned_recently.minor())));
 }
 
 #[tokio::test]

@@ -75,7 +75,7 @@ export function affiliateView(ctx: Ctx): HTMLElement {
         ...row("Your rate", overview?.group?.group && overview.group.ownCommissionBps === undefined ? payoutText(overview.group.group.rules?.payout, currency()) : formatBps(p.commissionBps), "rate"),
         ...row("Paid on", limit, "limit"),
         ...(overview?.group?.group ? row("Reward group", `${overview.group.group.name} (version ${overview.group.group.version})`, "group") : []),
-        ...(overview?.group ? row("Your tier", tierText(overview.group), "tier") : []),
+        ...(overview?.group ? row("Your tier", tierText(overview.group, currency()), "tier") : []),
       ),
       overview?.group?.group
         ? h("ul", { "aria-label": "What your programme pays", "data-rules": "" }, ...rulesText(overview.group.group.rules, currency()).map((l) => h("li", {}, l)))

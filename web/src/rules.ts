@@ -35,6 +35,8 @@ function conditionText(c: RuleCondition, currency: string): string {
       return c.condition.value === OrderKind.RENEWAL ? "renewals" : "new subscriptions";
     case "payingReferralsAtLeast":
       return `${c.condition.value}+ paying referrals`;
+    case "earnedRecentlyAtLeast":
+      return `${formatMoney(c.condition.value, currency)}+ earned in the last 30 days`;
     default:
       return "?";
   }
@@ -56,9 +58,13 @@ export function rulesText(r: RewardRules | undefined, currency: string): string[
   return lines;
 }
 
-/** "tier 2 (12 paying referrals; 38 more for tier 3)". */
-export function tierText(g: AffiliateGroup): string {
+/** "tier 2 (12 paying referrals; 38 more paying referrals for tier 3)". */
+export function tierText(g: AffiliateGroup, currency: string): string {
   const current = g.currentTier || "no tier yet";
-  const next = g.nextTier ? `; ${g.payingReferralsToNextTier} more for ${g.nextTier}` : "";
-  return `${current} (${g.payingReferrals} paying referral${g.payingReferrals === 1n ? "" : "s"}${next})`;
+  const more: string[] = [];
+  if (g.payingReferralsToNextTier > 0n) more.push(`${g.payingReferralsToNextTier} more paying referral${g.payingReferralsToNextTier === 1n ? "" : "s"}`);
+  if (g.earnedToNextTier > 0n) more.push(`${formatMoney(g.earnedToNextTier, currency)} more earned in 30 days`);
+  const next = g.nextTier ? `; ${more.join(" and ") || "reached at the next order"} for ${g.nextTier}` : "";
+  const recent = g.earnedRecently > 0n ? `, ${formatMoney(g.earnedRecently, currency)} earned in the last 30 days` : "";
+  return `${current} (${g.payingReferrals} paying referral${g.payingReferrals === 1n ? "" : "s"}${recent}${next})`;
 }

@@ -27,7 +27,7 @@ impl MarketService for Rpc {
             policy: Some((&overview.policy).into()),
             codes: overview.codes.iter().map(Into::into).collect(),
             min_withdraw_amount: overview.min_withdraw_amount.minor(),
-            group: Some(market_proto::rules::affiliate_group(&overview.group, overview.own_bps, overview.stats.paying_referrals, &overview.tier)),
+            group: Some(market_proto::rules::affiliate_group(&overview.group, overview.own_bps, overview.performance, &overview.tier)),
         }))
     }
 }

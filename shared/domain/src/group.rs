@@ -121,7 +121,13 @@ pub enum Condition {
     Kind { kind: OrderKind },
     /// The affiliate's referred users who brought at least one reward (a tier).
     PayingReferralsAtLeast { count: u64 },
+    /// What the affiliate earned (as earned, every level) in the [`RECENT_DAYS`] UTC days up
+    /// to the order's (a tier).
+    EarnedRecentlyAtLeast { amount: Money },
 }
+
+/// The window of [`Condition::EarnedRecentlyAtLeast`]: the order's UTC day and the 29 before.
+pub const RECENT_DAYS: u32 = 30;
 
 /// Evaluated in order; the first whose conditions all hold replaces the base payout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -273,7 +279,7 @@ impl RewardRules {
                     Condition::ProductIn { products } if products.is_empty() || products.len() > MAX_PRODUCTS => {
                         return Err(invalid(format!("modifier {:?}: product_in lists 1 to {MAX_PRODUCTS} products", m.name)));
                     }
-                    Condition::AmountAtLeast { amount } | Condition::AmountAtMost { amount } if amount.minor() < 0 => {
+                    Condition::AmountAtLeast { amount } | Condition::AmountAtMost { amount } | Condition::EarnedRecentlyAtLeast { amount } if amount.minor() < 0 => {
                         return Err(invalid(format!("modifier {:?}: an amount bound is at least 0", m.name)));
                     }
                     _ => {}
@@ -285,8 +291,14 @@ impl RewardRules {
 
     /// Whether a modifier looks at the affiliate's paying referrals (the decision then reads
     /// the affiliate's statistics).
-    pub fn needs_performance(&self) -> bool {
+    pub fn needs_paying_referrals(&self) -> bool {
         self.modifiers.iter().flat_map(|m| &m.when).any(|c| matches!(c, Condition::PayingReferralsAtLeast { .. }))
+    }
+
+    /// Whether a modifier looks at what the affiliate earned recently (the decision then reads
+    /// their daily earnings).
+    pub fn needs_recent_earnings(&self) -> bool {
+        self.modifiers.iter().flat_map(|m| &m.when).any(|c| matches!(c, Condition::EarnedRecentlyAtLeast { .. }))
     }
 }
 
@@ -337,7 +349,7 @@ mod tests {
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.contains(r#""type":"paying_referrals_at_least","count":50"#), "{json}");
         assert_eq!(serde_json::from_str::<RewardRules>(&json).unwrap(), r);
-        assert!(r.needs_performance());
+        assert!(r.needs_paying_referrals() && !r.needs_recent_earnings());
         assert!(r.validate(2).is_ok());
     }
 

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::config::MarketConfig;
 use crate::error::MarketError;
-use crate::group::{Cap, CapInterval, Condition, EarnedTerms, GroupName, Modifier, Payout, RewardGroup, RewardRules};
+use crate::group::{Cap, CapInterval, Condition, EarnedTerms, GroupName, Modifier, Payout, RewardGroup, RewardRules, RECENT_DAYS};
 use crate::inbound::OrderPaid;
 use crate::limits::{TriggerLimit, MAX_ACTIVE_CODES_CAP};
 use crate::money::{commission, Bps, Money};
@@ -98,9 +98,18 @@ pub struct SaleReward {
     pub level_bps: Vec<Bps>,
 }
 
-/// What the inviter's paid order from `buyer` earns under `group`. `paying_referrals`: the
-/// inviter's referred users who brought a reward (only read when a modifier asks).
-pub fn sale_reward(group: &RewardGroup, inviter: Option<&AffiliatePolicy>, paying_referrals: u64, buyer: &AffiliatePolicy, order: &OrderPaid) -> Result<Result<SaleReward, Unpaid>, MarketError> {
+/// The affiliate's performance tiers look at (each read only when a modifier asks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Performance {
+    /// Referred users who brought at least one reward.
+    pub paying_referrals: u64,
+    /// Earned (as earned, every level) in the [`RECENT_DAYS`] UTC days up to the order's.
+    pub earned_recently: Money,
+}
+
+/// What the inviter's paid order from `buyer` earns under `group`, given the inviter's
+/// performance.
+pub fn sale_reward(group: &RewardGroup, inviter: Option<&AffiliatePolicy>, performance: Performance, buyer: &AffiliatePolicy, order: &OrderPaid) -> Result<Result<SaleReward, Unpaid>, MarketError> {
     let rules = &group.rules;
     let mut limit = inviter.and_then(|p| p.trigger_limit).unwrap_or(rules.trigger_limit);
     match rules.duration_months {
@@ -121,7 +130,7 @@ pub fn sale_reward(group: &RewardGroup, inviter: Option<&AffiliatePolicy>, payin
     let own = inviter.and_then(|p| p.commission_bps);
     let (payout, modifier) = match own {
         Some(bps) => (Payout::Percentage { bps }, None),
-        None => match rules.modifiers.iter().find(|m| matches(m, order, paying_referrals)) {
+        None => match rules.modifiers.iter().find(|m| matches(m, order, performance)) {
             Some(m) => (m.payout, Some(m.name.clone())),
             None => (rules.payout, None),
         },
@@ -146,13 +155,14 @@ pub fn sale_reward(group: &RewardGroup, inviter: Option<&AffiliatePolicy>, payin
 }
 
 /// Whether every condition of a modifier holds for the order.
-fn matches(m: &Modifier, order: &OrderPaid, paying_referrals: u64) -> bool {
+fn matches(m: &Modifier, order: &OrderPaid, performance: Performance) -> bool {
     m.when.iter().all(|c| match c {
         Condition::ProductIn { products } => order.product_id.as_ref().is_some_and(|p| products.contains(p)),
         Condition::AmountAtLeast { amount } => order.amount >= *amount,
         Condition::AmountAtMost { amount } => order.amount <= *amount,
         Condition::Kind { kind } => order.kind == Some(*kind),
-        Condition::PayingReferralsAtLeast { count } => paying_referrals >= *count,
+        Condition::PayingReferralsAtLeast { count } => performance.paying_referrals >= *count,
+        Condition::EarnedRecentlyAtLeast { amount } => performance.earned_recently >= *amount,
     })
 }
 
@@ -246,32 +256,58 @@ pub fn level_terms(sale: &SaleReward) -> EarnedTerms {
     EarnedTerms { group: sale.group.clone(), version: sale.version, modifier: None, own_rate: false, flat: None, capped_at: None, bounty: None }
 }
 
-/// An affiliate's standing in their group's tiers (the modifiers that look only at the
-/// affiliate's performance): the first that holds, and the nearest not reached yet.
+/// The UTC days a recent-earnings tier sums for an order paid at `at`, first and last.
+pub fn recent_days(at: Timestamp) -> (String, String) {
+    let days = at.utc_days_back(RECENT_DAYS - 1);
+    (days.first().cloned().unwrap_or_default(), at.utc_day())
+}
+
+/// An affiliate's standing in their group's tiers (the modifiers whose conditions are all
+/// on the affiliate's performance): the first that holds (the one that pays), and the next
+/// one up (listed just before it; with none reached, the last listed), with what it takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TierStanding {
     pub current: Option<String>,
-    /// The next tier's name and how many more paying referred users reach it.
-    pub next: Option<(String, u64)>,
+    pub next: Option<NextTier>,
 }
 
-pub fn tier_standing(rules: &RewardRules, paying_referrals: u64) -> TierStanding {
-    let tiers = rules.modifiers.iter().filter_map(|m| {
-        let counts: Option<Vec<u64>> = m.when.iter().map(|c| match c {
-            Condition::PayingReferralsAtLeast { count } => Some(*count),
-            _ => None,
-        }).collect();
-        Some((m, counts?.into_iter().max()?))
-    });
-    let mut standing = TierStanding { current: None, next: None };
-    for (m, needs) in tiers {
-        if needs <= paying_referrals {
-            standing.current.get_or_insert_with(|| m.name.clone());
-        } else if standing.next.as_ref().map_or(true, |(_, more)| needs - paying_referrals < *more) {
-            standing.next = Some((m.name.clone(), needs - paying_referrals));
-        }
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextTier {
+    pub name: String,
+    /// How many more paying referred users, and how much more recent earnings, it takes.
+    pub more_referrals: u64,
+    pub more_earned: Money,
+}
+
+pub fn tier_standing(rules: &RewardRules, p: Performance) -> TierStanding {
+    let tier = |m: &Modifier| m.when.iter().all(|c| matches!(c, Condition::PayingReferralsAtLeast { .. } | Condition::EarnedRecentlyAtLeast { .. }));
+    let tiers: Vec<&Modifier> = rules.modifiers.iter().filter(|m| tier(m)).collect();
+    let reached = |m: &Modifier| {
+        m.when.iter().all(|c| match c {
+            Condition::PayingReferralsAtLeast { count } => p.paying_referrals >= *count,
+            Condition::EarnedRecentlyAtLeast { amount } => p.earned_recently >= *amount,
+            _ => false,
+        })
+    };
+    let current = tiers.iter().position(|m| reached(m));
+    let next = match current {
+        Some(i) => tiers[..i].iter().rev().find(|m| !reached(m)),
+        None => tiers.last(),
+    };
+    TierStanding {
+        current: current.map(|i| tiers[i].name.clone()),
+        next: next.map(|m| {
+            let (mut more_referrals, mut more_earned) = (0, 0);
+            for c in &m.when {
+                match c {
+                    Condition::PayingReferralsAtLeast { count } => more_referrals = more_referrals.max(count.saturating_sub(p.paying_referrals)),
+                    Condition::EarnedRecentlyAtLeast { amount } => more_earned = more_earned.max(amount.minor().saturating_sub(p.earned_recently.minor()).max(0)),
+                    _ => {}
+                }
+            }
+            NextTier { name: m.name.clone(), more_referrals, more_earned: Money::from_minor(more_earned) }
+        }),
     }
-    standing
 }
 
 #[cfg(test)]

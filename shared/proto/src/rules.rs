@@ -5,7 +5,7 @@ use market_domain::group::{Bounty, BountyTrigger, Cap, CapInterval, Condition, G
 use market_domain::ids::ProductId;
 use market_domain::inbound::OrderKind;
 use market_domain::money::{Bps, Money};
-use market_domain::rules::TierStanding;
+use market_domain::rules::{Performance, TierStanding};
 use market_domain::MarketError;
 
 use crate::admin::{limit_from_proto, limit_to_proto};
@@ -69,6 +69,7 @@ fn condition_to_proto(c: &Condition) -> v1::RuleCondition {
             Condition::AmountAtMost { amount } => C::AmountAtMost(amount.minor()),
             Condition::Kind { kind } => C::Kind(kind_to_proto(*kind).into()),
             Condition::PayingReferralsAtLeast { count } => C::PayingReferralsAtLeast(*count),
+            Condition::EarnedRecentlyAtLeast { amount } => C::EarnedRecentlyAtLeast(amount.minor()),
         }),
     }
 }
@@ -87,6 +88,7 @@ fn condition_from_proto(c: &v1::RuleCondition) -> Result<Condition, MarketError>
             },
         },
         Some(C::PayingReferralsAtLeast(n)) => Condition::PayingReferralsAtLeast { count: *n },
+        Some(C::EarnedRecentlyAtLeast(a)) => Condition::EarnedRecentlyAtLeast { amount: Money::from_minor(*a) },
         None => return Err(invalid("a condition must be set")),
     })
 }
@@ -161,13 +163,15 @@ pub fn group_from_proto(g: Option<&v1::RewardGroup>) -> Result<(GroupName, Rewar
 }
 
 /// The caller's group as `GetAffiliateStats` shows it.
-pub fn affiliate_group(group: &RewardGroup, own_bps: Option<Bps>, paying_referrals: u64, tier: &TierStanding) -> v1::AffiliateGroup {
+pub fn affiliate_group(group: &RewardGroup, own_bps: Option<Bps>, performance: Performance, tier: &TierStanding) -> v1::AffiliateGroup {
     v1::AffiliateGroup {
         group: Some(group_to_proto(group)),
         own_commission_bps: own_bps.map(u32::from),
-        paying_referrals,
+        paying_referrals: performance.paying_referrals,
         current_tier: tier.current.clone().unwrap_or_default(),
-        next_tier: tier.next.as_ref().map(|(n, _)| n.clone()).unwrap_or_default(),
-        paying_referrals_to_next_tier: tier.next.as_ref().map_or(0, |(_, more)| *more),
+        next_tier: tier.next.as_ref().map(|n| n.name.clone()).unwrap_or_default(),
+        paying_referrals_to_next_tier: tier.next.as_ref().map_or(0, |n| n.more_referrals),
+        earned_to_next_tier: tier.next.as_ref().map_or(0, |n| n.more_earned.minor()),
+        earned_recently: performance.earned_recently.minor(),
     }
 }

@@ -11,6 +11,8 @@ use std::collections::BTreeSet;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use market_domain::ids::{OrderId, UserId};
 use market_domain::lifecycle::{Commission, StatsDelta};
+use market_domain::model::LedgerEntry;
+use market_domain::money::Money;
 use market_domain::policy::TriggerLimit;
 use market_domain::ports::{CommissionOutcome, CommissionStore, CommissionWrite, Maturation, Page, PendingCommissions, ReferralCheck, Result, SequenceAsRead};
 use market_domain::MarketError;
@@ -22,7 +24,7 @@ use crate::expr::{check, key, key2, n, s, update, Item};
 use crate::ledger::{commission_from, commission_put, entry_put, stats_update};
 use crate::paging::Listing;
 use crate::sequence::{sequence_as_read, Patience, Sequencing, Step};
-use crate::tables::{attr, commission_key, stats_ids, stats_shard_key, stats_shard_of, DUE_BY_DAY_INDEX, HELD_FOR_REVIEW_INDEX, PENDING_BY_MATURITY_INDEX, REVIEW_QUEUE_PARTITION};
+use crate::tables::{attr, commission_key, earned_day_key, stats_ids, stats_shard_key, stats_shard_of, DUE_BY_DAY_INDEX, HELD_FOR_REVIEW_INDEX, PENDING_BY_MATURITY_INDEX, REVIEW_QUEUE_PARTITION};
 use crate::DynamoStore;
 
 impl DynamoStore {
@@ -165,6 +167,16 @@ impl DynamoStore {
         let first_event = items.len();
         items.extend(seq.outbox_items(&t.outbox, &w.publish, w.at)?);
         let events = first_event..items.len();
+        // Each earner's earnings of the reward's day (a tier on recent earnings sums them):
+        // unconditional, so never the cancellation's reason.
+        for entry in w.changes.iter().flat_map(|c| &c.entries) {
+            if let LedgerEntry::Reward { user_id, reward, at, .. } = entry {
+                if reward.is_positive() {
+                    let k = key2((attr::USER_ID, user_id.as_str()), (attr::ENTRY_KEY, &earned_day_key(&at.utc_day())));
+                    items.push(update(&t.ledger, k, "ADD #earned :earned", None, vec![(":earned", n(reward.minor()))])?);
+                }
+            }
+        }
         items.extend(audit_puts(t, &w.audit)?);
         Ok(Step::Done(match self.transact(items).await? {
             Ok(()) => CommissionOutcome::Written,
@@ -204,6 +216,26 @@ fn pending_until(item: &Item) -> Option<Timestamp> {
 }
 
 impl CommissionStore for DynamoStore {
+    async fn earned_between(&self, earner: &UserId, first: &str, last: &str) -> Result<Money> {
+        let items = self
+            .query(
+                &self.tables().ledger,
+                None,
+                "#user_id = :u AND #entry_key BETWEEN :first AND :last",
+                vec![(":u", s(earner.as_str())), (":first", s(earned_day_key(first))), (":last", s(earned_day_key(last)))],
+                true,
+                // One item a day: the window's 30 at most.
+                64,
+            )
+            .await?;
+        let sum = items
+            .iter()
+            .filter_map(|i| i.get(attr::EARNED).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()))
+            .try_fold(0i64, i64::checked_add)
+            .ok_or(MarketError::Overflow)?;
+        Ok(Money::from_minor(sum))
+    }
+
     async fn get_commission(&self, earner: &UserId, order: &OrderId) -> Result<Option<Commission>> {
         let k = key2((attr::USER_ID, earner.as_str()), (attr::ENTRY_KEY, &commission_key(order.as_str())));
         self.get_item(&self.tables().ledger, k).await?.map(commission_from).transpose()

@@ -12,6 +12,10 @@
 //! | reward groups | PK `group_name`, SK `version`: each version immutable (≥ 1); the head (`version` 0) holds the current rules, `current` its number and `head` | GetItem of the head (every reward decision, strongly consistent) or of a version; sparse GSI `heads` (`head`, `group_name`): the admin listing | admin (`PutRewardGroup`: the next version + the head, conditional on `current` as read, + audit) |
 //! | outbox | PK `event_id` (= withdrawal id) | stream (NEW_IMAGE, INSERTs) to the relay, which sets `relayed_at` and TTL `purge_at` | withdrawal |
 //!
+//! The ledger partition also holds `earned#<YYYY-MM-DD>` (`earned`: rewards as earned that
+//! UTC day, every level), added to in each reward's transaction: a tier on recent earnings
+//! sums 30 of them (one `Query`).
+//!
 //! The entry keys are what make repeats harmless: one `reward#<order_id>` per order (an
 //! order has one buyer, whose inviter never changes), one `reversal#<order>#<refund id>` per
 //! refund, one `withdrawal#<id>` / `adjustment#<id>` per (user, idempotency key).
@@ -80,6 +84,12 @@ pub fn stats_shard_of(order_id: &str) -> u32 {
     (hash % u64::from(STATS_SHARDS)) as u32
 }
 
+/// A user's earnings of one UTC day in their ledger partition: `earned#<YYYY-MM-DD>`, added
+/// to by each reward's transaction (what a tier on recent earnings sums; no history row).
+pub fn earned_day_key(day: &str) -> String {
+    format!("earned#{day}")
+}
+
 /// The condition every write of a user's statistics or trigger count carries: no erasure is
 /// moving them (a cancellation on it is `Contention`: the write is retried, and finds the
 /// user under their pseudonym).
@@ -127,6 +137,8 @@ pub mod attr {
     pub const GROUP_NAME: &str = "group_name";
     pub const HEAD: &str = "head";
     pub const CURRENT: &str = "current";
+    /// On a daily-earnings item of the ledger (`earned#<day>`): rewards as earned that day.
+    pub const EARNED: &str = "earned";
     pub const EARNED_L1: &str = "earned_l1";
     pub const EARNED_L2: &str = "earned_l2";
     pub const EARNED_L3: &str = "earned_l3";

@@ -35,6 +35,7 @@ pub fn variant(v: usize) -> RewardRules {
                 Modifier { name: "renewals".into(), when: vec![Condition::Kind { kind: OrderKind::Renewal }], payout: pct(500) },
                 Modifier { name: "pro".into(), when: vec![Condition::ProductIn { products: vec![ProductId::parse("pro").expect("id")] }], payout: flat(250) },
                 Modifier { name: "tier".into(), when: vec![Condition::PayingReferralsAtLeast { count: 2 }], payout: pct(2500) },
+                Modifier { name: "earner".into(), when: vec![Condition::EarnedRecentlyAtLeast { amount: Money::from_minor(5_000) }], payout: pct(1800) },
                 Modifier { name: "big".into(), when: vec![Condition::AmountAtLeast { amount: Money::from_minor(8_000) }], payout: pct(3000) },
             ],
             ..base(pct(1000))
@@ -64,7 +65,7 @@ fn holds(c: &Condition, o: &OrderSent) -> Option<bool> {
         Condition::AmountAtLeast { amount } => o.amount >= amount.minor(),
         Condition::AmountAtMost { amount } => o.amount <= amount.minor(),
         Condition::Kind { kind } => o.kind == Some(*kind),
-        Condition::PayingReferralsAtLeast { .. } => return None,
+        Condition::PayingReferralsAtLeast { .. } | Condition::EarnedRecentlyAtLeast { .. } => return None,
     })
 }
 

@@ -79,6 +79,7 @@ pub fn stats(r: &GetAffiliateStatsResponse) -> View {
             "name": g.group.as_ref().map(|x| x.name.clone()), "version": g.group.as_ref().map(|x| x.version),
             "own_commission_bps": g.own_commission_bps, "paying_referrals": g.paying_referrals,
             "current_tier": g.current_tier, "next_tier": g.next_tier, "paying_referrals_to_next_tier": g.paying_referrals_to_next_tier,
+            "earned_to_next_tier": g.earned_to_next_tier, "earned_recently": g.earned_recently,
         })),
     });
     View { json, text }
@@ -104,7 +105,16 @@ fn tier_line(g: Option<&AffiliateGroup>) -> String {
     let current = if g.current_tier.is_empty() { "none".to_owned() } else { g.current_tier.clone() };
     match g.next_tier.as_str() {
         "" => format!("{current} ({} paying referrals)", g.paying_referrals),
-        next => format!("{current} ({} paying referrals; {} more for {next})", g.paying_referrals, g.paying_referrals_to_next_tier),
+        next => {
+            let mut more = Vec::new();
+            if g.paying_referrals_to_next_tier > 0 {
+                more.push(format!("{} more paying referrals", g.paying_referrals_to_next_tier));
+            }
+            if g.earned_to_next_tier > 0 {
+                more.push(format!("{} more earned in 30 days", g.earned_to_next_tier));
+            }
+            format!("{current} ({} paying referrals; {} for {next})", g.paying_referrals, more.join(" and "))
+        }
     }
 }
 

@@ -328,6 +328,9 @@ pub struct PendingCommissions {
 }
 
 pub trait CommissionStore: Send + Sync + 'static {
+    /// What `earner` earned (rewards as earned, every level) on the UTC days `first` to
+    /// `last` (`YYYY-MM-DD`), from their daily earnings (strongly consistent).
+    fn earned_between(&self, earner: &UserId, first: &str, last: &str) -> impl Future<Output = Result<Money>> + Send;
     fn get_commission(&self, earner: &UserId, order: &OrderId) -> impl Future<Output = Result<Option<Commission>>> + Send;
     /// The commission with its earner's event sequence and stored `available`, in one read
     /// (an admin's step with lifecycle events on: SPEC §7's one sequential read).

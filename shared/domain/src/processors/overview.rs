@@ -7,7 +7,7 @@ use crate::model::{AffiliateStats, InviteCodeRecord};
 use super::rewards::group_of;
 use crate::group::{GroupName, RewardGroup};
 use crate::money::Bps;
-use crate::rules::{tier_standing, EffectivePolicy, TierStanding};
+use crate::rules::{recent_days, tier_standing, EffectivePolicy, Performance, TierStanding};
 use crate::ports::{ConfigSource, MarketStore};
 use crate::time::Timestamp;
 
@@ -28,6 +28,8 @@ pub struct AffiliateOverview {
     pub group: RewardGroup,
     pub own_bps: Option<Bps>,
     pub tier: TierStanding,
+    /// What the tiers looked at (recent earnings only when a tier asks; else 0).
+    pub performance: Performance,
 }
 
 pub struct GetAffiliateStats<S, C>(pub Deps<S, C>);
@@ -51,11 +53,21 @@ impl<S: MarketStore, C: ConfigSource> Processor for GetAffiliateStats<S, C> {
         );
         let ((stats, policy), pending) = (stats_and_policy?, pending?);
         let group = group_of(d, policy.as_ref(), default_group?, &config).await?;
-        let tier = tier_standing(&group.rules, stats.paying_referrals);
+        // Recent earnings only when a tier looks at them (a second round trip, for those).
+        let earned_recently = match group.rules.needs_recent_earnings() {
+            true => {
+                let (first, last) = recent_days(now);
+                d.store.earned_between(&caller, &first, &last).await?
+            }
+            false => crate::money::Money::ZERO,
+        };
+        let performance = Performance { paying_referrals: stats.paying_referrals, earned_recently };
+        let tier = tier_standing(&group.rules, performance);
         Ok(AffiliateOverview {
             group,
             own_bps: policy.as_ref().and_then(|p| p.commission_bps),
             tier,
+            performance,
             stats: stats.live(&pending.due),
             next_release_at: pending.next_release,
             policy: EffectivePolicy::resolve(policy.as_ref(), &config),

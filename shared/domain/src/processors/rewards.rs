@@ -15,10 +15,10 @@ use crate::inbound::{event_time, OrderPaid, WaitingEvent};
 use crate::lifecycle::{Commission, Refused};
 use crate::config::MarketConfig;
 use crate::model::{HoldReason, LedgerEntry, LevelReward, RewardEvent, Settlement};
-use crate::group::{EarnedTerms, GroupName, Payout, RewardGroup};
-use crate::money::{commission, Bps};
+use crate::group::{EarnedTerms, GroupName, Payout, RewardGroup, RewardRules};
+use crate::money::{commission, Bps, Money};
 use crate::policy::AffiliatePolicy;
-use crate::rules::{bounty_for, capped, default_group, sale_reward, CapUsage, EffectivePolicy, Unpaid};
+use crate::rules::{bounty_for, capped, default_group, recent_days, sale_reward, CapUsage, EffectivePolicy, Performance, Unpaid};
 use crate::ports::{
     CommissionOutcome, CommissionWrite, ConfigSource, MarketStore, ReferralCheck, RewardOutcome, TriggerCount,
 };
@@ -114,12 +114,8 @@ impl<S: MarketStore, C: ConfigSource> DecideOrderReward<S, C> {
             return no(NoReward::InviterDisabled);
         }
         let group = group_of(d, inviter_policy.as_ref(), stored_default, &config).await?;
-        // Tiers look at the inviter's paying referrals: read only when the group has one.
-        let paying = match group.rules.needs_performance() {
-            true => d.store.get_stats(&inviter).await?.paying_referrals,
-            false => 0,
-        };
-        let sale = match sale_reward(&group, inviter_policy.as_ref(), paying, &buyer, &ev)? {
+        let performance = performance_of(d, &inviter, &group.rules, ev.occurred_at).await?;
+        let sale = match sale_reward(&group, inviter_policy.as_ref(), performance, &buyer, &ev)? {
             Ok(sale) => sale,
             Err(unpaid) => return no(unpaid.into()),
         };
@@ -167,6 +163,27 @@ pub(super) async fn group_of<S: MarketStore, C: ConfigSource>(
         warn!(group = %name, "an affiliate's group is not defined: the default group applies");
     }
     Ok(stored_default.unwrap_or_else(|| default_group(config)))
+}
+
+/// What the group's tiers look at of the affiliate, read only when a tier asks (one parallel
+/// round trip): their paying referrals (statistics), their earnings of the recent days up
+/// to `at` (daily earnings in their ledger partition).
+pub(super) async fn performance_of<S: MarketStore, C: ConfigSource>(d: &Deps<S, C>, affiliate: &UserId, rules: &RewardRules, at: Timestamp) -> Result<Performance, MarketError> {
+    let (first, last) = recent_days(at);
+    let paying = async {
+        Ok::<_, MarketError>(match rules.needs_paying_referrals() {
+            true => d.store.get_stats(affiliate).await?.paying_referrals,
+            false => 0,
+        })
+    };
+    let earned = async {
+        match rules.needs_recent_earnings() {
+            true => d.store.earned_between(affiliate, &first, &last).await,
+            false => Ok(Money::ZERO),
+        }
+    };
+    let (paying_referrals, earned_recently) = futures::try_join!(paying, earned)?;
+    Ok(Performance { paying_referrals, earned_recently })
 }
 
 /// Whether an abuse rule holds the order's rewards for review: the buyer's referral was

@@ -45,16 +45,16 @@ fn order(amount: i64, at: i64) -> OrderPaid {
 #[test]
 fn percentage_and_flat() {
     let g = group(base());
-    let r = sale_reward(&g, None, 0, &buyer(0), &order(1999, JAN31)).unwrap().unwrap();
+    let r = sale_reward(&g, None, Performance::default(), &buyer(0), &order(1999, JAN31)).unwrap().unwrap();
     assert_eq!((r.reward.minor(), r.group.as_str(), r.version, r.modifier.as_deref()), (199, "g", 3, None));
     let flat = group(RewardRules { payout: Payout::Flat { amount: Money::from_minor(500) }, ..base() });
-    assert_eq!(sale_reward(&flat, None, 0, &buyer(0), &order(1999, JAN31)).unwrap().unwrap().reward.minor(), 500);
+    assert_eq!(sale_reward(&flat, None, Performance::default(), &buyer(0), &order(1999, JAN31)).unwrap().unwrap().reward.minor(), 500);
     // A flat reward is at most the order.
-    assert_eq!(sale_reward(&flat, None, 0, &buyer(0), &order(300, JAN31)).unwrap().unwrap().reward.minor(), 300);
+    assert_eq!(sale_reward(&flat, None, Performance::default(), &buyer(0), &order(300, JAN31)).unwrap().unwrap().reward.minor(), 300);
     // The affiliate's own rate wins over the group and its modifiers.
     let mut own = AffiliatePolicy::new(UserId::parse("i").unwrap());
     own.commission_bps = Some(Bps::new(2500).unwrap());
-    let r = sale_reward(&flat, Some(&own), 0, &buyer(0), &order(1000, JAN31)).unwrap().unwrap();
+    let r = sale_reward(&flat, Some(&own), Performance::default(), &buyer(0), &order(1000, JAN31)).unwrap().unwrap();
     assert_eq!((r.reward.minor(), r.own_rate), (250, true));
 }
 
@@ -65,14 +65,14 @@ fn duration_counts_calendar_months_from_the_referral() {
     let end = plus_months(Timestamp::from_millis(JAN31), 1);
     assert_eq!(end.utc_day(), "2026-02-28");
     assert_eq!(end.millis() % DAY, JAN31 % DAY);
-    assert!(sale_reward(&g, None, 0, &buyer(0), &order(1000, end.millis() - 1)).unwrap().is_ok());
-    assert_eq!(sale_reward(&g, None, 0, &buyer(0), &order(1000, end.millis())).unwrap(), Err(Unpaid::OutsideDuration));
+    assert!(sale_reward(&g, None, Performance::default(), &buyer(0), &order(1000, end.millis() - 1)).unwrap().is_ok());
+    assert_eq!(sale_reward(&g, None, Performance::default(), &buyer(0), &order(1000, end.millis())).unwrap(), Err(Unpaid::OutsideDuration));
     assert_eq!(plus_months(Timestamp::from_millis(JAN31), 13).utc_day(), "2027-02-28");
     assert_eq!(plus_months(Timestamp::from_millis(JAN31), 0), Timestamp::from_millis(JAN31));
     // 0 months: the first rewarded order only (the trigger count holds it).
     let first = group(RewardRules { duration_months: Some(0), ..base() });
-    assert_eq!(sale_reward(&first, None, 0, &buyer(0), &order(1000, JAN31)).unwrap().unwrap().trigger_limit, TriggerLimit::limited(1).unwrap());
-    assert_eq!(sale_reward(&first, None, 0, &buyer(1), &order(1000, JAN31)).unwrap(), Err(Unpaid::TriggerLimitReached));
+    assert_eq!(sale_reward(&first, None, Performance::default(), &buyer(0), &order(1000, JAN31)).unwrap().unwrap().trigger_limit, TriggerLimit::limited(1).unwrap());
+    assert_eq!(sale_reward(&first, None, Performance::default(), &buyer(1), &order(1000, JAN31)).unwrap(), Err(Unpaid::TriggerLimitReached));
 }
 
 #[test]
@@ -88,7 +88,7 @@ fn the_first_matching_modifier_replaces_the_base() {
         ..base()
     };
     let g = group(rules);
-    let decide = |o: &OrderPaid, paying| sale_reward(&g, None, paying, &buyer(0), o).unwrap();
+    let decide = |o: &OrderPaid, paying| sale_reward(&g, None, Performance { paying_referrals: paying, ..Performance::default() }, &buyer(0), o).unwrap();
     let mut renewal = order(1000, JAN31);
     renewal.product_id = Some(product);
     renewal.kind = Some(OrderKind::Renewal);
@@ -102,9 +102,9 @@ fn the_first_matching_modifier_replaces_the_base() {
     assert_eq!(decide(&order(99, JAN31), 0), Err(Unpaid::ZeroReward));
     // A bounty still pays on a first order whose sale part is 0.
     let with_bounty = group(RewardRules { bounty: Some(Bounty { amount: Money::from_minor(500), on: BountyTrigger::FirstPayment }), ..g.rules.clone() });
-    let r = sale_reward(&with_bounty, None, 0, &buyer(0), &order(99, JAN31)).unwrap().unwrap();
+    let r = sale_reward(&with_bounty, None, Performance::default(), &buyer(0), &order(99, JAN31)).unwrap().unwrap();
     assert_eq!((r.reward.minor(), bounty_for(&r, 0).map(Money::minor), bounty_for(&r, 1)), (0, Some(500), None));
-    assert_eq!(sale_reward(&with_bounty, None, 0, &buyer(1), &order(99, JAN31)).unwrap(), Err(Unpaid::ZeroReward));
+    assert_eq!(sale_reward(&with_bounty, None, Performance::default(), &buyer(1), &order(99, JAN31)).unwrap(), Err(Unpaid::ZeroReward));
 }
 
 #[test]
@@ -153,12 +153,26 @@ fn a_cap_lets_through_what_is_left_of_its_window() {
 fn tiers() {
     let tier = |name: &str, count| Modifier { name: name.into(), when: vec![Condition::PayingReferralsAtLeast { count }], payout: pct(2000) };
     let rules = RewardRules { modifiers: vec![tier("tier 3", 100), tier("tier 2", 50)], ..base() };
-    assert_eq!(tier_standing(&rules, 10), TierStanding { current: None, next: Some(("tier 2".into(), 40)) });
-    assert_eq!(tier_standing(&rules, 60), TierStanding { current: Some("tier 2".into()), next: Some(("tier 3".into(), 40)) });
-    assert_eq!(tier_standing(&rules, 100), TierStanding { current: Some("tier 3".into()), next: None });
+    let paying = |n| Performance { paying_referrals: n, ..Performance::default() };
+    let next = |name: &str, more_referrals| Some(NextTier { name: name.into(), more_referrals, more_earned: Money::ZERO });
+    assert_eq!(tier_standing(&rules, paying(10)), TierStanding { current: None, next: next("tier 2", 40) });
+    assert_eq!(tier_standing(&rules, paying(60)), TierStanding { current: Some("tier 2".into()), next: next("tier 3", 40) });
+    assert_eq!(tier_standing(&rules, paying(100)), TierStanding { current: Some("tier 3".into()), next: None });
+    // A tier on recent earnings, and one on both.
+    let earned = |name: &str, amount| Modifier { name: name.into(), when: vec![Condition::EarnedRecentlyAtLeast { amount: Money::from_minor(amount) }], payout: pct(3000) };
+    let both = Modifier { name: "gold".into(), when: vec![Condition::PayingReferralsAtLeast { count: 5 }, Condition::EarnedRecentlyAtLeast { amount: Money::from_minor(10_000) }], payout: pct(4000) };
+    let rules = RewardRules { modifiers: vec![both, earned("silver", 5_000)], ..base() };
+    let p = Performance { paying_referrals: 7, earned_recently: Money::from_minor(6_000) };
+    assert_eq!(tier_standing(&rules, p), TierStanding { current: Some("silver".into()), next: Some(NextTier { name: "gold".into(), more_referrals: 0, more_earned: Money::from_minor(4_000) }) });
+    let g = group(rules);
+    let o = order(1_000, JAN31);
+    assert_eq!(sale_reward(&g, None, p, &buyer(0), &o).unwrap().unwrap().modifier.as_deref(), Some("silver"));
+    let rich = Performance { earned_recently: Money::from_minor(10_000), ..p };
+    assert_eq!(sale_reward(&g, None, rich, &buyer(0), &o).unwrap().unwrap().reward.minor(), 400);
+    assert_eq!(recent_days(Timestamp::from_millis(JAN31)), ("2026-01-02".to_owned(), "2026-01-31".to_owned()));
 }
 
-    #[test]
+#[test]
     fn overrides_win_over_defaults() {
         let config = Config::default();
         let user = UserId::parse("u").unwrap();
