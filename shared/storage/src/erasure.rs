@@ -54,6 +54,29 @@ fn key_of(item: &Item, names: &[&str]) -> Item {
     names.iter().filter_map(|n| item.get(*n).map(|v| ((*n).to_owned(), v.clone()))).collect()
 }
 
+/// The condition that an item is still as an erasure read it, as far as another erasure
+/// could have changed it since: it exists, its version (a commission), and each attribute
+/// that names another user (`buyer`, `referred_user`, `about`, `inviter`). Two erasures of
+/// related users (an inviter and their buyer) run at once: a move or rewrite over a stale
+/// read would bring back an id the other one had just replaced, so it fails instead
+/// (`Contention`: the erasure is asked again and reads afresh).
+fn unchanged(item: &Item, hash: &str) -> (String, Values) {
+    const NAMED: [(&str, &str); 4] = [("buyer", ":c_buyer"), ("referred_user", ":c_referred"), (attr::ABOUT, ":c_about"), (attr::INVITER, ":c_inviter")];
+    let mut conds = vec![format!("attribute_exists(#{hash})")];
+    let mut values: Values = Vec::new();
+    if let Some(v) = item.get(attr::VERSION) {
+        conds.push("#version = :c_version".to_owned());
+        values.push((":c_version", v.clone()));
+    }
+    for (name, placeholder) in NAMED {
+        if let Some(v) = item.get(name) {
+            conds.push(format!("#{name} = {placeholder}"));
+            values.push((placeholder, v.clone()));
+        }
+    }
+    (conds.join(" AND "), values)
+}
+
 impl DynamoStore {
     /// Every item of a partition, strongly consistent.
     async fn partition(&self, table: &str, hash: &str, value: &str) -> Result<Vec<Item>> {
@@ -65,13 +88,15 @@ impl DynamoStore {
         self.query(table, Some(index), &format!("#{hash} = :v"), vec![(":v", s(value))], false, usize::MAX).await
     }
 
-    /// Puts each item as `r` rewrites it (under its new key) and deletes the old one.
+    /// Puts each item as `r` rewrites it (under its new key) and deletes the old one, still
+    /// as read.
     async fn move_items(&self, table: &str, keys: &[&str], items: &[Item], r: Replacement<'_>) -> Result<usize> {
         for chunk in items.chunks(MOVES_PER_TRANSACTION) {
             let mut writes = Vec::with_capacity(chunk.len() * 2);
             for item in chunk {
                 writes.push(put(table, r.item(item), "", vec![])?);
-                writes.push(delete(table, key_of(item, keys), "", vec![])?);
+                let (cond, values) = unchanged(item, keys[0]);
+                writes.push(delete(table, key_of(item, keys), &cond, values)?);
             }
             if self.transact(writes).await?.is_err() {
                 return Err(MarketError::Contention);
@@ -93,18 +118,16 @@ impl DynamoStore {
         Ok(self.transact(vec![delete(table, k, cond, vec![])?]).await?.is_ok())
     }
 
-    /// Puts items rewritten in place (same key), each conditional on the version read when
-    /// it has one; `false` for an item that changed meanwhile.
-    async fn rewrite_in_place(&self, table: &str, item: &Item, r: Replacement<'_>) -> Result<bool> {
+    /// Puts items rewritten in place (same key), each conditional on the item as read (it
+    /// still exists, same version, same names of others); `false` for an item that changed
+    /// or went meanwhile.
+    async fn rewrite_in_place(&self, table: &str, hash: &str, item: &Item, r: Replacement<'_>) -> Result<bool> {
         let mut after = r.item(item);
-        let (cond, values) = match item.get(attr::VERSION).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()) {
-            Some(v) => {
-                after.insert(attr::VERSION.to_owned(), n(v + 1));
-                ("#version = :v", vec![(":v", n(v))])
-            }
-            None => ("", vec![]),
-        };
-        Ok(self.transact(vec![put(table, after, cond, values)?]).await?.is_ok())
+        if let Some(v) = item.get(attr::VERSION).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()) {
+            after.insert(attr::VERSION.to_owned(), n(v + 1));
+        }
+        let (cond, values) = unchanged(item, hash);
+        Ok(self.transact(vec![put(table, after, &cond, values)?]).await?.is_ok())
     }
 }
 
@@ -259,7 +282,7 @@ impl ErasureStore for DynamoStore {
             let Some(buyer_policy) = self.get_item(&t.policy, key(attr::USER_ID, buyer)).await? else { continue };
             let Some(first) = string(&buyer_policy, attr::INVITER) else { continue };
             if let Some(level_one) = self.get_item(&t.ledger, key2((attr::USER_ID, first), (attr::ENTRY_KEY, entry))).await? {
-                if self.rewrite_in_place(&t.ledger, &level_one, r).await? {
+                if self.rewrite_in_place(&t.ledger, attr::USER_ID, &level_one, r).await? {
                     done.rewritten += 1;
                 }
             }
@@ -268,7 +291,7 @@ impl ErasureStore for DynamoStore {
         for k in &mentions {
             if let Some(record) = self.get_item(&t.audit, key_of(k, &[attr::SUBJECT, attr::AT_KEY])).await? {
                 // Unchanged: rewritten before (an index entry that lagged the rewrite).
-                if r.item(&record) != record && self.rewrite_in_place(&t.audit, &record, r).await? {
+                if r.item(&record) != record && self.rewrite_in_place(&t.audit, attr::SUBJECT, &record, r).await? {
                     done.rewritten += 1;
                 }
             }
