@@ -196,6 +196,8 @@ impl ErasureStore for DynamoStore {
         let (u, p) = (e.user.as_str(), e.pseudonym.as_str());
         let r = Replacement { user: u, pseudonym: p };
         let mut done = Erased::default();
+        // What changed, by kind (a repeat that changes anything says what, in the log).
+        let mut tally: std::collections::BTreeMap<&'static str, usize> = std::collections::BTreeMap::new();
         self.fence(u, p).await?;
         let fenced_at = tokio::time::Instant::now();
         // The user's statistics, read once: nothing writes them now (the fence), so the move
@@ -256,6 +258,7 @@ impl ErasureStore for DynamoStore {
         for k in &referred {
             if self.update_if(&t.policy, key_of(k, &[attr::USER_ID]), "SET #inviter = :p", "#inviter = :u", vec![(":u", s(u)), (":p", s(p))]).await? {
                 done.rewritten += 1;
+                *tally.entry("referral").or_default() += 1;
             }
         }
         // Commissions earned on the user's orders, and their reward entries.
@@ -266,10 +269,12 @@ impl ErasureStore for DynamoStore {
             let set = "SET #buyer = :p, #version = #version + :one";
             if self.update_if(&t.ledger, key_of(k, &[attr::USER_ID, attr::ENTRY_KEY]), set, "#buyer = :u", vec![(":u", s(u)), (":p", s(p)), (":one", n(1))]).await? {
                 done.rewritten += 1;
+                *tally.entry("commission").or_default() += 1;
             }
             let reward = key2((attr::USER_ID, &earner), (attr::ENTRY_KEY, &reward_entry_key(order)));
             if self.update_if(&t.ledger, reward, "SET #referred_user = :p", "#referred_user = :u", vec![(":u", s(u)), (":p", s(p))]).await? {
                 done.rewritten += 1;
+                *tally.entry("reward_entry").or_default() += 1;
             }
         }
         // The level-1 commissions of the orders the user earned a level 2 or 3 of name them.
@@ -284,6 +289,7 @@ impl ErasureStore for DynamoStore {
             if let Some(level_one) = self.get_item(&t.ledger, key2((attr::USER_ID, first), (attr::ENTRY_KEY, entry))).await? {
                 if self.rewrite_in_place(&t.ledger, attr::USER_ID, &level_one, r).await? {
                     done.rewritten += 1;
+                    *tally.entry("level_one").or_default() += 1;
                 }
             }
         }
@@ -293,6 +299,7 @@ impl ErasureStore for DynamoStore {
                 // Unchanged: rewritten before (an index entry that lagged the rewrite).
                 if r.item(&record) != record && self.rewrite_in_place(&t.audit, attr::SUBJECT, &record, r).await? {
                     done.rewritten += 1;
+                    *tally.entry("mention").or_default() += 1;
                 }
             }
         }
@@ -309,6 +316,7 @@ impl ErasureStore for DynamoStore {
             };
             if changed {
                 done.rewritten += 1;
+                *tally.entry("code").or_default() += 1;
             }
         }
         // Short-lived counters whose keys hold the id (TTL two days on): deleted.
@@ -330,13 +338,18 @@ impl ErasureStore for DynamoStore {
             let deletes = chunk.iter().map(|i| delete(&t.parked, key_of(i, &[attr::USER_ID, attr::EVENT_KEY]), "", vec![])).collect::<Result<Vec<_>>>()?;
             self.transact(deletes).await?.map_err(|_| MarketError::Contention)?;
             done.rewritten += chunk.len();
+            *tally.entry("parked").or_default() += chunk.len();
         }
 
         // The user's own items, to the pseudonym: ledger, trail, statistics; the policy last
         // (a repeat after a failure finds it still there and goes on).
-        done.moved += self.move_items(&t.ledger, &[attr::USER_ID, attr::ENTRY_KEY], &ledger, r).await?;
+        let moved = self.move_items(&t.ledger, &[attr::USER_ID, attr::ENTRY_KEY], &ledger, r).await?;
+        done.moved += moved;
+        *tally.entry("moved_ledger").or_default() += moved;
         let trail = self.partition(&t.audit, attr::SUBJECT, u).await?;
-        done.moved += self.move_items(&t.audit, &[attr::SUBJECT, attr::AT_KEY], &trail, r).await?;
+        let moved = self.move_items(&t.audit, &[attr::SUBJECT, attr::AT_KEY], &trail, r).await?;
+        done.moved += moved;
+        *tally.entry("moved_audit").or_default() += moved;
         let mut stats: Vec<Item> = stats_items.into_iter().flatten().collect();
         // Every code is deactivated above: none is active any more (the main item's counter).
         for item in stats.iter_mut().filter(|i| string(i, attr::USER_ID) == Some(u)) {
@@ -344,7 +357,9 @@ impl ErasureStore for DynamoStore {
                 item.insert(attr::ACTIVE_CODES.to_owned(), n(0));
             }
         }
-        done.moved += self.move_items(&t.stats, &[attr::USER_ID], &stats, r).await?;
+        let moved = self.move_items(&t.stats, &[attr::USER_ID], &stats, r).await?;
+        done.moved += moved;
+        *tally.entry("moved_stats").or_default() += moved;
         self.drop_pseudonym_fences(p).await?;
         // The pseudonym's policy says when the user was erased (a user never registered gets
         // one too: the mark that they are); a repeat leaves it as it is.
@@ -371,6 +386,10 @@ impl ErasureStore for DynamoStore {
         }
         if done != Erased::default() {
             last.push(audit_put(t, &e.audit)?);
+            if policy.is_none() {
+                // The user's policy was gone already (erased before, or never registered): what named them.
+                tracing::warn!(pseudonym = p, ?tally, "an erasure found no policy of the user, and items naming them");
+            }
         }
         match self.transact(last).await? {
             Ok(()) => Ok(done),
