@@ -122,14 +122,17 @@ impl DynamoStore {
                 items.push(check(&t.policy, key(attr::USER_ID, buyer.as_str()), cond, vec![(":inviter", s(inviter.as_str()))])?);
             }
             ReferralCheck::Counted(tc) => {
-                // The count exactly as the step read it (so its first reward is known), which
-                // the step found under the limit.
-                let mut cond = String::from("#inviter = :inviter AND attribute_not_exists(#erasing) AND ");
-                cond.push_str(match tc.as_read {
-                    0 => "(attribute_not_exists(#rewards_triggered) OR #rewards_triggered = :as_read)",
-                    _ => "#rewards_triggered = :as_read",
-                });
-                let mut values = vec![(":as_read", n(i64::from(tc.as_read))), (":one", n(1)), (":inviter", s(tc.inviter.as_str()))];
+                // Where the step depends on it, the count exactly as read (its first reward
+                // known, a cap's usage exact); always under the limit.
+                let mut cond = String::from("#inviter = :inviter AND attribute_not_exists(#erasing)");
+                let mut values = vec![(":one", n(1)), (":inviter", s(tc.inviter.as_str()))];
+                if let Some(read) = tc.as_read {
+                    cond.push_str(match read {
+                        0 => " AND (attribute_not_exists(#rewards_triggered) OR #rewards_triggered = :as_read)",
+                        _ => " AND #rewards_triggered = :as_read",
+                    });
+                    values.push((":as_read", n(i64::from(read))));
+                }
                 if let TriggerLimit::Limited(limit) = tc.limit {
                     cond.push_str(" AND (attribute_not_exists(#rewards_triggered) OR #rewards_triggered < :limit)");
                     values.push((":limit", n(i64::from(limit.get()))));
@@ -195,7 +198,7 @@ impl DynamoStore {
                     // buyer counted since the read (read again).
                     let count = old.get(attr::REWARDS_TRIGGERED).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
                     match &w.referral {
-                        ReferralCheck::Counted(tc) if tc.limit.allows_another(count) => CommissionOutcome::Conflict,
+                        ReferralCheck::Counted(tc) if tc.as_read.is_some() && tc.limit.allows_another(count) => CommissionOutcome::Conflict,
                         _ => CommissionOutcome::LimitReached,
                     }
                 }

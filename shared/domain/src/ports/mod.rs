@@ -194,10 +194,12 @@ pub struct TriggerCount {
     pub buyer: UserId,
     pub inviter: UserId,
     pub limit: TriggerLimit,
-    /// The buyer's `rewards_triggered` as the step read it: the count must still be it
-    /// (another reward of the buyer first: `Conflict`, read again), so that "the referred
-    /// user's first rewarded order" (bounty, paying referrals) is exact.
-    pub as_read: u32,
+    /// The buyer's `rewards_triggered` as the step read it, where the step depends on it:
+    /// the count must still be it (another reward of the buyer first: `Conflict`, read
+    /// again), so that "the referred user's first rewarded order" (bounty, paying referrals)
+    /// and a cap's usage are exact. `None`: only under the limit (a later order of an
+    /// uncapped group), so a buyer's orders at once do not queue on each other.
+    pub as_read: Option<u32>,
     /// The buyer's cap usage after this reward (a capped group), set with the count.
     pub cap_used: Option<BTreeMap<String, i64>>,
     /// The levels' links as decided, (user, their inviter) up from the inviter: each must

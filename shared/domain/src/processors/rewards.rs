@@ -364,7 +364,9 @@ impl<S: MarketStore, C: ConfigSource> Processor for ApplyReward<S, C> {
                 return Ok(RewardOutcome::LimitReached);
             }
             let chain = ev.levels.iter().filter_map(|l| Some((l.invited.clone()?, l.earner.clone()))).collect();
-            let trigger = TriggerCount { buyer: ev.buyer.clone(), inviter: ev.inviter.clone(), limit: ev.trigger_limit, chain, as_read: triggered, cap_used };
+            // Exact where it matters: the buyer's first reward, and a cap's usage.
+            let as_read = (triggered == 0 || cap_used.is_some()).then_some(triggered);
+            let trigger = TriggerCount { buyer: ev.buyer.clone(), inviter: ev.inviter.clone(), limit: ev.trigger_limit, chain, as_read, cap_used };
             let publish = Publication::lifecycle(publish, LifecycleEvent::of_entries(&changes));
             let referral = ReferralCheck::Counted(trigger);
             let outcome = d.store.write_commission(&CommissionWrite { changes, referral, audit, publish, sequence_as_read: None, at: now }).await?;
