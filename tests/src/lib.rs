@@ -210,6 +210,9 @@ pub async fn money_violations(store: &DynamoStore, user: &UserId) -> Result<(Aff
     let (mut earned, mut reversed, mut withdrawn, mut pending, mut held, mut rewarded) = (0i64, 0i64, 0i64, 0i64, 0i64, 0u64);
     let mut by_level = [0i64; 3];
     let mut paying = std::collections::HashSet::new();
+    // Invariant 12: each day's earnings (what a tier on recent earnings sums) = the rewards
+    // as earned that UTC day.
+    let mut earned_by_day = std::collections::BTreeMap::<String, i64>::new();
     let mut reversals_by_order = std::collections::HashMap::<String, i64>::new();
     let mut lost_by_order = std::collections::HashMap::<String, i64>::new();
     for item in &history {
@@ -222,6 +225,7 @@ pub async fn money_violations(store: &DynamoStore, user: &UserId) -> Result<(Aff
                 if e.level == 1 {
                     paying.insert(c.buyer.clone());
                 }
+                *earned_by_day.entry(e.earned_at.utc_day()).or_default() += e.reward.minor();
                 if c.is_held() {
                     held += c.amount().minor();
                 } else if !c.matured {
@@ -261,6 +265,11 @@ pub async fn money_violations(store: &DynamoStore, user: &UserId) -> Result<(Aff
     );
     expect("rewarded_orders = earned commissions", stats.rewarded_orders as i64, rewarded as i64);
     expect("paying_referrals = referred users with a commission", stats.paying_referrals as i64, paying.len() as i64);
+    for (day, sum) in &earned_by_day {
+        expect(&format!("earnings of {day} = its rewards as earned"), store.earned_between(user, day, day).await?.minor(), *sum);
+    }
+    let all: i64 = earned_by_day.values().sum();
+    expect("daily earnings in all = rewards as earned", store.earned_between(user, "0000-01-01", "9999-12-31").await?.minor(), all);
     for (level, (stored, from_ledger)) in stats.earned_by_level().iter().zip(by_level).enumerate() {
         expect(&format!("earned at level {} = its commissions as earned", level + 1), stored.minor(), from_ledger);
     }

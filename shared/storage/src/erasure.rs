@@ -196,7 +196,7 @@ impl ErasureStore for DynamoStore {
         let (u, p) = (e.user.as_str(), e.pseudonym.as_str());
         let r = Replacement { user: u, pseudonym: p };
         let mut done = Erased::default();
-        // What changed, by kind (a repeat that changes anything says what, in the log).
+        // What changed, by kind (the log says it).
         let mut tally: std::collections::BTreeMap<&'static str, usize> = std::collections::BTreeMap::new();
         self.fence(u, p).await?;
         let fenced_at = tokio::time::Instant::now();
@@ -386,10 +386,9 @@ impl ErasureStore for DynamoStore {
         }
         if done != Erased::default() {
             last.push(audit_put(t, &e.audit)?);
-            if policy.is_none() {
-                // The user's policy was gone already (erased before, or never registered): what named them.
-                tracing::warn!(pseudonym = p, ?tally, "an erasure found no policy of the user, and items naming them");
-            }
+            // What it changed, by kind (without a policy of the user: erased before, or a
+            // user who never registered).
+            tracing::info!(pseudonym = p, ?tally, had_policy = policy.is_some(), "erasure applied");
         }
         match self.transact(last).await? {
             Ok(()) => Ok(done),
