@@ -4,10 +4,10 @@ use super::{Deps, Processor, DUE_READ_LIMIT};
 use crate::error::MarketError;
 use crate::ids::UserId;
 use crate::model::{AffiliateStats, InviteCodeRecord};
-use super::rewards::group_of;
+use super::rewards::{group_of, recent_earnings};
 use crate::group::{GroupName, RewardGroup};
 use crate::money::Bps;
-use crate::rules::{recent_days, tier_standing, EffectivePolicy, Performance, TierStanding};
+use crate::rules::{tier_standing, EffectivePolicy, Performance, TierStanding};
 use crate::ports::{ConfigSource, MarketStore};
 use crate::time::Timestamp;
 
@@ -54,13 +54,7 @@ impl<S: MarketStore, C: ConfigSource> Processor for GetAffiliateStats<S, C> {
         let ((stats, policy), pending) = (stats_and_policy?, pending?);
         let group = group_of(d, policy.as_ref(), default_group?, &config).await?;
         // Recent earnings only when a tier looks at them (a second round trip, for those).
-        let earned_recently = match group.rules.needs_recent_earnings() {
-            true => {
-                let (first, last) = recent_days(now);
-                d.store.earned_between(&caller, &first, &last).await?
-            }
-            false => crate::money::Money::ZERO,
-        };
+        let earned_recently = recent_earnings(d, &caller, &group.rules, now).await?;
         let performance = Performance { paying_referrals: stats.paying_referrals, earned_recently };
         let tier = tier_standing(&group.rules, performance);
         Ok(AffiliateOverview {

@@ -169,21 +169,24 @@ pub(super) async fn group_of<S: MarketStore, C: ConfigSource>(
 /// round trip): their paying referrals (statistics), their earnings of the recent days up
 /// to `at` (daily earnings in their ledger partition).
 pub(super) async fn performance_of<S: MarketStore, C: ConfigSource>(d: &Deps<S, C>, affiliate: &UserId, rules: &RewardRules, at: Timestamp) -> Result<Performance, MarketError> {
-    let (first, last) = recent_days(at);
     let paying = async {
         Ok::<_, MarketError>(match rules.needs_paying_referrals() {
             true => d.store.get_stats(affiliate).await?.paying_referrals,
             false => 0,
         })
     };
-    let earned = async {
-        match rules.needs_recent_earnings() {
-            true => d.store.earned_between(affiliate, &first, &last).await,
-            false => Ok(Money::ZERO),
-        }
-    };
-    let (paying_referrals, earned_recently) = futures::try_join!(paying, earned)?;
+    let (paying_referrals, earned_recently) = futures::try_join!(paying, recent_earnings(d, affiliate, rules, at))?;
     Ok(Performance { paying_referrals, earned_recently })
+}
+
+/// What the affiliate earned in the recent days up to `at`, read only when a tier of
+/// `rules` looks at it (else 0).
+pub(super) async fn recent_earnings<S: MarketStore, C: ConfigSource>(d: &Deps<S, C>, affiliate: &UserId, rules: &RewardRules, at: Timestamp) -> Result<Money, MarketError> {
+    if !rules.needs_recent_earnings() {
+        return Ok(Money::ZERO);
+    }
+    let (first, last) = recent_days(at);
+    d.store.earned_between(affiliate, &first, &last).await
 }
 
 /// Whether an abuse rule holds the order's rewards for review: the buyer's referral was
